@@ -1,0 +1,59 @@
+//! The long-running agent: settle this boot, judge a trial, then check for updates on an
+//! interval as the policy allows.
+
+use super::{Action, Agent, Situation, UpdateMode};
+use crate::config::Policy;
+use crate::error::Result;
+use std::future::Future;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaemonExit {
+    /// The shutdown signal arrived.
+    Stopped,
+    /// A reboot was requested; the process should exit.
+    Reboot(String),
+}
+
+impl Agent {
+    /// Run until shutdown or a reboot. `shutdown` resolves when the daemon must stop.
+    pub async fn run_daemon(&self, shutdown: impl Future<Output = ()>) -> Result<DaemonExit> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        match self.reconcile()? {
+            Situation::NeedsReboot(why) => {
+                self.reboot(why.clone())?;
+                return Ok(DaemonExit::Reboot(why));
+            }
+            Situation::Trial => {
+                tracing::info!("trial boot: running health checks");
+                match self.run_trial(&mut shutdown).await? {
+                    None => return Ok(DaemonExit::Stopped),
+                    Some(Action::Reboot(why)) => return Ok(DaemonExit::Reboot(why)),
+                    Some(_) => {}
+                }
+            }
+            Situation::Idle => {}
+        }
+        let mode = match self.settings.policy {
+            Policy::Off => {
+                tracing::info!("policy is off: not checking for updates");
+                None
+            }
+            Policy::DownloadOnly => Some(UpdateMode::StageOnly),
+            Policy::Auto => Some(UpdateMode::Install),
+        };
+        loop {
+            if let Some(mode) = mode {
+                match self.update(mode).await {
+                    Ok(Action::Reboot(why)) => return Ok(DaemonExit::Reboot(why)),
+                    Ok(Action::UpToDate(why)) => tracing::debug!("up to date: {why}"),
+                    Ok(other) => tracing::info!("{other:?}"),
+                    Err(e) => tracing::warn!("update check failed: {e}"),
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.check_interval) => {}
+                _ = &mut shutdown => return Ok(DaemonExit::Stopped),
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Installing a release: invalidate the inactive slot, stream the image into it while
+//! hashing, read it back and verify, and only then arm the trial boot in one env write.
+
+use super::{Action, Agent};
+use crate::error::{Error, Result};
+use crate::fetch::{resolve, SinkOr};
+use crate::firmware::Header;
+use crate::flash::{self, Expected, FlashError, VerifiedSlot};
+use crate::index::select::Choice;
+use crate::index::Release;
+use crate::slot::Slot;
+use crate::state::{Disallowed, Event, PersistedState, SlotRecord, UpdateState};
+
+/// How far `update` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateMode {
+    /// Install, arm the trial and reboot.
+    Install,
+    /// Write and verify the inactive slot, then stop.
+    StageOnly,
+}
+
+fn expected(r: &Release) -> Expected {
+    Expected {
+        size: r.size,
+        sha256: r.sha256,
+    }
+}
+
+impl Agent {
+    /// Refuse to start an install unless idle (or staged), on the committed slot.
+    fn ensure_installable(&self, st: &PersistedState, booted: Slot) -> Result<()> {
+        if !matches!(st.update, UpdateState::Idle | UpdateState::Staged { .. }) {
+            return Err(Disallowed {
+                event: "begin an install",
+                state: st.update.name(),
+            }
+            .into());
+        }
+        if let Some(good) = st.known_good {
+            if good != booted {
+                return Err(Error::Refused(format!(
+                    "running slot {booted} is not the committed slot {good}; run the daemon (or `fwguard mark-good`) to settle the boot first"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `fwguard update`: check, then install the chosen release.
+    pub async fn update(&self, mode: UpdateMode) -> Result<Action> {
+        let _lock = self.lock()?;
+        let mut st = self.load()?;
+        let (booted, header) = self.running()?;
+        self.ensure_installable(&st, booted)?;
+        let (index, changed) = self.fetch_index(&mut st, header.build_time).await?;
+        if changed {
+            self.save(&st)?;
+        }
+        let release = match self.choose(&index, &st, &header.version)? {
+            Choice::UpToDate { reason } => return Ok(Action::UpToDate(reason)),
+            Choice::Install(r) => r,
+        };
+        let verified = match &st.update {
+            UpdateState::Staged {
+                release: r, target, ..
+            } if *r == release => {
+                match flash::verify_existing(self.board.slot(*target), &expected(&release)) {
+                    Ok(v) => v,
+                    Err(_) => {
+                        self.install(&mut st, &release, booted, self.settings.index.url.clone())
+                            .await?
+                    }
+                }
+            }
+            _ => {
+                self.install(&mut st, &release, booted, self.settings.index.url.clone())
+                    .await?
+            }
+        };
+        match mode {
+            UpdateMode::StageOnly => Ok(Action::Staged(release.version)),
+            UpdateMode::Install => self.arm_and_reboot(&mut st, &verified, booted),
+        }
+    }
+
+    /// Write `release` into the slot that is not running, and verify it.
+    pub(super) async fn install(
+        &self,
+        st: &mut PersistedState,
+        release: &Release,
+        booted: Slot,
+        base_url: String,
+    ) -> Result<VerifiedSlot> {
+        let target = !booted;
+        if st.known_good == Some(target) {
+            return Err(FlashError::Protected {
+                slot: target,
+                why: "the last known-good slot",
+            }
+            .into());
+        }
+        // Persist the intent before the slot is touched.
+        st.apply(Event::Begin {
+            release: release.clone(),
+            target,
+        })?;
+        st.set_slot(target, None);
+        st.record(self.entry(
+            "install",
+            Some(&release.version),
+            Some(target),
+            format!("writing {} bytes into slot {target}", release.size),
+        ));
+        self.save(st)?;
+        tracing::info!("installing {} into slot {target}", release.version);
+
+        match self.write_and_verify(release, target, &base_url).await {
+            Ok(verified) => {
+                st.apply(Event::Verified)?;
+                st.set_slot(
+                    target,
+                    Some(SlotRecord {
+                        version: release.version.clone(),
+                        size: release.size,
+                        sha256: hex::encode(release.sha256),
+                        good: false,
+                    }),
+                );
+                st.record(self.entry(
+                    "verified",
+                    Some(&release.version),
+                    Some(target),
+                    "image read back and verified",
+                ));
+                self.save(st)?;
+                Ok(verified)
+            }
+            Err(e) => {
+                st.apply(Event::Failed)?;
+                st.record(self.entry(
+                    "install-failed",
+                    Some(&release.version),
+                    Some(target),
+                    e.to_string(),
+                ));
+                self.save(st)?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_and_verify(
+        &self,
+        release: &Release,
+        target: Slot,
+        base_url: &str,
+    ) -> Result<VerifiedSlot> {
+        let dev = self.board.slot(target);
+        let exp = expected(release);
+        let mut errors = Vec::new();
+        for url in &release.urls {
+            let url = match resolve(base_url, url) {
+                Ok(u) => u,
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue;
+                }
+            };
+            let mut writer = flash::begin(dev, &exp)?;
+            let got = self
+                .fetcher
+                .fetch_into(&url, release.size, &mut |chunk: &[u8]| writer.write(chunk))
+                .await;
+            match got {
+                Ok(_) => {}
+                Err(SinkOr::Sink(e)) => return Err(e.into()),
+                Err(SinkOr::Fetch(e)) if e.is_verification() => return Err(e.into()),
+                Err(SinkOr::Fetch(e)) => {
+                    tracing::warn!("{e}");
+                    errors.push(e.to_string());
+                    continue;
+                }
+            }
+            let verified = writer.finish()?.verify(dev, &exp)?;
+            self.check_header(target, release)?;
+            return Ok(verified);
+        }
+        Err(crate::fetch::FetchError::AllMirrorsFailed {
+            version: release.version.to_string(),
+            errors: errors.join("; "),
+        }
+        .into())
+    }
+
+    /// The image's own header must agree with the signed index entry.
+    fn check_header(&self, slot: Slot, release: &Release) -> Result<Header> {
+        let h = self.header_of(slot)?;
+        let problem = if h.board != self.board.id {
+            Some(format!(
+                "image is for board {:?}, this is {:?}",
+                h.board, self.board.id
+            ))
+        } else if h.version != release.version {
+            Some(format!(
+                "image says version {}, the index says {}",
+                h.version, release.version
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => Err(FlashError::Header { slot, problem }.into()),
+            None => Ok(h),
+        }
+    }
+
+    /// Arm the verified slot for a trial boot in one env write, then reboot.
+    pub(super) fn arm_and_reboot(
+        &self,
+        st: &mut PersistedState,
+        verified: &VerifiedSlot,
+        booted: Slot,
+    ) -> Result<Action> {
+        let version = match &st.update {
+            UpdateState::Staged { release, .. } => release.version.clone(),
+            other => {
+                return Err(Disallowed {
+                    event: "arm a trial boot",
+                    state: other.name(),
+                }
+                .into())
+            }
+        };
+        st.apply(Event::Arm { previous: booted })?;
+        st.record(self.entry(
+            "armed",
+            Some(&version),
+            Some(verified.slot()),
+            format!(
+                "trial boot of slot {} armed; previous slot {booted}",
+                verified.slot()
+            ),
+        ));
+        self.save(st)?;
+        if let Err(e) = self.board.bootloader.arm_trial(verified, booted) {
+            st.apply(Event::Rearm)?;
+            st.record(self.entry(
+                "arm-failed",
+                Some(&version),
+                Some(verified.slot()),
+                e.to_string(),
+            ));
+            self.save(st)?;
+            return Err(e.into());
+        }
+        self.reboot(format!(
+            "trial boot of {version} in slot {}",
+            verified.slot()
+        ))
+    }
+}

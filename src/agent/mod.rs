@@ -1,0 +1,155 @@
+//! The agent: update, trial boot, commit and rollback, driven through the board traits.
+//!
+//! Every operation that changes anything takes the state lock, reloads the persisted state,
+//! and persists each state change before the action it announces.
+
+mod check;
+mod daemon;
+mod install;
+mod owner;
+mod status;
+mod trial;
+
+pub use check::CheckReport;
+pub use daemon::DaemonExit;
+pub use install::UpdateMode;
+pub use status::Status;
+pub use trial::Situation;
+
+use crate::board::Board;
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::fetch::Fetcher;
+use crate::firmware::{Header, HEADER_LEN};
+use crate::health::{CheckResult, Checker};
+use crate::index::unix_now;
+use crate::slot::Slot;
+use crate::state::{HistoryEntry, Lock, PersistedState, StateStore};
+use crate::version::Version;
+
+/// What an operation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing needed doing.
+    UpToDate(String),
+    /// The image is written and verified in the inactive slot; the owner decides when to boot it.
+    Staged(Version),
+    /// A reboot was requested; the caller must stop acting.
+    Reboot(String),
+    /// A trial boot was committed.
+    Committed(Version),
+    /// A state change that needs no reboot (pin, unpin, mark-good on a committed system).
+    Done(String),
+}
+
+pub struct Agent {
+    pub settings: Settings,
+    pub board: Board,
+    store: StateStore,
+    fetcher: Fetcher,
+    checker: Checker,
+    clock: fn() -> u64,
+}
+
+impl Agent {
+    pub fn new(settings: Settings, board: Board) -> Result<Agent> {
+        let fetcher = Fetcher::new(settings.index.fetch_timeout)?;
+        Ok(Agent {
+            store: StateStore::new(&settings.state_dir),
+            settings,
+            board,
+            fetcher,
+            checker: Checker::new(),
+            clock: unix_now,
+        })
+    }
+
+    /// Build the agent for the board the settings describe.
+    pub fn from_settings(settings: Settings) -> Result<Agent> {
+        let board = Board::from_settings(&settings.board);
+        Agent::new(settings, board)
+    }
+
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    fn lock(&self) -> Result<Lock> {
+        self.store.lock(false)?.ok_or_else(|| Error::InUse {
+            path: self.store.dir().join("lock"),
+        })
+    }
+
+    fn lock_wait(&self) -> Result<Lock> {
+        Ok(self
+            .store
+            .lock(true)?
+            .expect("blocking lock returns a lock"))
+    }
+
+    pub fn load(&self) -> Result<PersistedState> {
+        Ok(self.store.load()?)
+    }
+
+    fn save(&self, st: &PersistedState) -> Result<()> {
+        Ok(self.store.save(st)?)
+    }
+
+    /// The running slot and the header of the firmware in it.
+    pub fn running(&self) -> Result<(Slot, Header)> {
+        let slot = self.board.platform.booted_slot()?;
+        Ok((slot, self.header_of(slot)?))
+    }
+
+    pub fn header_of(&self, slot: Slot) -> Result<Header> {
+        let head = crate::flash::read_head(self.board.slot(slot), HEADER_LEN)?;
+        Header::parse(&head).map_err(|e| {
+            Error::Flash(crate::flash::FlashError::Header {
+                slot,
+                problem: e.to_string(),
+            })
+        })
+    }
+
+    fn entry(
+        &self,
+        event: &str,
+        version: Option<&Version>,
+        slot: Option<Slot>,
+        detail: impl Into<String>,
+    ) -> HistoryEntry {
+        HistoryEntry {
+            at: self.now(),
+            event: event.to_string(),
+            version: version.cloned(),
+            slot,
+            detail: detail.into(),
+            checks: Vec::new(),
+        }
+    }
+
+    fn entry_with_checks(
+        &self,
+        event: &str,
+        version: Option<&Version>,
+        slot: Option<Slot>,
+        detail: impl Into<String>,
+        checks: Vec<CheckResult>,
+    ) -> HistoryEntry {
+        HistoryEntry {
+            checks,
+            ..self.entry(event, version, slot, detail)
+        }
+    }
+
+    /// Ask the board to reboot and report it.
+    fn reboot(&self, why: String) -> Result<Action> {
+        tracing::info!("rebooting: {why}");
+        self.board.platform.reboot()?;
+        Ok(Action::Reboot(why))
+    }
+}

@@ -1,0 +1,178 @@
+//! `fwguard status`: one read-only snapshot of the device, as text or JSON.
+
+use super::Agent;
+use crate::boot::BootState;
+use crate::error::Result;
+use crate::index::format_time;
+use crate::slot::Slot;
+use crate::state::{DenyEntry, SlotRecord, UpdateState};
+use crate::version::Version;
+use serde::Serialize;
+use std::fmt;
+
+/// Version of the `status --json` schema.
+pub const STATUS_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SlotStatus {
+    pub slot: Slot,
+    pub device: String,
+    pub booted: bool,
+    pub known_good: bool,
+    pub record: Option<SlotRecord>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub schema: u32,
+    pub board: String,
+    pub bootloader: String,
+    pub booted_slot: Slot,
+    pub running_version: Option<Version>,
+    pub update: UpdateState,
+    pub boot: BootState,
+    pub slots: Vec<SlotStatus>,
+    pub policy: crate::config::Policy,
+    pub channel: String,
+    pub pinned: Option<Version>,
+    pub denylist: Vec<DenyEntry>,
+    pub index_version: Option<u64>,
+    pub time_floor: u64,
+}
+
+impl Agent {
+    /// Read everything without writing anything.
+    pub fn status(&self) -> Result<Status> {
+        let st = self.load()?;
+        let booted = self.board.platform.booted_slot()?;
+        let boot = self.board.bootloader.read_state()?;
+        let running_version = self.header_of(booted).ok().map(|h| h.version);
+        Ok(Status {
+            schema: STATUS_SCHEMA,
+            board: self.board.id.clone(),
+            bootloader: self.board.bootloader.describe(),
+            booted_slot: booted,
+            running_version,
+            update: st.update.clone(),
+            boot,
+            slots: Slot::ALL
+                .iter()
+                .map(|&s| SlotStatus {
+                    slot: s,
+                    device: self.board.slot(s).describe(),
+                    booted: s == booted,
+                    known_good: st.known_good == Some(s),
+                    record: st.slot(s).cloned(),
+                })
+                .collect(),
+            policy: self.settings.policy,
+            channel: self.settings.index.channel.clone(),
+            pinned: st.pin.clone(),
+            denylist: st.denylist.clone(),
+            index_version: st.last_index.as_ref().map(|l| l.version),
+            time_floor: st.time_floor,
+        })
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = |o: &Option<Version>| {
+            o.as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "unknown".into())
+        };
+        writeln!(f, "board:        {} ({})", self.board, self.bootloader)?;
+        writeln!(
+            f,
+            "running:      {} in slot {}",
+            v(&self.running_version),
+            self.booted_slot
+        )?;
+        let detail = match &self.update {
+            UpdateState::Idle => String::new(),
+            UpdateState::Installing { release, target } => {
+                format!(" ({} into slot {target})", release.version)
+            }
+            UpdateState::Staged {
+                release, target, ..
+            } => format!(" ({} verified in slot {target})", release.version),
+            UpdateState::Armed {
+                release, target, ..
+            } => format!(" ({} in slot {target}, reboot pending)", release.version),
+            UpdateState::Trial {
+                release,
+                slot,
+                previous,
+                ..
+            } => {
+                format!(
+                    " ({} in slot {slot}; falls back to slot {previous})",
+                    release.version
+                )
+            }
+            UpdateState::RollingBack {
+                from, to, reason, ..
+            } => format!(" (slot {from} -> {to}: {reason})"),
+        };
+        writeln!(f, "state:        {}{detail}", self.update.name())?;
+        writeln!(
+            f,
+            "bootloader:   next boot slot {}{}",
+            self.boot.primary,
+            if self.boot.trial {
+                format!(
+                    " on trial (bootcount {}/{})",
+                    self.boot.bootcount, self.boot.bootlimit
+                )
+            } else {
+                " (committed)".into()
+            }
+        )?;
+        for s in &self.slots {
+            let mut tags = Vec::new();
+            if s.booted {
+                tags.push("booted");
+            }
+            if s.known_good {
+                tags.push("known-good");
+            }
+            let content = match &s.record {
+                Some(r) => format!(
+                    "{}{}",
+                    r.version,
+                    if r.good { "" } else { " (not yet good)" }
+                ),
+                None => "no verified image".into(),
+            };
+            writeln!(
+                f,
+                "slot {}:       {content} [{}] {}",
+                s.slot,
+                tags.join(", "),
+                s.device
+            )?;
+        }
+        writeln!(
+            f,
+            "policy:       {:?}, channel {}",
+            self.policy, self.channel
+        )?;
+        if let Some(p) = &self.pinned {
+            writeln!(f, "pinned:       {p}")?;
+        }
+        for d in &self.denylist {
+            writeln!(
+                f,
+                "denylisted:   {} since {}: {}",
+                d.version,
+                format_time(d.at),
+                d.reason
+            )?;
+        }
+        match self.index_version {
+            Some(i) => writeln!(f, "index:        version {i} accepted"),
+            None => writeln!(f, "index:        none accepted yet"),
+        }
+    }
+}

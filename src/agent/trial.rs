@@ -1,0 +1,363 @@
+//! After a boot: find out what this boot is (reconcile), judge a trial boot with the health
+//! checks, and commit it or roll it back.
+
+use super::{Action, Agent};
+use crate::error::{Error, Result};
+use crate::flash::{self, Expected, VerifiedSlot};
+use crate::health::Report;
+use crate::slot::Slot;
+use crate::state::{Event, PersistedState, SlotRecord, UpdateState};
+use std::future::Future;
+use std::time::Duration;
+
+/// Arm attempts before a release whose boot switch never takes effect is given up.
+const MAX_ARM_ATTEMPTS: u8 = 3;
+
+/// What this boot is, once reconciled with the persisted state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Situation {
+    /// A committed firmware is running.
+    Idle,
+    /// A trial boot is running: health checks decide.
+    Trial,
+    /// An announced action needs a reboot to complete (it was cut off before the reboot).
+    NeedsReboot(String),
+}
+
+impl Agent {
+    /// Hash a slot against what the state recorded for it.
+    fn verify_recorded(&self, st: &PersistedState, slot: Slot) -> Result<VerifiedSlot> {
+        let rec = st.slot(slot).ok_or_else(|| {
+            Error::Refused(format!("slot {slot} holds no image fwguard has verified"))
+        })?;
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(&rec.sha256, &mut sha256).map_err(|_| {
+            Error::Refused(format!("state records a malformed hash for slot {slot}"))
+        })?;
+        Ok(flash::verify_existing(
+            self.board.slot(slot),
+            &Expected {
+                size: rec.size,
+                sha256,
+            },
+        )?)
+    }
+
+    /// Record the running committed firmware the first time fwguard sees it.
+    fn adopt(&self, st: &mut PersistedState, booted: Slot) -> Result<bool> {
+        let header = self.header_of(booted)?;
+        let known = st
+            .slot(booted)
+            .is_some_and(|r| r.version == header.version && r.good);
+        if known && st.known_good == Some(booted) {
+            return Ok(false);
+        }
+        let size = header.image_size();
+        let sha = flash::hash_prefix(self.board.slot(booted), size)?;
+        st.set_slot(
+            booted,
+            Some(SlotRecord {
+                version: header.version.clone(),
+                size,
+                sha256: hex::encode(sha),
+                good: true,
+            }),
+        );
+        st.known_good = Some(booted);
+        st.record(self.entry(
+            "adopted",
+            Some(&header.version),
+            Some(booted),
+            "running committed firmware recorded as known-good",
+        ));
+        Ok(true)
+    }
+
+    /// Reconcile the persisted state with what the bootloader did. Run at daemon start;
+    /// finishes or cleans up whatever a power cut interrupted.
+    pub fn reconcile(&self) -> Result<Situation> {
+        let _lock = self.lock_wait()?;
+        let mut st = self.load()?;
+        let booted = self.board.platform.booted_slot()?;
+        let boot = self.board.bootloader.read_state()?;
+        let boot_id = self.board.platform.boot_id()?;
+        let now_ms = self.board.platform.uptime_ms();
+        let mut changed = false;
+        let situation = match st.update.clone() {
+            UpdateState::Idle => {
+                if boot.trial {
+                    tracing::warn!("the bootloader has a trial armed that fwguard did not arm; leaving it to the boot counter");
+                }
+                changed |= self.adopt(&mut st, booted)?;
+                Situation::Idle
+            }
+            UpdateState::Installing { release, target } => {
+                st.apply(Event::Failed)?;
+                st.set_slot(target, None);
+                st.record(self.entry(
+                    "install-interrupted",
+                    Some(&release.version),
+                    Some(target),
+                    "write was cut off; slot left invalid, will install again",
+                ));
+                changed = true;
+                Situation::Idle
+            }
+            UpdateState::Staged { .. } => Situation::Idle,
+            UpdateState::Armed {
+                release,
+                target,
+                arm_attempts,
+                ..
+            } => {
+                if booted == target {
+                    st.apply(Event::BootedTrial {
+                        boot_id,
+                        started_ms: now_ms,
+                    })?;
+                    st.record(self.entry(
+                        "trial-started",
+                        Some(&release.version),
+                        Some(target),
+                        format!("booted slot {target} on trial"),
+                    ));
+                    changed = true;
+                    Situation::Trial
+                } else if boot.primary == target && boot.trial {
+                    Situation::NeedsReboot(format!(
+                        "trial boot of {} was armed but not yet booted",
+                        release.version
+                    ))
+                } else if boot.fell_back_from == Some(target) || arm_attempts >= MAX_ARM_ATTEMPTS {
+                    let why = if boot.fell_back_from == Some(target) {
+                        format!("slot {target} never reached userspace; the bootloader gave it up after {} tries", boot.bootlimit)
+                    } else {
+                        format!("the boot switch to slot {target} did not take effect after {arm_attempts} attempts")
+                    };
+                    st.apply(Event::Abandoned)?;
+                    st.deny(release.version.clone(), why.clone(), self.now());
+                    st.record(self.entry(
+                        "trial-failed",
+                        Some(&release.version),
+                        Some(target),
+                        why,
+                    ));
+                    changed = true;
+                    Situation::Idle
+                } else {
+                    st.apply(Event::Rearm)?;
+                    st.record(self.entry(
+                        "arm-interrupted",
+                        Some(&release.version),
+                        Some(target),
+                        "the boot switch was cut off; the image stays staged",
+                    ));
+                    changed = true;
+                    Situation::Idle
+                }
+            }
+            UpdateState::Trial {
+                release,
+                slot,
+                previous,
+                boot_id: old_id,
+                ..
+            } => {
+                if booted != slot {
+                    let why = format!("trial of slot {slot} ended without a commit: the bootloader returned to slot {previous}");
+                    st.apply(Event::Abandoned)?;
+                    st.deny(release.version.clone(), why.clone(), self.now());
+                    st.record(self.entry("trial-failed", Some(&release.version), Some(slot), why));
+                    changed = true;
+                    Situation::Idle
+                } else if !boot.trial {
+                    // The env was committed but the state was not: finish the commit.
+                    self.finish_commit(
+                        &mut st,
+                        Report {
+                            results: Vec::new(),
+                        },
+                        "commit completed after restart",
+                    )?;
+                    changed = true;
+                    Situation::Idle
+                } else {
+                    if old_id != boot_id {
+                        st.apply(Event::BootedTrial {
+                            boot_id,
+                            started_ms: now_ms,
+                        })?;
+                        st.record(self.entry(
+                            "trial-reboot",
+                            Some(&release.version),
+                            Some(slot),
+                            format!("rebooted during the trial (bootcount {})", boot.bootcount),
+                        ));
+                        changed = true;
+                    }
+                    Situation::Trial
+                }
+            }
+            UpdateState::RollingBack {
+                release,
+                from,
+                to,
+                reason,
+            } => {
+                if booted == to {
+                    st.apply(Event::RolledBack)?;
+                    st.known_good = Some(to);
+                    let v = release.as_ref().map(|r| &r.version);
+                    st.record(self.entry(
+                        "rolled-back",
+                        v,
+                        Some(to),
+                        format!("running slot {to} again ({reason})"),
+                    ));
+                    changed = true;
+                    Situation::Idle
+                } else {
+                    let verified = self.verify_recorded(&st, to)?;
+                    self.board.bootloader.switch_to(&verified)?;
+                    Situation::NeedsReboot(format!(
+                        "rollback from slot {from} to {to} was not finished"
+                    ))
+                }
+            }
+        };
+        if changed {
+            self.save(&st)?;
+        }
+        Ok(situation)
+    }
+
+    /// Commit the running trial: bootloader first, then the state.
+    fn finish_commit(
+        &self,
+        st: &mut PersistedState,
+        report: Report,
+        detail: &str,
+    ) -> Result<crate::version::Version> {
+        let UpdateState::Trial { release, slot, .. } = st.update.clone() else {
+            return Err(crate::state::Disallowed {
+                event: "commit",
+                state: st.update.name(),
+            }
+            .into());
+        };
+        self.board.bootloader.commit(slot)?;
+        st.apply(Event::Commit)?;
+        st.set_slot(
+            slot,
+            Some(SlotRecord {
+                version: release.version.clone(),
+                size: release.size,
+                sha256: hex::encode(release.sha256),
+                good: true,
+            }),
+        );
+        st.known_good = Some(slot);
+        st.record(self.entry_with_checks(
+            "committed",
+            Some(&release.version),
+            Some(slot),
+            detail,
+            report.results,
+        ));
+        Ok(release.version)
+    }
+
+    /// Commit now (health passed, or the owner said so).
+    pub(super) fn commit(&self, report: Report, detail: &str) -> Result<Action> {
+        let _lock = self.lock_wait()?;
+        let mut st = self.load()?;
+        let v = self.finish_commit(&mut st, report, detail)?;
+        self.save(&st)?;
+        tracing::info!("committed {v}");
+        Ok(Action::Committed(v))
+    }
+
+    /// Roll the running trial (or, when idle, the committed firmware) back to the other slot.
+    pub(super) fn roll_back(
+        &self,
+        reason: String,
+        report: Option<Report>,
+        deny: bool,
+    ) -> Result<Action> {
+        let _lock = self.lock_wait()?;
+        let mut st = self.load()?;
+        let booted = self.board.platform.booted_slot()?;
+        let to = match &st.update {
+            UpdateState::Trial { previous, .. } => *previous,
+            _ => !booted,
+        };
+        if !st.slot(to).is_some_and(|r| r.good) {
+            return Err(Error::Refused(format!(
+                "slot {to} holds no known-good firmware to go back to"
+            )));
+        }
+        // Prove the old firmware is intact before switching to it.
+        let verified = self.verify_recorded(&st, to)?;
+        let version = match &st.update {
+            UpdateState::Trial { release, .. } => release.version.clone(),
+            _ => self.header_of(booted)?.version,
+        };
+        st.apply(Event::Rollback {
+            to,
+            reason: reason.clone(),
+        })?;
+        if deny {
+            st.deny(version.clone(), reason.clone(), self.now());
+        }
+        st.record(self.entry_with_checks(
+            "rollback",
+            Some(&version),
+            Some(booted),
+            format!("switching to slot {to}: {reason}"),
+            report.map(|r| r.results).unwrap_or_default(),
+        ));
+        self.save(&st)?;
+        self.board.bootloader.switch_to(&verified)?;
+        self.reboot(format!("rollback from {version} to slot {to}"))
+    }
+
+    /// Run the health checks until they pass (commit) or the trial deadline passes (rollback).
+    pub async fn run_trial(
+        &self,
+        shutdown: &mut (impl Future<Output = ()> + Unpin),
+    ) -> Result<Option<Action>> {
+        let started_ms = match self.load()?.update {
+            UpdateState::Trial { started_ms, .. } => started_ms,
+            other => {
+                return Err(crate::state::Disallowed {
+                    event: "run a trial",
+                    state: other.name(),
+                }
+                .into())
+            }
+        };
+        let deadline_ms = started_ms + self.settings.trial.deadline.as_millis() as u64;
+        loop {
+            let report = self.checker.run_all(&self.settings.health).await;
+            if report.passed() {
+                return self.commit(report, "health checks passed").map(Some);
+            }
+            let now = self.board.platform.uptime_ms();
+            tracing::warn!("trial health checks failing: {}", report.failures());
+            if now >= deadline_ms {
+                let reason = format!(
+                    "health checks failed until the trial deadline: {}",
+                    report.failures()
+                );
+                return self.roll_back(reason, Some(report), true).map(Some);
+            }
+            let pause = Duration::from_millis(
+                (deadline_ms - now).min(self.settings.trial.retry_interval.as_millis() as u64),
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = &mut *shutdown => return Ok(None),
+            }
+        }
+    }
+}

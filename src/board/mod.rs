@@ -1,0 +1,176 @@
+//! A board: the bootloader, the two slot devices and the platform facts (which slot is
+//! running, which boot this is, how to reboot), built from the configuration. Nothing above
+//! this module knows whether the board is real or simulated.
+
+use crate::boot::uboot::{EnvLocation, UBootAb};
+use crate::boot::Bootloader;
+use crate::config::BoardSettings;
+use crate::flash::{FileSlot, SlotDevice};
+use crate::slot::Slot;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BoardError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: no `{key}=A` or `{key}=B` on the kernel command line; the bootloader must pass the running slot")]
+    NoSlotArg { path: PathBuf, key: &'static str },
+    #[error("reboot command {command:?} failed: {detail}")]
+    Reboot { command: String, detail: String },
+}
+
+/// Facts and actions of the running system.
+pub trait Platform: Send + Sync {
+    fn booted_slot(&self) -> Result<Slot, BoardError>;
+    /// Changes on every boot.
+    fn boot_id(&self) -> Result<String, BoardError>;
+    /// Milliseconds since this boot (monotonic, counts suspend).
+    fn uptime_ms(&self) -> u64;
+    /// Ask for a reboot. Returns once it is under way; the caller must stop acting.
+    fn reboot(&self) -> Result<(), BoardError>;
+}
+
+pub struct Board {
+    pub id: String,
+    pub bootloader: Box<dyn Bootloader>,
+    slots: [Box<dyn SlotDevice>; 2],
+    pub platform: Box<dyn Platform>,
+}
+
+impl Board {
+    pub fn new(
+        id: String,
+        bootloader: Box<dyn Bootloader>,
+        slots: [Box<dyn SlotDevice>; 2],
+        platform: Box<dyn Platform>,
+    ) -> Board {
+        Board {
+            id,
+            bootloader,
+            slots,
+            platform,
+        }
+    }
+
+    pub fn slot(&self, s: Slot) -> &dyn SlotDevice {
+        self.slots[s.index()].as_ref()
+    }
+
+    pub fn from_settings(settings: &BoardSettings) -> Board {
+        match settings {
+            BoardSettings::Sim { dir } => crate::sim::SimRouter::open(dir).board(),
+            BoardSettings::UBoot {
+                id,
+                env_device,
+                env_offset,
+                env_size,
+                slot_a,
+                slot_b,
+                cmdline,
+                reboot_command,
+            } => Board::new(
+                id.clone(),
+                Box::new(UBootAb::new(EnvLocation {
+                    path: env_device.clone(),
+                    offset: *env_offset,
+                    size: *env_size,
+                })),
+                [
+                    Box::new(FileSlot::new(Slot::A, slot_a)),
+                    Box::new(FileSlot::new(Slot::B, slot_b)),
+                ],
+                Box::new(LinuxPlatform {
+                    cmdline: cmdline.clone(),
+                    boot_id: "/proc/sys/kernel/random/boot_id".into(),
+                    reboot_command: reboot_command.clone(),
+                }),
+            ),
+        }
+    }
+}
+
+/// The kernel command-line argument the bootloader sets to the running slot.
+pub const SLOT_ARG: &str = "ab.slot";
+
+/// Find `ab.slot=X` in a kernel command line.
+pub fn slot_from_cmdline(text: &str) -> Option<Slot> {
+    text.split_whitespace()
+        .filter_map(|w| w.strip_prefix(SLOT_ARG)?.strip_prefix('='))
+        .next_back()
+        .and_then(|v| v.parse().ok())
+}
+
+pub(crate) fn read(path: &PathBuf) -> Result<String, BoardError> {
+    std::fs::read_to_string(path).map_err(|source| BoardError::Io {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// Milliseconds of CLOCK_BOOTTIME.
+pub fn boottime_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+        .unwrap_or(0)
+}
+
+/// A real Linux system.
+pub struct LinuxPlatform {
+    pub cmdline: PathBuf,
+    pub boot_id: PathBuf,
+    pub reboot_command: Vec<String>,
+}
+
+impl Platform for LinuxPlatform {
+    fn booted_slot(&self) -> Result<Slot, BoardError> {
+        slot_from_cmdline(&read(&self.cmdline)?).ok_or_else(|| BoardError::NoSlotArg {
+            path: self.cmdline.clone(),
+            key: SLOT_ARG,
+        })
+    }
+
+    fn boot_id(&self) -> Result<String, BoardError> {
+        Ok(read(&self.boot_id)?.trim().to_string())
+    }
+
+    fn uptime_ms(&self) -> u64 {
+        boottime_ms()
+    }
+
+    fn reboot(&self) -> Result<(), BoardError> {
+        let command = self.reboot_command.join(" ");
+        let status = std::process::Command::new(&self.reboot_command[0])
+            .args(&self.reboot_command[1..])
+            .status()
+            .map_err(|e| BoardError::Reboot {
+                command: command.clone(),
+                detail: e.to_string(),
+            })?;
+        if !status.success() {
+            return Err(BoardError::Reboot {
+                command,
+                detail: status.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_slot() {
+        assert_eq!(
+            slot_from_cmdline("console=ttyAMA0 ab.slot=B quiet\n"),
+            Some(Slot::B)
+        );
+        assert_eq!(slot_from_cmdline("ab.slotx=A"), None);
+        assert_eq!(slot_from_cmdline("root=/dev/vda2"), None);
+    }
+}

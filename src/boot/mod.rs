@@ -1,0 +1,68 @@
+//! Bootloader backends: where the A/B boot decision lives.
+//!
+//! Every backend decodes the bootloader state, changes it in memory and persists a whole
+//! change in one write, which it reads back and compares before returning.
+
+pub mod uboot;
+pub mod uboot_env;
+
+use crate::flash::VerifiedSlot;
+use crate::slot::Slot;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("bootloader env {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("bootloader env {path}: {source}; refusing to write over an environment that cannot be read")]
+    Format {
+        path: PathBuf,
+        #[source]
+        source: uboot_env::EnvFormatError,
+    },
+    #[error("bootloader env {path}: variable {name}={value:?} is invalid: {problem}")]
+    BadVar {
+        path: PathBuf,
+        name: String,
+        value: String,
+        problem: String,
+    },
+    #[error("bootloader env {path}: written change did not read back: {detail}")]
+    ReadBack { path: PathBuf, detail: String },
+    #[error("refusing to arm slot {0} for a trial: it is the slot that is running")]
+    TargetIsBooted(Slot),
+}
+
+/// The A/B decision as the bootloader will act on it at the next boot.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BootState {
+    /// The slot the bootloader boots next.
+    pub primary: Slot,
+    /// A trial is armed: the bootloader counts boots and gives the slot up past the limit.
+    pub trial: bool,
+    pub bootcount: u32,
+    pub bootlimit: u32,
+    /// Set by the bootloader when it gave a trial slot up (`ab_rollback` in U-Boot).
+    pub fell_back_from: Option<Slot>,
+}
+
+/// A bootloader that holds the A/B decision.
+pub trait Bootloader: Send {
+    /// A short description for status and doctor output.
+    fn describe(&self) -> String;
+    /// Read and decode the current state.
+    fn read_state(&self) -> Result<BootState, BootError>;
+    /// Boot `target` next, on trial, in one write: only a slot whose contents were
+    /// verified can be armed. `booted` is the slot running now, never armed.
+    fn arm_trial(&self, target: &VerifiedSlot, booted: Slot) -> Result<(), BootError>;
+    /// Make `slot` permanent and stop counting. Writes nothing when already committed.
+    fn commit(&self, slot: Slot) -> Result<(), BootError>;
+    /// Boot `target` permanently from now on (a rollback to a verified known-good slot).
+    fn switch_to(&self, target: &VerifiedSlot) -> Result<(), BootError>;
+    /// Raw variables, for status and support output.
+    fn dump(&self) -> Result<Vec<(String, String)>, BootError>;
+}

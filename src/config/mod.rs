@@ -1,0 +1,367 @@
+//! Configuration: the TOML file (`raw`) validated into typed [`Settings`].
+//!
+//! Defaults live here and nowhere else. Every error names the file, the key and the problem.
+
+mod raw;
+
+use crate::health::{CheckKind, CheckSpec};
+use crate::index::sign::PublicKey;
+use crate::index::{TrustPolicy, DEFAULT_MAX_INDEX_BYTES};
+use raw::{RawBoard, RawCheck, RawConfig};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_PATH: &str = "/etc/fwguard/config.toml";
+pub const ENV_VAR: &str = "FWGUARD_CONFIG";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/fwguard";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path}: key `{key}`: {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        problem: String,
+    },
+}
+
+/// What the agent may do on its own when an update is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Download, install and reboot into the trial.
+    Auto,
+    /// Write and verify the inactive slot, then wait for the owner (`fwguard update`).
+    DownloadOnly,
+    /// Never act without the owner.
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct IndexSettings {
+    pub url: String,
+    pub channel: String,
+    pub trust: TrustPolicy,
+    pub max_index_bytes: u64,
+    pub fetch_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum BoardSettings {
+    Sim {
+        dir: PathBuf,
+    },
+    UBoot {
+        id: String,
+        env_device: PathBuf,
+        env_offset: u64,
+        env_size: usize,
+        slot_a: PathBuf,
+        slot_b: PathBuf,
+        cmdline: PathBuf,
+        reboot_command: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct TrialSettings {
+    /// How long a trial boot may take to pass its health checks before rolling back.
+    pub deadline: Duration,
+    /// Pause between health check rounds during a trial.
+    pub retry_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub path: PathBuf,
+    pub state_dir: PathBuf,
+    pub policy: Policy,
+    pub check_interval: Duration,
+    pub index: IndexSettings,
+    pub board: BoardSettings,
+    pub trial: TrialSettings,
+    pub health: Vec<CheckSpec>,
+}
+
+/// The config path: the flag, else `$FWGUARD_CONFIG`, else the default.
+pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(ENV_VAR).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+}
+
+impl Settings {
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Settings::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        Validator { path }.settings(raw)
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(&self, key: &str, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            key: key.to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    fn duration(
+        &self,
+        key: &str,
+        v: Option<&str>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) => {
+                let d = humantime::parse_duration(s).map_err(|e| {
+                    self.err(
+                        key,
+                        format!("{s:?} is not a duration such as \"30s\" or \"5m\" ({e})"),
+                    )
+                })?;
+                if d.is_zero() {
+                    return Err(self.err(key, "must be greater than zero"));
+                }
+                Ok(d)
+            }
+        }
+    }
+
+    /// Relative paths in the config are relative to the config file's directory.
+    fn path_rel(&self, p: PathBuf) -> PathBuf {
+        if p.is_absolute() {
+            return p;
+        }
+        self.path.parent().map(|d| d.join(&p)).unwrap_or(p)
+    }
+
+    fn settings(&self, raw: RawConfig) -> Result<Settings, ConfigError> {
+        let policy = match raw.agent.policy.as_deref().unwrap_or("auto") {
+            "auto" => Policy::Auto,
+            "download-only" => Policy::DownloadOnly,
+            "off" => Policy::Off,
+            other => {
+                return Err(self.err(
+                    "agent.policy",
+                    format!("{other:?} is not one of \"auto\", \"download-only\", \"off\""),
+                ))
+            }
+        };
+        let check_interval = self.duration(
+            "agent.check_interval",
+            raw.agent.check_interval.as_deref(),
+            Duration::from_secs(6 * 3600),
+        )?;
+        let state_dir = self.path_rel(
+            raw.agent
+                .state_dir
+                .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+        );
+        Ok(Settings {
+            path: self.path.to_path_buf(),
+            state_dir,
+            policy,
+            check_interval,
+            index: self.index(raw.index)?,
+            board: self.board(raw.board)?,
+            trial: TrialSettings {
+                deadline: self.duration(
+                    "trial.deadline",
+                    raw.trial.deadline.as_deref(),
+                    Duration::from_secs(300),
+                )?,
+                retry_interval: self.duration(
+                    "trial.retry_interval",
+                    raw.trial.retry_interval.as_deref(),
+                    Duration::from_secs(10),
+                )?,
+            },
+            health: raw
+                .health
+                .checks
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| self.check(i, c))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    fn index(&self, raw: raw::RawIndex) -> Result<IndexSettings, ConfigError> {
+        reqwest::Url::parse(&raw.url)
+            .map_err(|e| self.err("index.url", format!("{:?} is not a URL: {e}", raw.url)))
+            .and_then(|u| match u.scheme() {
+                "http" | "https" | "file" => Ok(()),
+                s => Err(self.err(
+                    "index.url",
+                    format!("scheme {s:?} is not http, https or file"),
+                )),
+            })?;
+        let mut keys = Vec::new();
+        for (i, k) in raw.trusted_keys.iter().enumerate() {
+            keys.push(
+                PublicKey::parse(k)
+                    .map_err(|e| self.err(&format!("index.trusted_keys[{i}]"), e.to_string()))?,
+            );
+        }
+        for (i, p) in raw.trusted_key_files.into_iter().enumerate() {
+            let key = format!("index.trusted_key_files[{i}]");
+            let p = self.path_rel(p);
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| self.err(&key, format!("{}: {e}", p.display())))?;
+            keys.push(
+                PublicKey::parse(&text)
+                    .map_err(|e| self.err(&key, format!("{}: {e}", p.display())))?,
+            );
+        }
+        if keys.is_empty() {
+            return Err(self.err(
+                "index.trusted_keys",
+                "no trusted key is configured; fwguard refuses every index that no trusted key signed",
+            ));
+        }
+        let threshold = raw.threshold.unwrap_or(1);
+        if threshold == 0 || threshold > keys.len() {
+            return Err(self.err(
+                "index.threshold",
+                format!(
+                    "{threshold} must be between 1 and the number of trusted keys ({})",
+                    keys.len()
+                ),
+            ));
+        }
+        Ok(IndexSettings {
+            url: raw.url,
+            channel: raw.channel.unwrap_or_else(|| "stable".into()),
+            trust: TrustPolicy { keys, threshold },
+            max_index_bytes: raw.max_index_bytes.unwrap_or(DEFAULT_MAX_INDEX_BYTES),
+            fetch_timeout: self.duration(
+                "index.fetch_timeout",
+                raw.fetch_timeout.as_deref(),
+                Duration::from_secs(600),
+            )?,
+        })
+    }
+
+    fn board(&self, raw: RawBoard) -> Result<BoardSettings, ConfigError> {
+        Ok(match raw {
+            RawBoard::Sim { dir } => BoardSettings::Sim {
+                dir: self.path_rel(dir),
+            },
+            RawBoard::Uboot {
+                id,
+                env_device,
+                env_offset,
+                env_size,
+                slot_a,
+                slot_b,
+                cmdline,
+                reboot_command,
+            } => {
+                if id.is_empty() {
+                    return Err(self.err("board.id", "must not be empty"));
+                }
+                if env_size < 16 {
+                    return Err(
+                        self.err("board.env_size", format!("{env_size} bytes is too small"))
+                    );
+                }
+                if slot_a == slot_b {
+                    return Err(self.err("board.slot_b", "must differ from board.slot_a"));
+                }
+                let reboot_command = reboot_command.unwrap_or_else(|| vec!["/sbin/reboot".into()]);
+                if reboot_command.is_empty() {
+                    return Err(self.err("board.reboot_command", "must name a program"));
+                }
+                BoardSettings::UBoot {
+                    id,
+                    env_device,
+                    env_offset,
+                    env_size,
+                    slot_a,
+                    slot_b,
+                    cmdline: cmdline.unwrap_or_else(|| "/proc/cmdline".into()),
+                    reboot_command,
+                }
+            }
+        })
+    }
+
+    fn check(&self, i: usize, raw: RawCheck) -> Result<CheckSpec, ConfigError> {
+        let key = |f: &str| format!("health.check[{i}].{f}");
+        let (name, timeout, kind) = match raw {
+            RawCheck::Http {
+                name,
+                url,
+                expect_status,
+                timeout,
+            } => {
+                let u = reqwest::Url::parse(&url)
+                    .map_err(|e| self.err(&key("url"), format!("{url:?}: {e}")))?;
+                if !matches!(u.scheme(), "http" | "https") {
+                    return Err(self.err(&key("url"), "must be an http or https URL"));
+                }
+                (
+                    name,
+                    timeout,
+                    CheckKind::Http {
+                        url,
+                        expect_status: expect_status.unwrap_or(200),
+                    },
+                )
+            }
+            RawCheck::Tcp {
+                name,
+                address,
+                timeout,
+            } => {
+                if !address.contains(':') {
+                    return Err(self.err(&key("address"), format!("{address:?} is not host:port")));
+                }
+                (name, timeout, CheckKind::Tcp { address })
+            }
+            RawCheck::Command {
+                name,
+                argv,
+                timeout,
+            } => {
+                if argv.is_empty() {
+                    return Err(self.err(&key("argv"), "must name a program"));
+                }
+                (name, timeout, CheckKind::Command { argv })
+            }
+        };
+        if name.is_empty() {
+            return Err(self.err(&key("name"), "must not be empty"));
+        }
+        Ok(CheckSpec {
+            name,
+            timeout: self.duration(&key("timeout"), timeout.as_deref(), Duration::from_secs(10))?,
+            kind,
+        })
+    }
+}

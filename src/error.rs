@@ -1,0 +1,90 @@
+//! The library's top-level error, grouped into classes with stable exit codes.
+//!
+//! Exit codes are part of fwguard's interface for scripts; they never change meaning:
+//!
+//! | code | class | meaning |
+//! |-----:|-------|---------|
+//! | 0 | - | success |
+//! | 1 | internal | unexpected failure (a bug, or the host misbehaving) |
+//! | 2 | usage | command-line usage error (wrong flag or argument) |
+//! | 3 | config | the configuration file is missing, unreadable or invalid |
+//! | 4 | in use | another fwguard process holds the state lock |
+//! | 5 | disallowed | the command is not allowed in the current update state |
+//! | 6 | verification | a signature, hash, size, board or version check refused the input |
+//! | 7 | network | the index or image could not be fetched |
+//! | 8 | device | reading or writing a slot, the bootloader env or the state failed |
+//! | 9 | unhealthy | health checks failed (`fwguard health`) |
+//! | 10 | nothing to do | `check` found no update (only with `check --exit-code`) |
+
+use std::path::PathBuf;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_INTERNAL: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_CONFIG: i32 = 3;
+pub const EXIT_IN_USE: i32 = 4;
+pub const EXIT_DISALLOWED: i32 = 5;
+pub const EXIT_VERIFICATION: i32 = 6;
+pub const EXIT_NETWORK: i32 = 7;
+pub const EXIT_DEVICE: i32 = 8;
+pub const EXIT_UNHEALTHY: i32 = 9;
+pub const EXIT_NO_UPDATE: i32 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(
+        "another fwguard process is busy (lock {path} is held); try again when it has finished"
+    )]
+    InUse { path: PathBuf },
+    #[error(transparent)]
+    Disallowed(#[from] crate::state::Disallowed),
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
+    #[error(transparent)]
+    Boot(#[from] crate::boot::BootError),
+    #[error(transparent)]
+    Flash(#[from] crate::flash::FlashError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Board(#[from] crate::board::BoardError),
+    #[error(transparent)]
+    Sim(#[from] crate::sim::SimError),
+    #[error("health checks failed: {0}")]
+    Unhealthy(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// The stable exit code for this class of failure.
+    pub fn exit_code(&self) -> i32 {
+        use crate::flash::FlashError;
+        match self {
+            Error::Config(_) => EXIT_CONFIG,
+            Error::InUse { .. } => EXIT_IN_USE,
+            Error::Disallowed(_) | Error::Refused(_) => EXIT_DISALLOWED,
+            Error::Index(_) => EXIT_VERIFICATION,
+            Error::Fetch(e) if e.is_verification() => EXIT_VERIFICATION,
+            Error::Fetch(_) => EXIT_NETWORK,
+            Error::Flash(FlashError::Verify { .. }) | Error::Flash(FlashError::Header { .. }) => {
+                EXIT_VERIFICATION
+            }
+            Error::Boot(_)
+            | Error::Flash(_)
+            | Error::State(_)
+            | Error::Board(_)
+            | Error::Sim(_) => EXIT_DEVICE,
+            Error::Unhealthy(_) => EXIT_UNHEALTHY,
+            Error::Other(_) => EXIT_INTERNAL,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

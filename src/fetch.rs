@@ -1,0 +1,192 @@
+//! Fetching the index and images over HTTP(S) (reqwest with rustls) or from `file://` URLs,
+//! streaming with size caps enforced as bytes arrive and an overall deadline.
+
+use reqwest::Url;
+use std::io::Read;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("bad URL {url:?}: {problem}")]
+    BadUrl { url: String, problem: String },
+    #[error("{url}: server answered {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: {source}")]
+    Transport {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{url}: more than {limit} bytes (the allowed size); download cut off")]
+    TooLarge { url: String, limit: u64 },
+    #[error("{url}: no complete answer within {secs} s")]
+    Timeout { url: String, secs: u64 },
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no URL of release {version} could be fetched: {errors}")]
+    AllMirrorsFailed { version: String, errors: String },
+}
+
+impl FetchError {
+    /// A size bound refused the data: that is a verification failure, not a network one.
+    pub fn is_verification(&self) -> bool {
+        matches!(self, FetchError::TooLarge { .. })
+    }
+}
+
+/// Resolve a URL from the index against the index's own URL.
+pub fn resolve(base: &str, url: &str) -> Result<Url, FetchError> {
+    let bad = |problem: String| FetchError::BadUrl {
+        url: url.to_string(),
+        problem,
+    };
+    let base = Url::parse(base).map_err(|e| bad(format!("index URL: {e}")))?;
+    let u = base.join(url).map_err(|e| bad(e.to_string()))?;
+    match u.scheme() {
+        "http" | "https" | "file" => Ok(u),
+        other => Err(bad(format!("scheme {other:?} is not http, https or file"))),
+    }
+}
+
+#[derive(Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Fetcher {
+    /// `timeout` bounds a whole transfer, from connecting to the last byte.
+    pub fn new(timeout: Duration) -> Result<Fetcher, FetchError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("fwguard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| FetchError::Transport {
+                url: String::new(),
+                source,
+            })?;
+        Ok(Fetcher { client, timeout })
+    }
+
+    /// Fetch a small document into memory, refusing more than `cap` bytes.
+    pub async fn fetch_bytes(&self, url: &Url, cap: u64) -> Result<Vec<u8>, FetchError> {
+        let mut out = Vec::new();
+        self.fetch_into(url, cap, &mut |chunk: &[u8]| {
+            out.extend_from_slice(chunk);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .await
+        .map_err(|e| match e {
+            SinkOr::Fetch(f) => f,
+            SinkOr::Sink(never) => match never {},
+        })?;
+        Ok(out)
+    }
+
+    /// Stream the body at `url` into `sink`, refusing more than `cap` bytes.
+    pub async fn fetch_into<E>(
+        &self,
+        url: &Url,
+        cap: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<u64, SinkOr<E>> {
+        let u = url.to_string();
+        let work = async {
+            if url.scheme() == "file" {
+                return read_file(url, cap, sink);
+            }
+            let mut resp = self
+                .client
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|source| FetchError::Transport {
+                    url: u.clone(),
+                    source,
+                })?;
+            if !resp.status().is_success() {
+                return Err(SinkOr::Fetch(FetchError::Status {
+                    url: u.clone(),
+                    status: resp.status().as_u16(),
+                }));
+            }
+            if resp.content_length().is_some_and(|n| n > cap) {
+                return Err(SinkOr::Fetch(FetchError::TooLarge {
+                    url: u.clone(),
+                    limit: cap,
+                }));
+            }
+            let mut total = 0u64;
+            while let Some(chunk) = resp.chunk().await.map_err(|source| FetchError::Transport {
+                url: u.clone(),
+                source,
+            })? {
+                total += chunk.len() as u64;
+                if total > cap {
+                    return Err(SinkOr::Fetch(FetchError::TooLarge {
+                        url: u.clone(),
+                        limit: cap,
+                    }));
+                }
+                sink(&chunk).map_err(SinkOr::Sink)?;
+            }
+            Ok(total)
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(SinkOr::Fetch(FetchError::Timeout {
+                url: u,
+                secs: self.timeout.as_secs(),
+            })),
+        }
+    }
+}
+
+/// A failure of the transfer, or of whatever consumed its bytes.
+#[derive(Debug)]
+pub enum SinkOr<E> {
+    Fetch(FetchError),
+    Sink(E),
+}
+
+impl<E> From<FetchError> for SinkOr<E> {
+    fn from(e: FetchError) -> Self {
+        SinkOr::Fetch(e)
+    }
+}
+
+fn read_file<E>(
+    url: &Url,
+    cap: u64,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+) -> Result<u64, SinkOr<E>> {
+    let path = url.to_file_path().map_err(|_| FetchError::BadUrl {
+        url: url.to_string(),
+        problem: "not a local file path".into(),
+    })?;
+    let ferr = |source| FetchError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut f = std::fs::File::open(&path).map_err(ferr)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(ferr)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as u64;
+        if total > cap {
+            return Err(SinkOr::Fetch(FetchError::TooLarge {
+                url: url.to_string(),
+                limit: cap,
+            }));
+        }
+        sink(&buf[..n]).map_err(SinkOr::Sink)?;
+    }
+}

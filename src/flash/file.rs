@@ -1,0 +1,109 @@
+//! A slot backed by a regular file or a block device.
+
+use super::{FlashError, SlotDevice, SlotSink};
+use crate::slot::Slot;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+pub struct FileSlot {
+    slot: Slot,
+    path: PathBuf,
+    /// Fixed capacity for regular files (their length); block devices report their own.
+    capacity: Option<u64>,
+}
+
+impl FileSlot {
+    pub fn new(slot: Slot, path: impl Into<PathBuf>) -> Self {
+        FileSlot {
+            slot,
+            path: path.into(),
+            capacity: None,
+        }
+    }
+
+    pub fn with_capacity(mut self, bytes: u64) -> Self {
+        self.capacity = Some(bytes);
+        self
+    }
+
+    fn err(&self, op: &'static str, source: std::io::Error) -> FlashError {
+        FlashError::Io {
+            slot: self.slot,
+            device: self.describe(),
+            op,
+            source,
+        }
+    }
+
+    fn open_rw(&self) -> Result<File, FlashError> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| self.err("open for writing", e))
+    }
+}
+
+impl SlotDevice for FileSlot {
+    fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn capacity(&self) -> Result<u64, FlashError> {
+        if let Some(c) = self.capacity {
+            return Ok(c);
+        }
+        let mut f = File::open(&self.path).map_err(|e| self.err("open", e))?;
+        // Works for regular files and block devices alike.
+        use std::io::{Seek, SeekFrom};
+        f.seek(SeekFrom::End(0)).map_err(|e| self.err("size", e))
+    }
+
+    fn reader(&self) -> Result<Box<dyn Read + Send>, FlashError> {
+        let f = File::open(&self.path).map_err(|e| self.err("open for reading", e))?;
+        Ok(Box::new(std::io::BufReader::with_capacity(64 * 1024, f)))
+    }
+
+    fn open_sink(&self) -> Result<Box<dyn SlotSink + '_>, FlashError> {
+        let capacity = self.capacity()?;
+        let file = self.open_rw()?;
+        Ok(Box::new(FileSink {
+            slot: self,
+            file,
+            capacity,
+        }))
+    }
+}
+
+struct FileSink<'a> {
+    slot: &'a FileSlot,
+    file: File,
+    capacity: u64,
+}
+
+impl SlotSink for FileSink<'_> {
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), FlashError> {
+        let end = offset + bytes.len() as u64;
+        if end > self.capacity {
+            return Err(FlashError::TooSmall {
+                slot: self.slot.slot,
+                device: self.slot.describe(),
+                capacity: self.capacity,
+                needed: end,
+            });
+        }
+        self.file
+            .write_all_at(bytes, offset)
+            .map_err(|e| self.slot.err("write", e))
+    }
+
+    fn sync(&mut self) -> Result<(), FlashError> {
+        self.file.sync_data().map_err(|e| self.slot.err("sync", e))
+    }
+}

@@ -1,0 +1,290 @@
+//! Slot devices and the ordered install pipeline.
+//!
+//! The order is enforced by types: [`begin`] invalidates the target slot and returns a
+//! [`SlotWriter`]; the writer hashes every byte it writes and [`SlotWriter::finish`] gives a
+//! [`Written`]; only [`Written::verify`] (which reads the slot back) or [`verify_existing`]
+//! produces the [`VerifiedSlot`] that a bootloader needs to arm a slot.
+
+pub mod file;
+
+use crate::slot::Slot;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+
+pub use file::FileSlot;
+
+/// Bytes at the start of a slot that are zeroed before writing and written last, so a slot
+/// never looks like a complete image until every byte is in place.
+pub const HEAD_LEN: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlashError {
+    #[error("slot {slot} ({device}): {op}: {source}")]
+    Io {
+        slot: Slot,
+        device: String,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("slot {slot} ({device}) holds {capacity} bytes; the image needs {needed}")]
+    TooSmall {
+        slot: Slot,
+        device: String,
+        capacity: u64,
+        needed: u64,
+    },
+    #[error("image is larger than the {limit} bytes the index states")]
+    Oversize { limit: u64 },
+    #[error("slot {slot}: {what}")]
+    Verify { slot: Slot, what: String },
+    #[error("slot {slot}: firmware header: {problem}")]
+    Header { slot: Slot, problem: String },
+    #[error("refusing to write slot {slot}: it is {why}")]
+    Protected { slot: Slot, why: &'static str },
+}
+
+/// One slot's storage: a file, block device or flash partition.
+pub trait SlotDevice: Send + Sync {
+    fn slot(&self) -> Slot;
+    fn describe(&self) -> String;
+    fn capacity(&self) -> Result<u64, FlashError>;
+    /// Reader positioned at the start of the slot.
+    fn reader(&self) -> Result<Box<dyn Read + Send>, FlashError>;
+    /// Open the slot for writing; the sink never writes past the slot's capacity.
+    fn open_sink(&self) -> Result<Box<dyn SlotSink + '_>, FlashError>;
+}
+
+/// An open slot being written.
+pub trait SlotSink {
+    /// Overwrite `bytes` at `offset`.
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), FlashError>;
+    /// Make everything written so far durable.
+    fn sync(&mut self) -> Result<(), FlashError>;
+}
+
+/// What the signed index promises about an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub size: u64,
+    pub sha256: [u8; 32],
+}
+
+/// Invalidate `dev` and start writing an image of `expected.size` bytes into it.
+pub fn begin<'a>(
+    dev: &'a dyn SlotDevice,
+    expected: &Expected,
+) -> Result<SlotWriter<'a>, FlashError> {
+    let capacity = dev.capacity()?;
+    if expected.size > capacity {
+        return Err(FlashError::TooSmall {
+            slot: dev.slot(),
+            device: dev.describe(),
+            capacity,
+            needed: expected.size,
+        });
+    }
+    let mut sink = dev.open_sink()?;
+    sink.write_at(
+        0,
+        &[0u8; HEAD_LEN][..(HEAD_LEN as u64).min(capacity) as usize],
+    )?;
+    sink.sync()?;
+    Ok(SlotWriter {
+        slot: dev.slot(),
+        sink,
+        limit: expected.size,
+        written: 0,
+        head: Vec::with_capacity(HEAD_LEN),
+        hasher: Sha256::new(),
+    })
+}
+
+/// Writes an image into an invalidated slot, hashing as it goes.
+pub struct SlotWriter<'a> {
+    slot: Slot,
+    sink: Box<dyn SlotSink + 'a>,
+    limit: u64,
+    written: u64,
+    head: Vec<u8>,
+    hasher: Sha256,
+}
+
+impl SlotWriter<'_> {
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub fn write(&mut self, mut chunk: &[u8]) -> Result<(), FlashError> {
+        if self.written + chunk.len() as u64 > self.limit {
+            return Err(FlashError::Oversize { limit: self.limit });
+        }
+        self.hasher.update(chunk);
+        if self.head.len() < HEAD_LEN {
+            let take = (HEAD_LEN - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+            self.written += take as u64;
+            chunk = &chunk[take..];
+        }
+        if !chunk.is_empty() {
+            self.sink.write_at(self.written, chunk)?;
+            self.written += chunk.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Write the held-back head, make everything durable, and report what was written.
+    pub fn finish(mut self) -> Result<Written, FlashError> {
+        self.sink.sync()?;
+        self.sink.write_at(0, &self.head)?;
+        self.sink.sync()?;
+        Ok(Written {
+            slot: self.slot,
+            size: self.written,
+            sha256: self.hasher.finalize().into(),
+        })
+    }
+}
+
+/// An image fully written to a slot, not yet verified.
+#[derive(Debug)]
+pub struct Written {
+    slot: Slot,
+    size: u64,
+    sha256: [u8; 32],
+}
+
+impl Written {
+    /// Compare what was streamed with the expectation, then read the slot back and compare again.
+    pub fn verify(
+        self,
+        dev: &dyn SlotDevice,
+        expected: &Expected,
+    ) -> Result<VerifiedSlot, FlashError> {
+        if self.size != expected.size {
+            return Err(FlashError::Verify {
+                slot: self.slot,
+                what: format!(
+                    "received {} bytes, the index states {}",
+                    self.size, expected.size
+                ),
+            });
+        }
+        if self.sha256 != expected.sha256 {
+            return Err(FlashError::Verify {
+                slot: self.slot,
+                what: format!(
+                    "sha256 of the downloaded image is {}, the index states {}",
+                    hex::encode(self.sha256),
+                    hex::encode(expected.sha256)
+                ),
+            });
+        }
+        verify_existing(dev, expected)
+    }
+}
+
+/// Read `expected.size` bytes back from the slot and check their hash.
+pub fn verify_existing(
+    dev: &dyn SlotDevice,
+    expected: &Expected,
+) -> Result<VerifiedSlot, FlashError> {
+    let slot = dev.slot();
+    let sha256 = hash_prefix(dev, expected.size)?;
+    if sha256 != expected.sha256 {
+        return Err(FlashError::Verify {
+            slot,
+            what: format!(
+                "read back sha256 {} does not match the expected {}",
+                hex::encode(sha256),
+                hex::encode(expected.sha256)
+            ),
+        });
+    }
+    Ok(VerifiedSlot {
+        slot,
+        size: expected.size,
+        sha256,
+    })
+}
+
+/// Hash the first `len` bytes of a slot.
+pub fn hash_prefix(dev: &dyn SlotDevice, len: u64) -> Result<[u8; 32], FlashError> {
+    let slot = dev.slot();
+    let mut r = dev.reader()?.take(len);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = r.read(&mut buf).map_err(|source| FlashError::Io {
+            slot,
+            device: dev.describe(),
+            op: "read back",
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    if total != len {
+        return Err(FlashError::Verify {
+            slot,
+            what: format!("slot ends after {total} bytes, expected {len}"),
+        });
+    }
+    Ok(hasher.finalize().into())
+}
+
+/// Read the first `len` bytes of a slot (for headers).
+pub fn read_head(dev: &dyn SlotDevice, len: usize) -> Result<Vec<u8>, FlashError> {
+    let mut buf = Vec::with_capacity(len);
+    dev.reader()?
+        .take(len as u64)
+        .read_to_end(&mut buf)
+        .map_err(|source| FlashError::Io {
+            slot: dev.slot(),
+            device: dev.describe(),
+            op: "read header",
+            source,
+        })?;
+    Ok(buf)
+}
+
+/// Proof that a slot holds exactly the expected image, read back from the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedSlot {
+    slot: Slot,
+    size: u64,
+    sha256: [u8; 32],
+}
+
+impl VerifiedSlot {
+    pub fn slot(&self) -> Slot {
+        self.slot
+    }
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn sha256(&self) -> [u8; 32] {
+        self.sha256
+    }
+}
+
+/// Stream everything `r` yields into the writer (offline install, tests).
+pub fn copy_into(w: &mut SlotWriter<'_>, mut r: impl Read) -> Result<(), FlashError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf).map_err(|source| FlashError::Io {
+            slot: w.slot,
+            device: "image source".into(),
+            op: "read image",
+            source,
+        })?;
+        if n == 0 {
+            return Ok(());
+        }
+        w.write(&buf[..n])?;
+    }
+}

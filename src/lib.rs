@@ -1,0 +1,25 @@
+//! fwguard: a firmware update and rollback agent for home routers.
+//!
+//! A new image is written only to the inactive slot of an A/B pair, verified, and booted on
+//! trial; health checks then commit it or roll back to the previous slot, which stays on the
+//! device. The bootloader's boot counter abandons a firmware that never boots far enough to
+//! run fwguard.
+
+pub mod agent;
+pub mod board;
+pub mod boot;
+pub mod config;
+pub mod error;
+pub mod fetch;
+pub mod firmware;
+pub mod flash;
+pub mod health;
+pub mod index;
+pub mod sim;
+pub mod slot;
+pub mod state;
+pub mod version;
+
+pub use error::{Error, Result};
+pub use slot::Slot;
+pub use version::Version;

@@ -1,0 +1,175 @@
+//! A small static-file HTTP/1.1 server for the simulated world (demo and tests), bound to
+//! loopback. It serves a directory with `Content-Length` and single `Range` requests, and
+//! can throttle its sending so a test can interrupt a download part-way.
+
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Send at most this many bytes per 10 ms tick (None: as fast as possible).
+    pub bytes_per_tick: Option<usize>,
+}
+
+/// A running server; stops when dropped or on [`Server::stop`].
+pub struct Server {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Bind `addr` (use port 0 for any free port) and serve `root`.
+    pub async fn start(
+        addr: SocketAddr,
+        root: PathBuf,
+        opts: ServeOptions,
+    ) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                let root = root.clone();
+                let opts = opts.clone();
+                tokio::spawn(async move {
+                    let _ = handle(sock, &root, &opts).await;
+                });
+            }
+        });
+        Ok(Server { addr, task })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+    }
+
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn respond(sock: &mut TcpStream, status: &str, body: &str) -> std::io::Result<()> {
+    let msg = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    sock.write_all(msg.as_bytes()).await
+}
+
+/// Map a request path onto `root`, refusing anything that could leave it.
+fn local_path(root: &Path, target: &str) -> Option<PathBuf> {
+    let path = target.split('?').next()?;
+    let rel = Path::new(path.trim_start_matches('/'));
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    Some(root.join(rel))
+}
+
+/// Parse `bytes=START-` or `bytes=START-END`.
+fn parse_range(v: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = v.trim().strip_prefix("bytes=")?;
+    let (a, b) = spec.split_once('-')?;
+    let start: u64 = a.parse().ok()?;
+    let end: u64 = if b.is_empty() {
+        len.checked_sub(1)?
+    } else {
+        b.parse().ok()?
+    };
+    (start <= end && end < len).then_some((start, end))
+}
+
+async fn handle(mut sock: TcpStream, root: &Path, opts: &ServeOptions) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = sock.read(&mut buf).await?;
+        if n == 0 || head.len() > 16 * 1024 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let mut lines = text.split("\r\n");
+    let mut req = lines.next().unwrap_or("").split_whitespace();
+    let (method, target) = (req.next().unwrap_or(""), req.next().unwrap_or(""));
+    let range = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("range"))
+        .map(|(_, v)| v.trim().to_string());
+    if method != "GET" && method != "HEAD" {
+        return respond(&mut sock, "405 Method Not Allowed", "only GET and HEAD\n").await;
+    }
+    let Some(path) = local_path(root, target) else {
+        return respond(&mut sock, "400 Bad Request", "bad path\n").await;
+    };
+    let Ok(mut file) = tokio::fs::File::open(&path).await else {
+        return respond(&mut sock, "404 Not Found", "not found\n").await;
+    };
+    let len = file.metadata().await?.len();
+    let (status, start, end) = match range.as_deref().map(|r| parse_range(r, len)) {
+        None => ("200 OK", 0, len.saturating_sub(1)),
+        Some(Some((s, e))) => ("206 Partial Content", s, e),
+        Some(None) => return respond(&mut sock, "416 Range Not Satisfiable", "bad range\n").await,
+    };
+    let count = if len == 0 { 0 } else { end - start + 1 };
+    let mut hdr = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {count}\r\nAccept-Ranges: bytes\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n"
+    );
+    if status.starts_with("206") {
+        hdr.push_str(&format!("Content-Range: bytes {start}-{end}/{len}\r\n"));
+    }
+    hdr.push_str("\r\n");
+    sock.write_all(hdr.as_bytes()).await?;
+    if method == "HEAD" {
+        return Ok(());
+    }
+    use tokio::io::AsyncSeekExt;
+    file.seek(std::io::SeekFrom::Start(start)).await?;
+    let mut left = count;
+    let chunk = opts.bytes_per_tick.unwrap_or(64 * 1024).max(1);
+    let mut buf = vec![0u8; chunk];
+    while left > 0 {
+        let want = (chunk as u64).min(left) as usize;
+        let n = file.read(&mut buf[..want]).await?;
+        if n == 0 {
+            break;
+        }
+        sock.write_all(&buf[..n]).await?;
+        left -= n as u64;
+        if opts.bytes_per_tick.is_some() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    sock.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_ranges() {
+        let root = Path::new("/srv");
+        assert_eq!(
+            local_path(root, "/a/b.img?x=1"),
+            Some(PathBuf::from("/srv/a/b.img"))
+        );
+        assert_eq!(local_path(root, "/../etc/passwd"), None);
+        assert_eq!(parse_range("bytes=10-", 100), Some((10, 99)));
+        assert_eq!(parse_range("bytes=10-19", 100), Some((10, 19)));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("items=1-2", 100), None);
+    }
+}

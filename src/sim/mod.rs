@@ -1,0 +1,225 @@
+//! The simulated router (board profile `sim`): a directory with two slot images, a U-Boot
+//! environment image in the real format, and the files a real board's kernel would provide
+//! (`cmdline`, `boot_id`). [`SimRouter::reboot`] runs the same selection logic as the U-Boot
+//! boot script (`packaging/uboot/ab-boot.env`).
+
+mod boot;
+pub mod httpd;
+
+pub use boot::BootReport;
+
+use crate::board::{self, Board, BoardError, Platform};
+use crate::boot::uboot::{EnvLocation, UBootAb};
+use crate::boot::uboot_env::EnvVars;
+use crate::firmware;
+use crate::flash::FileSlot;
+use crate::slot::Slot;
+use crate::version::Version;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Board id of the simulated router.
+pub const BOARD_ID: &str = "sim";
+/// Size of the simulated environment area (as on the virtual ARM router).
+pub const ENV_SIZE: usize = 0x4000;
+/// Default slot size.
+pub const DEFAULT_SLOT_SIZE: u64 = 8 * 1024 * 1024;
+/// Header key of a simulated firmware saying whether it keeps the WAN working.
+pub const X_WAN: &str = "x-sim-wan";
+/// Header key saying whether the firmware boots to userspace (`ok`) or panics (`panic`).
+pub const X_BOOT: &str = "x-sim-boot";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("sim router {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sim router: {0}")]
+    Boot(#[from] crate::boot::BootError),
+    #[error("sim router: {0}")]
+    Firmware(#[from] firmware::HeaderError),
+    #[error("sim router: no bootable slot: {0}")]
+    NoBootableSlot(String),
+}
+
+/// How a simulated firmware behaves once booted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Behaviour {
+    pub wan_up: bool,
+    pub boots: bool,
+}
+
+impl Behaviour {
+    pub const GOOD: Behaviour = Behaviour {
+        wan_up: true,
+        boots: true,
+    };
+}
+
+/// Build a simulated firmware image of about `payload_len` bytes.
+pub fn firmware_image(
+    version: &Version,
+    build_time: u64,
+    payload_len: usize,
+    b: Behaviour,
+) -> Vec<u8> {
+    // Deterministic filler that differs per version, so images are distinguishable.
+    let mut payload = Vec::with_capacity(payload_len + 32);
+    let mut block: [u8; 32] = Sha256::digest(version.as_str().as_bytes()).into();
+    while payload.len() < payload_len {
+        payload.extend_from_slice(&block);
+        block = Sha256::digest(block).into();
+    }
+    payload.truncate(payload_len);
+    firmware::build_image(
+        BOARD_ID,
+        version,
+        build_time,
+        &payload,
+        &[
+            ("sim-wan", if b.wan_up { "up" } else { "down" }),
+            ("sim-boot", if b.boots { "ok" } else { "panic" }),
+        ],
+    )
+    .expect("sim header fits")
+}
+
+pub struct SimRouter {
+    dir: PathBuf,
+}
+
+impl SimRouter {
+    pub fn open(dir: impl Into<PathBuf>) -> SimRouter {
+        SimRouter { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn slot_path(&self, s: Slot) -> PathBuf {
+        self.dir.join(match s {
+            Slot::A => "slot-a.img",
+            Slot::B => "slot-b.img",
+        })
+    }
+
+    pub fn env_path(&self) -> PathBuf {
+        self.dir.join("env.img")
+    }
+
+    pub fn env(&self) -> EnvLocation {
+        EnvLocation {
+            path: self.env_path(),
+            offset: 0,
+            size: ENV_SIZE,
+        }
+    }
+
+    fn io(&self, path: &Path, source: std::io::Error) -> SimError {
+        SimError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// The default environment the simulated U-Boot ships with.
+    pub fn default_env() -> EnvVars {
+        let mut v = EnvVars::default();
+        for (k, val) in [
+            ("bootcmd", "run ab_boot"),
+            ("bootdelay", "0"),
+            ("boot_slot", "A"),
+            ("upgrade_available", "0"),
+            ("bootcount", "0"),
+            ("bootlimit", "3"),
+        ] {
+            v.set(k, val).expect("static env");
+        }
+        v
+    }
+
+    /// Create a powered-off router whose slot A holds `image`; slot B is empty.
+    pub fn create(
+        dir: impl Into<PathBuf>,
+        slot_size: u64,
+        image: &[u8],
+    ) -> Result<SimRouter, SimError> {
+        let sim = SimRouter::open(dir);
+        std::fs::create_dir_all(&sim.dir).map_err(|e| sim.io(&sim.dir, e))?;
+        for s in Slot::ALL {
+            let p = sim.slot_path(s);
+            let f = std::fs::File::create(&p).map_err(|e| sim.io(&p, e))?;
+            f.set_len(slot_size).map_err(|e| sim.io(&p, e))?;
+            if s == Slot::A {
+                use std::os::unix::fs::FileExt;
+                f.write_all_at(image, 0).map_err(|e| sim.io(&p, e))?;
+            }
+            f.sync_all().map_err(|e| sim.io(&p, e))?;
+        }
+        let env = sim.env();
+        std::fs::File::create(&env.path)
+            .and_then(|f| f.set_len(ENV_SIZE as u64))
+            .map_err(|e| sim.io(&env.path, e))?;
+        env.write_vars(&Self::default_env())?;
+        Ok(sim)
+    }
+
+    /// The board the agent sees: the same U-Boot backend and file slots a real board uses.
+    pub fn board(&self) -> Board {
+        Board::new(
+            BOARD_ID.to_string(),
+            Box::new(UBootAb::new(self.env())),
+            [
+                Box::new(FileSlot::new(Slot::A, self.slot_path(Slot::A))),
+                Box::new(FileSlot::new(Slot::B, self.slot_path(Slot::B))),
+            ],
+            Box::new(SimPlatform {
+                dir: self.dir.clone(),
+            }),
+        )
+    }
+
+    /// Whether the agent asked for a reboot since the last boot.
+    pub fn reboot_requested(&self) -> bool {
+        self.dir.join("reboot-requested").exists()
+    }
+
+    /// The slot that booted last, if the router was ever powered on.
+    pub fn booted(&self) -> Option<Slot> {
+        std::fs::read_to_string(self.dir.join("cmdline"))
+            .ok()
+            .and_then(|t| board::slot_from_cmdline(&t))
+    }
+}
+
+/// The simulated kernel's view: `cmdline` and `boot_id` written by the simulated boot.
+pub struct SimPlatform {
+    dir: PathBuf,
+}
+
+impl Platform for SimPlatform {
+    fn booted_slot(&self) -> Result<Slot, BoardError> {
+        let path = self.dir.join("cmdline");
+        board::slot_from_cmdline(&board::read(&path)?).ok_or(BoardError::NoSlotArg {
+            path,
+            key: board::SLOT_ARG,
+        })
+    }
+
+    fn boot_id(&self) -> Result<String, BoardError> {
+        Ok(board::read(&self.dir.join("boot_id"))?.trim().to_string())
+    }
+
+    fn uptime_ms(&self) -> u64 {
+        board::boottime_ms()
+    }
+
+    fn reboot(&self) -> Result<(), BoardError> {
+        let path = self.dir.join("reboot-requested");
+        std::fs::write(&path, b"").map_err(|source| BoardError::Io { path, source })
+    }
+}

@@ -1,0 +1,142 @@
+//! Persistent agent state: one versioned JSON file, written atomically, guarded by a lock.
+
+pub mod machine;
+mod store;
+
+pub use machine::{transition, Disallowed, Event, UpdateState};
+pub use store::{Lock, StateStore};
+
+use crate::health::CheckResult;
+use crate::index::LastIndex;
+use crate::slot::Slot;
+use crate::version::Version;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+pub const SCHEMA: u32 = 1;
+const HISTORY_MAX: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state file {path} is unreadable ({problem}); move it aside to start from scratch")]
+    Corrupt { path: PathBuf, problem: String },
+    #[error("state file {path} has schema {found}; this fwguard reads schema {SCHEMA}")]
+    Schema { path: PathBuf, found: u32 },
+}
+
+/// What fwguard knows a slot holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotRecord {
+    pub version: Version,
+    pub size: u64,
+    pub sha256: String,
+    /// The slot booted and passed its health checks at some point (known-good).
+    pub good: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenyEntry {
+    pub version: Version,
+    pub reason: String,
+    pub at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Unix seconds (the device clock; may be wrong before NTP).
+    pub at: u64,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<Slot>,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistedState {
+    pub schema: u32,
+    pub update: UpdateState,
+    pub slot_a: Option<SlotRecord>,
+    pub slot_b: Option<SlotRecord>,
+    /// The last slot committed as good: never written.
+    pub known_good: Option<Slot>,
+    pub pin: Option<Version>,
+    pub denylist: Vec<DenyEntry>,
+    pub last_index: Option<LastIndex>,
+    /// Newest trusted time seen (unix seconds): the clock is never trusted below it.
+    pub time_floor: u64,
+    pub history: Vec<HistoryEntry>,
+}
+
+impl Default for PersistedState {
+    fn default() -> Self {
+        PersistedState {
+            schema: SCHEMA,
+            update: UpdateState::Idle,
+            slot_a: None,
+            slot_b: None,
+            known_good: None,
+            pin: None,
+            denylist: Vec::new(),
+            last_index: None,
+            time_floor: 0,
+            history: Vec::new(),
+        }
+    }
+}
+
+impl PersistedState {
+    pub fn slot(&self, s: Slot) -> Option<&SlotRecord> {
+        match s {
+            Slot::A => self.slot_a.as_ref(),
+            Slot::B => self.slot_b.as_ref(),
+        }
+    }
+
+    pub fn set_slot(&mut self, s: Slot, rec: Option<SlotRecord>) {
+        match s {
+            Slot::A => self.slot_a = rec,
+            Slot::B => self.slot_b = rec,
+        }
+    }
+
+    /// Apply an event through the state machine.
+    pub fn apply(&mut self, event: Event) -> Result<(), Disallowed> {
+        self.update = transition(&self.update, event)?;
+        Ok(())
+    }
+
+    pub fn is_denylisted(&self, v: &Version) -> bool {
+        self.denylist.iter().any(|d| &d.version == v)
+    }
+
+    pub fn denylisted_versions(&self) -> Vec<Version> {
+        self.denylist.iter().map(|d| d.version.clone()).collect()
+    }
+
+    pub fn deny(&mut self, version: Version, reason: String, at: u64) {
+        self.denylist.retain(|d| d.version != version);
+        self.denylist.push(DenyEntry {
+            version,
+            reason,
+            at,
+        });
+    }
+
+    pub fn record(&mut self, entry: HistoryEntry) {
+        self.history.push(entry);
+        if self.history.len() > HISTORY_MAX {
+            let drop = self.history.len() - HISTORY_MAX;
+            self.history.drain(..drop);
+        }
+    }
+}

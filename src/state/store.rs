@@ -1,0 +1,140 @@
+//! Atomic persistence (temp file, fsync, rename, fsync dir) and the agent lock.
+
+use super::{PersistedState, StateError, SCHEMA};
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+/// Held while a process changes the state or the slots; released on drop.
+pub struct Lock {
+    _flock: Flock<File>,
+}
+
+impl StateStore {
+    pub fn new(dir: impl Into<PathBuf>) -> StateStore {
+        StateStore { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    fn io(&self, path: &Path, source: std::io::Error) -> StateError {
+        StateError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Take the lock; `wait` blocks until it is free, else a held lock is an error.
+    pub fn lock(&self, wait: bool) -> Result<Option<Lock>, StateError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| self.io(&self.dir, e))?;
+        let path = self.dir.join("lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| self.io(&path, e))?;
+        let arg = if wait {
+            FlockArg::LockExclusive
+        } else {
+            FlockArg::LockExclusiveNonblock
+        };
+        match Flock::lock(f, arg) {
+            Ok(flock) => Ok(Some(Lock { _flock: flock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(self.io(&path, e.into())),
+        }
+    }
+
+    /// Load the state; a missing file is a fresh device.
+    pub fn load(&self) -> Result<PersistedState, StateError> {
+        let path = self.path();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(PersistedState::default())
+            }
+            Err(e) => return Err(self.io(&path, e)),
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                path: path.clone(),
+                problem: e.to_string(),
+            })?;
+        let schema = v.get("schema").and_then(|s| s.as_u64()).unwrap_or(0) as u32;
+        if schema != SCHEMA {
+            return Err(StateError::Schema {
+                path,
+                found: schema,
+            });
+        }
+        serde_json::from_value(v).map_err(|e| StateError::Corrupt {
+            path,
+            problem: e.to_string(),
+        })
+    }
+
+    /// Write the whole state atomically and durably.
+    pub fn save(&self, state: &PersistedState) -> Result<(), StateError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| self.io(&self.dir, e))?;
+        let path = self.path();
+        let tmp = self.dir.join("state.json.tmp");
+        let mut bytes = serde_json::to_vec_pretty(state).expect("state serialises");
+        bytes.push(b'\n');
+        let mut f = File::create(&tmp).map_err(|e| self.io(&tmp, e))?;
+        f.write_all(&bytes).map_err(|e| self.io(&tmp, e))?;
+        f.sync_all().map_err(|e| self.io(&tmp, e))?;
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(|e| self.io(&path, e))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.io(&self.dir, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_and_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("s"));
+        assert_eq!(store.load().unwrap(), PersistedState::default());
+        let mut st = PersistedState::default();
+        st.time_floor = 42;
+        store.save(&st).unwrap();
+        assert_eq!(store.load().unwrap(), st);
+        assert!(!dir.path().join("s/state.json.tmp").exists());
+        let held = store.lock(false).unwrap();
+        assert!(held.is_some());
+        // flock is per open file description, so a second open in the same process conflicts.
+        assert!(store.lock(false).unwrap().is_none());
+        drop(held);
+        assert!(store.lock(false).unwrap().is_some());
+    }
+
+    #[test]
+    fn corrupt_and_wrong_schema_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path());
+        std::fs::write(store.path(), b"{not json").unwrap();
+        assert!(matches!(store.load(), Err(StateError::Corrupt { .. })));
+        std::fs::write(store.path(), b"{\"schema\": 99}").unwrap();
+        assert!(matches!(
+            store.load(),
+            Err(StateError::Schema { found: 99, .. })
+        ));
+    }
+}
