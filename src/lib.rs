@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod board;
+pub mod cli;
 pub mod boot;
 pub mod config;
 pub mod error;

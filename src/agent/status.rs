@@ -141,7 +141,7 @@ impl fmt::Display for Status {
                 Some(r) => format!(
                     "{}{}",
                     r.version,
-                    if r.good { "" } else { " (not yet good)" }
+                    if r.good { "" } else { " (never committed)" }
                 ),
                 None => "no verified image".into(),
             };
@@ -155,8 +155,8 @@ impl fmt::Display for Status {
         }
         writeln!(
             f,
-            "policy:       {:?}, channel {}",
-            self.policy, self.channel
+            "policy:       {}, channel {}",
+            self.policy.as_str(), self.channel
         )?;
         if let Some(p) = &self.pinned {
             writeln!(f, "pinned:       {p}")?;

@@ -45,6 +45,16 @@ pub enum Policy {
     Off,
 }
 
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Auto => "auto",
+            Policy::DownloadOnly => "download-only",
+            Policy::Off => "off",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct IndexSettings {
     pub url: String,

@@ -4,6 +4,8 @@
 //! boot script (`packaging/uboot/ab-boot.env`).
 
 mod boot;
+pub mod demo;
+pub mod world;
 pub mod httpd;
 
 pub use boot::BootReport;

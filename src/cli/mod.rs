@@ -1,0 +1,200 @@
+//! The `fwguard` command line: parse once into typed commands, call the library, map
+//! errors to the stable exit codes in [`crate::error`].
+
+mod sim_cmd;
+
+use crate::agent::{Action, Agent, DaemonExit, UpdateMode};
+use crate::config::{self, Settings};
+use crate::error::{Error, EXIT_NO_UPDATE, EXIT_OK};
+use crate::index::format_time;
+use crate::index::select::Choice;
+use crate::version::Version;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "fwguard", version, about = "Firmware update and rollback agent for A/B routers")]
+pub struct Cli {
+    /// Configuration file [default: $FWGUARD_CONFIG, else /etc/fwguard/config.toml]
+    #[arg(long, short = 'c', global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// More log output (repeat for more)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch and verify the index; say what would be installed
+    Check {
+        /// Exit with 10 when there is nothing to install
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Install the chosen release into the inactive slot and reboot into a trial
+    Update {
+        /// Write and verify the inactive slot, but do not switch or reboot
+        #[arg(long)]
+        stage_only: bool,
+    },
+    /// Run the agent: judge a trial boot, then check for updates on an interval
+    Daemon,
+    /// Show the device's update status
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show installs, commits, rollbacks and their reasons
+    History {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Go back to the known-good firmware in the other slot (no download)
+    Rollback,
+    /// Install exactly VERSION (downgrade included) and stay on it
+    Pin { version: Version },
+    /// Follow the channel again
+    Unpin,
+    /// Commit the running trial boot now
+    MarkGood,
+    /// The simulated router
+    #[command(subcommand)]
+    Sim(sim_cmd::SimCommand),
+    /// Run the whole update / trial / commit / rollback cycle on a simulated router
+    Demo {
+        /// Keep the simulated world in DIR instead of a temporary directory
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn init_logging(verbose: Option<u8>) {
+    let default = match verbose {
+        None => "fwguard=error",
+        Some(0) => "fwguard=info",
+        Some(1) => "fwguard=debug",
+        Some(_) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FWGUARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn load_agent(flag: Option<&std::path::Path>) -> Result<Agent, Error> {
+    let path = config::resolve_path(flag);
+    Agent::from_settings(Settings::load(&path)?)
+}
+
+fn report(action: Action) {
+    match action {
+        Action::UpToDate(why) => println!("up to date: {why}"),
+        Action::Staged(v) => println!("{v} is written and verified in the inactive slot; `fwguard update` boots it"),
+        Action::Reboot(why) => println!("rebooting: {why}"),
+        Action::Committed(v) => println!("committed {v}"),
+        Action::Done(what) => println!("{what}"),
+    }
+}
+
+/// Parse the command line, run it, and return the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    // The demo prints its own timeline; its log lines would only repeat it.
+    let quiet = matches!(cli.command, Command::Demo { .. }) && cli.verbose == 0;
+    init_logging(if quiet { None } else { Some(cli.verbose) });
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fwguard: error: {}", crate::health::error_chain(&e));
+            e.exit_code()
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32, Error> {
+    let cfg = cli.config.as_deref();
+    let rt = runtime();
+    match cli.command {
+        Command::Check { exit_code } => {
+            let agent = load_agent(cfg)?;
+            let r = rt.block_on(agent.check())?;
+            println!("index version {}; running {}", r.index_version, r.running);
+            match r.choice {
+                Choice::Install(rel) => println!("update available: {} ({} bytes)", rel.version, rel.size),
+                Choice::UpToDate { reason } => {
+                    println!("up to date: {reason}");
+                    if exit_code {
+                        return Ok(EXIT_NO_UPDATE);
+                    }
+                }
+            }
+        }
+        Command::Update { stage_only } => {
+            let agent = load_agent(cfg)?;
+            let mode = if stage_only { UpdateMode::StageOnly } else { UpdateMode::Install };
+            report(rt.block_on(agent.update(mode))?);
+        }
+        Command::Daemon => {
+            let agent = load_agent(cfg)?;
+            let exit = rt.block_on(agent.run_daemon(shutdown_signal()))?;
+            match exit {
+                DaemonExit::Stopped => tracing::info!("stopped"),
+                DaemonExit::Reboot(why) => tracing::info!("exiting for reboot: {why}"),
+            }
+        }
+        Command::Status { json } => {
+            let s = load_agent(cfg)?.status()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s).expect("status serialises"));
+            } else {
+                print!("{s}");
+            }
+        }
+        Command::History { json } => {
+            let st = load_agent(cfg)?.load()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st.history).expect("history serialises"));
+            } else {
+                for h in &st.history {
+                    let what = h.version.as_ref().map(|v| format!(" {v}")).unwrap_or_default();
+                    let slot = h.slot.map(|s| format!(" slot {s}")).unwrap_or_default();
+                    println!("{}  {}{what}{slot}: {}", format_time(h.at), h.event, h.detail);
+                    for c in &h.checks {
+                        let mark = if c.passed { "pass" } else { "FAIL" };
+                        println!("      {mark} {} ({} ms): {}", c.name, c.duration_ms, c.detail);
+                    }
+                }
+            }
+        }
+        Command::Rollback => report(load_agent(cfg)?.rollback()?),
+        Command::Pin { version } => report(rt.block_on(load_agent(cfg)?.pin(version))?),
+        Command::Unpin => report(load_agent(cfg)?.unpin()?),
+        Command::MarkGood => report(load_agent(cfg)?.mark_good()?),
+        Command::Sim(cmd) => return sim_cmd::run(cmd),
+        Command::Demo { dir } => return rt.block_on(crate::sim::demo::run(dir)),
+    }
+    Ok(EXIT_OK)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

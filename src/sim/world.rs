@@ -1,0 +1,237 @@
+//! A whole simulated world around a sim router: a vendor with a signing key, firmware
+//! images, a signed index published on a loopback web server, and a WAN endpoint that the
+//! booted firmware can break. Used by `fwguard demo` and by the integration tests.
+
+use super::httpd::{ServeOptions, Server};
+use super::{firmware_image, Behaviour, BootReport, SimError, SimRouter};
+use crate::index::build::{sign_bytes, IndexDraft, NewRelease};
+use crate::index::sign::SecretKey;
+use crate::version::Version;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::net::TcpListener;
+
+/// Firmware build time of the simulated images (2026-11-01T00:00:00Z).
+pub const BUILD_TIME: u64 = 1_793_491_200;
+/// Index validity when published.
+pub const INDEX_LIFETIME: u64 = 90 * 24 * 3600;
+
+#[derive(Debug, Clone)]
+pub struct WorldOptions {
+    pub slot_size: u64,
+    pub payload_len: usize,
+    pub serve: ServeOptions,
+}
+
+impl Default for WorldOptions {
+    fn default() -> Self {
+        WorldOptions {
+            slot_size: super::DEFAULT_SLOT_SIZE,
+            payload_len: 1 << 20,
+            serve: ServeOptions::default(),
+        }
+    }
+}
+
+/// The internet endpoint the router's health checks reach; down while the booted firmware
+/// breaks the WAN (connections are refused).
+pub struct Wan {
+    addr: SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Wan {
+    async fn start() -> std::io::Result<Wan> {
+        let l = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = l.local_addr()?;
+        Ok(Wan {
+            addr,
+            task: Some(Self::serve(l)),
+        })
+    }
+
+    fn serve(l: TcpListener) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = l.accept().await {
+                drop(sock);
+            }
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub async fn set_up(&mut self, up: bool) -> std::io::Result<()> {
+        match (up, self.task.is_some()) {
+            (true, false) => self.task = Some(Self::serve(TcpListener::bind(self.addr).await?)),
+            (false, true) => {
+                let t = self.task.take().expect("running");
+                t.abort();
+                let _ = t.await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+pub struct World {
+    pub root: PathBuf,
+    pub router: SimRouter,
+    pub key: SecretKey,
+    pub www: PathBuf,
+    pub server: Option<Server>,
+    pub wan: Wan,
+    opts: WorldOptions,
+    index_version: u64,
+    images: BTreeMap<String, (Version, PathBuf)>,
+}
+
+fn io(path: &Path, e: std::io::Error) -> SimError {
+    SimError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+impl World {
+    /// A world whose router runs firmware 1.0 from slot A (not yet powered on).
+    pub async fn create(root: impl Into<PathBuf>, opts: WorldOptions) -> Result<World, SimError> {
+        let root = root.into();
+        let www = root.join("www");
+        std::fs::create_dir_all(www.join("images")).map_err(|e| io(&www, e))?;
+        let v1: Version = "1.0".parse().expect("static version");
+        let img = firmware_image(&v1, BUILD_TIME, opts.payload_len, Behaviour::GOOD);
+        let router = SimRouter::create(root.join("router"), opts.slot_size, &img)?;
+        let key = SecretKey::generate().map_err(|e| SimError::NoBootableSlot(format!("no randomness: {e}")))?;
+        let vendor = root.join("vendor");
+        std::fs::create_dir_all(&vendor).map_err(|e| io(&vendor, e))?;
+        let write = |name: &str, text: String| {
+            let p = vendor.join(name);
+            std::fs::write(&p, text).map_err(|e| io(&p, e))
+        };
+        write("vendor.sec", key.to_file("fwguard demo vendor secret key"))?;
+        write("vendor.pub", key.public().to_file("fwguard demo vendor public key"))?;
+        let server = Server::start("127.0.0.1:0".parse().expect("addr"), www.clone(), opts.serve.clone())
+            .await
+            .map_err(|e| io(&www, e))?;
+        let wan = Wan::start().await.map_err(|e| io(&root, e))?;
+        let mut w = World {
+            root,
+            router,
+            key,
+            www,
+            server: Some(server),
+            wan,
+            opts,
+            index_version: 0,
+            images: BTreeMap::new(),
+        };
+        w.images.insert("1.0".into(), (v1, w.www.join("images/fw-1.0.img")));
+        std::fs::write(w.www.join("images/fw-1.0.img"), &img).map_err(|e| io(&w.www, e))?;
+        Ok(w)
+    }
+
+    pub fn index_url(&self) -> String {
+        self.server.as_ref().expect("server running").url("index.toml")
+    }
+
+    /// Build and place a firmware image for `version`.
+    pub fn add_image(&mut self, version: &str, b: Behaviour) -> Result<PathBuf, SimError> {
+        let v: Version = version.parse().map_err(|e| SimError::NoBootableSlot(format!("{e}")))?;
+        let img = firmware_image(&v, BUILD_TIME, self.opts.payload_len, b);
+        let p = self.www.join(format!("images/fw-{version}.img"));
+        std::fs::write(&p, img).map_err(|e| io(&p, e))?;
+        self.images.insert(version.to_string(), (v, p.clone()));
+        Ok(p)
+    }
+
+    /// Publish a new signed index listing `versions` (for board `sim`, channel `stable`).
+    pub fn publish(&mut self, versions: &[&str]) -> Result<u64, SimError> {
+        let now = crate::index::unix_now().max(BUILD_TIME);
+        self.index_version += 1;
+        let mut draft = IndexDraft::new(self.index_version, now, now + INDEX_LIFETIME);
+        for v in versions {
+            let (version, path) = self.images.get(*v).cloned().ok_or_else(|| SimError::NoBootableSlot(format!("no image {v}")))?;
+            let rel = NewRelease::from_image(
+                version,
+                vec![super::BOARD_ID.into()],
+                vec!["stable".into()],
+                vec![format!("images/fw-{v}.img")],
+                &path,
+            )
+            .map_err(|e| io(&path, e))?;
+            draft.add_release(rel).map_err(SimError::NoBootableSlot)?;
+        }
+        self.write_index(draft.to_toml().as_bytes(), &self.key)?;
+        Ok(self.index_version)
+    }
+
+    /// Place index bytes and a signature by `key` (tests use this to publish bad indexes).
+    pub fn write_index(&self, bytes: &[u8], key: &SecretKey) -> Result<(), SimError> {
+        let p = self.www.join("index.toml");
+        std::fs::write(&p, bytes).map_err(|e| io(&p, e))?;
+        let s = self.www.join("index.toml.sig");
+        std::fs::write(&s, sign_bytes(key, bytes, "vendor.pub")).map_err(|e| io(&s, e))
+    }
+
+    /// The agent configuration for this world.
+    pub fn config_text(&self, extra_agent: &str, trial: &str) -> String {
+        format!(
+            r#"# fwguard configuration for a simulated router
+[agent]
+state_dir = "{state}"
+check_interval = "1s"
+{extra_agent}
+
+[index]
+url = "{url}"
+channel = "stable"
+trusted_key_files = ["{key}"]
+
+[board]
+profile = "sim"
+dir = "{router}"
+
+[trial]
+{trial}
+
+[[health.check]]
+name = "internet"
+kind = "tcp"
+address = "{wan}"
+timeout = "500ms"
+
+[[health.check]]
+name = "vendor-site"
+kind = "http"
+url = "{url}"
+expect_status = 200
+timeout = "2s"
+"#,
+            state = self.root.join("state").display(),
+            url = self.index_url(),
+            key = self.root.join("vendor/vendor.pub").display(),
+            router = self.router.dir().display(),
+            wan = self.wan.addr(),
+        )
+    }
+
+    /// Write the configuration file and return its path.
+    pub fn write_config(&self, extra_agent: &str, trial: &str) -> Result<PathBuf, SimError> {
+        let etc = self.root.join("etc");
+        std::fs::create_dir_all(&etc).map_err(|e| io(&etc, e))?;
+        let p = etc.join("config.toml");
+        std::fs::write(&p, self.config_text(extra_agent, trial)).map_err(|e| io(&p, e))?;
+        Ok(p)
+    }
+
+    /// Power-cycle the router and make the WAN behave as the booted firmware does.
+    pub async fn power_cycle(&mut self) -> Result<BootReport, SimError> {
+        let r = self.router.reboot()?;
+        self.wan.set_up(r.wan_up).await.map_err(|e| io(&self.root, e))?;
+        Ok(r)
+    }
+}
