@@ -7,10 +7,11 @@
 
 pub mod agent;
 pub mod board;
-pub mod cli;
 pub mod boot;
+pub mod cli;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod fetch;
 pub mod firmware;
 pub mod flash;

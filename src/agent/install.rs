@@ -53,6 +53,12 @@ impl Agent {
         let mut st = self.load()?;
         let (booted, header) = self.running()?;
         self.ensure_installable(&st, booted)?;
+        if st.update == UpdateState::Idle {
+            // The slot we run from must be on record as known-good before the other is touched.
+            if self.adopt(&mut st, booted)? {
+                self.save(&st)?;
+            }
+        }
         let (index, changed) = self.fetch_index(&mut st, header.build_time).await?;
         if changed {
             self.save(&st)?;
@@ -113,6 +119,7 @@ impl Agent {
             format!("writing {} bytes into slot {target}", release.size),
         ));
         self.save(st)?;
+        crate::failpoint::hit("install-begun");
         tracing::info!("installing {} into slot {target}", release.version);
 
         match self.write_and_verify(release, target, &base_url).await {
@@ -134,6 +141,7 @@ impl Agent {
                     "image read back and verified",
                 ));
                 self.save(st)?;
+                crate::failpoint::hit("install-verified");
                 Ok(verified)
             }
             Err(e) => {
@@ -168,9 +176,17 @@ impl Agent {
                 }
             };
             let mut writer = flash::begin(dev, &exp)?;
+            let half = release.size / 2;
             let got = self
                 .fetcher
-                .fetch_into(&url, release.size, &mut |chunk: &[u8]| writer.write(chunk))
+                .fetch_into(&url, release.size, &mut |chunk: &[u8]| {
+                    let before = writer.written();
+                    writer.write(chunk)?;
+                    if before < half && writer.written() >= half {
+                        crate::failpoint::hit("install-mid-write");
+                    }
+                    Ok::<(), FlashError>(())
+                })
                 .await;
             match got {
                 Ok(_) => {}
@@ -182,7 +198,9 @@ impl Agent {
                     continue;
                 }
             }
-            let verified = writer.finish()?.verify(dev, &exp)?;
+            let written = writer.finish(&exp)?;
+            crate::failpoint::hit("install-written");
+            let verified = written.verify(dev)?;
             self.check_header(target, release)?;
             return Ok(verified);
         }
@@ -243,6 +261,7 @@ impl Agent {
             ),
         ));
         self.save(st)?;
+        crate::failpoint::hit("arm-persisted");
         if let Err(e) = self.board.bootloader.arm_trial(verified, booted) {
             st.apply(Event::Rearm)?;
             st.record(self.entry(
@@ -254,6 +273,7 @@ impl Agent {
             self.save(st)?;
             return Err(e.into());
         }
+        crate::failpoint::hit("arm-env-written");
         self.reboot(format!(
             "trial boot of {version} in slot {}",
             verified.slot()

@@ -156,7 +156,8 @@ impl fmt::Display for Status {
         writeln!(
             f,
             "policy:       {}, channel {}",
-            self.policy.as_str(), self.channel
+            self.policy.as_str(),
+            self.channel
         )?;
         if let Some(p) = &self.pinned {
             writeln!(f, "pinned:       {p}")?;

@@ -44,7 +44,7 @@ impl Agent {
     }
 
     /// Record the running committed firmware the first time fwguard sees it.
-    fn adopt(&self, st: &mut PersistedState, booted: Slot) -> Result<bool> {
+    pub(super) fn adopt(&self, st: &mut PersistedState, booted: Slot) -> Result<bool> {
         let header = self.header_of(booted)?;
         let known = st
             .slot(booted)
@@ -246,6 +246,7 @@ impl Agent {
             .into());
         };
         self.board.bootloader.commit(slot)?;
+        crate::failpoint::hit("commit-env-written");
         st.apply(Event::Commit)?;
         st.set_slot(
             slot,
@@ -317,7 +318,9 @@ impl Agent {
             report.map(|r| r.results).unwrap_or_default(),
         ));
         self.save(&st)?;
+        crate::failpoint::hit("rollback-persisted");
         self.board.bootloader.switch_to(&verified)?;
+        crate::failpoint::hit("rollback-env-written");
         self.reboot(format!("rollback from {version} to slot {to}"))
     }
 
@@ -339,6 +342,7 @@ impl Agent {
         let deadline_ms = started_ms + self.settings.trial.deadline.as_millis() as u64;
         loop {
             let report = self.checker.run_all(&self.settings.health).await;
+            crate::failpoint::hit("trial-health-round");
             if report.passed() {
                 return self.commit(report, "health checks passed").map(Some);
             }

@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    std::process::exit(fwguard::cli::index_tool::main());
+}

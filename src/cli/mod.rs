@@ -1,6 +1,7 @@
 //! The `fwguard` command line: parse once into typed commands, call the library, map
 //! errors to the stable exit codes in [`crate::error`].
 
+pub mod index_tool;
 mod sim_cmd;
 
 use crate::agent::{Action, Agent, DaemonExit, UpdateMode};
@@ -13,7 +14,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "fwguard", version, about = "Firmware update and rollback agent for A/B routers")]
+#[command(
+    name = "fwguard",
+    version,
+    about = "Firmware update and rollback agent for A/B routers"
+)]
 pub struct Cli {
     /// Configuration file [default: $FWGUARD_CONFIG, else /etc/fwguard/config.toml]
     #[arg(long, short = 'c', global = true, value_name = "PATH")]
@@ -101,7 +106,9 @@ fn load_agent(flag: Option<&std::path::Path>) -> Result<Agent, Error> {
 fn report(action: Action) {
     match action {
         Action::UpToDate(why) => println!("up to date: {why}"),
-        Action::Staged(v) => println!("{v} is written and verified in the inactive slot; `fwguard update` boots it"),
+        Action::Staged(v) => {
+            println!("{v} is written and verified in the inactive slot; `fwguard update` boots it")
+        }
         Action::Reboot(why) => println!("rebooting: {why}"),
         Action::Committed(v) => println!("committed {v}"),
         Action::Done(what) => println!("{what}"),
@@ -132,7 +139,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let r = rt.block_on(agent.check())?;
             println!("index version {}; running {}", r.index_version, r.running);
             match r.choice {
-                Choice::Install(rel) => println!("update available: {} ({} bytes)", rel.version, rel.size),
+                Choice::Install(rel) => {
+                    println!("update available: {} ({} bytes)", rel.version, rel.size)
+                }
                 Choice::UpToDate { reason } => {
                     println!("up to date: {reason}");
                     if exit_code {
@@ -143,7 +152,11 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Update { stage_only } => {
             let agent = load_agent(cfg)?;
-            let mode = if stage_only { UpdateMode::StageOnly } else { UpdateMode::Install };
+            let mode = if stage_only {
+                UpdateMode::StageOnly
+            } else {
+                UpdateMode::Install
+            };
             report(rt.block_on(agent.update(mode))?);
         }
         Command::Daemon => {
@@ -157,7 +170,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Status { json } => {
             let s = load_agent(cfg)?.status()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&s).expect("status serialises"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&s).expect("status serialises")
+                );
             } else {
                 print!("{s}");
             }
@@ -165,15 +181,30 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::History { json } => {
             let st = load_agent(cfg)?.load()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&st.history).expect("history serialises"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&st.history).expect("history serialises")
+                );
             } else {
                 for h in &st.history {
-                    let what = h.version.as_ref().map(|v| format!(" {v}")).unwrap_or_default();
+                    let what = h
+                        .version
+                        .as_ref()
+                        .map(|v| format!(" {v}"))
+                        .unwrap_or_default();
                     let slot = h.slot.map(|s| format!(" slot {s}")).unwrap_or_default();
-                    println!("{}  {}{what}{slot}: {}", format_time(h.at), h.event, h.detail);
+                    println!(
+                        "{}  {}{what}{slot}: {}",
+                        format_time(h.at),
+                        h.event,
+                        h.detail
+                    );
                     for c in &h.checks {
                         let mark = if c.passed { "pass" } else { "FAIL" };
-                        println!("      {mark} {} ({} ms): {}", c.name, c.duration_ms, c.detail);
+                        println!(
+                            "      {mark} {} ({} ms): {}",
+                            c.name, c.duration_ms, c.detail
+                        );
                     }
                 }
             }

@@ -38,10 +38,18 @@ pub enum SimCommand {
 
 pub fn run(cmd: SimCommand) -> Result<i32, Error> {
     match cmd {
-        SimCommand::Create { dir, version, slot_size } => {
-            let img = sim::firmware_image(&version, crate::index::unix_now(), 1 << 20, Behaviour::GOOD);
+        SimCommand::Create {
+            dir,
+            version,
+            slot_size,
+        } => {
+            let img =
+                sim::firmware_image(&version, crate::index::unix_now(), 1 << 20, Behaviour::GOOD);
             SimRouter::create(&dir, slot_size, &img)?;
-            println!("created simulated router in {} with {version} in slot A (powered off)", dir.display());
+            println!(
+                "created simulated router in {} with {version} in slot A (powered off)",
+                dir.display()
+            );
         }
         SimCommand::Image {
             out,
@@ -55,7 +63,8 @@ pub fn run(cmd: SimCommand) -> Result<i32, Error> {
                 boots: !panics,
             };
             let img = sim::firmware_image(&version, crate::index::unix_now(), size, b);
-            std::fs::write(&out, &img).map_err(|e| Error::Other(format!("{}: {e}", out.display())))?;
+            std::fs::write(&out, &img)
+                .map_err(|e| Error::Other(format!("{}: {e}", out.display())))?;
             println!("wrote {} ({} bytes)", out.display(), img.len());
         }
         SimCommand::Reboot { dir } => {

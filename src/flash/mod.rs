@@ -133,20 +133,41 @@ impl SlotWriter<'_> {
         Ok(())
     }
 
-    /// Write the held-back head, make everything durable, and report what was written.
-    pub fn finish(mut self) -> Result<Written, FlashError> {
+    /// Check what was streamed against `expected`; only if it matches, write the held-back
+    /// head and make everything durable. On a mismatch the slot stays invalid.
+    pub fn finish(mut self, expected: &Expected) -> Result<Written, FlashError> {
         self.sink.sync()?;
+        let sha256: [u8; 32] = self.hasher.finalize().into();
+        if self.written != expected.size {
+            return Err(FlashError::Verify {
+                slot: self.slot,
+                what: format!(
+                    "received {} bytes, the index states {}",
+                    self.written, expected.size
+                ),
+            });
+        }
+        if sha256 != expected.sha256 {
+            return Err(FlashError::Verify {
+                slot: self.slot,
+                what: format!(
+                    "sha256 of the downloaded image is {}, the index states {}",
+                    hex::encode(sha256),
+                    hex::encode(expected.sha256)
+                ),
+            });
+        }
         self.sink.write_at(0, &self.head)?;
         self.sink.sync()?;
         Ok(Written {
             slot: self.slot,
             size: self.written,
-            sha256: self.hasher.finalize().into(),
+            sha256,
         })
     }
 }
 
-/// An image fully written to a slot, not yet verified.
+/// An image fully written to a slot whose stream matched the index, not yet read back.
 #[derive(Debug)]
 pub struct Written {
     slot: Slot,
@@ -155,32 +176,16 @@ pub struct Written {
 }
 
 impl Written {
-    /// Compare what was streamed with the expectation, then read the slot back and compare again.
-    pub fn verify(
-        self,
-        dev: &dyn SlotDevice,
-        expected: &Expected,
-    ) -> Result<VerifiedSlot, FlashError> {
-        if self.size != expected.size {
-            return Err(FlashError::Verify {
-                slot: self.slot,
-                what: format!(
-                    "received {} bytes, the index states {}",
-                    self.size, expected.size
-                ),
-            });
-        }
-        if self.sha256 != expected.sha256 {
-            return Err(FlashError::Verify {
-                slot: self.slot,
-                what: format!(
-                    "sha256 of the downloaded image is {}, the index states {}",
-                    hex::encode(self.sha256),
-                    hex::encode(expected.sha256)
-                ),
-            });
-        }
-        verify_existing(dev, expected)
+    /// Read the slot back and compare with what was written.
+    pub fn verify(self, dev: &dyn SlotDevice) -> Result<VerifiedSlot, FlashError> {
+        debug_assert_eq!(dev.slot(), self.slot);
+        verify_existing(
+            dev,
+            &Expected {
+                size: self.size,
+                sha256: self.sha256,
+            },
+        )
     }
 }
 

@@ -25,14 +25,22 @@ struct Timeline {
 
 impl Timeline {
     fn say(&self, who: &str, what: impl AsRef<str>) {
-        println!("[{:6.2}s] {who:<10} {}", self.start.elapsed().as_secs_f64(), what.as_ref());
+        println!(
+            "[{:6.2}s] {who:<10} {}",
+            self.start.elapsed().as_secs_f64(),
+            what.as_ref()
+        );
     }
 
     /// Print the agent's history entries that are new since the last call.
     fn agent(&mut self, agent: &Agent) -> Result<(), Error> {
         let st = agent.load()?;
         for h in &st.history[self.seen.min(st.history.len())..] {
-            let v = h.version.as_ref().map(|v| format!(" {v}")).unwrap_or_default();
+            let v = h
+                .version
+                .as_ref()
+                .map(|v| format!(" {v}"))
+                .unwrap_or_default();
             self.say("fwguard", format!("{}{v}: {}", h.event, h.detail));
             for c in &h.checks {
                 let mark = if c.passed { "pass" } else { "FAIL" };
@@ -47,7 +55,11 @@ impl Timeline {
 fn temp_root() -> PathBuf {
     let mut r = [0u8; 4];
     let _ = getrandom::getrandom(&mut r);
-    std::env::temp_dir().join(format!("fwguard-demo-{}-{}", std::process::id(), hex::encode(r)))
+    std::env::temp_dir().join(format!(
+        "fwguard-demo-{}-{}",
+        std::process::id(),
+        hex::encode(r)
+    ))
 }
 
 pub async fn run(dir: Option<PathBuf>) -> Result<i32, Error> {
@@ -90,12 +102,19 @@ async fn daemon_round(
             }
         }
     };
-    let exit = exit.map_err(|_| Error::Other("the daemon did not finish its round in time".into()))??;
+    let exit =
+        exit.map_err(|_| Error::Other("the daemon did not finish its round in time".into()))??;
     tl.agent(&agent)?;
-    tl.say("fwguard", format!("daemon exits: {}", match &exit {
-        DaemonExit::Stopped => "stopped".to_string(),
-        DaemonExit::Reboot(why) => format!("reboot for {why}"),
-    }));
+    tl.say(
+        "fwguard",
+        format!(
+            "daemon exits: {}",
+            match &exit {
+                DaemonExit::Stopped => "stopped".to_string(),
+                DaemonExit::Reboot(why) => format!("reboot for {why}"),
+            }
+        ),
+    );
     Ok((agent, exit))
 }
 
@@ -115,15 +134,28 @@ async fn run_in(root: PathBuf) -> Result<i32, Error> {
             boots: true,
         },
     )?;
-    let cfg_path = world.write_config("policy = \"auto\"", "deadline = \"3s\"\nretry_interval = \"300ms\"")?;
+    let cfg_path = world.write_config(
+        "policy = \"auto\"",
+        "deadline = \"3s\"\nretry_interval = \"300ms\"",
+    )?;
     let settings = Settings::load(&cfg_path)?;
-    tl.say("vendor", format!("publishes signed index v{} with 1.0 and 1.1 at {}", world.publish(&["1.0", "1.1"])?, world.index_url()));
+    tl.say(
+        "vendor",
+        format!(
+            "publishes signed index v{} with 1.0 and 1.1 at {}",
+            world.publish(&["1.0", "1.1"])?,
+            world.index_url()
+        ),
+    );
 
     let boot = |tl: &Timeline, r: &super::BootReport| {
         for l in &r.log {
             tl.say("router", l);
         }
-        tl.say("router", format!("WAN is {}", if r.wan_up { "up" } else { "DOWN" }));
+        tl.say(
+            "router",
+            format!("WAN is {}", if r.wan_up { "up" } else { "DOWN" }),
+        );
     };
 
     let none = |_: &crate::state::PersistedState, _: &Timeline| Ok(());
@@ -156,21 +188,43 @@ async fn run_in(root: PathBuf) -> Result<i32, Error> {
     // Back on 1.1: the daemon finishes the rollback and finds nothing to install.
     let r = world.power_cycle().await?;
     boot(&tl, &r);
-    let (agent, _) = daemon_round(&settings, &mut tl, Some(Duration::from_millis(500)), none).await?;
+    let (agent, _) =
+        daemon_round(&settings, &mut tl, Some(Duration::from_millis(500)), none).await?;
 
     let status = agent.status()?;
     println!("\nfinal status:\n{status}");
     let st = agent.load()?;
-    let committed = |v: &str| st.history.iter().any(|h| h.event == "committed" && h.version.as_ref().map(|x| x.as_str()) == Some(v));
-    let rolled = |v: &str| st.history.iter().any(|h| h.event == "rollback" && h.version.as_ref().map(|x| x.as_str()) == Some(v));
+    let committed = |v: &str| {
+        st.history
+            .iter()
+            .any(|h| h.event == "committed" && h.version.as_ref().map(|x| x.as_str()) == Some(v))
+    };
+    let rolled = |v: &str| {
+        st.history
+            .iter()
+            .any(|h| h.event == "rollback" && h.version.as_ref().map(|x| x.as_str()) == Some(v))
+    };
     let checks = [
         ("1.1 was committed", committed("1.1")),
         ("1.2 was rolled back automatically", rolled("1.2")),
-        ("1.1 runs from slot B", status.booted_slot == Slot::B && status.running_version.as_ref().map(|v| v.as_str()) == Some("1.1")),
+        (
+            "1.1 runs from slot B",
+            status.booted_slot == Slot::B
+                && status.running_version.as_ref().map(|v| v.as_str()) == Some("1.1"),
+        ),
         ("no update in progress", status.update == UpdateState::Idle),
-        ("bootloader committed to slot B", status.boot.primary == Slot::B && !status.boot.trial),
-        ("slot B is the known-good slot", st.known_good == Some(Slot::B)),
-        ("1.2 is denylisted", status.denylist.iter().any(|d| d.version.as_str() == "1.2")),
+        (
+            "bootloader committed to slot B",
+            status.boot.primary == Slot::B && !status.boot.trial,
+        ),
+        (
+            "slot B is the known-good slot",
+            st.known_good == Some(Slot::B),
+        ),
+        (
+            "1.2 is denylisted",
+            status.denylist.iter().any(|d| d.version.as_str() == "1.2"),
+        ),
         ("router ended healthy (WAN up)", r.wan_up),
     ];
     let mut ok = true;

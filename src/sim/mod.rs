@@ -5,8 +5,8 @@
 
 mod boot;
 pub mod demo;
-pub mod world;
 pub mod httpd;
+pub mod world;
 
 pub use boot::BootReport;
 

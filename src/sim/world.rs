@@ -105,7 +105,8 @@ impl World {
         let v1: Version = "1.0".parse().expect("static version");
         let img = firmware_image(&v1, BUILD_TIME, opts.payload_len, Behaviour::GOOD);
         let router = SimRouter::create(root.join("router"), opts.slot_size, &img)?;
-        let key = SecretKey::generate().map_err(|e| SimError::NoBootableSlot(format!("no randomness: {e}")))?;
+        let key = SecretKey::generate()
+            .map_err(|e| SimError::NoBootableSlot(format!("no randomness: {e}")))?;
         let vendor = root.join("vendor");
         std::fs::create_dir_all(&vendor).map_err(|e| io(&vendor, e))?;
         let write = |name: &str, text: String| {
@@ -113,10 +114,17 @@ impl World {
             std::fs::write(&p, text).map_err(|e| io(&p, e))
         };
         write("vendor.sec", key.to_file("fwguard demo vendor secret key"))?;
-        write("vendor.pub", key.public().to_file("fwguard demo vendor public key"))?;
-        let server = Server::start("127.0.0.1:0".parse().expect("addr"), www.clone(), opts.serve.clone())
-            .await
-            .map_err(|e| io(&www, e))?;
+        write(
+            "vendor.pub",
+            key.public().to_file("fwguard demo vendor public key"),
+        )?;
+        let server = Server::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            www.clone(),
+            opts.serve.clone(),
+        )
+        .await
+        .map_err(|e| io(&www, e))?;
         let wan = Wan::start().await.map_err(|e| io(&root, e))?;
         let mut w = World {
             root,
@@ -129,18 +137,24 @@ impl World {
             index_version: 0,
             images: BTreeMap::new(),
         };
-        w.images.insert("1.0".into(), (v1, w.www.join("images/fw-1.0.img")));
+        w.images
+            .insert("1.0".into(), (v1, w.www.join("images/fw-1.0.img")));
         std::fs::write(w.www.join("images/fw-1.0.img"), &img).map_err(|e| io(&w.www, e))?;
         Ok(w)
     }
 
     pub fn index_url(&self) -> String {
-        self.server.as_ref().expect("server running").url("index.toml")
+        self.server
+            .as_ref()
+            .expect("server running")
+            .url("index.toml")
     }
 
     /// Build and place a firmware image for `version`.
     pub fn add_image(&mut self, version: &str, b: Behaviour) -> Result<PathBuf, SimError> {
-        let v: Version = version.parse().map_err(|e| SimError::NoBootableSlot(format!("{e}")))?;
+        let v: Version = version
+            .parse()
+            .map_err(|e| SimError::NoBootableSlot(format!("{e}")))?;
         let img = firmware_image(&v, BUILD_TIME, self.opts.payload_len, b);
         let p = self.www.join(format!("images/fw-{version}.img"));
         std::fs::write(&p, img).map_err(|e| io(&p, e))?;
@@ -154,7 +168,11 @@ impl World {
         self.index_version += 1;
         let mut draft = IndexDraft::new(self.index_version, now, now + INDEX_LIFETIME);
         for v in versions {
-            let (version, path) = self.images.get(*v).cloned().ok_or_else(|| SimError::NoBootableSlot(format!("no image {v}")))?;
+            let (version, path) = self
+                .images
+                .get(*v)
+                .cloned()
+                .ok_or_else(|| SimError::NoBootableSlot(format!("no image {v}")))?;
             let rel = NewRelease::from_image(
                 version,
                 vec![super::BOARD_ID.into()],
@@ -231,7 +249,10 @@ timeout = "2s"
     /// Power-cycle the router and make the WAN behave as the booted firmware does.
     pub async fn power_cycle(&mut self) -> Result<BootReport, SimError> {
         let r = self.router.reboot()?;
-        self.wan.set_up(r.wan_up).await.map_err(|e| io(&self.root, e))?;
+        self.wan
+            .set_up(r.wan_up)
+            .await
+            .map_err(|e| io(&self.root, e))?;
         Ok(r)
     }
 }

@@ -1,0 +1,80 @@
+//! `fwguard-index`: the vendor's tool for keys and signed indexes. Never needed on a router.
+//! Its output is a directory of static files any web server, CDN or object store can serve.
+
+mod add_release;
+mod keygen;
+mod new;
+mod sign;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::path::Path;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fwguard-index",
+    version,
+    about = "Create keys and signed firmware indexes for fwguard"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a signing key pair (signify/usign format, unencrypted)
+    Keygen(keygen::Args),
+    /// Start a new, empty index
+    New(new::Args),
+    /// Add a release, reading the image to fill its size and sha256
+    AddRelease(add_release::Args),
+    /// Sign an index's exact bytes
+    Sign(sign::Args),
+    /// Check an index as a device would, and say why it fails
+    Verify(verify::Args),
+}
+
+/// A failure of the vendor tool: what went wrong, with its path.
+#[derive(Debug)]
+pub struct ToolError(pub String);
+
+impl<E: std::fmt::Display> From<E> for ToolError {
+    fn from(e: E) -> Self {
+        ToolError(e.to_string())
+    }
+}
+
+pub(crate) fn read_text(path: &Path) -> Result<String, ToolError> {
+    std::fs::read_to_string(path).map_err(|e| ToolError(format!("{}: {e}", path.display())))
+}
+
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ToolError> {
+    std::fs::write(path, bytes).map_err(|e| ToolError(format!("{}: {e}", path.display())))
+}
+
+/// Seconds from a duration such as "90d".
+pub(crate) fn parse_secs(s: &str) -> Result<u64, ToolError> {
+    humantime::parse_duration(s)
+        .map(|d| d.as_secs())
+        .map_err(|e| ToolError(format!("{s:?} is not a duration such as 90d: {e}")))
+}
+
+/// Run the tool; returns the exit code (0 ok, 1 failure, 6 verification refused).
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Keygen(a) => keygen::run(a),
+        Command::New(a) => new::run(a),
+        Command::AddRelease(a) => add_release::run(a),
+        Command::Sign(a) => sign::run(a),
+        Command::Verify(a) => return verify::run(a),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(ToolError(msg)) => {
+            eprintln!("fwguard-index: error: {msg}");
+            1
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Shared helpers: a simulated world in a temp dir, an agent for it, byte snapshots of the
+//! router, and a daemon runner that stops once the boot is settled.
+#![allow(dead_code)]
+
+use fwguard::agent::{Agent, DaemonExit};
+use fwguard::config::Settings;
+use fwguard::sim::world::{World, WorldOptions};
+use fwguard::sim::{Behaviour, BootReport};
+use fwguard::state::{PersistedState, StateStore, UpdateState};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const WAN_DOWN: Behaviour = Behaviour {
+    wan_up: false,
+    boots: true,
+};
+pub const PANICS: Behaviour = Behaviour {
+    wan_up: true,
+    boots: false,
+};
+
+pub struct TestWorld {
+    pub world: World,
+    pub cfg: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+/// Trial settings short enough for tests.
+pub const FAST_TRIAL: &str = "deadline = \"1500ms\"\nretry_interval = \"100ms\"";
+
+/// A world with images 1.1 (good) and 1.2 (breaks the WAN), nothing published yet, and a
+/// config with the given policy. The router is powered on (1.0 from slot A).
+pub async fn world(policy: &str) -> TestWorld {
+    world_with(policy, WorldOptions::default()).await
+}
+
+pub async fn world_with(policy: &str, opts: WorldOptions) -> TestWorld {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut world = World::create(tmp.path().join("w"), opts)
+        .await
+        .expect("world");
+    world.add_image("1.1", Behaviour::GOOD).unwrap();
+    world.add_image("1.2", WAN_DOWN).unwrap();
+    let cfg = world
+        .write_config(&format!("policy = \"{policy}\""), FAST_TRIAL)
+        .unwrap();
+    let r = world.power_cycle().await.unwrap();
+    assert_eq!(r.version.as_str(), "1.0");
+    TestWorld {
+        world,
+        cfg,
+        _tmp: tmp,
+    }
+}
+
+impl TestWorld {
+    pub fn settings(&self) -> Settings {
+        Settings::load(&self.cfg).expect("config loads")
+    }
+
+    pub fn agent(&self) -> Agent {
+        Agent::from_settings(self.settings()).expect("agent")
+    }
+
+    pub fn state(&self) -> PersistedState {
+        StateStore::new(self.settings().state_dir).load().unwrap()
+    }
+
+    /// The bytes of both slots and the env.
+    pub fn snapshot(&self) -> Vec<Vec<u8>> {
+        let r = &self.world.router;
+        vec![
+            std::fs::read(r.slot_path(fwguard::Slot::A)).unwrap(),
+            std::fs::read(r.slot_path(fwguard::Slot::B)).unwrap(),
+            std::fs::read(r.env_path()).unwrap(),
+        ]
+    }
+
+    pub async fn power_cycle(&mut self) -> BootReport {
+        self.world.power_cycle().await.expect("the router boots")
+    }
+
+    /// Run the daemon until it asks for a reboot, or until no update is in progress.
+    pub async fn settle(&self) -> DaemonExit {
+        self.settle_until(|s| s.update == UpdateState::Idle).await
+    }
+
+    /// Run the daemon until it asks for a reboot, or until `done` holds for the state.
+    pub async fn settle_until(&self, done: impl Fn(&PersistedState) -> bool) -> DaemonExit {
+        let agent = self.agent();
+        let store = StateStore::new(self.settings().state_dir);
+        let idle = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if store.load().map(|s| done(&s)).unwrap_or(false) {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), agent.run_daemon(idle))
+            .await
+            .expect("daemon settles in time")
+            .expect("daemon runs")
+    }
+
+    /// Install the newest release, boot it and let the daemon judge it.
+    pub async fn update_and_judge(&mut self) -> (BootReport, DaemonExit) {
+        let action = self
+            .agent()
+            .update(fwguard::agent::UpdateMode::Install)
+            .await
+            .expect("update");
+        assert!(
+            matches!(action, fwguard::agent::Action::Reboot(_)),
+            "{action:?}"
+        );
+        let r = self.power_cycle().await;
+        let exit = self.settle().await;
+        (r, exit)
+    }
+}
+
+pub fn history_has(st: &PersistedState, event: &str, version: &str) -> bool {
+    st.history
+        .iter()
+        .any(|h| h.event == event && h.version.as_ref().map(|v| v.as_str()) == Some(version))
+}
