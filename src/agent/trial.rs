@@ -199,7 +199,7 @@ impl Agent {
                 }
             }
             UpdateState::RollingBack {
-                release,
+                version,
                 from,
                 to,
                 reason,
@@ -207,10 +207,9 @@ impl Agent {
                 if booted == to {
                     st.apply(Event::RolledBack)?;
                     st.known_good = Some(to);
-                    let v = release.as_ref().map(|r| &r.version);
                     st.record(self.entry(
                         "rolled-back",
-                        v,
+                        Some(&version),
                         Some(to),
                         format!("running slot {to} again ({reason})"),
                     ));
@@ -305,6 +304,7 @@ impl Agent {
         };
         st.apply(Event::Rollback {
             to,
+            version: version.clone(),
             reason: reason.clone(),
         })?;
         if deny {

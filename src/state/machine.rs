@@ -13,6 +13,7 @@
 
 use crate::index::Release;
 use crate::slot::Slot;
+use crate::version::Version;
 use serde::{Deserialize, Serialize};
 
 /// Where the device is in an update. Data a state needs lives in its variant.
@@ -51,7 +52,8 @@ pub enum UpdateState {
     },
     /// Persisted just before switching back to `to` and rebooting.
     RollingBack {
-        release: Option<Release>,
+        /// The version being left.
+        version: Version,
         from: Slot,
         to: Slot,
         reason: String,
@@ -89,8 +91,12 @@ pub enum Event {
     Commit,
     /// The bootloader gave the trial slot up and booted the previous slot.
     Abandoned,
-    /// Switch to `to` because of `reason`.
-    Rollback { to: Slot, reason: String },
+    /// Leave `version` for slot `to` because of `reason`.
+    Rollback {
+        to: Slot,
+        version: Version,
+        reason: String,
+    },
     /// Running the slot rolled back to.
     RolledBack,
 }
@@ -204,16 +210,28 @@ pub fn transition(state: &UpdateState, event: Event) -> Result<UpdateState, Disa
         }
         (S::Trial { .. }, E::Commit) => S::Idle,
         (S::Armed { .. } | S::Trial { .. }, E::Abandoned) => S::Idle,
-        (S::Trial { release, slot, .. }, E::Rollback { to, reason }) if to != *slot => {
-            S::RollingBack {
-                release: Some(release.clone()),
-                from: *slot,
+        (
+            S::Trial { slot, .. },
+            E::Rollback {
                 to,
+                version,
                 reason,
-            }
-        }
-        (S::Idle, E::Rollback { to, reason }) => S::RollingBack {
-            release: None,
+            },
+        ) if to != *slot => S::RollingBack {
+            version,
+            from: *slot,
+            to,
+            reason,
+        },
+        (
+            S::Idle,
+            E::Rollback {
+                to,
+                version,
+                reason,
+            },
+        ) => S::RollingBack {
+            version,
             from: !to,
             to,
             reason,
@@ -345,6 +363,7 @@ mod tests {
             &trial(),
             Event::Rollback {
                 to: Slot::A,
+                version: "1.1".parse().unwrap(),
                 reason: "wan".into(),
             },
         )
@@ -365,6 +384,7 @@ mod tests {
             &UpdateState::Idle,
             Event::Rollback {
                 to: Slot::B,
+                version: "1.0".parse().unwrap(),
                 reason: "owner".into(),
             },
         )
@@ -374,7 +394,6 @@ mod tests {
             UpdateState::RollingBack {
                 from: Slot::A,
                 to: Slot::B,
-                release: None,
                 ..
             }
         ));
@@ -383,6 +402,7 @@ mod tests {
             &trial(),
             Event::Rollback {
                 to: Slot::B,
+                version: "1.1".parse().unwrap(),
                 reason: "x".into()
             }
         )
