@@ -48,13 +48,16 @@ impl Agent {
     /// `fwguard rollback`: go back to the other slot's known-good firmware, no download
     /// needed. The version left is denylisted so it is not installed again automatically.
     pub fn rollback(&self) -> Result<Action> {
-        self.roll_back("rollback requested by the owner".into(), None, true)
+        let held = self.lock()?;
+        self.roll_back(&held, "rollback requested by the owner".into(), None, true)
     }
 
     /// `fwguard mark-good`: commit the running trial now.
     pub fn mark_good(&self) -> Result<Action> {
+        let held = self.lock()?;
         match self.load()?.update {
             UpdateState::Trial { .. } => self.commit(
+                &held,
                 Report {
                     results: Vec::new(),
                 },

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::flash::{self, Expected, VerifiedSlot};
 use crate::health::Report;
 use crate::slot::Slot;
-use crate::state::{Event, PersistedState, SlotRecord, UpdateState};
+use crate::state::{Event, Lock, PersistedState, SlotRecord, UpdateState};
 use std::future::Future;
 use std::time::Duration;
 
@@ -267,9 +267,8 @@ impl Agent {
         Ok(release.version)
     }
 
-    /// Commit now (health passed, or the owner said so).
-    pub(super) fn commit(&self, report: Report, detail: &str) -> Result<Action> {
-        let _lock = self.lock_wait()?;
+    /// Commit now (health passed, or the owner said so). The caller holds the lock.
+    pub(super) fn commit(&self, _held: &Lock, report: Report, detail: &str) -> Result<Action> {
         let mut st = self.load()?;
         let v = self.finish_commit(&mut st, report, detail)?;
         self.save(&st)?;
@@ -280,11 +279,11 @@ impl Agent {
     /// Roll the running trial (or, when idle, the committed firmware) back to the other slot.
     pub(super) fn roll_back(
         &self,
+        _held: &Lock,
         reason: String,
         report: Option<Report>,
         deny: bool,
     ) -> Result<Action> {
-        let _lock = self.lock_wait()?;
         let mut st = self.load()?;
         let booted = self.board.platform.booted_slot()?;
         let to = match &st.update {
@@ -344,7 +343,8 @@ impl Agent {
             let report = self.checker.run_all(&self.settings.health).await;
             crate::failpoint::hit("trial-health-round");
             if report.passed() {
-                return self.commit(report, "health checks passed").map(Some);
+                let held = self.lock_wait()?;
+                return self.commit(&held, report, "health checks passed").map(Some);
             }
             let now = self.board.platform.uptime_ms();
             tracing::warn!("trial health checks failing: {}", report.failures());
@@ -353,7 +353,8 @@ impl Agent {
                     "health checks failed until the trial deadline: {}",
                     report.failures()
                 );
-                return self.roll_back(reason, Some(report), true).map(Some);
+                let held = self.lock_wait()?;
+                return self.roll_back(&held, reason, Some(report), true).map(Some);
             }
             let pause = Duration::from_millis(
                 (deadline_ms - now).min(self.settings.trial.retry_interval.as_millis() as u64),
