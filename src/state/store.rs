@@ -112,8 +112,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join("s"));
         assert_eq!(store.load().unwrap(), PersistedState::default());
-        let mut st = PersistedState::default();
-        st.time_floor = 42;
+        let st = PersistedState {
+            time_floor: 42,
+            ..Default::default()
+        };
         store.save(&st).unwrap();
         assert_eq!(store.load().unwrap(), st);
         assert!(!dir.path().join("s/state.json.tmp").exists());

@@ -1,0 +1,90 @@
+//! Every shipped example parses and verifies: the config in packaging/, the signed example
+//! index in firmware-index/examples/.
+
+use fwguard::config::{BoardSettings, Policy, Settings};
+use fwguard::health::CheckKind;
+use fwguard::index::sign::PublicKey;
+use fwguard::index::{TrustPolicy, UntrustedIndex};
+use std::path::Path;
+use std::time::Duration;
+
+fn repo(p: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+#[test]
+fn example_config_parses_with_every_setting() {
+    let s = Settings::load(&repo("packaging/config.toml")).unwrap();
+    assert_eq!(s.policy, Policy::Auto);
+    assert_eq!(s.check_interval, Duration::from_secs(6 * 3600));
+    assert_eq!(s.index.channel, "stable");
+    assert_eq!(s.index.trust.keys.len(), 1);
+    assert_eq!(s.trial.deadline, Duration::from_secs(300));
+    match &s.board {
+        BoardSettings::UBoot {
+            env_size, slot_b, ..
+        } => {
+            assert_eq!(*env_size, 0x4000);
+            assert_eq!(slot_b, Path::new("/dev/vda3"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let kinds: Vec<_> = s
+        .health
+        .iter()
+        .map(|c| std::mem::discriminant(&c.kind))
+        .collect();
+    for k in [
+        CheckKind::Tcp {
+            address: String::new(),
+        },
+        CheckKind::Http {
+            url: String::new(),
+            expect_status: 0,
+        },
+        CheckKind::Command { argv: vec![] },
+    ] {
+        assert!(
+            kinds.contains(&std::mem::discriminant(&k)),
+            "example config lacks a {k:?} check"
+        );
+    }
+}
+
+#[test]
+fn example_config_key_is_the_test_key() {
+    let s = Settings::load(&repo("packaging/config.toml")).unwrap();
+    let test = PublicKey::parse(
+        &std::fs::read_to_string(repo("firmware-index/test-keys/test.pub")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(s.index.trust.keys[0], test);
+}
+
+#[test]
+fn example_index_verifies_with_the_test_key() {
+    let dir = repo("firmware-index/examples");
+    let key = PublicKey::parse(
+        &std::fs::read_to_string(repo("firmware-index/test-keys/test.pub")).unwrap(),
+    )
+    .unwrap();
+    let ix = UntrustedIndex {
+        bytes: std::fs::read(dir.join("index.toml")).unwrap(),
+        signatures: std::fs::read(dir.join("index.toml.sig")).unwrap(),
+    };
+    let trust = TrustPolicy {
+        keys: vec![key],
+        threshold: 1,
+    };
+    let v = ix
+        .verify(&trust, None, fwguard::index::unix_now(), 0)
+        .unwrap();
+    assert_eq!(v.releases().len(), 2);
+    // The listed sizes and hashes are those of the example images.
+    for r in v.releases() {
+        let img = std::fs::read(dir.join(&r.urls[0])).unwrap();
+        assert_eq!(img.len() as u64, r.size);
+        use sha2::Digest;
+        assert_eq!(<[u8; 32]>::from(sha2::Sha256::digest(&img)), r.sha256);
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine with a Rust toolchain: installs what the
+# tests need (idempotently), then runs every test. Used by CI (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use: the real U-Boot env tools, to check fwguard's env format.
+#   u-boot-tools     mkenvimage
+#   libubootenv-tool fw_printenv / fw_setenv (the libubootenv implementation)
+packages=(u-boot-tools libubootenv-tool)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "tests/run.sh: installing ${missing[*]}"
+    SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+# One build with the crash points compiled in; every test target runs from it.
+cargo test --features failpoints --all-targets

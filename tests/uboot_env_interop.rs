@@ -1,0 +1,170 @@
+//! fwguard's U-Boot environment against the real tools: libubootenv's `fw_printenv` /
+//! `fw_setenv` (Debian libubootenv-tool 0.3.x) and u-boot-tools' `mkenvimage`. Installed by
+//! tests/run.sh; a missing tool fails the test.
+
+use fwguard::boot::uboot::EnvLocation;
+use fwguard::boot::uboot_env::EnvVars;
+use fwguard::sim::{firmware_image, Behaviour, SimRouter, ENV_SIZE};
+use std::path::Path;
+use std::process::Command;
+
+fn tool(name: &str, args: &[&str]) -> String {
+    let o = Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{name} is not runnable ({e}); tests/run.sh installs it"));
+    assert!(
+        o.status.success(),
+        "{name} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// A one-line fw_env.config for `file`.
+fn config(dir: &Path, file: &Path) -> String {
+    let c = dir.join("fw_env.config");
+    std::fs::write(
+        &c,
+        format!("{} 0x0 {ENV_SIZE:#x} {ENV_SIZE:#x}\n", file.display()),
+    )
+    .unwrap();
+    c.display().to_string()
+}
+
+fn printenv(cfg: &str) -> Vec<(String, String)> {
+    tool("fw_printenv", &["-c", cfg])
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn fw_printenv_reads_what_fwguard_arms() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = firmware_image(&"1.0".parse().unwrap(), 1, 4096, Behaviour::GOOD);
+    let sim = SimRouter::create(dir.path().join("r"), 1 << 20, &img).unwrap();
+    sim.reboot().unwrap();
+    let cfg = config(dir.path(), &sim.env_path());
+    // Arm a trial the way the agent does, in one write.
+    let env = sim.env();
+    let mut v = env.read_vars().unwrap();
+    for (k, val) in [
+        ("boot_slot", "B"),
+        ("upgrade_available", "1"),
+        ("bootcount", "0"),
+    ] {
+        v.set(k, val).unwrap();
+    }
+    v.set("note", "spaces and = signs survive").unwrap();
+    env.write_vars(&v).unwrap();
+    let mut ours: Vec<(String, String)> = v.iter().map(|(k, v)| (k.into(), v.into())).collect();
+    ours.sort();
+    assert_eq!(printenv(&cfg), ours);
+    assert_eq!(
+        tool("fw_printenv", &["-c", &cfg, "-n", "boot_slot"]).trim(),
+        "B"
+    );
+}
+
+#[test]
+fn fwguard_reads_what_fw_setenv_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("env.img");
+    std::fs::write(&file, vec![0u8; ENV_SIZE]).unwrap();
+    let env = EnvLocation {
+        path: file.clone(),
+        offset: 0,
+        size: ENV_SIZE,
+    };
+    env.write_vars(&SimRouter::default_env()).unwrap();
+    let cfg = config(dir.path(), &file);
+    tool("fw_setenv", &["-c", &cfg, "boot_slot", "B"]);
+    tool("fw_setenv", &["-c", &cfg, "bootcount", "a"]);
+    tool("fw_setenv", &["-c", &cfg, "bootdelay"]); // no value: delete
+    let script = dir.path().join("script");
+    std::fs::write(&script, "upgrade_available=1\nab_rollback=A\n").unwrap();
+    tool("fw_setenv", &["-c", &cfg, "-s", script.to_str().unwrap()]);
+    let v = env.read_vars().unwrap();
+    assert_eq!(v.get("boot_slot"), Some("B"));
+    assert_eq!(v.get("bootcount"), Some("a"));
+    assert_eq!(v.get("bootdelay"), None);
+    assert_eq!(v.get("upgrade_available"), Some("1"));
+    let state = fwguard::boot::uboot::UBootAb::new(env)
+        .decode_state(&v)
+        .unwrap();
+    assert_eq!(
+        (state.bootcount, state.trial, state.fell_back_from),
+        (10, true, Some(fwguard::Slot::A))
+    );
+}
+
+#[test]
+fn fwguard_reads_mkenvimage_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let txt = dir.path().join("env.txt");
+    std::fs::write(
+        &txt,
+        "bootcmd=run ab_boot\nboot_slot=A\nbootlimit=3\nbootargs=console=ttyS0 ab.slot=A\n",
+    )
+    .unwrap();
+    let out = dir.path().join("env.bin");
+    tool(
+        "mkenvimage",
+        &[
+            "-s",
+            &format!("{ENV_SIZE:#x}"),
+            "-o",
+            out.to_str().unwrap(),
+            txt.to_str().unwrap(),
+        ],
+    );
+    let env = EnvLocation {
+        path: out,
+        offset: 0,
+        size: ENV_SIZE,
+    };
+    let v = env.read_vars().unwrap();
+    let mut want = EnvVars::default();
+    for (k, val) in [
+        ("bootcmd", "run ab_boot"),
+        ("boot_slot", "A"),
+        ("bootlimit", "3"),
+        ("bootargs", "console=ttyS0 ab.slot=A"),
+    ] {
+        want.set(k, val).unwrap();
+    }
+    assert_eq!(v, want);
+}
+
+#[test]
+fn a_corrupt_env_is_refused_not_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("env.img");
+    std::fs::write(&file, vec![0u8; ENV_SIZE]).unwrap();
+    let env = EnvLocation {
+        path: file.clone(),
+        offset: 0,
+        size: ENV_SIZE,
+    };
+    env.write_vars(&SimRouter::default_env()).unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[8] ^= 0x20;
+    std::fs::write(&file, &bytes).unwrap();
+    // The real tool agrees the CRC is bad ...
+    let cfg = config(dir.path(), &file);
+    let o = Command::new("fw_printenv")
+        .args(["-c", &cfg])
+        .output()
+        .expect("fw_printenv");
+    assert!(!o.status.success() || String::from_utf8_lossy(&o.stderr).contains("default"));
+    // ... and fwguard refuses to act on it, writing nothing.
+    let b = fwguard::boot::uboot::UBootAb::new(env);
+    use fwguard::boot::Bootloader;
+    let err = b.commit(fwguard::Slot::A).unwrap_err();
+    assert!(err.to_string().contains("bad CRC"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), bytes);
+}
