@@ -183,3 +183,36 @@ async fn download_only_stages_and_waits_for_the_owner() {
     let r = t.power_cycle().await;
     assert_eq!((r.slot, r.version.as_str()), (Slot::B, "1.1"));
 }
+
+#[tokio::test]
+async fn nothing_is_written_when_there_is_nothing_to_do() {
+    let mut t = world("auto").await;
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    t.update_and_judge().await;
+    let state_file = t.settings().state_dir.join("state.json");
+    let snap = |t: &common::TestWorld| (t.snapshot(), std::fs::read(&state_file).unwrap());
+    // A healthy committed boot, a daemon round and repeated checks: no byte changes anywhere.
+    t.power_cycle().await;
+    let before = snap(&t);
+    assert_eq!(t.settle().await, DaemonExit::Stopped);
+    for _ in 0..3 {
+        let r = t.agent().check().await.unwrap();
+        assert!(matches!(
+            r.choice,
+            fwguard::index::select::Choice::UpToDate { .. }
+        ));
+        assert!(matches!(
+            t.agent().update(UpdateMode::Install).await.unwrap(),
+            Action::UpToDate(_)
+        ));
+    }
+    t.agent().status().unwrap();
+    assert!(before == snap(&t), "something was written on a no-op");
+    // A newer index with nothing new for this board is recorded (rollback protection), and
+    // only the state file changes.
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    t.agent().check().await.unwrap();
+    let after = snap(&t);
+    assert_eq!(after.0, before.0);
+    assert_ne!(after.1, before.1);
+}

@@ -32,6 +32,19 @@ fn config(dir: &Path, file: &Path) -> String {
     c.display().to_string()
 }
 
+/// An env file holding the sim bootloader's default environment, written by fwguard.
+fn default_env(dir: &Path) -> (EnvLocation, std::path::PathBuf) {
+    let file = dir.join("env.img");
+    std::fs::write(&file, vec![0u8; ENV_SIZE]).unwrap();
+    let env = EnvLocation {
+        path: file.clone(),
+        offset: 0,
+        size: ENV_SIZE,
+    };
+    env.write_vars(&SimRouter::default_env()).unwrap();
+    (env, file)
+}
+
 fn printenv(cfg: &str) -> Vec<(String, String)> {
     tool("fw_printenv", &["-c", cfg])
         .lines()
@@ -73,14 +86,7 @@ fn fw_printenv_reads_what_fwguard_arms() {
 #[test]
 fn fwguard_reads_what_fw_setenv_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("env.img");
-    std::fs::write(&file, vec![0u8; ENV_SIZE]).unwrap();
-    let env = EnvLocation {
-        path: file.clone(),
-        offset: 0,
-        size: ENV_SIZE,
-    };
-    env.write_vars(&SimRouter::default_env()).unwrap();
+    let (env, file) = default_env(dir.path());
     let cfg = config(dir.path(), &file);
     tool("fw_setenv", &["-c", &cfg, "boot_slot", "B"]);
     tool("fw_setenv", &["-c", &cfg, "bootcount", "a"]);
@@ -143,14 +149,7 @@ fn fwguard_reads_mkenvimage_output() {
 #[test]
 fn a_corrupt_env_is_refused_not_rewritten() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("env.img");
-    std::fs::write(&file, vec![0u8; ENV_SIZE]).unwrap();
-    let env = EnvLocation {
-        path: file.clone(),
-        offset: 0,
-        size: ENV_SIZE,
-    };
-    env.write_vars(&SimRouter::default_env()).unwrap();
+    let (env, file) = default_env(dir.path());
     let mut bytes = std::fs::read(&file).unwrap();
     bytes[8] ^= 0x20;
     std::fs::write(&file, &bytes).unwrap();

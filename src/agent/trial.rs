@@ -339,6 +339,11 @@ impl Agent {
             }
         };
         let deadline_ms = started_ms + self.settings.trial.deadline.as_millis() as u64;
+        if self.settings.health.is_empty() {
+            tracing::warn!(
+                "no health checks are configured: the trial passes as soon as fwguard runs"
+            );
+        }
         loop {
             let report = self.checker.run_all(&self.settings.health).await;
             crate::failpoint::hit("trial-health-round");
