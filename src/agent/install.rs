@@ -200,7 +200,7 @@ impl Agent {
             }
             let written = writer.finish(&exp)?;
             crate::failpoint::hit("install-written");
-            let verified = written.verify(dev)?;
+            let verified = written.verify(dev, &exp)?;
             self.check_header(target, release)?;
             return Ok(verified);
         }

@@ -176,16 +176,16 @@ pub struct Written {
 }
 
 impl Written {
-    /// Read the slot back and compare with what was written.
-    pub fn verify(self, dev: &dyn SlotDevice) -> Result<VerifiedSlot, FlashError> {
+    /// Read the slot back and compare it with the signed expectation again (independently
+    /// of the check on the stream).
+    pub fn verify(
+        self,
+        dev: &dyn SlotDevice,
+        expected: &Expected,
+    ) -> Result<VerifiedSlot, FlashError> {
         debug_assert_eq!(dev.slot(), self.slot);
-        verify_existing(
-            dev,
-            &Expected {
-                size: self.size,
-                sha256: self.sha256,
-            },
-        )
+        debug_assert_eq!((self.size, self.sha256), (expected.size, expected.sha256));
+        verify_existing(dev, expected)
     }
 }
 
