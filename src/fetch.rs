@@ -3,7 +3,7 @@
 
 use reqwest::Url;
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -21,6 +21,15 @@ pub enum FetchError {
     TooLarge { url: String, limit: u64 },
     #[error("{url}: no complete answer within {secs} s")]
     Timeout { url: String, secs: u64 },
+    #[error(
+        "{url}: only {got} bytes in {secs} s, below the minimum rate of {min} bytes/s; abandoned"
+    )]
+    TooSlow {
+        url: String,
+        got: u64,
+        secs: u64,
+        min: u64,
+    },
     #[error("{path}: {source}")]
     File {
         path: String,
@@ -52,15 +61,33 @@ pub fn resolve(base: &str, url: &str) -> Result<Url, FetchError> {
     }
 }
 
+/// The slowest transfer tolerated: fewer than `min_bytes_per_sec` on average over any
+/// `window` abandons it (a server trickling bytes must not hold the device forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRate {
+    pub min_bytes_per_sec: u64,
+    pub window: Duration,
+}
+
+impl Default for MinRate {
+    fn default() -> Self {
+        MinRate {
+            min_bytes_per_sec: 1024,
+            window: Duration::from_secs(30),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
     timeout: Duration,
+    rate: MinRate,
 }
 
 impl Fetcher {
     /// `timeout` bounds a whole transfer, from connecting to the last byte.
-    pub fn new(timeout: Duration) -> Result<Fetcher, FetchError> {
+    pub fn new(timeout: Duration, rate: MinRate) -> Result<Fetcher, FetchError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("fwguard/", env!("CARGO_PKG_VERSION")))
@@ -69,7 +96,11 @@ impl Fetcher {
                 url: String::new(),
                 source,
             })?;
-        Ok(Fetcher { client, timeout })
+        Ok(Fetcher {
+            client,
+            timeout,
+            rate,
+        })
     }
 
     /// Fetch a small document into memory, refusing more than `cap` bytes.
@@ -95,47 +126,76 @@ impl Fetcher {
         sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<u64, SinkOr<E>> {
         let u = url.to_string();
-        let work = async {
-            if url.scheme() == "file" {
-                return read_file(url, cap, sink);
-            }
-            let mut resp = self
-                .client
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|source| FetchError::Transport {
+        let work =
+            async {
+                if url.scheme() == "file" {
+                    return read_file(url, cap, sink);
+                }
+                let rate = self.rate;
+                let slow = |got: u64| FetchError::TooSlow {
                     url: u.clone(),
-                    source,
-                })?;
-            if !resp.status().is_success() {
-                return Err(SinkOr::Fetch(FetchError::Status {
-                    url: u.clone(),
-                    status: resp.status().as_u16(),
-                }));
-            }
-            if resp.content_length().is_some_and(|n| n > cap) {
-                return Err(SinkOr::Fetch(FetchError::TooLarge {
-                    url: u.clone(),
-                    limit: cap,
-                }));
-            }
-            let mut total = 0u64;
-            while let Some(chunk) = resp.chunk().await.map_err(|source| FetchError::Transport {
-                url: u.clone(),
-                source,
-            })? {
-                total += chunk.len() as u64;
-                if total > cap {
+                    got,
+                    secs: rate.window.as_secs(),
+                    min: rate.min_bytes_per_sec,
+                };
+                let mut resp =
+                    match tokio::time::timeout(rate.window, self.client.get(url.clone()).send())
+                        .await
+                    {
+                        Ok(r) => r.map_err(|source| FetchError::Transport {
+                            url: u.clone(),
+                            source,
+                        })?,
+                        Err(_) => return Err(SinkOr::Fetch(slow(0))),
+                    };
+                if !resp.status().is_success() {
+                    return Err(SinkOr::Fetch(FetchError::Status {
+                        url: u.clone(),
+                        status: resp.status().as_u16(),
+                    }));
+                }
+                if resp.content_length().is_some_and(|n| n > cap) {
                     return Err(SinkOr::Fetch(FetchError::TooLarge {
                         url: u.clone(),
                         limit: cap,
                     }));
                 }
-                sink(&chunk).map_err(SinkOr::Sink)?;
-            }
-            Ok(total)
-        };
+                let mut total = 0u64;
+                let (mut window_start, mut window_bytes) = (Instant::now(), 0u64);
+                loop {
+                    let left = rate.window.saturating_sub(window_start.elapsed());
+                    match tokio::time::timeout(left, resp.chunk()).await {
+                        Ok(Ok(Some(chunk))) => {
+                            total += chunk.len() as u64;
+                            window_bytes += chunk.len() as u64;
+                            if total > cap {
+                                return Err(SinkOr::Fetch(FetchError::TooLarge {
+                                    url: u.clone(),
+                                    limit: cap,
+                                }));
+                            }
+                            sink(&chunk).map_err(SinkOr::Sink)?;
+                        }
+                        Ok(Ok(None)) => break,
+                        Ok(Err(source)) => {
+                            return Err(SinkOr::Fetch(FetchError::Transport {
+                                url: u.clone(),
+                                source,
+                            }))
+                        }
+                        Err(_) => {}
+                    }
+                    if window_start.elapsed() >= rate.window {
+                        if (window_bytes as f64)
+                            < rate.min_bytes_per_sec as f64 * rate.window.as_secs_f64()
+                        {
+                            return Err(SinkOr::Fetch(slow(window_bytes)));
+                        }
+                        (window_start, window_bytes) = (Instant::now(), 0);
+                    }
+                }
+                Ok(total)
+            };
         match tokio::time::timeout(self.timeout, work).await {
             Ok(r) => r,
             Err(_) => Err(SinkOr::Fetch(FetchError::Timeout {

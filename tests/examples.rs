@@ -18,7 +18,7 @@ fn example_config_parses_with_every_setting() {
     assert_eq!(s.policy, Policy::Auto);
     assert_eq!(s.check_interval, Duration::from_secs(6 * 3600));
     assert_eq!(s.index.channel, "stable");
-    assert_eq!(s.index.trust.keys.len(), 1);
+    assert_eq!(s.index.trust.index.keys.len(), 1);
     assert_eq!(s.trial.deadline, Duration::from_secs(300));
     match &s.board {
         BoardSettings::UBoot {
@@ -58,7 +58,7 @@ fn example_config_key_is_the_test_key() {
         &std::fs::read_to_string(repo("firmware-index/test-keys/test.pub")).unwrap(),
     )
     .unwrap();
-    assert_eq!(s.index.trust.keys[0], test);
+    assert_eq!(s.index.trust.index.keys[0], test);
 }
 
 #[test]

@@ -19,7 +19,7 @@ async fn pin_installs_exactly_that_version_including_a_downgrade_and_unpin_follo
     assert_eq!((r.version.as_str(), exit), ("1.2", DaemonExit::Stopped));
 
     // Pin 1.1: a downgrade, installed into slot A (1.0 there is not the known-good slot).
-    let done = t.agent().pin("1.1".parse().unwrap()).await.unwrap();
+    let done = t.agent().pin("1.1".parse().unwrap(), false).await.unwrap();
     assert_eq!(
         done,
         Action::Done("pinned 1.1; `fwguard update` (or the daemon) installs it".into())
@@ -51,7 +51,11 @@ async fn pin_of_a_version_the_index_does_not_list_changes_nothing() {
     let state_file = t.settings().state_dir.join("state.json");
     t.agent().check().await.unwrap();
     let before = std::fs::read(&state_file).unwrap();
-    let err = t.agent().pin("9.9".parse().unwrap()).await.unwrap_err();
+    let err = t
+        .agent()
+        .pin("9.9".parse().unwrap(), false)
+        .await
+        .unwrap_err();
     assert!(
         err.to_string()
             .contains("pinned version 9.9 is not in the index for board sim"),
@@ -68,7 +72,7 @@ async fn pinning_a_rolled_back_release_retries_it_once() {
     t.power_cycle().await;
     t.settle().await;
     assert!(t.state().is_denylisted(&"1.2".parse().unwrap()));
-    t.agent().pin("1.2".parse().unwrap()).await.unwrap();
+    t.agent().pin("1.2".parse().unwrap(), false).await.unwrap();
     assert!(!t.state().is_denylisted(&"1.2".parse().unwrap()));
     let (r, exit) = t.update_and_judge().await;
     assert_eq!(r.version.as_str(), "1.2");

@@ -65,7 +65,7 @@ async fn bad_signature() {
         .unwrap()
         .replace("channels = [\"stable\"]", "channels = [\"beta\"]");
     std::fs::write(&p, text).unwrap();
-    refused(&t, EXIT_VERIFICATION, "do not match the index bytes").await;
+    refused(&t, EXIT_VERIFICATION, "do not match the signed bytes").await;
 }
 
 #[tokio::test]

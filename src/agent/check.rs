@@ -1,15 +1,20 @@
-//! Fetching and verifying the index, and choosing a release.
+//! Fetching and verifying the trust root and the index, and choosing a release.
 
 use super::Agent;
-use crate::error::Result;
-use crate::fetch::resolve;
+use crate::error::{Error, Result};
+use crate::fetch::{resolve, FetchError};
+use crate::index::root::TrustRoot;
 use crate::index::select::{select, Choice, Wanted};
 use crate::index::{UntrustedIndex, VerifiedIndex};
 use crate::state::PersistedState;
 use crate::version::Version;
 
-/// Cap for the detached signature file.
+/// Cap for a detached signature file.
 const MAX_SIG_BYTES: u64 = 64 * 1024;
+/// Cap for a root file.
+const MAX_ROOT_BYTES: u64 = 64 * 1024;
+/// Most root rotations followed in one check.
+const MAX_ROTATIONS: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct CheckReport {
@@ -19,33 +24,100 @@ pub struct CheckReport {
 }
 
 impl Agent {
-    /// Fetch the index and verify it against the trust settings and the persisted state.
-    /// Returns whether `st` changed (a newer index was accepted) so the caller can persist.
+    /// The root in force: a rotated one from the state when newer than the installed one.
+    pub(super) fn trust_root(&self, st: &PersistedState) -> Result<TrustRoot> {
+        let installed = &self.settings.index.trust;
+        match &st.root {
+            Some(text) => {
+                let rotated = TrustRoot::parse(text)?;
+                Ok(if rotated.version > installed.version {
+                    rotated
+                } else {
+                    installed.clone()
+                })
+            }
+            None => Ok(installed.clone()),
+        }
+    }
+
+    /// Follow root rotations published next to the index (`root/<version>.root.toml`).
+    async fn rotate_root(
+        &self,
+        st: &mut PersistedState,
+        mut root: TrustRoot,
+    ) -> Result<(TrustRoot, bool)> {
+        let base = &self.settings.index.url;
+        let mut changed = false;
+        for _ in 0..MAX_ROTATIONS {
+            if root.root.keys.is_empty() {
+                break;
+            }
+            let next = root.version + 1;
+            let url = resolve(base, &format!("root/{next}.root.toml"))?;
+            let bytes = match self.fetcher.fetch_bytes(&url, MAX_ROOT_BYTES).await {
+                Ok(b) => b,
+                Err(FetchError::Status { status: 404, .. }) => break,
+                Err(FetchError::File { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    break
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let sig_url = resolve(base, &format!("root/{next}.root.toml.sig"))?;
+            let sigs = self.fetcher.fetch_bytes(&sig_url, MAX_SIG_BYTES).await?;
+            let new = root.rotate(&bytes, &sigs)?;
+            tracing::info!("trust root rotated from version {} to {next}", root.version);
+            st.root = new.text().map(str::to_string);
+            // A new root starts a new epoch of index versions (recovery from a fast-forward
+            // attack); the time floor still refuses anything issued before what was seen.
+            st.last_index = None;
+            st.record(self.entry(
+                "root-rotated",
+                None,
+                None,
+                format!("trust root version {next} accepted"),
+            ));
+            changed = true;
+            root = new;
+        }
+        Ok((root, changed))
+    }
+
+    /// Fetch the index and verify it against the trust root and the persisted state.
+    /// Returns whether `st` changed (a newer root or index was accepted) so the caller can
+    /// persist.
     pub(super) async fn fetch_index(
         &self,
         st: &mut PersistedState,
         build_time: u64,
     ) -> Result<(VerifiedIndex, bool)> {
         let cfg = &self.settings.index;
+        let root = self.trust_root(st)?;
+        let (root, rotated) = self.rotate_root(st, root).await?;
         let url = resolve(&cfg.url, &cfg.url)?;
         let sig_url = resolve(&cfg.url, &format!("{}.sig", cfg.url))?;
         let bytes = self.fetcher.fetch_bytes(&url, cfg.max_index_bytes).await?;
         let signatures = self.fetcher.fetch_bytes(&sig_url, MAX_SIG_BYTES).await?;
         let floor = st.time_floor.max(build_time);
         let index = UntrustedIndex { bytes, signatures }.verify(
-            &cfg.trust,
+            &root.index,
             st.last_index.as_ref(),
             self.now(),
             floor,
         )?;
-        let last = index.as_last();
+        let last = index.as_last(&self.board.id);
         let changed = st.last_index.as_ref() != Some(&last);
         if changed {
             tracing::info!("accepted index version {}", index.version());
             st.last_index = Some(last);
             st.time_floor = st.time_floor.max(index.issued_at());
         }
-        Ok((index, changed))
+        Ok((index, changed || rotated))
+    }
+
+    pub(super) fn device_id<'a>(&'a self, st: &'a PersistedState) -> &'a str {
+        self.settings.device_id.as_deref().unwrap_or(&st.device_id)
     }
 
     pub(super) fn choose(
@@ -60,12 +132,15 @@ impl Agent {
             channel: &self.settings.index.channel,
             running,
             pinned: st.pin.as_ref(),
+            force_insecure: st.pin_insecure,
             denylist: &deny,
+            device_id: self.device_id(st),
         };
-        select(index, &want).map_err(|e| crate::error::Error::Refused(e.to_string()))
+        select(index, &want).map_err(|e| Error::Refused(e.to_string()))
     }
 
-    /// `fwguard check`: what would be installed. Writes only when a newer index was accepted.
+    /// `fwguard check`: what would be installed. Writes only when a newer root or index was
+    /// accepted.
     pub async fn check(&self) -> Result<CheckReport> {
         let _lock = self.lock()?;
         let mut st = self.load()?;

@@ -65,7 +65,7 @@ impl Agent {
         }
         let release = match self.choose(&index, &st, &header.version)? {
             Choice::UpToDate { reason } => return Ok(Action::UpToDate(reason)),
-            Choice::Install(r) => r,
+            Choice::Install(r) => *r,
         };
         let verified = match &st.update {
             UpdateState::Staged {

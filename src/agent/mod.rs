@@ -48,20 +48,30 @@ pub struct Agent {
     store: StateStore,
     fetcher: Fetcher,
     checker: Checker,
-    clock: fn() -> u64,
+    clock: Clock,
 }
+
+/// The wall clock (seconds since the Unix epoch); replaceable for tests of a device whose
+/// clock is wrong.
+pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
 
 impl Agent {
     pub fn new(settings: Settings, board: Board) -> Result<Agent> {
-        let fetcher = Fetcher::new(settings.index.fetch_timeout)?;
+        let fetcher = Fetcher::new(settings.index.fetch_timeout, settings.index.min_rate)?;
         Ok(Agent {
             store: StateStore::new(&settings.state_dir),
             settings,
             board,
             fetcher,
             checker: Checker::new(),
-            clock: unix_now,
+            clock: std::sync::Arc::new(unix_now),
         })
+    }
+
+    /// Use another wall clock (a router without an RTC boots in 1970).
+    pub fn with_clock(mut self, clock: Clock) -> Agent {
+        self.clock = clock;
+        self
     }
 
     /// Build the agent for the board the settings describe.

@@ -11,17 +11,35 @@ impl Agent {
     /// Pin `version`: install exactly it (downgrade included) and stay there. The index must
     /// list it for this board. Pinning a release that was rolled back clears it from the
     /// denylist, so it is tried once more.
-    pub async fn pin(&self, version: Version) -> Result<Action> {
+    /// Below the security floor only with `force_insecure`, which is logged.
+    pub async fn pin(&self, version: Version, force_insecure: bool) -> Result<Action> {
         let _lock = self.lock()?;
         let mut st = self.load()?;
         let (_, header) = self.running()?;
         let (index, _) = self.fetch_index(&mut st, header.build_time).await?;
         let mut probe = st.clone();
         probe.pin = Some(version.clone());
+        probe.pin_insecure = force_insecure;
         probe.denylist.retain(|d| d.version != version);
-        // Refuses a version the index does not list for this board.
+        // Refuses a version the index does not list for this board, a pulled one, and one
+        // below the security floor unless forced.
         let choice = self.choose(&index, &probe, &header.version)?;
-        probe.record(self.entry("pin", Some(&version), None, "pinned by the owner"));
+        let below_floor = index
+            .security_floor(&self.board.id)
+            .filter(|f| &version < *f);
+        let detail = match below_floor {
+            Some(floor) => {
+                tracing::warn!(
+                    "pinning {version}, below the security floor {floor}, as the owner forced it"
+                );
+                format!("pinned by the owner BELOW THE SECURITY FLOOR {floor} (--force-insecure)")
+            }
+            None => {
+                probe.pin_insecure = false;
+                "pinned by the owner".to_string()
+            }
+        };
+        probe.record(self.entry("pin", Some(&version), None, detail));
         self.save(&probe)?;
         Ok(Action::Done(match choice {
             Choice::UpToDate { .. } => format!("pinned {version}; it is already running"),
@@ -37,6 +55,7 @@ impl Agent {
         let Some(old) = st.pin.take() else {
             return Ok(Action::UpToDate("no version is pinned".into()));
         };
+        st.pin_insecure = false;
         st.record(self.entry("unpin", Some(&old), None, "following the channel again"));
         self.save(&st)?;
         Ok(Action::Done(format!(

@@ -37,7 +37,10 @@ pub struct Status {
     pub pinned: Option<Version>,
     pub denylist: Vec<DenyEntry>,
     pub index_version: Option<u64>,
+    pub root_version: u64,
     pub time_floor: u64,
+    /// Things the owner should know: a pulled release running, a version below the floor.
+    pub notices: Vec<String>,
 }
 
 impl Agent {
@@ -47,6 +50,22 @@ impl Agent {
         let booted = self.board.platform.booted_slot()?;
         let boot = self.board.bootloader.read_state()?;
         let running_version = self.header_of(booted).ok().map(|h| h.version);
+        let mut notices = Vec::new();
+        if let (Some(v), Some(last)) = (&running_version, &st.last_index) {
+            if let Some(why) = last.pulled.get(v.as_str()) {
+                notices.push(format!(
+                    "the running version {v} was pulled by the vendor: {why}"
+                ));
+            }
+            if let Some(floor) = last.security_floor.as_ref().filter(|f| v < *f) {
+                notices.push(format!(
+                    "the running version {v} is below the security floor {floor}; update"
+                ));
+            }
+        }
+        if st.pin_insecure {
+            notices.push("the pinned version was forced below the security floor".into());
+        }
         Ok(Status {
             schema: STATUS_SCHEMA,
             board: self.board.id.clone(),
@@ -70,7 +89,9 @@ impl Agent {
             pinned: st.pin.clone(),
             denylist: st.denylist.clone(),
             index_version: st.last_index.as_ref().map(|l| l.version),
+            root_version: self.trust_root(&st)?.version,
             time_floor: st.time_floor,
+            notices,
         })
     }
 }
@@ -172,8 +193,20 @@ impl fmt::Display for Status {
             )?;
         }
         match self.index_version {
-            Some(i) => writeln!(f, "index:        version {i} accepted"),
-            None => writeln!(f, "index:        none accepted yet"),
+            Some(i) => writeln!(
+                f,
+                "index:        version {i} accepted (trust root version {})",
+                self.root_version
+            )?,
+            None => writeln!(
+                f,
+                "index:        none accepted yet (trust root version {})",
+                self.root_version
+            )?,
         }
+        for n in &self.notices {
+            writeln!(f, "NOTICE:       {n}")?;
+        }
+        Ok(())
     }
 }

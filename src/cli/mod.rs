@@ -59,7 +59,12 @@ enum Command {
     /// Go back to the known-good firmware in the other slot (no download)
     Rollback,
     /// Install exactly VERSION (downgrade included) and stay on it
-    Pin { version: Version },
+    Pin {
+        version: Version,
+        /// Allow a version below the vendor's security floor (logged as a warning)
+        #[arg(long)]
+        force_insecure: bool,
+    },
     /// Follow the channel again
     Unpin,
     /// Commit the running trial boot now
@@ -210,7 +215,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
         }
         Command::Rollback => report(load_agent(cfg)?.rollback()?),
-        Command::Pin { version } => report(rt.block_on(load_agent(cfg)?.pin(version))?),
+        Command::Pin {
+            version,
+            force_insecure,
+        } => report(rt.block_on(load_agent(cfg)?.pin(version, force_insecure))?),
         Command::Unpin => report(load_agent(cfg)?.unpin()?),
         Command::MarkGood => report(load_agent(cfg)?.mark_good()?),
         Command::Sim(cmd) => return sim_cmd::run(cmd),

@@ -4,7 +4,9 @@
 
 mod raw;
 
+use crate::fetch::MinRate;
 use crate::health::{CheckKind, CheckSpec};
+use crate::index::root::TrustRoot;
 use crate::index::sign::PublicKey;
 use crate::index::{TrustPolicy, DEFAULT_MAX_INDEX_BYTES};
 use raw::{RawBoard, RawCheck, RawConfig};
@@ -59,9 +61,11 @@ impl Policy {
 pub struct IndexSettings {
     pub url: String,
     pub channel: String,
-    pub trust: TrustPolicy,
+    /// The root installed with the device (a rotated one in the state takes over).
+    pub trust: TrustRoot,
     pub max_index_bytes: u64,
     pub fetch_timeout: Duration,
+    pub min_rate: MinRate,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +99,8 @@ pub struct Settings {
     pub state_dir: PathBuf,
     pub policy: Policy,
     pub check_interval: Duration,
+    /// Stable id for rollout buckets; None: a random id kept in the state.
+    pub device_id: Option<String>,
     pub index: IndexSettings,
     pub board: BoardSettings,
     pub trial: TrialSettings,
@@ -197,6 +203,12 @@ impl Validator<'_> {
             state_dir,
             policy,
             check_interval,
+            device_id: match raw.agent.device_id {
+                Some(id) if id.trim().is_empty() => {
+                    return Err(self.err("agent.device_id", "must not be empty"))
+                }
+                other => other,
+            },
             index: self.index(raw.index)?,
             board: self.board(raw.board)?,
             trial: TrialSettings {
@@ -231,6 +243,48 @@ impl Validator<'_> {
                     format!("scheme {s:?} is not http, https or file"),
                 )),
             })?;
+        let trust = match raw.root {
+            Some(root) => {
+                if !raw.trusted_keys.is_empty()
+                    || !raw.trusted_key_files.is_empty()
+                    || raw.threshold.is_some()
+                {
+                    return Err(self.err(
+                        "index.root",
+                        "give either a trust root file or trusted_keys/trusted_key_files/threshold, not both",
+                    ));
+                }
+                let p = self.path_rel(root);
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| self.err("index.root", format!("{}: {e}", p.display())))?;
+                TrustRoot::parse(&text)
+                    .map_err(|e| self.err("index.root", format!("{}: {e}", p.display())))?
+            }
+            None => TrustRoot::fixed(self.fixed_keys(&raw)?),
+        };
+        let min_rate = MinRate {
+            min_bytes_per_sec: raw.min_rate.unwrap_or(MinRate::default().min_bytes_per_sec),
+            window: self.duration(
+                "index.rate_window",
+                raw.rate_window.as_deref(),
+                MinRate::default().window,
+            )?,
+        };
+        Ok(IndexSettings {
+            url: raw.url,
+            channel: raw.channel.unwrap_or_else(|| "stable".into()),
+            trust,
+            min_rate,
+            max_index_bytes: raw.max_index_bytes.unwrap_or(DEFAULT_MAX_INDEX_BYTES),
+            fetch_timeout: self.duration(
+                "index.fetch_timeout",
+                raw.fetch_timeout.as_deref(),
+                Duration::from_secs(600),
+            )?,
+        })
+    }
+
+    fn fixed_keys(&self, raw: &raw::RawIndex) -> Result<TrustPolicy, ConfigError> {
         let mut keys = Vec::new();
         for (i, k) in raw.trusted_keys.iter().enumerate() {
             keys.push(
@@ -238,9 +292,9 @@ impl Validator<'_> {
                     .map_err(|e| self.err(&format!("index.trusted_keys[{i}]"), e.to_string()))?,
             );
         }
-        for (i, p) in raw.trusted_key_files.into_iter().enumerate() {
+        for (i, p) in raw.trusted_key_files.iter().enumerate() {
             let key = format!("index.trusted_key_files[{i}]");
-            let p = self.path_rel(p);
+            let p = self.path_rel(p.clone());
             let text = std::fs::read_to_string(&p)
                 .map_err(|e| self.err(&key, format!("{}: {e}", p.display())))?;
             keys.push(
@@ -251,7 +305,7 @@ impl Validator<'_> {
         if keys.is_empty() {
             return Err(self.err(
                 "index.trusted_keys",
-                "no trusted key is configured; fwguard refuses every index that no trusted key signed",
+                "no trusted key is configured (nor an index.root); fwguard refuses every index that no trusted key signed",
             ));
         }
         let threshold = raw.threshold.unwrap_or(1);
@@ -264,17 +318,7 @@ impl Validator<'_> {
                 ),
             ));
         }
-        Ok(IndexSettings {
-            url: raw.url,
-            channel: raw.channel.unwrap_or_else(|| "stable".into()),
-            trust: TrustPolicy { keys, threshold },
-            max_index_bytes: raw.max_index_bytes.unwrap_or(DEFAULT_MAX_INDEX_BYTES),
-            fetch_timeout: self.duration(
-                "index.fetch_timeout",
-                raw.fetch_timeout.as_deref(),
-                Duration::from_secs(600),
-            )?,
-        })
+        Ok(TrustPolicy { keys, threshold })
     }
 
     fn board(&self, raw: RawBoard) -> Result<BoardSettings, ConfigError> {

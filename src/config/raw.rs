@@ -22,6 +22,7 @@ pub struct RawAgent {
     pub state_dir: Option<PathBuf>,
     pub policy: Option<String>,
     pub check_interval: Option<String>,
+    pub device_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -34,8 +35,11 @@ pub struct RawIndex {
     #[serde(default)]
     pub trusted_key_files: Vec<PathBuf>,
     pub threshold: Option<usize>,
+    pub root: Option<PathBuf>,
     pub max_index_bytes: Option<u64>,
     pub fetch_timeout: Option<String>,
+    pub min_rate: Option<u64>,
+    pub rate_window: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

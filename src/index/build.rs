@@ -1,7 +1,10 @@
 //! Vendor side: writing and signing an index (used by `fwguard-index` and the demo).
 
+use super::doc::check_rollout;
 use super::sign::SecretKey;
-use super::{check_release, format_time, IndexDoc, IndexMeta, ReleaseDoc, FORMAT};
+use super::{
+    check_release, format_time, IndexDoc, IndexMeta, ReleaseDoc, RolloutDoc, WaveDoc, FORMAT,
+};
 use crate::version::Version;
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -22,6 +25,8 @@ pub struct NewRelease {
     pub urls: Vec<String>,
     pub size: u64,
     pub sha256: [u8; 32],
+    /// The lowest running version it may be installed from.
+    pub min_from: Option<Version>,
 }
 
 impl NewRelease {
@@ -52,6 +57,7 @@ impl NewRelease {
             urls,
             size,
             sha256: hasher.finalize().into(),
+            min_from: None,
         })
     }
 }
@@ -65,6 +71,7 @@ impl IndexDraft {
                     version,
                     issued_at: format_time(issued_at),
                     expires: format_time(expires),
+                    security_floor: Default::default(),
                 },
                 releases: Vec::new(),
             },
@@ -110,10 +117,72 @@ impl IndexDraft {
             urls: r.urls,
             size: r.size,
             sha256: hex::encode(r.sha256),
+            min_from: r.min_from,
+            pulled: None,
+            rollout: None,
         };
         check_release(doc.clone())?;
         self.doc.releases.push(doc);
         Ok(())
+    }
+
+    fn release_mut(&mut self, version: &Version) -> Result<&mut ReleaseDoc, String> {
+        self.doc
+            .releases
+            .iter_mut()
+            .find(|r| &r.version == version)
+            .ok_or_else(|| format!("the index has no release {version}"))
+    }
+
+    /// Withdraw a release (`Some(reason)`) or put it back (`None`).
+    pub fn set_pulled(&mut self, version: &Version, reason: Option<String>) -> Result<(), String> {
+        if reason.as_deref() == Some("") {
+            return Err("a pulled release needs a reason".into());
+        }
+        self.release_mut(version)?.pulled = reason;
+        Ok(())
+    }
+
+    /// Set a staged rollout: `waves` are (delay after `start`, percent of devices).
+    pub fn set_rollout(
+        &mut self,
+        version: &Version,
+        start: u64,
+        waves: &[(u64, u8)],
+    ) -> Result<(), String> {
+        let doc = RolloutDoc {
+            start: format_time(start),
+            waves: waves
+                .iter()
+                .map(|(after, percent)| WaveDoc {
+                    after: format!("{after}s"),
+                    percent: *percent,
+                })
+                .collect(),
+            halted: false,
+        };
+        check_rollout(&doc)?;
+        self.release_mut(version)?.rollout = Some(doc);
+        Ok(())
+    }
+
+    /// Halt (`true`) or resume (`false`) a release's rollout.
+    pub fn set_halted(&mut self, version: &Version, halted: bool) -> Result<(), String> {
+        let r = self.release_mut(version)?;
+        let ro = r
+            .rollout
+            .as_mut()
+            .ok_or_else(|| format!("release {} has no rollout", r.version))?;
+        ro.halted = halted;
+        Ok(())
+    }
+
+    /// Set (`Some`) or clear (`None`) the security floor of `board`.
+    pub fn set_security_floor(&mut self, board: &str, floor: Option<Version>) {
+        match floor {
+            Some(v) => self.doc.index.security_floor.insert(board.to_string(), v),
+            None => self.doc.index.security_floor.remove(board),
+        };
     }
 
     pub fn to_toml(&self) -> String {

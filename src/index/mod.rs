@@ -2,11 +2,14 @@
 //!
 //! An [`UntrustedIndex`] holds the exact bytes fetched and their detached signatures. Only
 //! [`UntrustedIndex::verify`] builds a [`VerifiedIndex`]: it checks the signatures over the
-//! exact bytes against the trusted keys *before* parsing anything, then the format, the
+//! exact bytes against the trust root *before* parsing anything, then the format, the
 //! version against the last accepted one, and the expiry against a clock that cannot go
 //! back past the persisted time floor. See `firmware-index/FORMAT.md`.
 
 pub mod build;
+mod doc;
+pub mod rollout;
+pub mod root;
 pub mod select;
 pub mod sign;
 
@@ -14,8 +17,10 @@ use crate::version::Version;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sign::{DetachedSignature, KeyId, PublicKey};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub(crate) use doc::{check_release, IndexDoc, IndexMeta, ReleaseDoc, RolloutDoc, WaveDoc};
 
 /// The only index format this build understands.
 pub const FORMAT: u32 = 1;
@@ -24,16 +29,21 @@ pub const DEFAULT_MAX_INDEX_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error("index signature file is invalid: {0}")]
-    SignatureFormat(#[from] sign::KeyError),
-    #[error("index is not signed by enough trusted keys: {valid} valid signature(s) from distinct trusted keys, {threshold} required{detail}")]
+    #[error("{what} signature file is invalid: {source}")]
+    SignatureFormat {
+        what: String,
+        #[source]
+        source: sign::KeyError,
+    },
+    #[error("{what} is not signed by enough trusted keys: {valid} valid signature(s) from distinct trusted keys, {threshold} required{detail}")]
     Untrusted {
+        what: String,
         valid: usize,
         threshold: usize,
         detail: String,
     },
-    #[error("index is signed but malformed: {0}")]
-    Malformed(String),
+    #[error("{what} is signed but malformed: {problem}")]
+    Malformed { what: String, problem: String },
     #[error("index format {0} is not supported (this fwguard reads format {FORMAT})")]
     Format(u32),
     #[error("index version {got} is older than version {last} accepted before (rollback attack or stale mirror)")]
@@ -44,13 +54,86 @@ pub enum IndexError {
     Expired { expires: String, now: String },
     #[error("index was issued at {issued}, before the trusted time floor {floor}: it is stale")]
     IssuedBeforeFloor { issued: String, floor: String },
+    #[error("new root version {got} does not follow the current root version {current}")]
+    RootVersion { got: u64, current: u64 },
+    #[error("trust root: {0}")]
+    Root(String),
 }
 
-/// Keys the device trusts for the index, and how many must sign.
-#[derive(Debug, Clone)]
+/// Keys trusted for one role, and how many distinct ones must sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustPolicy {
     pub keys: Vec<PublicKey>,
     pub threshold: usize,
+}
+
+impl TrustPolicy {
+    /// The keys of this policy whose signatures over exactly `message` are valid, one entry
+    /// per distinct public key, or an error when fewer than the threshold signed.
+    pub fn verify(
+        &self,
+        what: &str,
+        message: &[u8],
+        signatures: &[u8],
+    ) -> Result<Vec<KeyId>, IndexError> {
+        let sigs = std::str::from_utf8(signatures)
+            .map_err(|_| sign::KeyError::Format {
+                what: "signature",
+                problem: "not text".into(),
+            })
+            .and_then(DetachedSignature::parse_all)
+            .map_err(|source| IndexError::SignatureFormat {
+                what: what.to_string(),
+                source,
+            })?;
+        let mut good_keys: BTreeSet<[u8; 32]> = BTreeSet::new();
+        let mut good = Vec::new();
+        let (mut unknown, mut bad) = (BTreeSet::new(), BTreeSet::new());
+        for sig in &sigs {
+            let matching: Vec<&PublicKey> =
+                self.keys.iter().filter(|k| k.id == sig.key_id).collect();
+            if matching.is_empty() {
+                unknown.insert(sig.key_id);
+                continue;
+            }
+            match matching.into_iter().find(|k| k.verify(message, sig)) {
+                Some(k) => {
+                    if good_keys.insert(k.key_bytes()) {
+                        good.push(k.id);
+                    }
+                }
+                None => {
+                    bad.insert(sig.key_id);
+                }
+            }
+        }
+        let threshold = self.threshold.max(1);
+        if good.len() < threshold {
+            let join = |ids: &BTreeSet<KeyId>| {
+                ids.iter()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut detail = String::new();
+            if !unknown.is_empty() {
+                detail += &format!("; signed by unknown key(s) {}", join(&unknown));
+            }
+            if !bad.is_empty() {
+                detail += &format!(
+                    "; signature(s) by trusted key(s) {} do not match the signed bytes",
+                    join(&bad)
+                );
+            }
+            return Err(IndexError::Untrusted {
+                what: what.to_string(),
+                valid: good.len(),
+                threshold,
+                detail,
+            });
+        }
+        Ok(good)
+    }
 }
 
 /// What the device remembers about the last index it accepted.
@@ -59,6 +142,12 @@ pub struct LastIndex {
     pub version: u64,
     pub sha256: String,
     pub issued_at: u64,
+    /// The security floor for this device's board in that index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_floor: Option<Version>,
+    /// Releases for this board that the vendor pulled, with the reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pulled: BTreeMap<String, String>,
 }
 
 /// Fetched bytes that nothing has vouched for yet.
@@ -67,32 +156,20 @@ pub struct UntrustedIndex {
     pub signatures: Vec<u8>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct IndexDoc {
-    pub index: IndexMeta,
-    #[serde(default, rename = "release", skip_serializing_if = "Vec::is_empty")]
-    pub releases: Vec<ReleaseDoc>,
+/// A staged rollout: wave `i` admits devices whose bucket is below `percent` from
+/// `start + after` on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub start: u64,
+    pub waves: Vec<Wave>,
+    pub halted: bool,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct IndexMeta {
-    pub format: u32,
-    pub version: u64,
-    pub issued_at: String,
-    pub expires: String,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ReleaseDoc {
-    pub version: Version,
-    pub boards: Vec<String>,
-    pub channels: Vec<String>,
-    pub urls: Vec<String>,
-    pub size: u64,
-    pub sha256: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wave {
+    /// Seconds after the rollout start.
+    pub after: u64,
+    pub percent: u8,
 }
 
 /// One release as the verified index describes it.
@@ -106,6 +183,14 @@ pub struct Release {
     pub size: u64,
     #[serde(with = "hex_sha")]
     pub sha256: [u8; 32],
+    /// The lowest running version this release may be installed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_from: Option<Version>,
+    /// Withdrawn by the vendor, with the reason: never installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 mod hex_sha {
@@ -127,8 +212,11 @@ pub struct VerifiedIndex {
     version: u64,
     issued_at: u64,
     expires: u64,
+    /// The trusted time the index was checked at.
+    now: u64,
     sha256: String,
     signers: Vec<KeyId>,
+    security_floor: BTreeMap<String, Version>,
     releases: Vec<Release>,
 }
 
@@ -142,18 +230,36 @@ impl VerifiedIndex {
     pub fn expires(&self) -> u64 {
         self.expires
     }
+    /// The trusted time (the later of the clock and the time floor) of the verification.
+    pub fn trusted_now(&self) -> u64 {
+        self.now
+    }
     pub fn signers(&self) -> &[KeyId] {
         &self.signers
     }
     pub fn releases(&self) -> &[Release] {
         &self.releases
     }
+    pub fn security_floor(&self, board: &str) -> Option<&Version> {
+        self.security_floor.get(board)
+    }
     /// What to persist so that older or forked indexes are refused later.
-    pub fn as_last(&self) -> LastIndex {
+    pub fn as_last(&self, board: &str) -> LastIndex {
         LastIndex {
             version: self.version,
             sha256: self.sha256.clone(),
             issued_at: self.issued_at,
+            security_floor: self.security_floor.get(board).cloned(),
+            pulled: self
+                .releases
+                .iter()
+                .filter(|r| r.boards.iter().any(|b| b == board))
+                .filter_map(|r| {
+                    r.pulled
+                        .as_ref()
+                        .map(|why| (r.version.to_string(), why.clone()))
+                })
+                .collect(),
         }
     }
 }
@@ -181,6 +287,13 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+fn malformed(problem: impl Into<String>) -> IndexError {
+    IndexError::Malformed {
+        what: "index".into(),
+        problem: problem.into(),
+    }
+}
+
 impl UntrustedIndex {
     /// Verify, in this order: signatures over the exact bytes; then parse; then format,
     /// fields, version against `last`, and time against `max(clock, floor)`.
@@ -191,65 +304,24 @@ impl UntrustedIndex {
         clock: u64,
         floor: u64,
     ) -> Result<VerifiedIndex, IndexError> {
-        let sigs = std::str::from_utf8(&self.signatures)
-            .map_err(|_| sign::KeyError::Format {
-                what: "signature",
-                problem: "not text".into(),
-            })
-            .and_then(DetachedSignature::parse_all)?;
-        let mut good: BTreeSet<KeyId> = BTreeSet::new();
-        let mut unknown = BTreeSet::new();
-        let mut bad = BTreeSet::new();
-        for sig in &sigs {
-            match trust.keys.iter().find(|k| k.id == sig.key_id) {
-                None => {
-                    unknown.insert(sig.key_id);
-                }
-                Some(k) if k.verify(&self.bytes, sig) => {
-                    good.insert(sig.key_id);
-                }
-                Some(_) => {
-                    bad.insert(sig.key_id);
-                }
-            }
-        }
-        if good.len() < trust.threshold.max(1) {
-            let mut detail = String::new();
-            if !unknown.is_empty() {
-                detail += &format!("; signed by unknown key(s) {}", join(&unknown));
-            }
-            if !bad.is_empty() {
-                detail += &format!(
-                    "; signature(s) by trusted key(s) {} do not match the index bytes",
-                    join(&bad)
-                );
-            }
-            return Err(IndexError::Untrusted {
-                valid: good.len(),
-                threshold: trust.threshold.max(1),
-                detail,
-            });
-        }
+        let signers = trust.verify("index", &self.bytes, &self.signatures)?;
 
         // Only now are the bytes parsed.
-        let text = std::str::from_utf8(&self.bytes)
-            .map_err(|_| IndexError::Malformed("not UTF-8".into()))?;
-        let doc: IndexDoc =
-            toml::from_str(text).map_err(|e| IndexError::Malformed(e.to_string()))?;
+        let text = std::str::from_utf8(&self.bytes).map_err(|_| malformed("not UTF-8"))?;
+        let doc: IndexDoc = toml::from_str(text).map_err(|e| malformed(e.to_string()))?;
         if doc.index.format != FORMAT {
             return Err(IndexError::Format(doc.index.format));
         }
         let issued_at = parse_time(&doc.index.issued_at)
-            .map_err(|e| IndexError::Malformed(format!("index.issued_at: {e}")))?;
-        let expires = parse_time(&doc.index.expires)
-            .map_err(|e| IndexError::Malformed(format!("index.expires: {e}")))?;
+            .map_err(|e| malformed(format!("index.issued_at: {e}")))?;
+        let expires =
+            parse_time(&doc.index.expires).map_err(|e| malformed(format!("index.expires: {e}")))?;
         let releases = doc
             .releases
             .into_iter()
             .enumerate()
             .map(|(i, r)| {
-                check_release(r)
-                    .map_err(|e| IndexError::Malformed(format!("release #{}: {e}", i + 1)))
+                check_release(r).map_err(|e| malformed(format!("release #{}: {e}", i + 1)))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let sha256 = hex::encode(Sha256::digest(&self.bytes));
@@ -284,42 +356,11 @@ impl UntrustedIndex {
             version: doc.index.version,
             issued_at,
             expires,
+            now,
             sha256,
-            signers: good.into_iter().collect(),
+            signers,
+            security_floor: doc.index.security_floor,
             releases,
         })
     }
-}
-
-fn join(ids: &BTreeSet<KeyId>) -> String {
-    ids.iter()
-        .map(|k| k.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-pub(crate) fn check_release(r: ReleaseDoc) -> Result<Release, String> {
-    let mut sha256 = [0u8; 32];
-    hex::decode_to_slice(&r.sha256, &mut sha256)
-        .map_err(|_| format!("sha256 {:?} is not 64 hex digits", r.sha256))?;
-    if r.boards.is_empty() || r.boards.iter().any(String::is_empty) {
-        return Err("boards must list at least one non-empty board id".into());
-    }
-    if r.channels.is_empty() {
-        return Err("channels must list at least one channel".into());
-    }
-    if r.urls.is_empty() {
-        return Err("urls must list at least one image URL".into());
-    }
-    if r.size == 0 {
-        return Err("size must be greater than 0".into());
-    }
-    Ok(Release {
-        version: r.version,
-        boards: r.boards,
-        channels: r.channels,
-        urls: r.urls,
-        size: r.size,
-        sha256,
-    })
 }

@@ -1,5 +1,6 @@
 //! Choosing the release to install from a verified index.
 
+use super::rollout::{admitted, bucket};
 use super::{Release, VerifiedIndex};
 use crate::version::Version;
 
@@ -10,7 +11,11 @@ pub struct Wanted<'a> {
     pub channel: &'a str,
     pub running: &'a Version,
     pub pinned: Option<&'a Version>,
+    /// The owner pinned below the security floor on purpose (`--force-insecure`).
+    pub force_insecure: bool,
     pub denylist: &'a [Version],
+    /// Stable id of this device, for its rollout bucket.
+    pub device_id: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,15 +23,50 @@ pub enum Choice {
     /// Nothing to install.
     UpToDate { reason: String },
     /// Install this release.
-    Install(Release),
+    Install(Box<Release>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SelectError {
     #[error("pinned version {version} is not in the index for board {board}")]
-    PinnedMissing { version: Version, board: String },
+    PinnedMissing { version: String, board: String },
     #[error("pinned version {0} was rolled back on this device and is denylisted; pin it again to retry it")]
-    PinnedDenylisted(Version),
+    PinnedDenylisted(String),
+    #[error("version {version} was pulled by the vendor: {reason}")]
+    Pulled { version: String, reason: String },
+    #[error("version {version} is below the security floor {floor} for this board; use --force-insecure to install it anyway")]
+    BelowFloor { version: String, floor: String },
+    #[error("version {version} can only be installed from {min_from} or later; this device runs {running}")]
+    NotFrom {
+        version: String,
+        min_from: String,
+        running: String,
+    },
+}
+
+/// Why an otherwise newer release is not offered to this device, if it is not.
+fn excluded(r: &Release, want: &Wanted<'_>, now: u64) -> Option<String> {
+    if let Some(why) = &r.pulled {
+        return Some(format!("{} was pulled by the vendor: {why}", r.version));
+    }
+    if want.denylist.contains(&r.version) {
+        return Some(format!("{} was rolled back on this device", r.version));
+    }
+    if let Some(min) = r.min_from.as_ref().filter(|m| *m > want.running) {
+        return Some(format!(
+            "{} needs {min} or later installed first",
+            r.version
+        ));
+    }
+    if let Some(ro) = &r.rollout {
+        if let Err(why) = admitted(ro, bucket(want.device_id, &r.version), now) {
+            return Some(format!(
+                "{} is not offered to this device yet: {why}",
+                r.version
+            ));
+        }
+    }
+    None
 }
 
 pub fn select(index: &VerifiedIndex, want: &Wanted<'_>) -> Result<Choice, SelectError> {
@@ -38,34 +78,63 @@ pub fn select(index: &VerifiedIndex, want: &Wanted<'_>) -> Result<Choice, Select
             });
         }
         if want.denylist.contains(pin) {
-            return Err(SelectError::PinnedDenylisted(pin.clone()));
+            return Err(SelectError::PinnedDenylisted(pin.to_string()));
         }
-        return index
+        let r = index
             .releases()
             .iter()
             .filter(for_board)
             .find(|r| &r.version == pin)
-            .map(|r| Choice::Install(r.clone()))
             .ok_or_else(|| SelectError::PinnedMissing {
-                version: pin.clone(),
+                version: pin.to_string(),
                 board: want.board.to_string(),
+            })?;
+        if let Some(reason) = &r.pulled {
+            return Err(SelectError::Pulled {
+                version: pin.to_string(),
+                reason: reason.clone(),
             });
+        }
+        if let Some(floor) = index.security_floor(want.board).filter(|f| pin < *f) {
+            if !want.force_insecure {
+                return Err(SelectError::BelowFloor {
+                    version: pin.to_string(),
+                    floor: floor.to_string(),
+                });
+            }
+        }
+        if let Some(min) = r.min_from.as_ref().filter(|m| *m > want.running) {
+            return Err(SelectError::NotFrom {
+                version: pin.to_string(),
+                min_from: min.to_string(),
+                running: want.running.to_string(),
+            });
+        }
+        // An explicit pin is the owner's choice: rollout waves do not hold it back.
+        return Ok(Choice::Install(Box::new(r.clone())));
     }
-    let newest = index
+    let now = index.trusted_now();
+    let mut newer: Vec<&Release> = index
         .releases()
         .iter()
         .filter(for_board)
         .filter(|r| r.channels.iter().any(|c| c == want.channel))
         .filter(|r| &r.version > want.running)
-        .filter(|r| !want.denylist.contains(&r.version))
-        .max_by(|a, b| a.version.cmp(&b.version));
-    Ok(match newest {
-        Some(r) => Choice::Install(r.clone()),
-        None => Choice::UpToDate {
-            reason: format!(
-                "no release newer than {} for board {} on channel {}",
-                want.running, want.board, want.channel
-            ),
-        },
-    })
+        .collect();
+    newer.sort_by(|a, b| b.version.cmp(&a.version));
+    let mut skipped = Vec::new();
+    for r in newer {
+        match excluded(r, want, now) {
+            None => return Ok(Choice::Install(Box::new(r.clone()))),
+            Some(why) => skipped.push(why),
+        }
+    }
+    let mut reason = format!(
+        "no release newer than {} for board {} on channel {}",
+        want.running, want.board, want.channel
+    );
+    if !skipped.is_empty() {
+        reason = format!("{reason} is available: {}", skipped.join("; "));
+    }
+    Ok(Choice::UpToDate { reason })
 }

@@ -98,6 +98,11 @@ impl PublicKey {
         })
     }
 
+    /// The raw Ed25519 public key.
+    pub fn key_bytes(&self) -> [u8; 32] {
+        *self.key.as_bytes()
+    }
+
     /// The base64 line alone (what goes into `trusted_keys`).
     pub fn to_base64(&self) -> String {
         let mut blob = PKALG.to_vec();

@@ -2,8 +2,10 @@
 //! loopback. It serves a directory with `Content-Length` and single `Range` requests, and
 //! can throttle its sending so a test can interrupt a download part-way.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -14,10 +16,25 @@ pub struct ServeOptions {
     pub bytes_per_tick: Option<usize>,
 }
 
+/// Misbehaviour for one path, to test the client's defences. Every fault is bounded in
+/// bytes and time, so the server always stops by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A body with no length that never ends (up to 256 MiB, or until the client leaves).
+    Endless,
+    /// The file, `bytes` every `every_ms` milliseconds.
+    Trickle { bytes: usize, every_ms: u64 },
+    /// Headers, then silence for up to 60 s.
+    Stall,
+}
+
+type Faults = Arc<Mutex<HashMap<String, Fault>>>;
+
 /// A running server; stops when dropped or on [`Server::stop`].
 pub struct Server {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    faults: Faults,
 }
 
 impl Server {
@@ -29,6 +46,8 @@ impl Server {
     ) -> std::io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let faults: Faults = Arc::default();
+        let shared = faults.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
@@ -36,12 +55,22 @@ impl Server {
                 };
                 let root = root.clone();
                 let opts = opts.clone();
+                let faults = shared.clone();
                 tokio::spawn(async move {
-                    let _ = handle(sock, &root, &opts).await;
+                    let _ = handle(sock, &root, &opts, &faults).await;
                 });
             }
         });
-        Ok(Server { addr, task })
+        Ok(Server { addr, task, faults })
+    }
+
+    /// Make requests for `path` (e.g. "/index.toml") misbehave; `None` restores it.
+    pub fn set_fault(&self, path: &str, fault: Option<Fault>) {
+        let mut f = self.faults.lock().expect("fault table");
+        match fault {
+            Some(x) => f.insert(path.to_string(), x),
+            None => f.remove(path),
+        };
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -90,7 +119,12 @@ fn parse_range(v: &str, len: u64) -> Option<(u64, u64)> {
     (start <= end && end < len).then_some((start, end))
 }
 
-async fn handle(mut sock: TcpStream, root: &Path, opts: &ServeOptions) -> std::io::Result<()> {
+async fn handle(
+    mut sock: TcpStream,
+    root: &Path,
+    opts: &ServeOptions,
+    faults: &Faults,
+) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -110,6 +144,28 @@ async fn handle(mut sock: TcpStream, root: &Path, opts: &ServeOptions) -> std::i
         .map(|(_, v)| v.trim().to_string());
     if method != "GET" && method != "HEAD" {
         return respond(&mut sock, "405 Method Not Allowed", "only GET and HEAD\n").await;
+    }
+    let fault = faults
+        .lock()
+        .expect("fault table")
+        .get(target.split('?').next().unwrap_or(""))
+        .copied();
+    match fault {
+        Some(Fault::Endless) => {
+            sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n").await?;
+            let block = vec![b'x'; 64 * 1024];
+            for _ in 0..4096 {
+                sock.write_all(&block).await?;
+            }
+            return Ok(());
+        }
+        Some(Fault::Stall) => {
+            sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n")
+                .await?;
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            return Ok(());
+        }
+        _ => {}
     }
     let Some(path) = local_path(root, target) else {
         return respond(&mut sock, "400 Bad Request", "bad path\n").await;
@@ -138,7 +194,15 @@ async fn handle(mut sock: TcpStream, root: &Path, opts: &ServeOptions) -> std::i
     use tokio::io::AsyncSeekExt;
     file.seek(std::io::SeekFrom::Start(start)).await?;
     let mut left = count;
-    let chunk = opts.bytes_per_tick.unwrap_or(64 * 1024).max(1);
+    let (chunk, tick) = match fault {
+        Some(Fault::Trickle { bytes, every_ms }) => {
+            (bytes.max(1), Some(Duration::from_millis(every_ms)))
+        }
+        _ => (
+            opts.bytes_per_tick.unwrap_or(64 * 1024).max(1),
+            opts.bytes_per_tick.map(|_| Duration::from_millis(10)),
+        ),
+    };
     let mut buf = vec![0u8; chunk];
     while left > 0 {
         let want = (chunk as u64).min(left) as usize;
@@ -148,8 +212,8 @@ async fn handle(mut sock: TcpStream, root: &Path, opts: &ServeOptions) -> std::i
         }
         sock.write_all(&buf[..n]).await?;
         left -= n as u64;
-        if opts.bytes_per_tick.is_some() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        if let Some(t) = tick {
+            tokio::time::sleep(t).await;
         }
     }
     sock.shutdown().await

@@ -259,6 +259,9 @@ mod tests {
             urls: vec!["fw.img".into()],
             size: 1,
             sha256: [0; 32],
+            min_from: None,
+            pulled: None,
+            rollout: None,
         }
     }
 

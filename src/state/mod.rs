@@ -70,6 +70,15 @@ pub struct PersistedState {
     /// The last slot committed as good: never written.
     pub known_good: Option<Slot>,
     pub pin: Option<Version>,
+    /// The pin was forced below the security floor by the owner.
+    #[serde(default)]
+    pub pin_insecure: bool,
+    /// Stable random id of this device (rollout buckets), unless the config sets one.
+    #[serde(default = "new_device_id")]
+    pub device_id: String,
+    /// A trust root accepted by rotation (its exact text), newer than the installed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
     pub denylist: Vec<DenyEntry>,
     pub last_index: Option<LastIndex>,
     /// Newest trusted time seen (unix seconds): the clock is never trusted below it.
@@ -86,12 +95,22 @@ impl Default for PersistedState {
             slot_b: None,
             known_good: None,
             pin: None,
+            pin_insecure: false,
+            device_id: new_device_id(),
+            root: None,
             denylist: Vec::new(),
             last_index: None,
             time_floor: 0,
             history: Vec::new(),
         }
     }
+}
+
+/// 16 random bytes, hex.
+pub fn new_device_id() -> String {
+    let mut id = [0u8; 16];
+    getrandom::getrandom(&mut id).expect("the kernel provides randomness");
+    hex::encode(id)
 }
 
 impl PersistedState {

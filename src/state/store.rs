@@ -111,7 +111,10 @@ mod tests {
     fn save_load_and_lock() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join("s"));
-        assert_eq!(store.load().unwrap(), PersistedState::default());
+        assert_eq!(
+            store.load().unwrap().update,
+            crate::state::UpdateState::Idle
+        );
         let st = PersistedState {
             time_floor: 42,
             ..Default::default()

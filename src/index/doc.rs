@@ -1,0 +1,130 @@
+//! The index document as written (serde, unknown fields refused) and its checks into
+//! [`Release`] values. Only ever called on bytes whose signatures were verified.
+
+use super::{parse_time, Release, Rollout, Wave};
+use crate::version::Version;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IndexDoc {
+    pub index: IndexMeta,
+    #[serde(default, rename = "release", skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<ReleaseDoc>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IndexMeta {
+    pub format: u32,
+    pub version: u64,
+    pub issued_at: String,
+    pub expires: String,
+    /// Per board: the lowest version a device may run or be pinned to.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub security_floor: BTreeMap<String, Version>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseDoc {
+    pub version: Version,
+    pub boards: Vec<String>,
+    pub channels: Vec<String>,
+    pub urls: Vec<String>,
+    pub size: u64,
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_from: Option<Version>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutDoc>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RolloutDoc {
+    pub start: String,
+    pub waves: Vec<WaveDoc>,
+    #[serde(default)]
+    pub halted: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WaveDoc {
+    pub after: String,
+    pub percent: u8,
+}
+
+pub(crate) fn check_rollout(r: &RolloutDoc) -> Result<Rollout, String> {
+    let start = parse_time(&r.start).map_err(|e| format!("rollout.start: {e}"))?;
+    if r.waves.is_empty() {
+        return Err("rollout.waves must list at least one wave".into());
+    }
+    let mut waves = Vec::new();
+    for (i, w) in r.waves.iter().enumerate() {
+        let after = humantime::parse_duration(&w.after)
+            .map_err(|e| format!("rollout.waves[{i}].after {:?}: {e}", w.after))?
+            .as_secs();
+        if w.percent > 100 {
+            return Err(format!(
+                "rollout.waves[{i}].percent {} is over 100",
+                w.percent
+            ));
+        }
+        if let Some(prev) = waves.last() {
+            let Wave {
+                after: a,
+                percent: p,
+            } = *prev;
+            if after < a || w.percent < p {
+                return Err(format!("rollout.waves[{i}] must not come earlier or cover fewer devices than the wave before"));
+            }
+        }
+        waves.push(Wave {
+            after,
+            percent: w.percent,
+        });
+    }
+    Ok(Rollout {
+        start,
+        waves,
+        halted: r.halted,
+    })
+}
+
+pub(crate) fn check_release(r: ReleaseDoc) -> Result<Release, String> {
+    let mut sha256 = [0u8; 32];
+    hex::decode_to_slice(&r.sha256, &mut sha256)
+        .map_err(|_| format!("sha256 {:?} is not 64 hex digits", r.sha256))?;
+    if r.boards.is_empty() || r.boards.iter().any(String::is_empty) {
+        return Err("boards must list at least one non-empty board id".into());
+    }
+    if r.channels.is_empty() {
+        return Err("channels must list at least one channel".into());
+    }
+    if r.urls.is_empty() {
+        return Err("urls must list at least one image URL".into());
+    }
+    if r.size == 0 {
+        return Err("size must be greater than 0".into());
+    }
+    if r.pulled.as_deref() == Some("") {
+        return Err("pulled must give a reason".into());
+    }
+    let rollout = r.rollout.as_ref().map(check_rollout).transpose()?;
+    Ok(Release {
+        version: r.version,
+        boards: r.boards,
+        channels: r.channels,
+        urls: r.urls,
+        size: r.size,
+        sha256,
+        min_from: r.min_from,
+        pulled: r.pulled,
+        rollout,
+    })
+}

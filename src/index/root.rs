@@ -1,0 +1,152 @@
+//! The trust root: which keys may sign the index (and how many must), and which keys may
+//! sign the next root. A device starts from the root installed with it; a new root is
+//! accepted only with version + 1, signed by a threshold of the current root's root keys
+//! *and* a threshold of its own, so a vendor can replace compromised or lost index keys (and
+//! recover from a fast-forwarded index version) without reflashing devices.
+//!
+//! ```toml
+//! format = 1
+//! version = 2
+//! index_threshold = 2
+//! index_keys = ["RW...", "RW...", "RW..."]
+//! root_threshold = 1
+//! root_keys = ["RW..."]
+//! ```
+
+use super::sign::PublicKey;
+use super::{IndexError, TrustPolicy};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+pub const ROOT_FORMAT: u32 = 1;
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RootDoc {
+    pub format: u32,
+    pub version: u64,
+    pub index_threshold: usize,
+    pub index_keys: Vec<String>,
+    pub root_threshold: usize,
+    pub root_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustRoot {
+    pub version: u64,
+    pub index: TrustPolicy,
+    pub root: TrustPolicy,
+    /// The root file's exact text (kept so a rotated root can be persisted as it was signed).
+    text: Option<String>,
+}
+
+fn bad(problem: impl Into<String>) -> IndexError {
+    IndexError::Root(problem.into())
+}
+
+fn policy(role: &str, keys: &[String], threshold: usize) -> Result<TrustPolicy, IndexError> {
+    let keys = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| PublicKey::parse(k).map_err(|e| bad(format!("{role}_keys[{i}]: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let distinct: BTreeSet<[u8; 32]> = keys.iter().map(|k| k.key_bytes()).collect();
+    if distinct.len() != keys.len() {
+        return Err(bad(format!(
+            "{role}_keys lists the same key twice, which would let one key count twice"
+        )));
+    }
+    if threshold == 0 || threshold > keys.len() {
+        return Err(bad(format!(
+            "{role}_threshold {threshold} must be between 1 and the number of {role} keys ({})",
+            keys.len()
+        )));
+    }
+    Ok(TrustPolicy { keys, threshold })
+}
+
+impl TrustRoot {
+    /// A root made of fixed index keys (`index.trusted_keys` in the config): version 0, and
+    /// no root keys, so it can never rotate.
+    pub fn fixed(index: TrustPolicy) -> TrustRoot {
+        TrustRoot {
+            version: 0,
+            index,
+            root: TrustPolicy {
+                keys: Vec::new(),
+                threshold: 1,
+            },
+            text: None,
+        }
+    }
+
+    /// Parse a root the device already trusts (installed with it, or accepted by rotation).
+    pub fn parse(text: &str) -> Result<TrustRoot, IndexError> {
+        let doc: RootDoc = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if doc.format != ROOT_FORMAT {
+            return Err(bad(format!(
+                "format {} is not supported (this fwguard reads {ROOT_FORMAT})",
+                doc.format
+            )));
+        }
+        Ok(TrustRoot {
+            version: doc.version,
+            index: policy("index", &doc.index_keys, doc.index_threshold)?,
+            root: policy("root", &doc.root_keys, doc.root_threshold)?,
+            text: Some(text.to_string()),
+        })
+    }
+
+    pub fn text(&self) -> Option<&str> {
+        self.text.as_deref()
+    }
+
+    /// Accept the next root: signed by this root's root keys (checked before parsing), then
+    /// by its own root keys, with exactly the next version.
+    pub fn rotate(&self, bytes: &[u8], signatures: &[u8]) -> Result<TrustRoot, IndexError> {
+        let next = self.version + 1;
+        if self.root.keys.is_empty() {
+            return Err(bad(
+                "this device trusts fixed index keys, not a root with root keys: it cannot rotate",
+            ));
+        }
+        self.root.verify(
+            &format!("root version {next} (by root version {})", self.version),
+            bytes,
+            signatures,
+        )?;
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("root is not UTF-8"))?;
+        let new = TrustRoot::parse(text)?;
+        new.root.verify(
+            &format!("root version {next} (by its own root keys)"),
+            bytes,
+            signatures,
+        )?;
+        if new.version != next {
+            return Err(IndexError::RootVersion {
+                got: new.version,
+                current: self.version,
+            });
+        }
+        Ok(new)
+    }
+}
+
+/// Write a root file (vendor side).
+pub fn root_toml(
+    version: u64,
+    index: &[PublicKey],
+    index_threshold: usize,
+    root: &[PublicKey],
+    root_threshold: usize,
+) -> String {
+    let doc = RootDoc {
+        format: ROOT_FORMAT,
+        version,
+        index_threshold,
+        index_keys: index.iter().map(PublicKey::to_base64).collect(),
+        root_threshold,
+        root_keys: root.iter().map(PublicKey::to_base64).collect(),
+    };
+    toml::to_string(&doc).expect("root serialises")
+}
