@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use: the real U-Boot env tools, to check fwguard's env format.
 #   u-boot-tools     mkenvimage
 #   libubootenv-tool fw_printenv / fw_setenv (the libubootenv implementation)
-packages=(u-boot-tools libubootenv-tool)
+#   signify-openbsd  signify, to check index keys and signatures interchange with it
+packages=(u-boot-tools libubootenv-tool signify-openbsd)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

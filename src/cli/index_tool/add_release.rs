@@ -1,6 +1,5 @@
-use super::{parse_secs, read_text, write_file, ToolError};
-use crate::index::build::{IndexDraft, NewRelease};
-use crate::index::unix_now;
+use super::{edit_index, ToolError};
+use crate::index::build::NewRelease;
 use crate::version::Version;
 use std::path::PathBuf;
 
@@ -24,14 +23,15 @@ pub struct Args {
     /// Default: images/<image file name>
     #[arg(long = "url")]
     urls: Vec<String>,
+    /// The lowest running version this release may be installed from
+    #[arg(long)]
+    min_from: Option<Version>,
     /// How long the re-signed index stays valid
     #[arg(long, default_value = "90d")]
     expires_in: String,
 }
 
 pub fn run(a: Args) -> Result<(), ToolError> {
-    let mut draft = IndexDraft::parse(&read_text(&a.index)?)
-        .map_err(|e| ToolError(format!("{}: {e}", a.index.display())))?;
     let urls = if a.urls.is_empty() {
         let name = a
             .image
@@ -41,17 +41,12 @@ pub fn run(a: Args) -> Result<(), ToolError> {
     } else {
         a.urls
     };
-    let rel = NewRelease::from_image(a.version.clone(), a.boards, a.channels, urls, &a.image)
+    let mut rel = NewRelease::from_image(a.version.clone(), a.boards, a.channels, urls, &a.image)
         .map_err(|e| ToolError(format!("{}: {e}", a.image.display())))?;
+    rel.min_from = a.min_from;
     let (size, sha) = (rel.size, hex::encode(rel.sha256));
-    draft.add_release(rel)?;
-    let now = unix_now();
-    draft.bump(now, now + parse_secs(&a.expires_in)?);
-    write_file(&a.index, draft.to_toml().as_bytes())?;
-    println!(
-        "added {} ({size} bytes, sha256 {sha}); index version is now {}; sign it again",
-        a.version,
-        draft.version()
-    );
-    Ok(())
+    edit_index(&a.index, &a.expires_in, |d| {
+        d.add_release(rel)?;
+        Ok(format!("added {} ({size} bytes, sha256 {sha})", a.version))
+    })
 }

@@ -1,58 +1,90 @@
-use super::read_text;
-use crate::index::sign::PublicKey;
+//! Check a published index exactly as a device would: from the trust root it has (or fixed
+//! keys), through every root rotation published in DIR/root/, to the index's signatures,
+//! format and freshness.
+
+use super::{read_keys, read_text};
+use crate::index::root::TrustRoot;
 use crate::index::{format_time, unix_now, TrustPolicy, UntrustedIndex};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Index file; its signatures are read from INDEX.sig
-    index: PathBuf,
-    /// Trusted public key file (repeatable)
-    #[arg(long = "public", short = 'p', required = true)]
+    /// The published directory (index.toml, index.toml.sig, root/), or the index file
+    path: PathBuf,
+    /// The trust root devices were installed with
+    #[arg(long, conflicts_with = "public", required_unless_present = "public")]
+    root: Option<PathBuf>,
+    /// Or: a trusted public key file (repeatable)
+    #[arg(long = "public", short = 'p')]
     public: Vec<PathBuf>,
-    /// Signatures required from distinct trusted keys
+    /// With --public: signatures required from distinct keys
     #[arg(long, default_value_t = 1)]
     threshold: usize,
 }
 
-pub fn run(a: Args) -> i32 {
-    let fail = |msg: String| {
-        eprintln!("fwguard-index: {msg}");
-        crate::error::EXIT_VERIFICATION
+fn read(p: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn check(a: &Args) -> Result<String, String> {
+    let (dir, index) = if a.path.is_dir() {
+        (a.path.clone(), a.path.join("index.toml"))
+    } else {
+        (
+            a.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            a.path.clone(),
+        )
     };
-    let mut keys = Vec::new();
-    for p in &a.public {
-        match read_text(p).map(|t| PublicKey::parse(&t)) {
-            Ok(Ok(k)) => keys.push(k),
-            Ok(Err(e)) => return fail(format!("{}: {e}", p.display())),
-            Err(e) => return fail(e.0),
+    let mut root = match &a.root {
+        Some(p) => TrustRoot::parse(&read_text(p).map_err(|e| e.0)?)
+            .map_err(|e| format!("{}: {e}", p.display()))?,
+        None => TrustRoot::fixed(TrustPolicy {
+            keys: read_keys(&a.public).map_err(|e| e.0)?,
+            threshold: a.threshold,
+        }),
+    };
+    let mut notes = Vec::new();
+    while !root.root.keys.is_empty() {
+        let next = dir.join(format!("root/{}.root.toml", root.version + 1));
+        if !next.exists() {
+            break;
         }
+        let sig = PathBuf::from(format!("{}.sig", next.display()));
+        root = root
+            .rotate(&read(&next)?, &read(&sig)?)
+            .map_err(|e| format!("{}: {e}", next.display()))?;
+        notes.push(format!("root rotated to version {}", root.version));
     }
-    let sig_path = PathBuf::from(format!("{}.sig", a.index.display()));
-    let (bytes, signatures) = match (std::fs::read(&a.index), std::fs::read(&sig_path)) {
-        (Ok(b), Ok(s)) => (b, s),
-        (Err(e), _) => return fail(format!("{}: {e}", a.index.display())),
-        (_, Err(e)) => return fail(format!("{}: {e}", sig_path.display())),
-    };
-    let trust = TrustPolicy {
-        keys,
-        threshold: a.threshold,
-    };
-    match (UntrustedIndex { bytes, signatures }).verify(&trust, None, unix_now(), 0) {
-        Ok(ix) => {
-            println!(
-                "OK: index version {}, {} release(s), signed by {}, expires {}",
-                ix.version(),
-                ix.releases().len(),
-                ix.signers()
-                    .iter()
-                    .map(|k| k.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                format_time(ix.expires())
-            );
+    let sig = PathBuf::from(format!("{}.sig", index.display()));
+    let ix = UntrustedIndex {
+        bytes: read(&index)?,
+        signatures: read(&sig)?,
+    }
+    .verify(&root.index, None, unix_now(), 0)
+    .map_err(|e| e.to_string())?;
+    notes.push(format!(
+        "index version {}, {} release(s), signed by {}, expires {}",
+        ix.version(),
+        ix.releases().len(),
+        ix.signers()
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        format_time(ix.expires())
+    ));
+    Ok(notes.join("; "))
+}
+
+pub fn run(a: Args) -> i32 {
+    match check(&a) {
+        Ok(what) => {
+            println!("OK: {what}");
             0
         }
-        Err(e) => fail(format!("REFUSED: {e}")),
+        Err(e) => {
+            eprintln!("fwguard-index: REFUSED: {e}");
+            crate::error::EXIT_VERIFICATION
+        }
     }
 }
