@@ -88,3 +88,26 @@ fn example_index_verifies_with_the_test_key() {
         assert_eq!(<[u8; 32]>::from(sha2::Sha256::digest(&img)), r.sha256);
     }
 }
+
+#[test]
+fn example_root_and_index_verify_as_a_device_would() {
+    use fwguard::index::root::TrustRoot;
+    let dir = repo("firmware-index/examples");
+    let root = TrustRoot::parse(&std::fs::read_to_string(dir.join("root.toml")).unwrap()).unwrap();
+    let ix = UntrustedIndex {
+        bytes: std::fs::read(dir.join("index.toml")).unwrap(),
+        signatures: std::fs::read(dir.join("index.toml.sig")).unwrap(),
+    }
+    .verify(&root.index, None, fwguard::index::unix_now(), 0)
+    .unwrap();
+    assert_eq!(ix.security_floor("sim").map(|v| v.as_str()), Some("1.0"));
+    assert!(ix.releases().iter().any(|r| r.rollout.is_some()));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fwguard-index"))
+        .arg("verify")
+        .arg(&dir)
+        .arg("--root")
+        .arg(dir.join("root.toml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

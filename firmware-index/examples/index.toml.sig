@@ -1,2 +1,2 @@
 untrusted comment: verify with ../test-keys/test.pub
-RWRNYbA+TpAQTaZ292jLLBwh1WlxfAOD7Gx19clyhTZ/8Qr/Wwh4sexwSDRemmiTJCapB43z15jn/MKSguNPCfn4SUMyjjQFyQg=
+RWRNYbA+TpAQTeEaVHojUaXtfvTAJvXNhCk1lVU1TZmTx0eS2kaNQ+Q6CrM/cONkbnB24eD6t4vBjjD6VscO+bPdm7rjTX+/aw8=

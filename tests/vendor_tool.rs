@@ -1,0 +1,221 @@
+//! `fwguard-index` as a vendor uses it: keys, a root, releases, pulls, rollouts, floors,
+//! signing by several signers, a root rotation, and `verify` saying why a directory fails.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tool(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fwguard-index"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = tool(dir, args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into()
+}
+
+fn refused(dir: &Path, args: &[&str], words: &str) {
+    let o = tool(dir, args);
+    assert_eq!(o.status.code(), Some(6), "{args:?} should be refused");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(words), "{err:?} does not mention {words:?}");
+}
+
+#[test]
+fn a_vendor_publishes_rotates_and_verifies() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    for k in ["a", "b", "root1", "root2"] {
+        ok(
+            d,
+            &[
+                "keygen",
+                "-s",
+                &format!("{k}.sec"),
+                "-p",
+                &format!("{k}.pub"),
+            ],
+        );
+    }
+    ok(
+        d,
+        &[
+            "init",
+            "root.toml",
+            "--index-key",
+            "a.pub",
+            "--index-key",
+            "b.pub",
+            "--index-threshold",
+            "2",
+            "--root-key",
+            "root1.pub",
+        ],
+    );
+    std::fs::create_dir(d.join("images")).unwrap();
+    let fw = Command::new(env!("CARGO_BIN_EXE_fwguard"))
+        .args([
+            "sim",
+            "image",
+            "images/fw-2.0.img",
+            "--version",
+            "2.0",
+            "--size",
+            "2048",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(fw.status.success());
+    ok(d, &["new", "index.toml"]);
+    ok(
+        d,
+        &[
+            "add-release",
+            "index.toml",
+            "--version",
+            "2.0",
+            "--board",
+            "wrt32x",
+            "--image",
+            "images/fw-2.0.img",
+            "--min-from",
+            "1.5",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "rollout",
+            "index.toml",
+            "--version",
+            "2.0",
+            "--wave",
+            "1h:1",
+            "--wave",
+            "1d:50",
+            "--wave",
+            "2d:100",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "floor",
+            "index.toml",
+            "--board",
+            "wrt32x",
+            "--version",
+            "1.5",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "pull",
+            "index.toml",
+            "--version",
+            "2.0",
+            "--reason",
+            "boot loop on rev B boards",
+        ],
+    );
+    let text = std::fs::read_to_string(d.join("index.toml")).unwrap();
+    for w in [
+        "min_from = \"1.5\"",
+        "percent = 50",
+        "wrt32x = \"1.5\"",
+        "pulled = \"boot loop on rev B boards\"",
+    ] {
+        assert!(text.contains(w), "{w:?} missing:\n{text}");
+    }
+    // One signer of two required.
+    ok(d, &["sign", "index.toml", "-s", "a.sec"]);
+    refused(
+        d,
+        &["verify", ".", "--root", "root.toml"],
+        "1 valid signature(s) from distinct trusted keys, 2 required",
+    );
+    ok(d, &["sign", "index.toml", "-s", "b.sec", "--append"]);
+    assert!(ok(d, &["verify", ".", "--root", "root.toml"]).contains("OK: index version"));
+
+    // Rotate: index key b is retired, root2 joins; the new root needs root1 (current) and
+    // root2 (its own) to sign.
+    ok(
+        d,
+        &[
+            "rotate-root",
+            ".",
+            "--current",
+            "root.toml",
+            "--index-key",
+            "a.pub",
+            "--root-key",
+            "root2.pub",
+        ],
+    );
+    ok(d, &["sign", "root/2.root.toml", "-s", "root1.sec"]);
+    refused(
+        d,
+        &["verify", ".", "--root", "root.toml"],
+        "root version 2 (by its own root keys)",
+    );
+    ok(
+        d,
+        &["sign", "root/2.root.toml", "-s", "root2.sec", "--append"],
+    );
+    let out = ok(d, &["verify", ".", "--root", "root.toml"]);
+    assert!(out.contains("root rotated to version 2"), "{out}");
+
+    // A tampered index is refused, naming why.
+    let text = std::fs::read_to_string(d.join("index.toml")).unwrap();
+    std::fs::write(
+        d.join("index.toml"),
+        text.replace("percent = 50", "percent = 60"),
+    )
+    .unwrap();
+    refused(
+        d,
+        &["verify", ".", "--root", "root.toml"],
+        "do not match the signed bytes",
+    );
+}
+
+#[test]
+fn bad_vendor_input_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    ok(d, &["keygen", "-s", "k.sec", "-p", "k.pub"]);
+    let o = tool(d, &["keygen", "-s", "k.sec", "-p", "k2.pub"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to overwrite a key"));
+    ok(d, &["new", "index.toml"]);
+    let o = tool(
+        d,
+        &["pull", "index.toml", "--version", "9.9", "--reason", "x"],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the index has no release 9.9"));
+    let o = tool(
+        d,
+        &[
+            "init",
+            "root.toml",
+            "--index-key",
+            "k.pub",
+            "--index-threshold",
+            "2",
+            "--root-key",
+            "k.pub",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("index_threshold 2 must be between 1 and the number of index keys (1)"));
+}
