@@ -31,6 +31,7 @@ fn example_config_parses_with_every_setting() {
     }
     let kinds: Vec<_> = s
         .health
+        .checks
         .iter()
         .map(|c| std::mem::discriminant(&c.kind))
         .collect();

@@ -1,7 +1,7 @@
 //! The long-running agent: settle this boot, judge a trial, then check for updates on an
 //! interval as the policy allows.
 
-use super::{Action, Agent, Situation, UpdateMode};
+use super::{Action, Agent, By, Situation, UpdateMode};
 use crate::config::Policy;
 use crate::error::Result;
 use std::future::Future;
@@ -43,7 +43,7 @@ impl Agent {
         };
         loop {
             if let Some(mode) = mode {
-                match self.update(mode).await {
+                match self.update_by(mode, By::Daemon).await {
                     Ok(Action::Reboot(why)) => return Ok(DaemonExit::Reboot(why)),
                     Ok(Action::UpToDate(why)) => tracing::debug!("up to date: {why}"),
                     Ok(other) => tracing::info!("{other:?}"),

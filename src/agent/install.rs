@@ -11,6 +11,15 @@ use crate::index::Release;
 use crate::slot::Slot;
 use crate::state::{Disallowed, Event, PersistedState, SlotRecord, UpdateState};
 
+/// Who asked for an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// The daemon, on its own (stops after too many rollbacks in a row).
+    Daemon,
+    /// The owner; `force` installs even while a required health check fails.
+    Owner { force: bool },
+}
+
 /// How far `update` goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpdateMode {
@@ -47,8 +56,13 @@ impl Agent {
         Ok(())
     }
 
-    /// `fwguard update`: check, then install the chosen release.
+    /// `fwguard update`: the owner's update, refused while a required health check fails.
     pub async fn update(&self, mode: UpdateMode) -> Result<Action> {
+        self.update_by(mode, By::Owner { force: false }).await
+    }
+
+    /// Check, then install the chosen release, as the daemon or the owner asks.
+    pub async fn update_by(&self, mode: UpdateMode, by: By) -> Result<Action> {
         let _lock = self.lock()?;
         let mut st = self.load()?;
         let (booted, header) = self.running()?;
@@ -59,6 +73,12 @@ impl Agent {
                 self.save(&st)?;
             }
         }
+        if by == By::Daemon && st.rollbacks_in_a_row >= self.settings.max_rollbacks {
+            return Ok(Action::UpToDate(format!(
+                "automatic installs are stopped after {} rollbacks in a row; the owner decides (`fwguard update`, `pin`, `unpin`)",
+                st.rollbacks_in_a_row
+            )));
+        }
         let (index, changed) = self.fetch_index(&mut st, header.build_time).await?;
         if changed {
             self.save(&st)?;
@@ -67,19 +87,18 @@ impl Agent {
             Choice::UpToDate { reason } => return Ok(Action::UpToDate(reason)),
             Choice::Install(r) => *r,
         };
-        let verified = match &st.update {
+        let staged = match &st.update {
             UpdateState::Staged {
                 release: r, target, ..
             } if *r == release => {
-                match flash::verify_existing(self.board.slot(*target), &expected(&release)) {
-                    Ok(v) => v,
-                    Err(_) => {
-                        self.install(&mut st, &release, booted, self.settings.index.url.clone())
-                            .await?
-                    }
-                }
+                flash::verify_existing(self.board.slot(*target), &expected(&release)).ok()
             }
-            _ => {
+            _ => None,
+        };
+        let verified = match staged {
+            Some(v) => v,
+            None => {
+                self.take_baseline(&mut st, &release, by).await?;
                 self.install(&mut st, &release, booted, self.settings.index.url.clone())
                     .await?
             }
@@ -88,6 +107,46 @@ impl Agent {
             UpdateMode::StageOnly => Ok(Action::Staged(release.version)),
             UpdateMode::Install => self.arm_and_reboot(&mut st, &verified, booted),
         }
+    }
+
+    /// Run the health checks on the running firmware before installing: an update does not
+    /// start while a required group fails (unless the owner forces it), and the groups that
+    /// pass now are the ones the new firmware must pass.
+    async fn take_baseline(
+        &self,
+        st: &mut PersistedState,
+        release: &Release,
+        by: By,
+    ) -> Result<()> {
+        let (report, verdict) = self.health_round("baseline", None).await;
+        let forced = by == By::Owner { force: true };
+        if !verdict.passed() && !forced {
+            return Err(Error::Refused(format!(
+                "not installing {}: the running firmware fails required health checks ({}); fix that first, or `fwguard update --force`",
+                release.version,
+                verdict.failing.join("; ")
+            )));
+        }
+        let detail = if verdict.passed() {
+            "health checks on the running firmware pass".to_string()
+        } else {
+            format!(
+                "forced by the owner although failing: {}",
+                verdict.failing.join("; ")
+            )
+        };
+        st.baseline = Some(self.settings.health.passing(&report));
+        if matches!(by, By::Owner { .. }) {
+            st.rollbacks_in_a_row = 0;
+        }
+        st.record(self.entry_with_checks(
+            "baseline",
+            Some(&release.version),
+            None,
+            detail,
+            report.results,
+        ));
+        Ok(())
     }
 
     /// Write `release` into the slot that is not running, and verify it.

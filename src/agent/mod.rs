@@ -5,6 +5,7 @@
 
 mod check;
 mod daemon;
+mod health;
 mod install;
 mod owner;
 mod status;
@@ -12,7 +13,8 @@ mod trial;
 
 pub use check::CheckReport;
 pub use daemon::DaemonExit;
-pub use install::UpdateMode;
+pub use health::HealthRecord;
+pub use install::{By, UpdateMode};
 pub use status::Status;
 pub use trial::Situation;
 

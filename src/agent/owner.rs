@@ -20,6 +20,7 @@ impl Agent {
         let mut probe = st.clone();
         probe.pin = Some(version.clone());
         probe.pin_insecure = force_insecure;
+        probe.rollbacks_in_a_row = 0;
         probe.denylist.retain(|d| d.version != version);
         // Refuses a version the index does not list for this board, a pulled one, and one
         // below the security floor unless forced.
@@ -52,6 +53,7 @@ impl Agent {
     pub fn unpin(&self) -> Result<Action> {
         let _lock = self.lock()?;
         let mut st = self.load()?;
+        st.rollbacks_in_a_row = 0;
         let Some(old) = st.pin.take() else {
             return Ok(Action::UpToDate("no version is pinned".into()));
         };

@@ -41,6 +41,10 @@ pub struct Status {
     pub time_floor: u64,
     /// Things the owner should know: a pulled release running, a version below the floor.
     pub notices: Vec<String>,
+    /// Automatic rollbacks since the last commit.
+    pub rollbacks_in_a_row: u32,
+    /// The latest round of health checks (kept in RAM, in the runtime directory).
+    pub last_health: Option<super::HealthRecord>,
 }
 
 impl Agent {
@@ -62,6 +66,12 @@ impl Agent {
                     "the running version {v} is below the security floor {floor}; update"
                 ));
             }
+        }
+        if st.rollbacks_in_a_row >= self.settings.max_rollbacks {
+            notices.push(format!(
+                "automatic installs are stopped after {} rollbacks in a row; `fwguard update`, `pin` or `unpin` resumes them",
+                st.rollbacks_in_a_row
+            ));
         }
         if st.pin_insecure {
             notices.push("the pinned version was forced below the security floor".into());
@@ -92,6 +102,8 @@ impl Agent {
             root_version: self.trust_root(&st)?.version,
             time_floor: st.time_floor,
             notices,
+            rollbacks_in_a_row: st.rollbacks_in_a_row,
+            last_health: self.last_health(),
         })
     }
 }
@@ -203,6 +215,22 @@ impl fmt::Display for Status {
                 "index:        none accepted yet (trust root version {})",
                 self.root_version
             )?,
+        }
+        if let Some(h) = &self.last_health {
+            let failing = h.report.results.iter().filter(|r| !r.passed).count();
+            writeln!(
+                f,
+                "health:       {} round at {}: {} of {} checks pass{}",
+                h.phase,
+                crate::index::format_time(h.at),
+                h.report.results.len() - failing,
+                h.report.results.len(),
+                if h.verdict.failing.is_empty() {
+                    String::new()
+                } else {
+                    format!("; failing: {}", h.verdict.failing.join("; "))
+                }
+            )?;
         }
         for n in &self.notices {
             writeln!(f, "NOTICE:       {n}")?;

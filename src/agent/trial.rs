@@ -136,6 +136,7 @@ impl Agent {
                     };
                     st.apply(Event::Abandoned)?;
                     st.deny(release.version.clone(), why.clone(), self.now());
+                    st.rollbacks_in_a_row += 1;
                     st.record(self.entry(
                         "trial-failed",
                         Some(&release.version),
@@ -167,6 +168,7 @@ impl Agent {
                     let why = format!("trial of slot {slot} ended without a commit: the bootloader returned to slot {previous}");
                     st.apply(Event::Abandoned)?;
                     st.deny(release.version.clone(), why.clone(), self.now());
+                    st.rollbacks_in_a_row += 1;
                     st.record(self.entry("trial-failed", Some(&release.version), Some(slot), why));
                     changed = true;
                     Situation::Idle
@@ -257,6 +259,7 @@ impl Agent {
             }),
         );
         st.known_good = Some(slot);
+        st.rollbacks_in_a_row = 0;
         st.record(self.entry_with_checks(
             "committed",
             Some(&release.version),
@@ -276,13 +279,14 @@ impl Agent {
         Ok(Action::Committed(v))
     }
 
-    /// Roll the running trial (or, when idle, the committed firmware) back to the other slot.
+    /// Roll the running trial (or, when idle, the committed firmware) back to the other slot;
+    /// `by_owner` tells an owner's rollback from the agent's own.
     pub(super) fn roll_back(
         &self,
         _held: &Lock,
         reason: String,
         report: Option<Report>,
-        deny: bool,
+        by_owner: bool,
     ) -> Result<Action> {
         let mut st = self.load()?;
         let booted = self.board.platform.booted_slot()?;
@@ -306,8 +310,14 @@ impl Agent {
             version: version.clone(),
             reason: reason.clone(),
         })?;
-        if deny {
-            st.deny(version.clone(), reason.clone(), self.now());
+        // The version left is denylisted either way: the agent does not re-install what the
+        // owner rolled back from, nor what failed its checks.
+        st.deny(version.clone(), reason.clone(), self.now());
+        // The owner acting resets the count of automatic rollbacks; the agent's own adds one.
+        if by_owner {
+            st.rollbacks_in_a_row = 0;
+        } else {
+            st.rollbacks_in_a_row += 1;
         }
         st.record(self.entry_with_checks(
             "rollback",
@@ -323,13 +333,15 @@ impl Agent {
         self.reboot(format!("rollback from {version} to slot {to}"))
     }
 
-    /// Run the health checks until they pass (commit) or the trial deadline passes (rollback).
+    /// Run the health checks until they pass, then through the soak period (commit), or
+    /// roll back when the trial deadline passes first or the soak sees a regression.
     pub async fn run_trial(
         &self,
         shutdown: &mut (impl Future<Output = ()> + Unpin),
     ) -> Result<Option<Action>> {
-        let started_ms = match self.load()?.update {
-            UpdateState::Trial { started_ms, .. } => started_ms,
+        let st = self.load()?;
+        let started_ms = match &st.update {
+            UpdateState::Trial { started_ms, .. } => *started_ms,
             other => {
                 return Err(crate::state::Disallowed {
                     event: "run a trial",
@@ -338,31 +350,98 @@ impl Agent {
                 .into())
             }
         };
-        let deadline_ms = started_ms + self.settings.trial.deadline.as_millis() as u64;
+        let baseline = st.baseline.clone();
+        let trial = &self.settings.trial;
+        let deadline_ms = started_ms + trial.deadline.as_millis() as u64;
+        let soak_ms = trial.soak.as_millis() as u64;
         if self.settings.health.is_empty() {
             tracing::warn!(
                 "no health checks are configured: the trial passes as soon as fwguard runs"
             );
         }
+        let mut soak_until: Option<u64> = None;
+        let mut soak_fails = 0u32;
         loop {
-            let report = self.checker.run_all(&self.settings.health).await;
+            let phase = if soak_until.is_some() {
+                "soak"
+            } else {
+                "trial"
+            };
+            let (report, verdict) = self.health_round(phase, baseline.as_deref()).await;
             crate::failpoint::hit("trial-health-round");
-            if report.passed() {
-                let held = self.lock_wait()?;
-                return self.commit(&held, report, "health checks passed").map(Some);
-            }
             let now = self.board.platform.uptime_ms();
-            tracing::warn!("trial health checks failing: {}", report.failures());
-            if now >= deadline_ms {
-                let reason = format!(
-                    "health checks failed until the trial deadline: {}",
-                    report.failures()
-                );
-                let held = self.lock_wait()?;
-                return self.roll_back(&held, reason, Some(report), true).map(Some);
-            }
+            let excused = if verdict.excused.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (not blocking, as they failed before the update too: {})",
+                    verdict.excused.join("; ")
+                )
+            };
+            let until = match (verdict.passed(), soak_until) {
+                (true, None) if soak_ms == 0 => {
+                    let held = self.lock_wait()?;
+                    return self
+                        .commit(&held, report, &format!("health checks passed{excused}"))
+                        .map(Some);
+                }
+                (true, Some(end)) if now >= end => {
+                    let held = self.lock_wait()?;
+                    let what = format!(
+                        "health checks passed and held through the {} soak{excused}",
+                        humantime::format_duration(trial.soak)
+                    );
+                    return self.commit(&held, report, &what).map(Some);
+                }
+                (true, None) => {
+                    tracing::info!(
+                        "trial health checks pass; soaking for {}",
+                        humantime::format_duration(trial.soak)
+                    );
+                    soak_until = Some(now + soak_ms);
+                    now + soak_ms
+                }
+                (true, Some(end)) => {
+                    soak_fails = 0;
+                    end
+                }
+                (false, Some(end)) => {
+                    soak_fails += 1;
+                    tracing::warn!(
+                        "regression during the soak ({soak_fails} of {}): {}",
+                        trial.soak_failures,
+                        verdict.failing.join("; ")
+                    );
+                    if soak_fails >= trial.soak_failures {
+                        let held = self.lock_wait()?;
+                        let reason = format!(
+                            "health checks regressed during the soak period: {}",
+                            verdict.failing.join("; ")
+                        );
+                        return self.roll_back(&held, reason, Some(report), false).map(Some);
+                    }
+                    end
+                }
+                (false, None) if now >= deadline_ms => {
+                    let held = self.lock_wait()?;
+                    let reason = format!(
+                        "health checks failed until the trial deadline: {}",
+                        verdict.failing.join("; ")
+                    );
+                    return self.roll_back(&held, reason, Some(report), false).map(Some);
+                }
+                (false, None) => {
+                    tracing::warn!(
+                        "trial health checks failing: {}",
+                        verdict.failing.join("; ")
+                    );
+                    deadline_ms
+                }
+            };
             let pause = Duration::from_millis(
-                (deadline_ms - now).min(self.settings.trial.retry_interval.as_millis() as u64),
+                until
+                    .saturating_sub(now)
+                    .clamp(1, trial.retry_interval.as_millis() as u64),
             );
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}

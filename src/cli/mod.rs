@@ -4,7 +4,7 @@
 pub mod index_tool;
 mod sim_cmd;
 
-use crate::agent::{Action, Agent, DaemonExit, UpdateMode};
+use crate::agent::{Action, Agent, By, DaemonExit, UpdateMode};
 use crate::config::{self, Settings};
 use crate::error::{Error, EXIT_NO_UPDATE, EXIT_OK};
 use crate::index::format_time;
@@ -43,6 +43,15 @@ enum Command {
         /// Write and verify the inactive slot, but do not switch or reboot
         #[arg(long)]
         stage_only: bool,
+        /// Install even while a required health check fails on the running firmware (it
+        /// then does not block the new one either)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the health checks once now (exit 9 when a required one fails)
+    Health {
+        #[arg(long)]
+        json: bool,
     },
     /// Run the agent: judge a trial boot, then check for updates on an interval
     Daemon,
@@ -155,14 +164,34 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 }
             }
         }
-        Command::Update { stage_only } => {
+        Command::Update { stage_only, force } => {
             let agent = load_agent(cfg)?;
             let mode = if stage_only {
                 UpdateMode::StageOnly
             } else {
                 UpdateMode::Install
             };
-            report(rt.block_on(agent.update(mode))?);
+            report(rt.block_on(agent.update_by(mode, By::Owner { force }))?);
+        }
+        Command::Health { json } => {
+            let agent = load_agent(cfg)?;
+            let outcome = rt.block_on(agent.health_now());
+            let record = agent.last_health();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&record).expect("record serialises")
+                );
+            } else if let Some(r) = &record {
+                for c in &r.report.results {
+                    let mark = if c.passed { "pass" } else { "FAIL" };
+                    println!("{mark} {} ({} ms): {}", c.name, c.duration_ms, c.detail);
+                }
+                for a in &r.verdict.advisory {
+                    println!("advisory, not blocking: {a}");
+                }
+            }
+            outcome?;
         }
         Command::Daemon => {
             let agent = load_agent(cfg)?;

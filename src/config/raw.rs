@@ -23,6 +23,8 @@ pub struct RawAgent {
     pub policy: Option<String>,
     pub check_interval: Option<String>,
     pub device_id: Option<String>,
+    pub runtime_dir: Option<PathBuf>,
+    pub max_rollbacks: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,32 +68,66 @@ pub enum RawBoard {
 pub struct RawTrial {
     pub deadline: Option<String>,
     pub retry_interval: Option<String>,
+    pub soak: Option<String>,
+    pub soak_failures: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealth {
+    /// Each check: common keys (name, timeout, group, advisory) plus its kind's keys; split
+    /// and checked in two steps so that unknown keys are refused in both.
     #[serde(default, rename = "check")]
-    pub checks: Vec<RawCheck>,
+    pub checks: Vec<toml::Table>,
+    #[serde(default, rename = "group")]
+    pub groups: Vec<RawGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    pub name: String,
+    pub need: Option<usize>,
+    #[serde(default)]
+    pub advisory: bool,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum RawCheck {
+pub enum RawCheckKind {
+    Link {
+        interface: String,
+    },
+    Address {
+        interface: String,
+        family: Option<String>,
+    },
+    Route {
+        family: Option<String>,
+    },
+    Dns {
+        query: String,
+        server: Option<String>,
+    },
     Http {
-        name: String,
         url: String,
         expect_status: Option<u16>,
-        timeout: Option<String>,
     },
     Tcp {
-        name: String,
         address: String,
-        timeout: Option<String>,
+    },
+    Ping {
+        host: String,
+    },
+    Process {
+        process: String,
+    },
+    Listen {
+        port: u16,
+        protocol: Option<String>,
     },
     Command {
-        name: String,
         argv: Vec<String>,
-        timeout: Option<String>,
     },
+    Clock {},
 }

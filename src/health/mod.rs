@@ -1,6 +1,19 @@
 //! Health checks: what decides whether a trial boot is committed or rolled back.
+//!
+//! Each check has its own timeout and records how long it took and why it failed;
+//! [`policy`] turns a round of results into a verdict.
+
+pub mod dns;
+pub mod local;
+pub mod net;
+pub mod policy;
+
+pub use local::Proto;
+pub use net::Family;
+pub use policy::{Group, Plan, Verdict};
 
 use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,12 +25,31 @@ pub struct CheckSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckKind {
-    /// GET a URL and expect a status.
+    /// The interface is up with carrier.
+    Link { interface: String },
+    /// The interface has an address of the family (IPv4, or global IPv6).
+    Address { interface: String, family: Family },
+    /// A default route exists.
+    Route { family: Family },
+    /// A name resolves, through the system resolver or a given server.
+    Dns {
+        name: String,
+        server: Option<SocketAddr>,
+    },
+    /// GET a URL (TLS verified) and expect a status.
     Http { url: String, expect_status: u16 },
     /// Connect to host:port.
     Tcp { address: String },
+    /// ICMP echo.
+    Ping { host: IpAddr },
+    /// A named process runs.
+    Process { name: String },
+    /// A local port listens.
+    Listen { port: u16, proto: Proto },
     /// Run a program; exit status 0 passes.
     Command { argv: Vec<String> },
+    /// The clock has been set (NTP synchronised, or past the time floor).
+    Clock,
 }
 
 /// The outcome of one check.
@@ -73,12 +105,13 @@ impl Checker {
         }
     }
 
-    /// Run every check concurrently, each bounded by its own timeout.
-    pub async fn run_all(&self, specs: &[CheckSpec]) -> Report {
+    /// Run every check concurrently, each bounded by its own timeout. `now` and `floor` are
+    /// the wall clock and the time floor, for the `clock` check.
+    pub async fn run_all(&self, specs: &[CheckSpec], now: u64, floor: u64) -> Report {
         let mut set = tokio::task::JoinSet::new();
         for (i, spec) in specs.iter().cloned().enumerate() {
             let client = self.client.clone();
-            set.spawn(async move { (i, run_one(&client, &spec).await) });
+            set.spawn(async move { (i, run_one(&client, &spec, now, floor).await) });
         }
         let mut results: Vec<Option<CheckResult>> = vec![None; specs.len()];
         while let Some(joined) = set.join_next().await {
@@ -103,9 +136,13 @@ impl Checker {
     }
 }
 
-async fn run_one(client: &reqwest::Client, spec: &CheckSpec) -> CheckResult {
+async fn run_one(client: &reqwest::Client, spec: &CheckSpec, now: u64, floor: u64) -> CheckResult {
     let start = Instant::now();
-    let outcome = tokio::time::timeout(spec.timeout, probe(client, &spec.kind)).await;
+    let outcome = tokio::time::timeout(
+        spec.timeout,
+        probe(client, &spec.kind, spec.timeout, now, floor),
+    )
+    .await;
     let (passed, detail) = match outcome {
         Ok(Ok(seen)) => (true, seen),
         Ok(Err(why)) => (false, why),
@@ -122,7 +159,42 @@ async fn run_one(client: &reqwest::Client, spec: &CheckSpec) -> CheckResult {
     }
 }
 
-async fn probe(client: &reqwest::Client, kind: &CheckKind) -> Result<String, String> {
+/// Run a blocking probe off the async threads.
+async fn blocking(
+    f: impl FnOnce() -> Result<String, String> + Send + 'static,
+) -> Result<String, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(format!("probe failed: {e}")))
+}
+
+async fn probe(
+    client: &reqwest::Client,
+    kind: &CheckKind,
+    timeout: Duration,
+    now: u64,
+    floor: u64,
+) -> Result<String, String> {
+    match kind.clone() {
+        CheckKind::Link { interface } => blocking(move || net::link(&interface)).await,
+        CheckKind::Address { interface, family } => {
+            blocking(move || net::address(&interface, family)).await
+        }
+        CheckKind::Route { family } => blocking(move || net::route(family)).await,
+        CheckKind::Dns { name, server: None } => dns::system(&name).await,
+        CheckKind::Dns {
+            name,
+            server: Some(s),
+        } => dns::direct(&name, s).await,
+        CheckKind::Ping { host } => blocking(move || net::ping(host, timeout)).await,
+        CheckKind::Process { name } => blocking(move || local::process(&name)).await,
+        CheckKind::Listen { port, proto } => blocking(move || local::listen(port, proto)).await,
+        CheckKind::Clock => local::clock(now, floor),
+        other => probe_io(client, &other).await,
+    }
+}
+
+async fn probe_io(client: &reqwest::Client, kind: &CheckKind) -> Result<String, String> {
     match kind {
         CheckKind::Http { url, expect_status } => {
             let resp = client
@@ -159,6 +231,7 @@ async fn probe(client: &reqwest::Client, kind: &CheckKind) -> Result<String, Str
                 Err(format!("{} failed: {status}", argv[0]))
             }
         }
+        other => Err(format!("{other:?} is not an I/O probe")),
     }
 }
 

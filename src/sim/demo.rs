@@ -136,7 +136,7 @@ async fn run_in(root: PathBuf) -> Result<i32, Error> {
     )?;
     let cfg_path = world.write_config(
         "policy = \"auto\"",
-        "deadline = \"3s\"\nretry_interval = \"300ms\"",
+        "deadline = \"3s\"\nretry_interval = \"300ms\"\nsoak = \"900ms\"",
     )?;
     let settings = Settings::load(&cfg_path)?;
     tl.say(

@@ -201,6 +201,7 @@ impl World {
             r#"# fwguard configuration for a simulated router
 [agent]
 state_dir = "{state}"
+runtime_dir = "{run}"
 check_interval = "1s"
 {extra_agent}
 
@@ -230,6 +231,7 @@ expect_status = 200
 timeout = "2s"
 "#,
             state = self.root.join("state").display(),
+            run = self.root.join("run").display(),
             url = self.index_url(),
             key = self.root.join("vendor/vendor.pub").display(),
             router = self.router.dir().display(),

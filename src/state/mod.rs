@@ -76,6 +76,14 @@ pub struct PersistedState {
     /// Stable random id of this device (rollout buckets), unless the config sets one.
     #[serde(default = "new_device_id")]
     pub device_id: String,
+    /// Health groups that passed on the running firmware just before the last install: only
+    /// these are required of the new firmware (None: all required groups are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Vec<String>>,
+    /// Automatic rollbacks since the last commit; at the configured maximum the daemon stops
+    /// installing until the owner acts.
+    #[serde(default)]
+    pub rollbacks_in_a_row: u32,
     /// A trust root accepted by rotation (its exact text), newer than the installed one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
@@ -96,6 +104,8 @@ impl Default for PersistedState {
             known_good: None,
             pin: None,
             pin_insecure: false,
+            baseline: None,
+            rollbacks_in_a_row: 0,
             device_id: new_device_id(),
             root: None,
             denylist: Vec::new(),

@@ -26,7 +26,7 @@ pub struct TestWorld {
 }
 
 /// Trial settings short enough for tests.
-pub const FAST_TRIAL: &str = "deadline = \"1500ms\"\nretry_interval = \"100ms\"";
+pub const FAST_TRIAL: &str = "deadline = \"1500ms\"\nretry_interval = \"100ms\"\nsoak = \"0s\"";
 
 /// A world with images 1.1 (good) and 1.2 (breaks the WAN), nothing published yet, and a
 /// config with the given policy. The router is powered on (1.0 from slot A).

@@ -1,0 +1,85 @@
+//! Health rounds as the agent runs them: with the device's clock and time floor, recorded
+//! in a runtime file (RAM, not flash) so `fwguard status` can show the latest one.
+
+use super::Agent;
+use crate::error::{Error, Result};
+use crate::health::{Report, Verdict};
+use serde::{Deserialize, Serialize};
+
+/// The latest health round, as written to `<runtime_dir>/health.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthRecord {
+    pub at: u64,
+    /// "baseline", "trial", "soak" or "manual".
+    pub phase: String,
+    pub report: Report,
+    pub verdict: Verdict,
+}
+
+impl Agent {
+    fn time_floor(&self) -> u64 {
+        let running = self
+            .board
+            .platform
+            .booted_slot()
+            .ok()
+            .and_then(|s| self.header_of(s).ok())
+            .map(|h| h.build_time)
+            .unwrap_or(0);
+        self.load()
+            .map(|st| st.time_floor)
+            .unwrap_or(0)
+            .max(running)
+    }
+
+    /// Run every check once and judge them against `baseline`.
+    pub(super) async fn health_round(
+        &self,
+        phase: &str,
+        baseline: Option<&[String]>,
+    ) -> (Report, Verdict) {
+        let plan = &self.settings.health;
+        let report = self
+            .checker
+            .run_all(&plan.checks, self.now(), self.time_floor())
+            .await;
+        let verdict = plan.judge(&report, baseline);
+        let record = HealthRecord {
+            at: self.now(),
+            phase: phase.to_string(),
+            report: report.clone(),
+            verdict: verdict.clone(),
+        };
+        if let Err(e) = self.write_runtime("health.json", &record) {
+            tracing::warn!("cannot record the health round: {e}");
+        }
+        (report, verdict)
+    }
+
+    fn write_runtime(&self, name: &str, record: &HealthRecord) -> std::io::Result<()> {
+        let dir = &self.settings.runtime_dir;
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!("{name}.tmp"));
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(record).expect("record serialises"),
+        )?;
+        std::fs::rename(tmp, dir.join(name))
+    }
+
+    /// The latest health round, if one ran since the runtime directory was last cleared.
+    pub fn last_health(&self) -> Option<HealthRecord> {
+        let bytes = std::fs::read(self.settings.runtime_dir.join("health.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// `fwguard health`: one round now, judged without a baseline. Changes no state.
+    pub async fn health_now(&self) -> Result<(Report, Verdict)> {
+        let (report, verdict) = self.health_round("manual", None).await;
+        if verdict.passed() {
+            Ok((report, verdict))
+        } else {
+            Err(Error::Unhealthy(verdict.failing.join("; ")))
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Probes of the router's own services: a process runs, a port listens, a vendor command
+//! succeeds, the clock has been set.
+
+/// A process whose name (`/proc/PID/comm`, or the executable's file name) is `name` runs.
+pub fn process(name: &str) -> Result<String, String> {
+    let dir = std::fs::read_dir("/proc").map_err(|e| format!("/proc: {e}"))?;
+    for e in dir.flatten() {
+        let file_name = e.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        let exe = std::fs::read_link(e.path().join("exe"))
+            .ok()
+            .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+        // comm is cut at 15 characters by the kernel.
+        if comm.trim_end() == name
+            || (name.len() > 15 && comm.trim_end() == &name[..15])
+            || exe == name
+        {
+            return Ok(format!("{name} runs as pid {pid}"));
+        }
+    }
+    Err(format!("no process named {name}"))
+}
+
+/// Transport of a `listen` check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// Ports with a listening (TCP) or bound (UDP) socket in a `/proc/net/{tcp,udp}{,6}` table.
+pub fn listening_ports(table: &str, proto: Proto) -> Vec<u16> {
+    // TCP_LISTEN is 0x0A; an unconnected UDP socket is TCP_CLOSE, 0x07.
+    let want = match proto {
+        Proto::Tcp => "0A",
+        Proto::Udp => "07",
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let port = f.get(1)?.rsplit(':').next()?;
+            (f.get(3) == Some(&want))
+                .then(|| u16::from_str_radix(port, 16).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// Something listens on `port` (TCP) or has it bound (UDP), IPv4 or IPv6.
+pub fn listen(port: u16, proto: Proto) -> Result<String, String> {
+    let files: &[&str] = match proto {
+        Proto::Tcp => &["/proc/net/tcp", "/proc/net/tcp6"],
+        Proto::Udp => &["/proc/net/udp", "/proc/net/udp6"],
+    };
+    let name = if proto == Proto::Tcp { "TCP" } else { "UDP" };
+    for f in files {
+        if let Ok(t) = std::fs::read_to_string(f) {
+            if listening_ports(&t, proto).contains(&port) {
+                return Ok(format!("{name} port {port} is listening"));
+            }
+        }
+    }
+    Err(format!("nothing listens on {name} port {port}"))
+}
+
+/// The kernel says the clock is synchronised (NTP), or the clock is past `floor` (the
+/// firmware's build time or the newest trusted time seen), so it has been set since boot.
+pub fn clock(now: u64, floor: u64) -> Result<String, String> {
+    // SAFETY: adjtimex with modes = 0 only reads the kernel's clock state into `tx`.
+    let mut tx: nix::libc::timex = unsafe { std::mem::zeroed() };
+    let state = unsafe { nix::libc::adjtimex(&mut tx) };
+    const TIME_ERROR: i32 = 5;
+    const STA_UNSYNC: i32 = 0x0040;
+    if state >= 0 && state != TIME_ERROR && tx.status & STA_UNSYNC == 0 {
+        return Ok("the kernel clock is synchronised".into());
+    }
+    if now >= floor && floor > 0 {
+        return Ok(format!(
+            "the clock ({}) is past the time floor ({})",
+            crate::index::format_time(now),
+            crate::index::format_time(floor)
+        ));
+    }
+    Err(format!(
+        "the clock is not synchronised and reads {}, before the time floor {}",
+        crate::index::format_time(now),
+        crate::index::format_time(floor)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_net_tables() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+                   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1\n\
+                   1: 0100007F:0050 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2\n";
+        assert_eq!(listening_ports(tcp, Proto::Tcp), vec![8080]);
+        let udp = "  sl  local_address rem_address   st\n 7: 00000000:0035 00000000:0000 07 00000000:00000000\n";
+        assert_eq!(listening_ports(udp, Proto::Udp), vec![53]);
+    }
+
+    #[test]
+    fn this_process_is_found() {
+        let me = std::fs::read_to_string("/proc/self/comm").unwrap();
+        assert!(process(me.trim()).is_ok());
+        assert!(process("no-such-process-fwguard").is_err());
+    }
+
+    #[test]
+    fn clock_against_the_floor() {
+        // Either the kernel says synchronised, or the floor decides.
+        assert!(clock(2_000_000_000, 1_000_000_000).is_ok());
+        let r = clock(0, 1_793_491_200);
+        if let Err(why) = r {
+            assert!(why.contains("before the time floor"), "{why}");
+        }
+    }
+}
