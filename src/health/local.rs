@@ -72,9 +72,14 @@ pub fn listen(port: u16, proto: Proto) -> Result<String, String> {
     Err(format!("nothing listens on {name} port {port}"))
 }
 
+/// No clock that has been set reads earlier than this (2025-01-01, before fwguard existed).
+pub const PLAUSIBLE_TIME: u64 = 1_735_689_600;
+
 /// The kernel says the clock is synchronised (NTP), or the clock is past `floor` (the
-/// firmware's build time or the newest trusted time seen), so it has been set since boot.
+/// firmware's build time or the newest trusted time seen, at least [`PLAUSIBLE_TIME`]), so
+/// it has been set since boot.
 pub fn clock(now: u64, floor: u64) -> Result<String, String> {
+    let floor = floor.max(PLAUSIBLE_TIME);
     // SAFETY: adjtimex with modes = 0 only reads the kernel's clock state into `tx`.
     let mut tx: nix::libc::timex = unsafe { std::mem::zeroed() };
     let state = unsafe { nix::libc::adjtimex(&mut tx) };
@@ -83,7 +88,7 @@ pub fn clock(now: u64, floor: u64) -> Result<String, String> {
     if state >= 0 && state != TIME_ERROR && tx.status & STA_UNSYNC == 0 {
         return Ok("the kernel clock is synchronised".into());
     }
-    if now >= floor && floor > 0 {
+    if now >= floor {
         return Ok(format!(
             "the clock ({}) is past the time floor ({})",
             crate::index::format_time(now),
