@@ -2,7 +2,6 @@
 //! index in firmware-index/examples/.
 
 use fwguard::config::{BoardSettings, Policy, Settings};
-use fwguard::health::CheckKind;
 use fwguard::index::sign::PublicKey;
 use fwguard::index::{TrustPolicy, UntrustedIndex};
 use std::path::Path;
@@ -29,27 +28,45 @@ fn example_config_parses_with_every_setting() {
         }
         other => panic!("{other:?}"),
     }
-    let kinds: Vec<_> = s
+    let mut kinds: Vec<String> = s
         .health
         .checks
         .iter()
-        .map(|c| std::mem::discriminant(&c.kind))
+        .map(|c| {
+            format!("{:?}", c.kind)
+                .split([' ', '{'])
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    for k in [
-        CheckKind::Tcp {
-            address: String::new(),
-        },
-        CheckKind::Http {
-            url: String::new(),
-            expect_status: 0,
-        },
-        CheckKind::Command { argv: vec![] },
-    ] {
-        assert!(
-            kinds.contains(&std::mem::discriminant(&k)),
-            "example config lacks a {k:?} check"
-        );
-    }
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        [
+            "Address", "Clock", "Command", "Dns", "Http", "Link", "Listen", "Ping", "Process",
+            "Route", "Tcp"
+        ],
+        "the example config documents every check kind"
+    );
+    let internet = s
+        .health
+        .groups
+        .iter()
+        .find(|g| g.name == "internet")
+        .unwrap();
+    assert_eq!(
+        (internet.members.len(), internet.need, internet.advisory),
+        (4, 2, false)
+    );
+    assert!(s
+        .health
+        .groups
+        .iter()
+        .any(|g| g.name == "clock" && g.advisory));
+    assert_eq!(s.trial.soak, Duration::from_secs(600));
+    assert_eq!(s.max_rollbacks, 2);
 }
 
 #[test]

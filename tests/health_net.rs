@@ -356,3 +356,155 @@ fn the_clock_check_uses_the_time_floor() {
     });
     let _ = Path::new(".");
 }
+
+/// The sim router's daemon runs inside the router namespace; the vendor's index and images
+/// are served from the internet namespace; a firmware that breaks the WAN takes the real
+/// link down. An update that breaks connectivity rolls back; one that does not commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_router_updates_on_a_real_network() {
+    use fwguard::sim::world::{World, WorldOptions};
+    use fwguard::state::{PersistedState, StateStore, UpdateState};
+    use fwguard::Slot;
+    use std::os::unix::process::ExitStatusExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut world = World::create(tmp.path().join("w"), WorldOptions::default())
+        .await
+        .unwrap();
+    world
+        .add_image("1.1", fwguard::sim::Behaviour::GOOD)
+        .unwrap();
+    world
+        .add_image(
+            "1.2",
+            fwguard::sim::Behaviour {
+                wan_up: false,
+                boots: true,
+            },
+        )
+        .unwrap();
+    let net = Net::new(&world.www);
+    let cfg = world.root.join("netns.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[agent]
+state_dir = "{state}"
+runtime_dir = "{run}"
+policy = "auto"
+check_interval = "1s"
+[index]
+url = "http://{ISP}/index.toml"
+trusted_key_files = ["{key}"]
+[board]
+profile = "sim"
+dir = "{router}"
+[trial]
+deadline = "3s"
+retry_interval = "200ms"
+soak = "0s"
+[[health.check]]
+name = "wan-link"
+kind = "link"
+interface = "{wan}"
+[[health.check]]
+name = "dns"
+kind = "dns"
+query = "fwguard.test"
+timeout = "1s"
+[[health.check]]
+name = "isp"
+kind = "ping"
+host = "{ISP}"
+timeout = "1s"
+[[health.check]]
+name = "vendor"
+kind = "http"
+url = "http://{ISP}/index.toml"
+timeout = "2s"
+"#,
+            state = world.root.join("state").display(),
+            run = world.root.join("run").display(),
+            key = world.root.join("vendor/vendor.pub").display(),
+            router = world.router.dir().display(),
+            wan = net.wan,
+        ),
+    )
+    .unwrap();
+    let store = StateStore::new(world.root.join("state"));
+    world.router.reboot().unwrap();
+
+    // Run the daemon in the router namespace until it exits for a reboot (then power-cycle
+    // the router and set the link as the booted firmware does) or `done` holds.
+    let cycle = |world: &World, done: &dyn Fn(&PersistedState, Option<Slot>) -> bool| {
+        for _ in 0..6 {
+            let mut child = net
+                .in_router(&[BIN, "--config", cfg.to_str().unwrap(), "daemon"])
+                .spawn()
+                .unwrap();
+            let start = std::time::Instant::now();
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(
+                        status.success() && world.router.reboot_requested(),
+                        "daemon: {status}"
+                    );
+                    let r = world.router.reboot().unwrap();
+                    net.link(r.wan_up);
+                    break;
+                }
+                if store
+                    .load()
+                    .is_ok_and(|st| done(&st, world.router.booted()))
+                    && !world.router.reboot_requested()
+                {
+                    nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(child.id() as i32),
+                        nix::sys::signal::Signal::SIGTERM,
+                    )
+                    .unwrap();
+                    let status = child.wait().unwrap();
+                    assert!(status.success() || status.signal().is_some());
+                    return;
+                }
+                assert!(start.elapsed().as_secs() < 30, "the daemon did not settle");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        panic!("no settled state after six boots");
+    };
+    let committed = |v: &'static str, slot: Slot| {
+        move |st: &PersistedState, booted: Option<Slot>| {
+            st.update == UpdateState::Idle
+                && booted == Some(slot)
+                && st.known_good == Some(slot)
+                && st
+                    .slot(slot)
+                    .is_some_and(|r| r.good && r.version.as_str() == v)
+        }
+    };
+
+    world.publish(&["1.0", "1.1"]).unwrap();
+    cycle(&world, &committed("1.1", Slot::B));
+    world.publish(&["1.0", "1.1", "1.2"]).unwrap();
+    let rolled_back = |st: &PersistedState, booted: Option<Slot>| {
+        committed("1.1", Slot::B)(st, booted) && st.is_denylisted(&"1.2".parse().unwrap())
+    };
+    cycle(&world, &rolled_back);
+    let st = store.load().unwrap();
+    let rb = st.history.iter().find(|h| h.event == "rollback").unwrap();
+    assert!(
+        rb.checks.iter().any(|c| c.name == "wan-link" && !c.passed),
+        "{rb:?}"
+    );
+    assert!(
+        rb.checks.iter().any(|c| c.name == "isp" && !c.passed),
+        "{rb:?}"
+    );
+    assert!(
+        st.history
+            .iter()
+            .any(|h| h.event == "committed"
+                && h.version.as_ref().is_some_and(|v| v.as_str() == "1.1"))
+    );
+}

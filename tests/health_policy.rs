@@ -29,18 +29,34 @@ async fn baseline_a_check_failing_before_the_update_neither_blocks_nor_rolls_bac
     // An update does not start while a required check fails ...
     let before = t.snapshot();
     let err = t.agent().update(UpdateMode::Install).await.unwrap_err();
-    assert!(err.to_string().contains("the running firmware fails required health checks (modem:"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the running firmware fails required health checks (modem:"),
+        "{err}"
+    );
     assert_eq!(t.snapshot(), before);
     // ... unless the owner forces it; then that check does not block the new firmware.
-    let a = t.agent().update_by(UpdateMode::Install, By::Owner { force: true }).await.unwrap();
+    let a = t
+        .agent()
+        .update_by(UpdateMode::Install, By::Owner { force: true })
+        .await
+        .unwrap();
     assert!(matches!(a, Action::Reboot(_)));
-    assert_eq!(t.state().baseline.unwrap(), vec!["internet".to_string(), "vendor-site".to_string()]);
+    assert_eq!(
+        t.state().baseline.unwrap(),
+        vec!["internet".to_string(), "vendor-site".to_string()]
+    );
     t.power_cycle().await;
     assert_eq!(t.settle().await, DaemonExit::Stopped);
     let st = t.state();
     assert_eq!(st.known_good, Some(Slot::B));
     let c = st.history.iter().find(|h| h.event == "committed").unwrap();
-    assert!(c.detail.contains("not blocking, as they failed before the update too: modem"), "{}", c.detail);
+    assert!(
+        c.detail
+            .contains("not blocking, as they failed before the update too: modem"),
+        "{}",
+        c.detail
+    );
 }
 
 #[tokio::test]
@@ -52,19 +68,27 @@ async fn baseline_a_check_that_passed_before_must_pass_after() {
     t.agent().update(UpdateMode::Install).await.unwrap();
     std::fs::remove_file(&flag).unwrap(); // the new firmware breaks the modem link
     t.power_cycle().await;
-    assert_eq!(t.settle().await, DaemonExit::Reboot("rollback from 1.1 to slot A".into()));
+    assert_eq!(
+        t.settle().await,
+        DaemonExit::Reboot("rollback from 1.1 to slot A".into())
+    );
 }
 
 #[tokio::test]
 async fn a_regression_during_the_soak_rolls_back() {
     let mut t = world("off").await;
-    let c = std::fs::read_to_string(&t.cfg).unwrap().replace("soak = \"0s\"", "soak = \"20s\"\nsoak_failures = 2");
+    let c = std::fs::read_to_string(&t.cfg)
+        .unwrap()
+        .replace("soak = \"0s\"", "soak = \"20s\"\nsoak_failures = 2");
     std::fs::write(&t.cfg, c).unwrap();
     t.world.publish(&["1.0", "1.1"]).unwrap();
     t.agent().update(UpdateMode::Install).await.unwrap();
     t.power_cycle().await;
     let agent = t.agent();
-    let daemon = tokio::time::timeout(Duration::from_secs(30), agent.run_daemon(std::future::pending()));
+    let daemon = tokio::time::timeout(
+        Duration::from_secs(30),
+        agent.run_daemon(std::future::pending()),
+    );
     let world = &mut t.world;
     let cut_wan = async {
         // Once the checks have passed and the soak is under way, the WAN goes down.
@@ -74,15 +98,30 @@ async fn a_regression_during_the_soak_rolls_back() {
         world.wan.set_up(false).await.unwrap();
     };
     let (exit, ()) = tokio::join!(daemon, cut_wan);
-    assert_eq!(exit.unwrap().unwrap(), DaemonExit::Reboot("rollback from 1.1 to slot A".into()));
-    let rb = t.state().history.into_iter().find(|h| h.event == "rollback").unwrap();
-    assert!(rb.detail.contains("health checks regressed during the soak period"), "{}", rb.detail);
+    assert_eq!(
+        exit.unwrap().unwrap(),
+        DaemonExit::Reboot("rollback from 1.1 to slot A".into())
+    );
+    let rb = t
+        .state()
+        .history
+        .into_iter()
+        .find(|h| h.event == "rollback")
+        .unwrap();
+    assert!(
+        rb.detail
+            .contains("health checks regressed during the soak period"),
+        "{}",
+        rb.detail
+    );
 }
 
 #[tokio::test]
 async fn the_soak_commits_once_it_has_held() {
     let mut t = world("off").await;
-    let c = std::fs::read_to_string(&t.cfg).unwrap().replace("soak = \"0s\"", "soak = \"600ms\"");
+    let c = std::fs::read_to_string(&t.cfg)
+        .unwrap()
+        .replace("soak = \"0s\"", "soak = \"600ms\"");
     std::fs::write(&t.cfg, c).unwrap();
     t.world.publish(&["1.0", "1.1"]).unwrap();
     t.agent().update(UpdateMode::Install).await.unwrap();
@@ -90,8 +129,17 @@ async fn the_soak_commits_once_it_has_held() {
     let started = std::time::Instant::now();
     assert_eq!(t.settle().await, DaemonExit::Stopped);
     assert!(started.elapsed() >= Duration::from_millis(600));
-    let c = t.state().history.into_iter().find(|h| h.event == "committed").unwrap();
-    assert!(c.detail.contains("held through the 600ms soak"), "{}", c.detail);
+    let c = t
+        .state()
+        .history
+        .into_iter()
+        .find(|h| h.event == "committed")
+        .unwrap();
+    assert!(
+        c.detail.contains("held through the 600ms soak"),
+        "{}",
+        c.detail
+    );
 }
 
 #[tokio::test]
@@ -105,9 +153,15 @@ async fn rollbacks_in_a_row_stop_automatic_installs_until_the_owner_acts() {
             published.push(bad);
         }
         t.world.publish(&published).unwrap();
-        assert_eq!(t.settle().await, DaemonExit::Reboot(format!("trial boot of {bad} in slot B")));
+        assert_eq!(
+            t.settle().await,
+            DaemonExit::Reboot(format!("trial boot of {bad} in slot B"))
+        );
         t.power_cycle().await;
-        assert_eq!(t.settle().await, DaemonExit::Reboot(format!("rollback from {bad} to slot A")));
+        assert_eq!(
+            t.settle().await,
+            DaemonExit::Reboot(format!("rollback from {bad} to slot A"))
+        );
         t.power_cycle().await;
     }
     t.world.publish(&["1.0", "1.2", "1.3", "1.4"]).unwrap();
@@ -117,11 +171,23 @@ async fn rollbacks_in_a_row_stop_automatic_installs_until_the_owner_acts() {
     assert_eq!(t.snapshot(), before);
     let st = t.state();
     assert_eq!(st.rollbacks_in_a_row, 2);
-    assert!(!st.history.iter().any(|h| h.event == "install" && h.version.as_ref().is_some_and(|v| v.as_str() == "1.4")));
+    assert!(!st
+        .history
+        .iter()
+        .any(|h| h.event == "install" && h.version.as_ref().is_some_and(|v| v.as_str() == "1.4")));
     let s = t.agent().status().unwrap();
-    assert!(s.notices.iter().any(|n| n.contains("automatic installs are stopped after 2 rollbacks")), "{:?}", s.notices);
+    assert!(
+        s.notices
+            .iter()
+            .any(|n| n.contains("automatic installs are stopped after 2 rollbacks")),
+        "{:?}",
+        s.notices
+    );
     // The owner acts: their update installs it, and the count starts over.
-    assert_eq!(t.agent().update(UpdateMode::Install).await.unwrap(), Action::Reboot("trial boot of 1.4 in slot B".into()));
+    assert_eq!(
+        t.agent().update(UpdateMode::Install).await.unwrap(),
+        Action::Reboot("trial boot of 1.4 in slot B".into())
+    );
     t.power_cycle().await;
     assert_eq!(t.settle().await, DaemonExit::Stopped);
     assert_eq!(t.state().rollbacks_in_a_row, 0);

@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 #   u-boot-tools     mkenvimage
 #   libubootenv-tool fw_printenv / fw_setenv (the libubootenv implementation)
 #   signify-openbsd  signify, to check index keys and signatures interchange with it
-packages=(u-boot-tools libubootenv-tool signify-openbsd)
+#   iproute2         network namespaces for the health-check tests (they need root)
+#   dnsmasq-base     the DNS server of the simulated internet
+packages=(u-boot-tools libubootenv-tool signify-openbsd iproute2 dnsmasq-base)
+command -v python3 >/dev/null || packages+=(python3)   # the simulated internet's web server
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
