@@ -2,15 +2,15 @@
 //!
 //! Defaults live here and nowhere else. Every error names the file, the key and the problem.
 
+mod health;
 mod raw;
 
 use crate::fetch::MinRate;
-use crate::health::{CheckKind, CheckSpec, Family, Group, Plan, Proto};
+use crate::health::Plan;
 use crate::index::root::TrustRoot;
 use crate::index::sign::PublicKey;
 use crate::index::{TrustPolicy, DEFAULT_MAX_INDEX_BYTES};
-use raw::{RawBoard, RawCheckKind, RawConfig};
-use std::net::{IpAddr, SocketAddr};
+use raw::{RawBoard, RawConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -141,12 +141,12 @@ impl Settings {
     }
 }
 
-struct Validator<'a> {
+pub(crate) struct Validator<'a> {
     path: &'a Path,
 }
 
 impl Validator<'_> {
-    fn err(&self, key: &str, problem: impl Into<String>) -> ConfigError {
+    pub(crate) fn err(&self, key: &str, problem: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             key: key.to_string(),
@@ -154,7 +154,7 @@ impl Validator<'_> {
         }
     }
 
-    fn duration(
+    pub(crate) fn duration(
         &self,
         key: &str,
         v: Option<&str>,
@@ -383,210 +383,5 @@ impl Validator<'_> {
                 }
             }
         })
-    }
-
-    fn family(&self, key: &str, v: Option<&str>) -> Result<Family, ConfigError> {
-        match v.unwrap_or("any") {
-            "ipv4" => Ok(Family::V4),
-            "ipv6" => Ok(Family::V6),
-            "any" => Ok(Family::Any),
-            other => Err(self.err(
-                key,
-                format!("{other:?} is not \"ipv4\", \"ipv6\" or \"any\""),
-            )),
-        }
-    }
-
-    fn check(
-        &self,
-        i: usize,
-        mut table: toml::Table,
-    ) -> Result<(CheckSpec, Option<String>, bool), ConfigError> {
-        let key = |f: &str| format!("health.check[{i}].{f}");
-        let mut take_str = |f: &str| -> Result<Option<String>, ConfigError> {
-            match table.remove(f) {
-                None => Ok(None),
-                Some(toml::Value::String(s)) => Ok(Some(s)),
-                Some(v) => Err(self.err(
-                    &key(f),
-                    format!("expected a string, found {}", v.type_str()),
-                )),
-            }
-        };
-        let name = take_str("name")?.ok_or_else(|| self.err(&key("name"), "is missing"))?;
-        if name.is_empty() {
-            return Err(self.err(&key("name"), "must not be empty"));
-        }
-        let timeout = take_str("timeout")?;
-        let group = take_str("group")?;
-        let advisory = match table.remove("advisory") {
-            None => false,
-            Some(toml::Value::Boolean(b)) => b,
-            Some(v) => {
-                return Err(self.err(
-                    &key("advisory"),
-                    format!("expected true or false, found {}", v.type_str()),
-                ))
-            }
-        };
-        let raw: RawCheckKind = toml::Value::Table(table).try_into().map_err(|e| {
-            self.err(
-                &format!("health.check[{i}] ({name})"),
-                e.to_string().trim_end().to_string(),
-            )
-        })?;
-        let kind = match raw {
-            RawCheckKind::Link { interface } => CheckKind::Link { interface },
-            RawCheckKind::Address { interface, family } => CheckKind::Address {
-                interface,
-                family: self.family(&key("family"), family.as_deref())?,
-            },
-            RawCheckKind::Route { family } => CheckKind::Route {
-                family: self.family(&key("family"), family.as_deref())?,
-            },
-            RawCheckKind::Dns { query, server } => {
-                let server = match server {
-                    None => None,
-                    Some(s) => Some(
-                        s.parse::<SocketAddr>()
-                            .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-                            .map_err(|_| {
-                                self.err(
-                                    &key("server"),
-                                    format!("{s:?} is not an IP address (optionally with :port)"),
-                                )
-                            })?,
-                    ),
-                };
-                CheckKind::Dns {
-                    name: query,
-                    server,
-                }
-            }
-            RawCheckKind::Http { url, expect_status } => {
-                let u = reqwest::Url::parse(&url)
-                    .map_err(|e| self.err(&key("url"), format!("{url:?}: {e}")))?;
-                if !matches!(u.scheme(), "http" | "https") {
-                    return Err(self.err(&key("url"), "must be an http or https URL"));
-                }
-                CheckKind::Http {
-                    url,
-                    expect_status: expect_status.unwrap_or(200),
-                }
-            }
-            RawCheckKind::Tcp { address } => {
-                if !address.contains(':') {
-                    return Err(self.err(&key("address"), format!("{address:?} is not host:port")));
-                }
-                CheckKind::Tcp { address }
-            }
-            RawCheckKind::Ping { host } => CheckKind::Ping {
-                host: host.parse().map_err(|_| {
-                    self.err(&key("host"), format!("{host:?} is not an IP address"))
-                })?,
-            },
-            RawCheckKind::Process { process } => CheckKind::Process { name: process },
-            RawCheckKind::Listen { port, protocol } => CheckKind::Listen {
-                port,
-                proto: match protocol.as_deref().unwrap_or("tcp") {
-                    "tcp" => Proto::Tcp,
-                    "udp" => Proto::Udp,
-                    other => {
-                        return Err(self.err(
-                            &key("protocol"),
-                            format!("{other:?} is not \"tcp\" or \"udp\""),
-                        ))
-                    }
-                },
-            },
-            RawCheckKind::Command { argv } => {
-                if argv.is_empty() {
-                    return Err(self.err(&key("argv"), "must name a program"));
-                }
-                CheckKind::Command { argv }
-            }
-            RawCheckKind::Clock {} => CheckKind::Clock,
-        };
-        let spec = CheckSpec {
-            name,
-            timeout: self.duration(&key("timeout"), timeout.as_deref(), Duration::from_secs(10))?,
-            kind,
-        };
-        Ok((spec, group, advisory))
-    }
-
-    /// Checks and groups into a plan: a check with no group is a group of its own.
-    fn plan(&self, raw: raw::RawHealth) -> Result<Plan, ConfigError> {
-        let mut plan = Plan::default();
-        let mut named: Vec<(raw::RawGroup, Vec<usize>)> = Vec::new();
-        for (i, g) in raw.groups.into_iter().enumerate() {
-            if g.name.is_empty() || named.iter().any(|(n, _)| n.name == g.name) {
-                return Err(self.err(
-                    &format!("health.group[{i}].name"),
-                    format!("{:?} is empty or used twice", g.name),
-                ));
-            }
-            named.push((g, Vec::new()));
-        }
-        for (i, table) in raw.checks.into_iter().enumerate() {
-            let (spec, group, advisory) = self.check(i, table)?;
-            if plan.checks.iter().any(|c| c.name == spec.name)
-                || named.iter().any(|(g, _)| g.name == spec.name)
-            {
-                return Err(self.err(
-                    &format!("health.check[{i}].name"),
-                    format!("{:?} is used twice", spec.name),
-                ));
-            }
-            let idx = plan.checks.len();
-            match group {
-                Some(gname) => {
-                    let (_, members) =
-                        named
-                            .iter_mut()
-                            .find(|(g, _)| g.name == gname)
-                            .ok_or_else(|| {
-                                self.err(
-                                    &format!("health.check[{i}].group"),
-                                    format!("no [[health.group]] is named {gname:?}"),
-                                )
-                            })?;
-                    if advisory {
-                        return Err(self.err(
-                            &format!("health.check[{i}].advisory"),
-                            "set advisory on the group, not on a member",
-                        ));
-                    }
-                    members.push(idx);
-                }
-                None => plan.groups.push(Group {
-                    name: spec.name.clone(),
-                    members: vec![idx],
-                    need: 1,
-                    advisory,
-                }),
-            }
-            plan.checks.push(spec);
-        }
-        for (i, (g, members)) in named.into_iter().enumerate() {
-            let need = g.need.unwrap_or(members.len());
-            if members.is_empty() || need == 0 || need > members.len() {
-                return Err(self.err(
-                    &format!("health.group[{i}].need"),
-                    format!(
-                        "group {:?} has {} check(s); need must be between 1 and that",
-                        g.name,
-                        members.len()
-                    ),
-                ));
-            }
-            plan.groups.push(Group {
-                name: g.name,
-                members,
-                need,
-                advisory: g.advisory,
-            });
-        }
-        Ok(plan)
     }
 }

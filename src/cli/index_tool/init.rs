@@ -2,10 +2,9 @@ use super::{read_keys, write_file, ToolError};
 use crate::index::root::{root_toml, TrustRoot};
 use std::path::PathBuf;
 
+/// The keys and thresholds of a trust root (shared by `init` and `rotate-root`).
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Root file to create (install it on devices as the config's index.root)
-    root: PathBuf,
+pub struct RootKeys {
     /// Public key allowed to sign the index (repeatable)
     #[arg(long = "index-key", required = true)]
     index_keys: Vec<PathBuf>,
@@ -17,7 +16,30 @@ pub struct Args {
     root_keys: Vec<PathBuf>,
     /// Root signatures required from distinct root keys
     #[arg(long, default_value_t = 1)]
-    root_threshold: usize,
+    pub root_threshold: usize,
+}
+
+impl RootKeys {
+    /// The root file text for `version`, checked as a device would parse it.
+    pub fn root_text(&self, version: u64) -> Result<String, ToolError> {
+        let text = root_toml(
+            version,
+            &read_keys(&self.index_keys)?,
+            self.index_threshold,
+            &read_keys(&self.root_keys)?,
+            self.root_threshold,
+        );
+        TrustRoot::parse(&text)?;
+        Ok(text)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Root file to create (install it on devices as the config's index.root)
+    root: PathBuf,
+    #[command(flatten)]
+    keys: RootKeys,
     #[arg(long, default_value_t = 1)]
     version: u64,
 }
@@ -26,15 +48,7 @@ pub fn run(a: Args) -> Result<(), ToolError> {
     if a.root.exists() {
         return Err(ToolError(format!("{} exists", a.root.display())));
     }
-    let text = root_toml(
-        a.version,
-        &read_keys(&a.index_keys)?,
-        a.index_threshold,
-        &read_keys(&a.root_keys)?,
-        a.root_threshold,
-    );
-    TrustRoot::parse(&text)?;
-    write_file(&a.root, text.as_bytes())?;
+    write_file(&a.root, a.keys.root_text(a.version)?.as_bytes())?;
     println!(
         "created trust root {} (version {})",
         a.root.display(),
