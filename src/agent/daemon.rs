@@ -18,7 +18,20 @@ impl Agent {
     /// Run until shutdown or a reboot. `shutdown` resolves when the daemon must stop.
     pub async fn run_daemon(&self, shutdown: impl Future<Output = ()>) -> Result<DaemonExit> {
         let mut shutdown = std::pin::pin!(shutdown);
-        match self.reconcile()? {
+        let situation = self.reconcile()?;
+        // Under systemd (Type=notify): ready once this boot is known, then keep the watchdog
+        // fed; the feeding stops if the daemon's thread hangs.
+        let notifier = super::notify::Notifier::from_env();
+        notifier.notify("READY=1");
+        if let Some(every) = super::notify::Notifier::watchdog_interval() {
+            tokio::spawn(async move {
+                loop {
+                    notifier.notify("WATCHDOG=1");
+                    tokio::time::sleep(every).await;
+                }
+            });
+        }
+        match situation {
             Situation::NeedsReboot(why) => {
                 self.reboot(why.clone())?;
                 return Ok(DaemonExit::Reboot(why));

@@ -7,6 +7,7 @@ mod check;
 mod daemon;
 mod health;
 mod install;
+mod notify;
 mod owner;
 mod status;
 mod trial;

@@ -90,18 +90,27 @@ enum Command {
 }
 
 fn init_logging(verbose: Option<u8>) {
-    let default = match verbose {
-        None => "fwguard=error",
-        Some(0) => "fwguard=info",
-        Some(1) => "fwguard=debug",
-        Some(_) => "debug",
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    let level = match verbose {
+        None => LevelFilter::ERROR,
+        Some(0) => LevelFilter::INFO,
+        Some(1) => LevelFilter::DEBUG,
+        Some(_) => LevelFilter::TRACE,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FWGUARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // $FWGUARD_LOG: "debug", or per target, "fwguard=debug,hyper=info".
+    let filter = std::env::var("FWGUARD_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_target("fwguard", level));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(false);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
         .try_init();
 }
 

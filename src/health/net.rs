@@ -166,7 +166,10 @@ pub fn ping(host: IpAddr, timeout: Duration) -> Result<String, String> {
             true,
         ),
     };
-    let tv = nix::sys::time::TimeVal::new(timeout.as_secs() as i64, timeout.subsec_micros() as i64);
+    // time_t is 32 bits on some router targets: let nix convert.
+    let tv = <nix::sys::time::TimeVal as nix::sys::time::TimeValLike>::milliseconds(
+        timeout.as_millis() as i64,
+    );
     setsockopt(&fd, sockopt::ReceiveTimeout, &tv).map_err(|e| format!("ICMP socket: {e}"))?;
     let ident = (std::process::id() & 0xffff) as u16;
     let mut pkt = vec![echo, 0, 0, 0];

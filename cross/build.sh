@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Builds the router binaries (release, size-optimised) for every target, prints their sizes,
+# and enforces the armv7 size budget. Run cross/setup.sh first.
+#
+#   cross/build.sh                 all three targets
+#   cross/build.sh armv7           one (armv7 | aarch64 | x86_64)
+#
+# armv7-unknown-linux-musleabihf: fully static, std built from source (no prebuilt std).
+# aarch64-unknown-linux-musl, x86_64-unknown-linux-musl: static, prebuilt std.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The armv7 fwguard binary, stripped, with TLS, must not exceed this (bytes): 1.6 MiB.
+BUDGET=${FWGUARD_SIZE_BUDGET:-1677721}
+
+targets=(armv7 aarch64 x86_64)
+[ $# -gt 0 ] && targets=("$@")
+
+triple() {
+    case $1 in
+        armv7) echo armv7-unknown-linux-musleabihf ;;
+        aarch64) echo aarch64-unknown-linux-musl ;;
+        x86_64) echo x86_64-unknown-linux-musl ;;
+        *) echo "unknown target $1 (armv7, aarch64, x86_64)" >&2; exit 2 ;;
+    esac
+}
+
+build() {
+    local t; t=$(triple "$1")
+    if [ "$1" = armv7 ]; then
+        # std from source, optimised for size; panics still print their message.
+        RUSTC_BOOTSTRAP=1 cargo build --release --target "$t" --bins \
+            -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+    else
+        cargo build --release --target "$t" --bins
+    fi
+}
+
+status=0
+printf '%-34s %10s  %s\n' target bytes binary
+for name in "${targets[@]}"; do
+    build "$name"
+    t=$(triple "$name")
+    for bin in fwguard fwguard-index; do
+        f=target/$t/release/$bin
+        size=$(stat -c %s "$f")
+        printf '%-34s %10d  %s\n' "$t" "$size" "$f"
+        if [ "$name" = armv7 ] && [ "$bin" = fwguard ] && [ "$size" -gt "$BUDGET" ]; then
+            echo "cross/build.sh: $f is $size bytes, over the budget of $BUDGET bytes" >&2
+            status=1
+        fi
+    done
+done
+exit $status
