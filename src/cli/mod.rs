@@ -82,6 +82,7 @@ enum Command {
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
     /// Run the whole update / trial / commit / rollback cycle on a simulated router
+    #[cfg(feature = "demo")]
     Demo {
         /// Keep the simulated world in DIR instead of a temporary directory
         #[arg(long, value_name = "DIR")]
@@ -142,7 +143,10 @@ fn report(action: Action) {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     // The demo prints its own timeline; its log lines would only repeat it.
+    #[cfg(feature = "demo")]
     let quiet = matches!(cli.command, Command::Demo { .. }) && cli.verbose == 0;
+    #[cfg(not(feature = "demo"))]
+    let quiet = false;
     init_logging(if quiet { None } else { Some(cli.verbose) });
     match run(cli) {
         Ok(code) => code,
@@ -260,6 +264,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Unpin => report(load_agent(cfg)?.unpin()?),
         Command::MarkGood => report(load_agent(cfg)?.mark_good()?),
         Command::Sim(cmd) => return sim_cmd::run(cmd),
+        #[cfg(feature = "demo")]
         Command::Demo { dir } => return rt.block_on(crate::sim::demo::run(dir)),
     }
     Ok(EXIT_OK)

@@ -4,8 +4,11 @@
 //! boot script (`packaging/uboot/ab-boot.env`).
 
 mod boot;
+#[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "demo")]
 pub mod httpd;
+#[cfg(feature = "demo")]
 pub mod world;
 
 pub use boot::BootReport;
