@@ -272,3 +272,21 @@ async fn the_daemon_notifies_readiness_and_feeds_the_watchdog() {
     assert!(got[1..].iter().all(|m| m == "WATCHDOG=1"), "{got:?}");
     child.start_kill().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assess_judges_a_trial_boot_and_exits() {
+    let mut t = world("off").await;
+    let o = fwguard(&t.cfg, &["assess"]).await;
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        text(&o).0.contains("this boot is committed"),
+        "{:?}",
+        text(&o)
+    );
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    assert_eq!(fwguard(&t.cfg, &["update"]).await.status.code(), Some(0));
+    t.power_cycle().await;
+    let o = fwguard(&t.cfg, &["assess"]).await;
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert!(text(&o).0.contains("committed 1.1"), "{:?}", text(&o));
+}

@@ -70,3 +70,24 @@ impl Agent {
         }
     }
 }
+
+impl Agent {
+    /// `fwguard assess`: settle this boot and, on a trial boot, run the health checks to the
+    /// end (commit, or roll back and reboot). For a boot-assessment unit ordered before
+    /// `boot-complete.target`; the daemon does the rest.
+    pub async fn assess(&self) -> Result<Action> {
+        match self.reconcile()? {
+            Situation::NeedsReboot(why) => self.reboot(why),
+            Situation::Idle => Ok(Action::UpToDate(
+                "this boot is committed; nothing to judge".into(),
+            )),
+            Situation::Trial => {
+                let mut never = std::pin::pin!(std::future::pending::<()>());
+                Ok(self
+                    .run_trial(&mut never)
+                    .await?
+                    .expect("a trial without shutdown ends in a commit or a rollback"))
+            }
+        }
+    }
+}

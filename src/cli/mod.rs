@@ -55,6 +55,8 @@ enum Command {
     },
     /// Run the agent: judge a trial boot, then check for updates on an interval
     Daemon,
+    /// Judge this boot and exit: commit or roll back a trial (for a boot-assessment unit)
+    Assess,
     /// Show the device's update status
     Status {
         #[arg(long)]
@@ -214,6 +216,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 DaemonExit::Reboot(why) => tracing::info!("exiting for reboot: {why}"),
             }
         }
+        Command::Assess => report(rt.block_on(load_agent(cfg)?.assess())?),
         Command::Status { json } => {
             let s = load_agent(cfg)?.status()?;
             if json {
