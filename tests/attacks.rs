@@ -88,6 +88,17 @@ fn use_root(t: &TestWorld, index: &[&SecretKey], k: usize, root: &[&SecretKey], 
     });
 }
 
+/// Publish `text` as the next root (root/2.root.toml), signed by `signers`.
+fn publish_root(t: &TestWorld, text: &str, signers: &[&SecretKey]) {
+    std::fs::create_dir_all(t.world.www.join("root")).unwrap();
+    std::fs::write(t.world.www.join("root/2.root.toml"), text).unwrap();
+    let sigs: String = signers
+        .iter()
+        .map(|k| sign_bytes(k, text.as_bytes(), "root"))
+        .collect();
+    std::fs::write(t.world.www.join("root/2.root.toml.sig"), sigs).unwrap();
+}
+
 async fn refused(t: &TestWorld, code: i32, words: &str) {
     let before = t.snapshot();
     let err = t.agent().update(UpdateMode::Install).await.unwrap_err();
@@ -158,13 +169,7 @@ async fn key_compromise_below_the_threshold() {
     .await;
     // Nor can it rotate the root to keys of its own.
     let evil = root_toml(2, &[mallory.public()], 1, &[mallory.public()], 1);
-    std::fs::create_dir_all(t.world.www.join("root")).unwrap();
-    std::fs::write(t.world.www.join("root/2.root.toml"), &evil).unwrap();
-    let sigs: String = [&k[0], &k[1], &mallory]
-        .iter()
-        .map(|x| sign_bytes(x, evil.as_bytes(), "k"))
-        .collect();
-    std::fs::write(t.world.www.join("root/2.root.toml.sig"), sigs).unwrap();
+    publish_root(&t, &evil, &[&k[0], &k[1], &mallory]);
     refused(
         &t,
         EXIT_VERIFICATION,
@@ -273,13 +278,7 @@ async fn fast_forward_is_recovered_by_rotating_the_root() {
     refused(&t, EXIT_VERIFICATION, "older than version 1000000000").await;
     // ... until the vendor rotates the root: new index key, signed by the root key.
     let next = root_toml(2, &[new.public()], 1, &[root_key.public()], 1);
-    std::fs::create_dir_all(t.world.www.join("root")).unwrap();
-    std::fs::write(t.world.www.join("root/2.root.toml"), &next).unwrap();
-    std::fs::write(
-        t.world.www.join("root/2.root.toml.sig"),
-        sign_bytes(&root_key, next.as_bytes(), "root"),
-    )
-    .unwrap();
+    publish_root(&t, &next, &[&root_key]);
     publish(&t, &fresh(&t, 9, &["1.0", "1.1"]), &[&new]);
     installs(&t, "1.1").await;
     let st = t.state();
@@ -294,13 +293,7 @@ async fn root_rotation_needs_the_next_version() {
     let r = SecretKey::generate().unwrap();
     use_root(&t, &[&t.world.key], 1, &[&r], 1);
     let skip = root_toml(3, &[t.world.key.public()], 1, &[r.public()], 1);
-    std::fs::create_dir_all(t.world.www.join("root")).unwrap();
-    std::fs::write(t.world.www.join("root/2.root.toml"), &skip).unwrap();
-    std::fs::write(
-        t.world.www.join("root/2.root.toml.sig"),
-        sign_bytes(&r, skip.as_bytes(), "r"),
-    )
-    .unwrap();
+    publish_root(&t, &skip, &[&r]);
     publish(&t, &fresh(&t, 1, &["1.1"]), &[&t.world.key]);
     refused(
         &t,
@@ -534,13 +527,7 @@ async fn a_new_root_must_also_be_signed_by_its_own_root_keys() {
     use_root(&t, &[&t.world.key], 1, &[&r1], 1);
     // Signed by the current root key only; the new root key never agreed.
     let next = root_toml(2, &[t.world.key.public()], 1, &[r2.public()], 1);
-    std::fs::create_dir_all(t.world.www.join("root")).unwrap();
-    std::fs::write(t.world.www.join("root/2.root.toml"), &next).unwrap();
-    std::fs::write(
-        t.world.www.join("root/2.root.toml.sig"),
-        sign_bytes(&r1, next.as_bytes(), "r1"),
-    )
-    .unwrap();
+    publish_root(&t, &next, &[&r1]);
     publish(&t, &fresh(&t, 1, &["1.1"]), &[&t.world.key]);
     refused(
         &t,
@@ -549,10 +536,6 @@ async fn a_new_root_must_also_be_signed_by_its_own_root_keys() {
     )
     .await;
     // With both signatures it is accepted.
-    let both = [&r1, &r2]
-        .iter()
-        .map(|k| sign_bytes(k, next.as_bytes(), "r"))
-        .collect::<String>();
-    std::fs::write(t.world.www.join("root/2.root.toml.sig"), both).unwrap();
+    publish_root(&t, &next, &[&r1, &r2]);
     installs(&t, "1.1").await;
 }
