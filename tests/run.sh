@@ -25,3 +25,7 @@ fi
 
 # One build with the crash points compiled in; every test target runs from it.
 cargo test --features failpoints --all-targets
+
+# Router CPUs: the sim-router suites and the demo for armv7 and aarch64 under qemu-user.
+bash cross/setup.sh
+bash cross/test.sh
