@@ -83,10 +83,6 @@ impl Agent {
         Agent::new(settings, board)
     }
 
-    pub fn store(&self) -> &StateStore {
-        &self.store
-    }
-
     pub fn now(&self) -> u64 {
         (self.clock)()
     }

@@ -276,20 +276,3 @@ impl VerifiedSlot {
         self.sha256
     }
 }
-
-/// Stream everything `r` yields into the writer (offline install, tests).
-pub fn copy_into(w: &mut SlotWriter<'_>, mut r: impl Read) -> Result<(), FlashError> {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = r.read(&mut buf).map_err(|source| FlashError::Io {
-            slot: w.slot,
-            device: "image source".into(),
-            op: "read image",
-            source,
-        })?;
-        if n == 0 {
-            return Ok(());
-        }
-        w.write(&buf[..n])?;
-    }
-}
