@@ -6,25 +6,8 @@
 #   - rustup targets for aarch64 and x86_64 musl, and rust-src for build-std
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-
-packages=(gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu libc6-dev-armhf-cross qemu-user-static musl-tools)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-need_update=
-if ! dpkg --print-foreign-architectures | grep -qx armhf; then
-    $SUDO dpkg --add-architecture armhf
-    need_update=1
-fi
-if ((${#missing[@]})) || [ -n "$need_update" ]; then
-    $SUDO apt-get update -qq || echo "warning: apt-get update reported errors (a mirror in sync?); installing from the lists it has"
-fi
-if ((${#missing[@]})); then
-    echo "cross/setup.sh: installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
-fi
+bash tests/apt-install.sh --armhf gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu libc6-dev-armhf-cross \
+    qemu-user-static musl-tools
 
 sysroot=.cross/armv7-musl/lib
 if [ ! -f "$sysroot/libc.a" ]; then

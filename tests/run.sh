@@ -12,16 +12,7 @@ cd "$(dirname "$0")/.."
 #   dnsmasq-base     the DNS server of the simulated internet
 packages=(u-boot-tools libubootenv-tool signify-openbsd iproute2 dnsmasq-base)
 command -v python3 >/dev/null || packages+=(python3)   # the simulated internet's web server
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    echo "tests/run.sh: installing ${missing[*]}"
-    SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq || echo "warning: apt-get update reported errors (a mirror in sync?); installing from the lists it has"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
-fi
+bash tests/apt-install.sh "${packages[@]}"
 
 # One build with the crash points compiled in; every test target runs from it.
 cargo test --features failpoints --all-targets
@@ -29,3 +20,7 @@ cargo test --features failpoints --all-targets
 # Router CPUs: the sim-router suites and the demo for armv7 and aarch64 under qemu-user.
 bash cross/setup.sh
 bash cross/test.sh
+
+# The whole reboot cycle on the virtual ARM router: Debian's U-Boot and kernel under
+# qemu-system-arm, the static armv7 fwguard inside every firmware, all six scenarios.
+bash tests/vrouter/run.sh all

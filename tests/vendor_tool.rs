@@ -219,3 +219,56 @@ fn bad_vendor_input_is_named() {
     assert!(String::from_utf8_lossy(&o.stderr)
         .contains("index_threshold 2 must be between 1 and the number of index keys (1)"));
 }
+
+#[test]
+fn a_payload_is_wrapped_into_a_firmware_image() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    let payload: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(d.join("fw.itb"), &payload).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_fwguard-index"))
+        .args(["image", "fw.itb", "-o", "fw-2.0.img", "--board", "vrouter-arm"])
+        .args(["--version", "2.0"])
+        .env("SOURCE_DATE_EPOCH", "1763800000")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = std::fs::read(d.join("fw-2.0.img")).unwrap();
+    let h = fwguard::firmware::Header::parse(&img).unwrap();
+    assert_eq!(h.board, "vrouter-arm");
+    assert_eq!(h.version.as_str(), "2.0");
+    assert_eq!(h.build_time, 1763800000);
+    assert_eq!(h.payload_size, payload.len() as u64);
+    use sha2::Digest;
+    assert_eq!(h.payload_sha256, <[u8; 32]>::from(sha2::Sha256::digest(&payload)));
+    assert_eq!(&img[fwguard::firmware::HEADER_LEN..], &payload[..]);
+
+    // An explicit build time wins; bad input is named and writes nothing.
+    ok(
+        d,
+        &["image", "fw.itb", "-o", "b.img", "--board", "x", "--version", "1.0"],
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_fwguard-index"))
+        .args(["image", "fw.itb", "-o", "c.img", "--board", "x", "--version", "1"])
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SOURCE_DATE_EPOCH=\"yesterday\""));
+    assert!(!d.join("c.img").exists());
+    let o = tool(
+        d,
+        &["image", "nope.itb", "-o", "d.img", "--board", "x", "--version", "1"],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope.itb"));
+    assert!(!d.join("d.img").exists());
+    let long = "b".repeat(600);
+    let o = tool(
+        d,
+        &["image", "fw.itb", "-o", "e.img", "--board", &long, "--version", "1"],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("header"));
+    assert!(!d.join("e.img").exists());
+}

@@ -3,6 +3,7 @@
 
 mod add_release;
 mod floor;
+mod image;
 mod init;
 mod keygen;
 mod new;
@@ -34,6 +35,8 @@ enum Command {
     New(new::Args),
     /// Create a trust root: the keys that sign the index and the keys that sign the next root
     Init(init::Args),
+    /// Wrap a firmware payload in fwguard's image header (board, version, size, sha256)
+    Image(image::Args),
     /// Add a release, reading the image to fill its size and sha256
     AddRelease(add_release::Args),
     /// Withdraw a release (devices never install it; devices running it are told)
@@ -116,6 +119,7 @@ pub fn main() -> i32 {
         Command::Keygen(a) => keygen::run(a),
         Command::New(a) => new::run(a),
         Command::Init(a) => init::run(a),
+        Command::Image(a) => image::run(a),
         Command::AddRelease(a) => add_release::run(a),
         Command::Pull(a) => pull::run(a),
         Command::Unpull(a) => pull::run_unpull(a),

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Builds the virtual ARM router: firmware images with the real cross-built fwguard inside,
+# U-Boot's default environment (packaging/uboot/ab-boot.env) and the virtio disk.
+#
+#   tests/vrouter/build.sh OUT_DIR
+#
+# Needs: tests/vrouter/setup.sh, and the static armv7 fwguard ($FWGUARD_ARMV7, default the
+# router build of cross/build.sh) and the host fwguard-index ($FWGUARD_INDEX, default
+# target/debug/fwguard-index). Debian armhf packages are downloaded once into $VROUTER_CACHE
+# (default .cache/vrouter) and reused.
+#
+# OUT_DIR gets:
+#   flash1.img   64 MiB pflash bank 1: U-Boot's default env, which holds the A/B boot script
+#   disk.img     48 MiB virtio disk: p1 live env (raw, 16 KiB) | p2 slot A (firmware 1.0)
+#                | p3 slot B (empty) | p4 data (ext4: fwguard's state)
+#   www/images/fw-VERSION.img   firmware images: fwguard header + FIT (kernel, initramfs)
+#   keys/vrouter.{sec,pub}      the index signing key, made for this build
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+OUT=${1:?usage: build.sh OUT_DIR}
+CACHE=${VROUTER_CACHE:-$ROOT/.cache/vrouter}
+FWGUARD_ARMV7=${FWGUARD_ARMV7:-$ROOT/target/armv7-unknown-linux-musleabihf/release/fwguard}
+FWGUARD_INDEX=${FWGUARD_INDEX:-$ROOT/target/debug/fwguard-index}
+
+for tool in qemu-system-arm mkimage mkenvimage dtc cpio mkfs.ext4 debugfs fw_printenv busybox python3; do
+    command -v "$tool" >/dev/null || { echo "build.sh: $tool is missing; run tests/vrouter/setup.sh" >&2; exit 1; }
+done
+for f in "$FWGUARD_ARMV7" "$FWGUARD_INDEX" /usr/lib/u-boot/qemu_arm/u-boot.bin; do
+    [ -f "$f" ] || { echo "build.sh: $f is missing (cross/build.sh armv7; cargo build --bin fwguard-index; setup.sh)" >&2; exit 1; }
+done
+file_arch=$(od -An -j18 -N2 -tu2 "$FWGUARD_ARMV7" | tr -d ' ')
+[ "$file_arch" = 40 ] || { echo "build.sh: $FWGUARD_ARMV7 is not an ARM binary" >&2; exit 1; }
+
+rm -rf "$OUT"; mkdir -p "$OUT"/{www/images,keys,fit} "$CACHE"
+OUT=$(cd "$OUT" && pwd)
+
+# ---- 1. Debian armhf packages: the kernel (with its modules) and a static busybox
+KVER=${KVER:-$(apt-cache depends linux-image-armmp:armhf | sed -n 's/.*Depends: linux-image-\([^:]*\).*/\1/p' | head -1)}
+[ -n "$KVER" ] || { echo "build.sh: no linux-image-armmp:armhf in the package lists; run setup.sh" >&2; exit 1; }
+X=$CACHE/x-$KVER
+if [ ! -f "$X/.done" ]; then
+    rm -rf "$X" && mkdir -p "$CACHE/debs" "$X"
+    (cd "$CACHE/debs" && for i in 1 2 3; do apt-get download "linux-image-$KVER:armhf" busybox-static:armhf && break; sleep 5; done)
+    for d in "$CACHE/debs/linux-image-$KVER"_*_armhf.deb "$CACHE"/debs/busybox-static_*_armhf.deb; do dpkg-deb -x "$d" "$X"; done
+    touch "$X/.done"
+fi
+cp "$X/boot/vmlinuz-$KVER" "$OUT/fit/zImage"
+MODS=$X/lib/modules/$KVER/kernel
+
+# ---- 2. the signing key the index is signed with (the firmware trusts its public half)
+"$FWGUARD_INDEX" keygen -s "$OUT/keys/vrouter.sec" -p "$OUT/keys/vrouter.pub" --comment vrouter >/dev/null
+
+# ---- 3. one firmware image per version: initramfs -> FIT -> fwguard image
+# $1 version, $2 behaviour (good | nowan | panic | hang; see guest/init)
+make_fw() {
+    local ver=$1 beh=$2 r=$OUT/root
+    rm -rf "$r"
+    mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc/vrouter,etc/fwguard,lib/modules,proc,sys,dev,run,tmp,data}
+    cp "$X/bin/busybox" "$r/bin/"
+    for m in drivers/virtio/virtio_mmio drivers/block/virtio_blk net/core/failover drivers/net/net_failover \
+             drivers/net/virtio_net drivers/watchdog/softdog lib/crc16 fs/mbcache fs/jbd2/jbd2 \
+             crypto/crc32c_generic fs/ext4/ext4; do
+        cp "$MODS/$m.ko" "$r/lib/modules/"
+    done
+    mknod -m 600 "$r/dev/console" c 5 1
+    echo "$ver" > "$r/etc/vrouter/version"
+    echo "$beh" > "$r/etc/vrouter/behaviour"
+    install -m 755 "$HERE/guest/init" "$r/init"
+    install -m 755 "$HERE/guest/vrouter-reboot" "$r/usr/sbin/vrouter-reboot"
+    install -m 755 "$FWGUARD_ARMV7" "$r/usr/sbin/fwguard"
+    install -m 644 "$HERE/guest/config.toml" "$r/etc/fwguard/config.toml"
+    install -m 644 "$OUT/keys/vrouter.pub" "$r/etc/fwguard/vrouter.pub"
+    (cd "$r" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 | gzip -6 -n) > "$OUT/fit/initrd-$ver.cpio.gz"
+    cat > "$OUT/fit/fw-$ver.its" <<ITS
+/dts-v1/;
+/ {
+  description = "vrouter firmware $ver";
+  #address-cells = <1>;
+  images {
+    kernel-1 {
+      description = "Linux $KVER";
+      data = /incbin/("zImage");
+      type = "kernel"; arch = "arm"; os = "linux"; compression = "none";
+      load = <0x40400000>; entry = <0x40400000>;
+      hash-1 { algo = "sha256"; };
+    };
+    ramdisk-1 {
+      description = "initramfs $ver";
+      data = /incbin/("initrd-$ver.cpio.gz");
+      type = "ramdisk"; arch = "arm"; os = "linux"; compression = "none";
+      load = <0x44000000>; entry = <0x44000000>;
+      hash-1 { algo = "sha256"; };
+    };
+  };
+  configurations {
+    default = "conf-1";
+    conf-1 { description = "$ver"; kernel = "kernel-1"; ramdisk = "ramdisk-1"; };
+  };
+};
+ITS
+    (cd "$OUT/fit" && mkimage -q -f "fw-$ver.its" "fw-$ver.itb")
+    SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(date +%s)} \
+        "$FWGUARD_INDEX" image "$OUT/fit/fw-$ver.itb" -o "$OUT/www/images/fw-$ver.img" \
+        --board vrouter-arm --version "$ver" >/dev/null
+    rm -rf "$r"
+}
+make_fw 1.0 good
+make_fw 2.0 good
+make_fw 3.0 nowan
+make_fw 4.0 panic
+make_fw 5.0 hang
+echo ok > "$OUT/www/ping"
+rm -f "$OUT"/fit/*.cpio.gz "$OUT"/fit/zImage
+
+# ---- 4. pflash bank 1: U-Boot's default env = the project's documented A/B script
+grep -v '^#' "$ROOT/packaging/uboot/ab-boot.env" | grep -v '^$' > "$OUT/fit/ab-boot.clean"
+mkenvimage -s 0x40000 -o "$OUT/fit/uboot-env.bin" "$OUT/fit/ab-boot.clean"
+# ---- 5. the live env (partition 1) and the data filesystem (partition 4)
+printf 'boot_slot=A\nbootcount=0\nbootlimit=3\nupgrade_available=0\n' > "$OUT/fit/ab-state.txt"
+mkenvimage -s 0x4000 -o "$OUT/fit/ab-env.bin" "$OUT/fit/ab-state.txt"
+rm -f "$OUT/fit/data.ext4"
+mkfs.ext4 -q -F -L data "$OUT/fit/data.ext4" 14M
+python3 "$HERE/disk.py" "$OUT" "$OUT/www/images/fw-1.0.img"
+rm -rf "$OUT/fit"
+ls -l "$OUT/www/images"
+echo "vrouter build OK: $OUT (kernel $KVER)"

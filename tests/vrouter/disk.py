@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Assemble the virtual router's flash bank and disk from the pieces build.sh made.
+
+    disk.py OUT_DIR SLOT_A_IMAGE
+
+flash1.img: 64 MiB of erased NOR with U-Boot's default env at its start.
+disk.img:   48 MiB, MBR: p1 env (1 MiB at 1 MiB) | p2 slot A (16 MiB) | p3 slot B (16 MiB)
+            | p4 data (14 MiB, ext4). The layout is also in run.py (LAYOUT).
+"""
+import struct
+import sys
+
+MiB = 1 << 20
+PARTS = [(1 * MiB, 1 * MiB, 0xDA), (2 * MiB, 16 * MiB, 0xDA), (18 * MiB, 16 * MiB, 0xDA), (34 * MiB, 14 * MiB, 0x83)]
+
+
+def main(out, slot_a):
+    env = open(f"{out}/fit/uboot-env.bin", "rb").read()
+    flash = bytearray(b"\xff" * (64 * MiB))
+    flash[: len(env)] = env
+    open(f"{out}/flash1.img", "wb").write(flash)
+
+    disk = bytearray(48 * MiB)
+    mbr = bytearray(512)
+    struct.pack_into("<I", mbr, 440, 0x46574744)
+    for i, (start, size, typ) in enumerate(PARTS):
+        e = 446 + 16 * i
+        mbr[e + 1 : e + 4] = b"\xfe\xff\xff"
+        mbr[e + 4] = typ
+        mbr[e + 5 : e + 8] = b"\xfe\xff\xff"
+        struct.pack_into("<II", mbr, e + 8, start // 512, size // 512)
+    mbr[510:512] = b"\x55\xaa"
+    disk[:512] = mbr
+    for (start, size, _), path in zip(PARTS, [f"{out}/fit/ab-env.bin", slot_a, None, f"{out}/fit/data.ext4"]):
+        if path is None:
+            continue
+        data = open(path, "rb").read()
+        assert len(data) <= size, f"{path} ({len(data)} bytes) does not fit its {size}-byte partition"
+        disk[start : start + len(data)] = data
+    open(f"{out}/disk.img", "wb").write(disk)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
