@@ -227,7 +227,14 @@ fn a_payload_is_wrapped_into_a_firmware_image() {
     let payload: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(d.join("fw.itb"), &payload).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_fwguard-index"))
-        .args(["image", "fw.itb", "-o", "fw-2.0.img", "--board", "vrouter-arm"])
+        .args([
+            "image",
+            "fw.itb",
+            "-o",
+            "fw-2.0.img",
+            "--board",
+            "vrouter-arm",
+        ])
         .args(["--version", "2.0"])
         .env("SOURCE_DATE_EPOCH", "1763800000")
         .current_dir(d)
@@ -241,16 +248,37 @@ fn a_payload_is_wrapped_into_a_firmware_image() {
     assert_eq!(h.build_time, 1763800000);
     assert_eq!(h.payload_size, payload.len() as u64);
     use sha2::Digest;
-    assert_eq!(h.payload_sha256, <[u8; 32]>::from(sha2::Sha256::digest(&payload)));
+    assert_eq!(
+        h.payload_sha256,
+        <[u8; 32]>::from(sha2::Sha256::digest(&payload))
+    );
     assert_eq!(&img[fwguard::firmware::HEADER_LEN..], &payload[..]);
 
     // An explicit build time wins; bad input is named and writes nothing.
     ok(
         d,
-        &["image", "fw.itb", "-o", "b.img", "--board", "x", "--version", "1.0"],
+        &[
+            "image",
+            "fw.itb",
+            "-o",
+            "b.img",
+            "--board",
+            "x",
+            "--version",
+            "1.0",
+        ],
     );
     let o = Command::new(env!("CARGO_BIN_EXE_fwguard-index"))
-        .args(["image", "fw.itb", "-o", "c.img", "--board", "x", "--version", "1"])
+        .args([
+            "image",
+            "fw.itb",
+            "-o",
+            "c.img",
+            "--board",
+            "x",
+            "--version",
+            "1",
+        ])
         .env("SOURCE_DATE_EPOCH", "yesterday")
         .current_dir(d)
         .output()
@@ -259,7 +287,16 @@ fn a_payload_is_wrapped_into_a_firmware_image() {
     assert!(!d.join("c.img").exists());
     let o = tool(
         d,
-        &["image", "nope.itb", "-o", "d.img", "--board", "x", "--version", "1"],
+        &[
+            "image",
+            "nope.itb",
+            "-o",
+            "d.img",
+            "--board",
+            "x",
+            "--version",
+            "1",
+        ],
     );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("nope.itb"));
@@ -267,7 +304,16 @@ fn a_payload_is_wrapped_into_a_firmware_image() {
     let long = "b".repeat(600);
     let o = tool(
         d,
-        &["image", "fw.itb", "-o", "e.img", "--board", &long, "--version", "1"],
+        &[
+            "image",
+            "fw.itb",
+            "-o",
+            "e.img",
+            "--board",
+            &long,
+            "--version",
+            "1",
+        ],
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("header"));
     assert!(!d.join("e.img").exists());

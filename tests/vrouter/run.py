@@ -489,9 +489,10 @@ def main():
             SCENARIOS[s](h)
     except Failure as e:
         print(f"FAIL ({h.name}): {e}", flush=True)
-        if h.board and h.board.powered:
-            h.board.power_cut()
         return 1
+    finally:
+        if h.board and h.board.powered:
+            h.board.power_cut()  # never leave a QEMU behind
     print("\n   %-66s %8s" % ("scenario", "time"))
     for name, took in h.marks:
         print("   %-66s %6.1f s" % (name, took))

@@ -33,14 +33,15 @@ pub fn run(a: Args) -> Result<(), ToolError> {
         Some(t) => t,
         None => match std::env::var("SOURCE_DATE_EPOCH") {
             Ok(s) => s.trim().parse().map_err(|_| {
-                ToolError(format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds"))
+                ToolError(format!(
+                    "SOURCE_DATE_EPOCH={s:?} is not a number of seconds"
+                ))
             })?,
             Err(_) => crate::index::unix_now(),
         },
     };
-    let open = || {
-        File::open(&a.payload).map_err(|e| ToolError(format!("{}: {e}", a.payload.display())))
-    };
+    let open =
+        || File::open(&a.payload).map_err(|e| ToolError(format!("{}: {e}", a.payload.display())));
     let mut hasher = Sha256::new();
     let payload_size = std::io::copy(&mut BufReader::new(open()?), &mut hasher)
         .map_err(|e| ToolError(format!("{}: {e}", a.payload.display())))?;
