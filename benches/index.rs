@@ -1,0 +1,115 @@
+//! Verify + select on a large signed index: 10,000 releases for 50 boards, as a vendor with a
+//! long history would publish. `cargo bench --bench index` prints the median of many runs and
+//! its ratio to a baseline measured in the same run (SHA-512 over the same bytes, the hash
+//! every Ed25519 check must compute anyway). Under `cargo test` it runs once on a small index
+//! and checks the answer, so it cannot rot.
+
+use fwguard::index::build::{sign_bytes, IndexDraft, NewRelease};
+use fwguard::index::select::{select, Choice, Wanted};
+use fwguard::index::sign::SecretKey;
+use fwguard::index::{TrustPolicy, UntrustedIndex};
+use fwguard::version::Version;
+use sha2::Digest;
+use std::time::{Duration, Instant};
+
+const BOARDS: usize = 50;
+
+fn index(releases: usize, key: &SecretKey, now: u64) -> UntrustedIndex {
+    let mut draft = IndexDraft::new(7, now - 60, now + 86_400);
+    for i in 0..releases {
+        let board = format!("board-{}", i % BOARDS);
+        let n = i / BOARDS;
+        let version: Version = format!("{}.{}.{}", 1 + n / 100, n % 100 / 10, n % 10)
+            .parse()
+            .unwrap();
+        let mut sha256 = [0u8; 32];
+        sha256[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        draft
+            .add_release(NewRelease {
+                urls: vec![format!("images/{board}/fw-{version}.img")],
+                version,
+                boards: vec![board],
+                channels: vec!["stable".into()],
+                size: 30_000_000 + i as u64,
+                sha256,
+                min_from: None,
+            })
+            .unwrap();
+    }
+    let bytes = draft.to_toml().into_bytes();
+    let signatures = sign_bytes(key, &bytes, "bench.pub").into_bytes();
+    UntrustedIndex { bytes, signatures }
+}
+
+/// Verify the index and choose the release for board-7 running 1.0.0; returns the choice.
+fn verify_and_select(idx: &UntrustedIndex, policy: &TrustPolicy, now: u64) -> Version {
+    let verified = idx.verify(policy, None, now, 0).expect("index verifies");
+    let running: Version = "1.0.0".parse().unwrap();
+    let want = Wanted {
+        board: "board-7",
+        channel: "stable",
+        running: &running,
+        pinned: None,
+        force_insecure: false,
+        denylist: &[],
+        device_id: "bench-device",
+    };
+    match select(&verified, &want).expect("selects") {
+        Choice::Install(r) => r.version.clone(),
+        Choice::UpToDate { reason } => panic!("expected an install, got: {reason}"),
+    }
+}
+
+fn median(mut f: impl FnMut(), runs: usize) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[runs / 2]
+}
+
+fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let releases = if benching { 10_000 } else { 500 };
+    let key = SecretKey::generate().unwrap();
+    let policy = TrustPolicy {
+        keys: vec![key.public()],
+        threshold: 1,
+    };
+    let now = fwguard::index::unix_now();
+    let idx = index(releases, &key, now);
+    // The newest release of board-7 is the last one added for it.
+    let newest = (0..releases).rfind(|i| i % BOARDS == 7).unwrap() / BOARDS;
+    let expect: Version = format!("{}.{}.{}", 1 + newest / 100, newest % 100 / 10, newest % 10)
+        .parse()
+        .unwrap();
+    assert_eq!(verify_and_select(&idx, &policy, now), expect);
+    if !benching {
+        return;
+    }
+    let runs = 21;
+    let work = median(
+        || {
+            std::hint::black_box(verify_and_select(&idx, &policy, now));
+        },
+        runs,
+    );
+    let base = median(
+        || {
+            std::hint::black_box(sha2::Sha512::digest(&idx.bytes));
+        },
+        runs,
+    );
+    println!(
+        "index verify+select: {releases} releases, {} bytes: median {:.2} ms over {runs} runs; \
+         baseline sha512 of the same bytes {:.3} ms; ratio {:.1}",
+        idx.bytes.len(),
+        work.as_secs_f64() * 1e3,
+        base.as_secs_f64() * 1e3,
+        work.as_secs_f64() / base.as_secs_f64()
+    );
+}
