@@ -14,13 +14,21 @@ packages=(u-boot-tools libubootenv-tool signify-openbsd iproute2 dnsmasq-base)
 command -v python3 >/dev/null || packages+=(python3)   # the simulated internet's web server
 bash tests/apt-install.sh "${packages[@]}"
 
+phase() { echo "tests/run.sh: $1 took $((SECONDS - t0)) s"; t0=$SECONDS; }
+t0=$SECONDS
+
 # One build with the crash points compiled in; every test target runs from it.
 cargo test --features failpoints --all-targets
+phase "host tests"
 
 # Router CPUs: the sim-router suites and the demo for armv7 and aarch64 under qemu-user.
 bash cross/setup.sh
 bash cross/test.sh
+phase "armv7 and aarch64 under qemu-user"
 
 # The whole reboot cycle on the virtual ARM router: Debian's U-Boot and kernel under
-# qemu-system-arm, the static armv7 fwguard inside every firmware, all six scenarios.
-bash tests/vrouter/run.sh all
+# qemu-system-arm, the static armv7 router build inside every firmware. Scenarios 1-3 (good
+# update, broken WAN, kernel panic) keep CI inside its budget; `tests/vrouter/run.sh` alone
+# runs all six.
+bash tests/vrouter/run.sh 1,2,3
+phase "virtual ARM router"
