@@ -14,14 +14,18 @@ use std::time::{Duration, Instant};
 
 const BOARDS: usize = 50;
 
+/// The version of a board's `n`th release: 1.0.0, 1.0.1, ..., 1.9.9, 2.0.0, ...
+fn version(n: usize) -> Version {
+    format!("{}.{}.{}", 1 + n / 100, n % 100 / 10, n % 10)
+        .parse()
+        .unwrap()
+}
+
 fn index(releases: usize, key: &SecretKey, now: u64) -> UntrustedIndex {
     let mut draft = IndexDraft::new(7, now - 60, now + 86_400);
     for i in 0..releases {
         let board = format!("board-{}", i % BOARDS);
-        let n = i / BOARDS;
-        let version: Version = format!("{}.{}.{}", 1 + n / 100, n % 100 / 10, n % 10)
-            .parse()
-            .unwrap();
+        let version = version(i / BOARDS);
         let mut sha256 = [0u8; 32];
         sha256[..8].copy_from_slice(&(i as u64).to_le_bytes());
         draft
@@ -84,9 +88,7 @@ fn main() {
     let idx = index(releases, &key, now);
     // The newest release of board-7 is the last one added for it.
     let newest = (0..releases).rfind(|i| i % BOARDS == 7).unwrap() / BOARDS;
-    let expect: Version = format!("{}.{}.{}", 1 + newest / 100, newest % 100 / 10, newest % 10)
-        .parse()
-        .unwrap();
+    let expect = version(newest);
     assert_eq!(verify_and_select(&idx, &policy, now), expect);
     if !benching {
         return;
