@@ -340,8 +340,10 @@ async fn slow_retrieval_is_abandoned() {
     let server = t.world.server.as_ref().unwrap();
     server.set_fault(
         "/index.toml",
+        // 50 bytes/s: the signed index is several hundred bytes, so it can never finish
+        // inside the 1 s window (at 10 bytes per tick it could, on a fast run).
         Some(Fault::Trickle {
-            bytes: 10,
+            bytes: 1,
             every_ms: 20,
         }),
     );
