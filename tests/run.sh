@@ -21,6 +21,11 @@ t0=$SECONDS
 cargo test --features failpoints --all-targets
 phase "host tests"
 
+# The install benchmark's smoke run (1 MiB, every tool, every check): its numbers are not
+# judged here, but every case must do the work right, so the benchmark cannot rot.
+bash tests/bench/run.sh --smoke
+phase "benchmark smoke run"
+
 # Router CPUs: the sim-router suites and the demo for armv7 and aarch64 under qemu-user.
 bash cross/setup.sh
 bash cross/test.sh
