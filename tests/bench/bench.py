@@ -216,7 +216,8 @@ def main():
            "time; context switches of all its threads (each wakeup is one).", "", *idle_rows, ""]
     if index_line:
         md += ["## Index", "", f"`cargo bench --bench index`: {index_line}", ""]
-    md += ["## Targets", "", *targets(results, floors, idle_rows, index_line), ""]
+    if not a.smoke:
+        md += ["## Targets", "", *targets(results, floors, idle_rows, index_line), ""]
     out = ctx.work / "BENCHMARKS.md" if a.smoke else REPO / "BENCHMARKS.md"
     out.write_text("\n".join(md))
     print("\n".join(md))

@@ -64,6 +64,7 @@ def flash_writes(ctx, image: Path, fw_image: Path) -> tuple[Fwguard, list[str]]:
     running 2.0, committed."""
     fw = Fwguard(ctx, "cycle", None)
     fw.setup(1, image, fw_image)
+    fw.prep()
     fwg = [ctx.fwguard, "-c", fw.config]
     steps = [
         ("update: install 2.0 into slot B, switch, reboot", [*fwg, "update"], "reboot"),
