@@ -25,5 +25,14 @@ if [ -n "$need_update" ] || ((${#missing[@]})); then
 fi
 if ((${#missing[@]})); then
     echo "apt-install: installing ${missing[*]}"
+    # Packages such as nginx, dbus and mender-client would start their system services;
+    # the tests run their own instances. Deny service starts while installing (the policy
+    # hook Debian provides for this), unless the machine already has such a policy.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# written by fwguard tests/apt-install.sh while installing\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+        $SUDO chmod 755 "$policy"
+        trap '$SUDO rm -f "$policy"' EXIT
+    fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
