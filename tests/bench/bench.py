@@ -191,7 +191,8 @@ def main():
           f"{'a SMOKE run (tiny image, one run): the numbers mean nothing' if a.smoke else f'medians of {runs} runs'}.",
           "", "## Machine", "",
           *machine("x86_64 test build (debug)" if a.smoke else
-                   "x86_64 release build: the router profile, opt-level z"), "",
+                   "x86_64 router build: release profile (opt-level z, fat LTO), "
+                   "no `demo` feature"), "",
           "## Installing a signed image into the inactive slot", "",
           "Every case puts the same random image into slot B (a file, or a loop device for "
           "Mender), verified, and switches the boot slot to B through a file-backed bootloader "

@@ -23,7 +23,10 @@ if [[ " $* " == *" --smoke "* ]]; then
     cargo build --features failpoints --bin fwguard --bin fwguard-index
     bin=target/debug
 else
-    cargo build --release --bin fwguard --bin fwguard-index
-    bin=target/release
+    # The router build (release profile, no `demo` feature), in its own target directory so
+    # that the default release build stays as it is.
+    cargo build --release --no-default-features --target-dir target/bench-build \
+        --bin fwguard --bin fwguard-index
+    bin=target/bench-build/release
 fi
 exec python3 tests/bench/bench.py --bin-dir "$bin" "$@"
