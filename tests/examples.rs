@@ -20,10 +20,9 @@ fn example_config_parses_with_every_setting() {
     assert_eq!(s.index.trust.index.keys.len(), 1);
     assert_eq!(s.trial.deadline, Duration::from_secs(300));
     match &s.board {
-        BoardSettings::UBoot {
-            env_size, slot_b, ..
-        } => {
-            assert_eq!(*env_size, 0x4000);
+        BoardSettings::UBoot { env, slot_b, .. } => {
+            assert_eq!(env.copies.len(), 1);
+            assert_eq!(env.copies[0].size, 0x4000);
             assert_eq!(slot_b, Path::new("/dev/vda3"));
         }
         other => panic!("{other:?}"),

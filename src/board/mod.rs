@@ -2,7 +2,8 @@
 //! running, which boot this is, how to reboot), built from the configuration. Nothing above
 //! this module knows whether the board is real or simulated.
 
-use crate::boot::uboot::{EnvLocation, UBootAb};
+use crate::boot::env_store::EnvStore;
+use crate::boot::uboot::UBootAb;
 use crate::boot::Bootloader;
 use crate::config::BoardSettings;
 use crate::flash::{FileSlot, SlotDevice};
@@ -65,20 +66,14 @@ impl Board {
             BoardSettings::Sim { dir } => crate::sim::SimRouter::open(dir).board(),
             BoardSettings::UBoot {
                 id,
-                env_device,
-                env_offset,
-                env_size,
+                env,
                 slot_a,
                 slot_b,
                 cmdline,
                 reboot_command,
             } => Board::new(
                 id.clone(),
-                Box::new(UBootAb::new(EnvLocation {
-                    path: env_device.clone(),
-                    offset: *env_offset,
-                    size: *env_size,
-                })),
+                Box::new(UBootAb::with_store(EnvStore::from_fw_env(env))),
                 [
                     Box::new(FileSlot::new(Slot::A, slot_a)),
                     Box::new(FileSlot::new(Slot::B, slot_b)),

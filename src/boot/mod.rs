@@ -3,6 +3,8 @@
 //! Every backend decodes the bootloader state, changes it in memory and persists a whole
 //! change in one write, which it reads back and compares before returning.
 
+pub mod env_store;
+pub mod fw_env;
 pub mod uboot;
 pub mod uboot_env;
 
@@ -31,6 +33,8 @@ pub enum BootError {
         value: String,
         problem: String,
     },
+    #[error("bootloader env: both copies of the redundant environment are unreadable ({first}; {second}); refusing to write over them")]
+    BothCopiesBad { first: String, second: String },
     #[error("bootloader env {path}: written change did not read back: {detail}")]
     ReadBack { path: PathBuf, detail: String },
     #[error("refusing to arm slot {0} for a trial: it is the slot that is running")]

@@ -1,9 +1,11 @@
 //! Generic U-Boot A/B backend: `boot_slot`, `upgrade_available`, `bootcount`, `bootlimit`
-//! and `ab_rollback` in a U-Boot environment stored in a file or block device.
+//! and `ab_rollback` in a U-Boot environment stored in a file or block device, as one copy
+//! or a redundant pair ([`EnvStore`]).
 //!
 //! The boot script that acts on these variables is in `packaging/uboot/ab-boot.env`.
 
-use super::uboot_env::{self, EnvVars, Layout};
+use super::env_store::EnvStore;
+use super::uboot_env::EnvVars;
 use super::{BootError, BootState, Bootloader};
 use crate::flash::VerifiedSlot;
 use crate::slot::Slot;
@@ -51,53 +53,41 @@ impl EnvLocation {
         f.sync_all().map_err(|e| self.io(e))
     }
 
+    /// Read this copy as a single-copy environment.
     pub fn read_vars(&self) -> Result<EnvVars, BootError> {
-        let raw = self.read_raw()?;
-        uboot_env::decode(&raw, Layout::Single)
-            .map(|c| c.vars)
-            .map_err(|source| BootError::Format {
-                path: self.path.clone(),
-                source,
-            })
+        Ok(EnvStore::single(self.clone()).read()?.vars)
     }
 
-    /// Write all of `vars` in one write, then read back and compare.
+    /// Write all of `vars` to this single-copy environment in one write, then read back and
+    /// compare.
     pub fn write_vars(&self, vars: &EnvVars) -> Result<(), BootError> {
-        let bytes =
-            uboot_env::encode(vars, Layout::Single, 0, self.size, PAD).map_err(|source| {
-                BootError::Format {
-                    path: self.path.clone(),
-                    source,
-                }
-            })?;
-        self.write_raw(&bytes)?;
-        let back = self.read_vars()?;
-        if &back != vars {
-            return Err(BootError::ReadBack {
-                path: self.path.clone(),
-                detail: "variables differ from what was written".into(),
-            });
-        }
-        Ok(())
+        let store = EnvStore::single(self.clone());
+        // A single copy is overwritten whatever it holds (even a bad CRC): a fresh env.
+        store.write_fresh(vars)
     }
 }
 
 pub struct UBootAb {
-    env: EnvLocation,
+    env: EnvStore,
 }
 
 impl UBootAb {
+    /// A single-copy environment at `env`.
     pub fn new(env: EnvLocation) -> Self {
+        Self::with_store(EnvStore::single(env))
+    }
+
+    pub fn with_store(env: EnvStore) -> Self {
         UBootAb { env }
     }
 
     pub fn location(&self) -> &Path {
-        &self.env.path
+        &self.env.copies()[0].path
     }
 
     fn bad(&self, name: &str, value: &str, problem: &str) -> BootError {
         BootError::BadVar {
-            path: self.env.path.clone(),
+            path: self.location().to_path_buf(),
             name: name.into(),
             value: value.into(),
             problem: problem.into(),
@@ -144,15 +134,15 @@ impl UBootAb {
         &self,
         f: impl FnOnce(&mut EnvVars) -> Result<(), BootError>,
     ) -> Result<(), BootError> {
-        let mut vars = self.env.read_vars()?;
+        let current = self.env.read()?;
         // Refuse to rewrite an env whose A/B variables we cannot understand.
-        self.decode_state(&vars)?;
-        let before = vars.clone();
+        self.decode_state(&current.vars)?;
+        let mut vars = current.vars.clone();
         f(&mut vars)?;
-        if vars == before {
+        if vars == current.vars {
             return Ok(());
         }
-        self.env.write_vars(&vars)
+        self.env.write(&current, &vars)
     }
 }
 
@@ -162,17 +152,11 @@ fn set(vars: &mut EnvVars, name: &str, value: &str) {
 
 impl Bootloader for UBootAb {
     fn describe(&self) -> String {
-        format!(
-            "u-boot env {} @ {:#x} ({} bytes, single copy)",
-            self.env.path.display(),
-            self.env.offset,
-            self.env.size
-        )
+        self.env.describe()
     }
 
     fn read_state(&self) -> Result<BootState, BootError> {
-        let vars = self.env.read_vars()?;
-        self.decode_state(&vars)
+        self.decode_state(&self.env.read()?.vars)
     }
 
     fn arm_trial(&self, target: &VerifiedSlot, booted: Slot) -> Result<(), BootError> {
@@ -211,7 +195,8 @@ impl Bootloader for UBootAb {
     fn dump(&self) -> Result<Vec<(String, String)>, BootError> {
         Ok(self
             .env
-            .read_vars()?
+            .read()?
+            .vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect())

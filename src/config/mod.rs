@@ -5,6 +5,7 @@
 mod health;
 mod raw;
 
+use crate::boot::fw_env::{EnvDevice, FwEnvConfig};
 use crate::fetch::MinRate;
 use crate::health::Plan;
 use crate::index::root::TrustRoot;
@@ -76,9 +77,8 @@ pub enum BoardSettings {
     },
     UBoot {
         id: String,
-        env_device: PathBuf,
-        env_offset: u64,
-        env_size: usize,
+        /// Where the environment lives: one copy or a redundant pair.
+        env: FwEnvConfig,
         slot_a: PathBuf,
         slot_b: PathBuf,
         cmdline: PathBuf,
@@ -341,6 +341,45 @@ impl Validator<'_> {
         Ok(TrustPolicy { keys, threshold })
     }
 
+    /// The environment's location: the board's fw_env.config, or one copy given inline.
+    fn env(
+        &self,
+        config: Option<PathBuf>,
+        device: Option<PathBuf>,
+        offset: u64,
+        size: Option<usize>,
+    ) -> Result<FwEnvConfig, ConfigError> {
+        match (config, device, size) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(self.err(
+                "board.env_config",
+                "give either env_config or env_device and env_size, not both",
+            )),
+            (Some(path), None, None) => FwEnvConfig::load(&self.path_rel(path))
+                .map_err(|e| self.err("board.env_config", e.to_string())),
+            (None, Some(device), Some(size)) => {
+                if size < 16 {
+                    return Err(self.err("board.env_size", format!("{size} bytes is too small")));
+                }
+                Ok(FwEnvConfig {
+                    source: self.path.to_path_buf(),
+                    copies: vec![EnvDevice {
+                        device,
+                        offset,
+                        size,
+                        sector_size: None,
+                        sectors: None,
+                        line: 0,
+                    }],
+                })
+            }
+            (None, Some(_), None) => Err(self.err("board.env_size", "missing")),
+            (None, None, _) => Err(self.err(
+                "board.env_config",
+                "missing: the board's fw_env.config, or env_device and env_size",
+            )),
+        }
+    }
+
     fn board(&self, raw: RawBoard) -> Result<BoardSettings, ConfigError> {
         Ok(match raw {
             RawBoard::Sim { dir } => BoardSettings::Sim {
@@ -348,6 +387,7 @@ impl Validator<'_> {
             },
             RawBoard::Uboot {
                 id,
+                env_config,
                 env_device,
                 env_offset,
                 env_size,
@@ -359,11 +399,7 @@ impl Validator<'_> {
                 if id.is_empty() {
                     return Err(self.err("board.id", "must not be empty"));
                 }
-                if env_size < 16 {
-                    return Err(
-                        self.err("board.env_size", format!("{env_size} bytes is too small"))
-                    );
-                }
+                let env = self.env(env_config, env_device, env_offset, env_size)?;
                 if slot_a == slot_b {
                     return Err(self.err("board.slot_b", "must differ from board.slot_a"));
                 }
@@ -373,9 +409,7 @@ impl Validator<'_> {
                 }
                 BoardSettings::UBoot {
                     id,
-                    env_device,
-                    env_offset,
-                    env_size,
+                    env,
                     slot_a,
                     slot_b,
                     cmdline: cmdline.unwrap_or_else(|| "/proc/cmdline".into()),

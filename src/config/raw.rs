@@ -52,10 +52,13 @@ pub enum RawBoard {
     /// A board with a U-Boot environment and two slot devices or files.
     Uboot {
         id: String,
-        env_device: PathBuf,
+        /// The board's `fw_env.config` (one line: single env, two lines: redundant) ...
+        env_config: Option<PathBuf>,
+        /// ... or one copy given here.
+        env_device: Option<PathBuf>,
         #[serde(default)]
         env_offset: u64,
-        env_size: usize,
+        env_size: Option<usize>,
         slot_a: PathBuf,
         slot_b: PathBuf,
         cmdline: Option<PathBuf>,

@@ -1,0 +1,258 @@
+//! The U-Boot environment on its storage: one copy, or a redundant pair as U-Boot and the
+//! U-Boot tools keep it (each copy with a flags byte; the valid copy with the newer flags is
+//! the current one; a change is written to the other copy with the flags counted up, so a
+//! power cut mid-write leaves the current copy intact).
+
+use super::fw_env::FwEnvConfig;
+use super::uboot::{EnvLocation, PAD};
+use super::uboot_env::{self, EnvVars, Layout};
+use super::BootError;
+
+/// Where the environment lives: one or two copies of the same size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvStore {
+    copies: Vec<EnvLocation>,
+}
+
+/// The copy the bootloader will read at the next boot, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub vars: EnvVars,
+    index: usize,
+    flags: u8,
+}
+
+/// Whether flags `a` are newer than flags `b` in U-Boot's incremental scheme (each write
+/// counts up; 0 follows 255).
+pub fn newer(a: u8, b: u8) -> bool {
+    match (a, b) {
+        (0, 255) => true,
+        (255, 0) => false,
+        _ => a > b,
+    }
+}
+
+impl EnvStore {
+    pub fn single(copy: EnvLocation) -> Self {
+        EnvStore { copies: vec![copy] }
+    }
+
+    /// A redundant pair; both copies must have the same size.
+    pub fn redundant(first: EnvLocation, second: EnvLocation) -> Self {
+        assert_eq!(first.size, second.size, "redundant copies differ in size");
+        EnvStore {
+            copies: vec![first, second],
+        }
+    }
+
+    /// The copies a parsed `fw_env.config` describes.
+    pub fn from_fw_env(cfg: &FwEnvConfig) -> Self {
+        let loc = |i: usize| EnvLocation {
+            path: cfg.copies[i].device.clone(),
+            offset: cfg.copies[i].offset,
+            size: cfg.copies[i].size,
+        };
+        match cfg.copies.len() {
+            1 => Self::single(loc(0)),
+            _ => Self::redundant(loc(0), loc(1)),
+        }
+    }
+
+    pub fn layout(&self) -> Layout {
+        if self.copies.len() == 2 {
+            Layout::Redundant
+        } else {
+            Layout::Single
+        }
+    }
+
+    pub fn copies(&self) -> &[EnvLocation] {
+        &self.copies
+    }
+
+    pub fn describe(&self) -> String {
+        let one = |c: &EnvLocation| format!("{} @ {:#x}", c.path.display(), c.offset);
+        match self.copies.as_slice() {
+            [c] => format!("u-boot env {} ({} bytes, single copy)", one(c), c.size),
+            [a, b] => format!(
+                "u-boot env {} and {} ({} bytes, redundant)",
+                one(a),
+                one(b),
+                a.size
+            ),
+            _ => unreachable!("one or two copies"),
+        }
+    }
+
+    fn format_err(copy: &EnvLocation, source: uboot_env::EnvFormatError) -> BootError {
+        BootError::Format {
+            path: copy.path.clone(),
+            source,
+        }
+    }
+
+    /// Read the current copy. With a redundant pair, a copy that fails its CRC is passed
+    /// over; when both fail, nothing can be trusted and the error says so (never defaults).
+    pub fn read(&self) -> Result<Current, BootError> {
+        let layout = self.layout();
+        let mut decoded = Vec::with_capacity(self.copies.len());
+        for copy in &self.copies {
+            decoded.push(uboot_env::decode(&copy.read_raw()?, layout));
+        }
+        let pick = |index: usize, copy: uboot_env::EnvCopy| Current {
+            vars: copy.vars,
+            index,
+            flags: copy.flags.unwrap_or(0),
+        };
+        let mut it = decoded.into_iter();
+        match (it.next(), it.next()) {
+            (Some(Ok(a)), None) => Ok(pick(0, a)),
+            (Some(Err(e)), None) => Err(Self::format_err(&self.copies[0], e)),
+            (Some(Ok(a)), Some(Ok(b))) => {
+                if newer(b.flags.unwrap_or(0), a.flags.unwrap_or(0)) {
+                    Ok(pick(1, b))
+                } else {
+                    Ok(pick(0, a))
+                }
+            }
+            (Some(Ok(a)), Some(Err(e))) => {
+                tracing::warn!("{}: {e}; using the other copy", self.describe_copy(1));
+                Ok(pick(0, a))
+            }
+            (Some(Err(e)), Some(Ok(b))) => {
+                tracing::warn!("{}: {e}; using the other copy", self.describe_copy(0));
+                Ok(pick(1, b))
+            }
+            (Some(Err(e1)), Some(Err(e2))) => Err(BootError::BothCopiesBad {
+                first: format!("{}: {e1}", self.describe_copy(0)),
+                second: format!("{}: {e2}", self.describe_copy(1)),
+            }),
+            (None, _) => unreachable!("one or two copies"),
+        }
+    }
+
+    fn describe_copy(&self, i: usize) -> String {
+        let c = &self.copies[i];
+        format!(
+            "env copy {} ({} @ {:#x})",
+            i + 1,
+            c.path.display(),
+            c.offset
+        )
+    }
+
+    /// Write `vars` as a fresh environment over every copy, whatever they hold (creating an
+    /// environment: simulated boards, tests). The first copy becomes the current one.
+    pub fn write_fresh(&self, vars: &EnvVars) -> Result<(), BootError> {
+        let layout = self.layout();
+        for (i, copy) in self.copies.iter().enumerate().rev() {
+            let bytes = uboot_env::encode(vars, layout, u8::from(i == 0), copy.size, PAD)
+                .map_err(|e| Self::format_err(copy, e))?;
+            copy.write_raw(&bytes)?;
+        }
+        let back = self.read()?;
+        if back.index != 0 || &back.vars != vars {
+            return Err(BootError::ReadBack {
+                path: self.copies[0].path.clone(),
+                detail: "variables differ from what was written".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Persist `vars` in one write: over the only copy, or over the copy that is not
+    /// `current` with the flags counted up. Then read back: the written copy must be the
+    /// current one and hold exactly `vars`.
+    pub fn write(&self, current: &Current, vars: &EnvVars) -> Result<(), BootError> {
+        let layout = self.layout();
+        let (target, flags) = match layout {
+            Layout::Single => (0, 0),
+            Layout::Redundant => (1 - current.index, current.flags.wrapping_add(1)),
+        };
+        let copy = &self.copies[target];
+        let bytes = uboot_env::encode(vars, layout, flags, copy.size, PAD)
+            .map_err(|e| Self::format_err(copy, e))?;
+        copy.write_raw(&bytes)?;
+        let back = self.read()?;
+        if back.index != target || &back.vars != vars {
+            return Err(BootError::ReadBack {
+                path: copy.path.clone(),
+                detail: if back.index != target {
+                    "the written copy is not the one the bootloader will use".into()
+                } else {
+                    "variables differ from what was written".into()
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_order_wraps_around() {
+        assert!(newer(1, 0));
+        assert!(newer(0, 255));
+        assert!(!newer(255, 0));
+        assert!(newer(200, 199));
+        assert!(!newer(5, 5));
+    }
+
+    fn pair(dir: &std::path::Path) -> EnvStore {
+        let f = dir.join("env.img");
+        std::fs::write(&f, vec![0u8; 0x2000]).unwrap();
+        let at = |offset| EnvLocation {
+            path: f.clone(),
+            offset,
+            size: 0x1000,
+        };
+        EnvStore::redundant(at(0), at(0x1000))
+    }
+
+    fn write_copy(store: &EnvStore, i: usize, flags: u8, pairs: &[(&str, &str)]) {
+        let mut v = EnvVars::default();
+        for (k, val) in pairs {
+            v.set(k, val).unwrap();
+        }
+        let c = &store.copies()[i];
+        c.write_raw(&uboot_env::encode(&v, Layout::Redundant, flags, c.size, PAD).unwrap())
+            .unwrap();
+    }
+
+    #[test]
+    fn redundant_writes_alternate_and_survive_a_torn_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = pair(dir.path());
+        write_copy(&s, 0, 255, &[("boot_slot", "A")]);
+        write_copy(&s, 1, 0, &[("boot_slot", "B")]);
+        let cur = s.read().unwrap();
+        assert_eq!((cur.index, cur.vars.get("boot_slot")), (1, Some("B")));
+        let mut v = cur.vars.clone();
+        v.set("boot_slot", "A").unwrap();
+        s.write(&cur, &v).unwrap();
+        let cur = s.read().unwrap();
+        assert_eq!((cur.index, cur.flags), (0, 1));
+        // Tear the current copy: the other one (older) is used, and a write goes over the
+        // torn one.
+        let raw = s.copies()[0].read_raw().unwrap();
+        let mut torn = raw.clone();
+        torn[100] ^= 0xff;
+        s.copies()[0].write_raw(&torn).unwrap();
+        let cur = s.read().unwrap();
+        assert_eq!((cur.index, cur.vars.get("boot_slot")), (1, Some("B")));
+        s.write(&cur, &v).unwrap();
+        assert_eq!(s.read().unwrap().vars.get("boot_slot"), Some("A"));
+    }
+
+    #[test]
+    fn both_copies_bad_is_an_error_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = pair(dir.path());
+        let e = s.read().unwrap_err().to_string();
+        assert!(e.contains("env copy 1") && e.contains("env copy 2"), "{e}");
+        assert!(e.contains("bad CRC"), "{e}");
+    }
+}
