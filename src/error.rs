@@ -7,7 +7,7 @@
 //! | 0 | - | success |
 //! | 1 | internal | unexpected failure (a bug, or the host misbehaving) |
 //! | 2 | usage | command-line usage error (wrong flag or argument) |
-//! | 3 | config | the configuration file is missing, unreadable or invalid |
+//! | 3 | config | the configuration file is missing, unreadable or invalid, or the board's env location does not fit its flash (`doctor`, preflight) |
 //! | 4 | in use | another fwguard process holds the state lock |
 //! | 5 | disallowed | the command is not allowed in the current update state |
 //! | 6 | verification | a signature, hash, size, board or version check refused the input |
@@ -34,6 +34,8 @@ pub const EXIT_NO_UPDATE: i32 = 10;
 pub enum Error {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("preflight: {0}")]
+    Preflight(String),
     #[error(
         "another fwguard process is busy (lock {path} is held); try again when it has finished"
     )]
@@ -67,7 +69,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         use crate::flash::FlashError;
         match self {
-            Error::Config(_) => EXIT_CONFIG,
+            Error::Config(_) | Error::Preflight(_) => EXIT_CONFIG,
             Error::InUse { .. } => EXIT_IN_USE,
             Error::Disallowed(_) | Error::Refused(_) => EXIT_DISALLOWED,
             Error::Index(_) => EXIT_VERIFICATION,

@@ -63,6 +63,7 @@ impl Agent {
 
     /// Check, then install the chosen release, as the daemon or the owner asks.
     pub async fn update_by(&self, mode: UpdateMode, by: By) -> Result<Action> {
+        self.preflight()?;
         let _lock = self.lock()?;
         let mut st = self.load()?;
         let (booted, header) = self.running()?;

@@ -83,6 +83,12 @@ impl Agent {
         Agent::new(settings, board)
     }
 
+    /// The board checks that must pass before anything is written (e.g. the env's sector
+    /// size against the flash's erase size).
+    pub(crate) fn preflight(&self) -> Result<()> {
+        crate::board::preflight::before_write(&self.settings.board).map_err(Error::Preflight)
+    }
+
     pub fn now(&self) -> u64 {
         (self.clock)()
     }

@@ -69,6 +69,7 @@ impl Agent {
     /// `fwguard rollback`: go back to the other slot's known-good firmware, no download
     /// needed. The version left is denylisted so it is not installed again automatically.
     pub fn rollback(&self) -> Result<Action> {
+        self.preflight()?;
         let held = self.lock()?;
         self.roll_back(&held, "rollback requested by the owner".into(), None, true)
     }

@@ -2,6 +2,8 @@
 //! running, which boot this is, how to reboot), built from the configuration. Nothing above
 //! this module knows whether the board is real or simulated.
 
+pub mod preflight;
+
 use crate::boot::env_store::EnvStore;
 use crate::boot::uboot::UBootAb;
 use crate::boot::Bootloader;
@@ -67,6 +69,7 @@ impl Board {
             BoardSettings::UBoot {
                 id,
                 env,
+                sysfs: _,
                 slot_a,
                 slot_b,
                 cmdline,

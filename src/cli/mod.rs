@@ -80,6 +80,9 @@ enum Command {
     Unpin,
     /// Commit the running trial boot now
     MarkGood,
+    /// Check the board: where the bootloader env is and whether it fits the flash, the env
+    /// itself, the running slot, the slots; each failure with a fix (exit 3 on any failure)
+    Doctor,
     /// The simulated router
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
@@ -266,9 +269,39 @@ fn run(cli: Cli) -> Result<i32, Error> {
         } => report(rt.block_on(load_agent(cfg)?.pin(version, force_insecure))?),
         Command::Unpin => report(load_agent(cfg)?.unpin()?),
         Command::MarkGood => report(load_agent(cfg)?.mark_good()?),
+        Command::Doctor => return doctor(cfg),
         Command::Sim(cmd) => return sim_cmd::run(cmd),
         #[cfg(feature = "demo")]
         Command::Demo { dir } => return rt.block_on(crate::sim::demo::run(dir)),
+    }
+    Ok(EXIT_OK)
+}
+
+/// `fwguard doctor`: read-only; never takes the state lock, so it runs beside the daemon.
+fn doctor(cfg: Option<&std::path::Path>) -> Result<i32, Error> {
+    let settings = Settings::load(&config::resolve_path(cfg))?;
+    let board = crate::board::Board::from_settings(&settings.board);
+    let profile = match &settings.board {
+        config::BoardSettings::Sim { .. } => "sim",
+        config::BoardSettings::UBoot { .. } => "uboot",
+    };
+    println!("board {} (profile {profile})", board.id);
+    let findings = crate::board::preflight::all(&settings.board, &board);
+    for f in &findings {
+        println!(
+            "{} {}: {}",
+            if f.ok { "ok  " } else { "FAIL" },
+            f.check,
+            f.detail
+        );
+        if let Some(fix) = &f.fix {
+            println!("     fix: {fix}");
+        }
+    }
+    let failed = findings.iter().filter(|f| !f.ok).count();
+    if failed > 0 {
+        eprintln!("fwguard: doctor: {failed} check(s) failed");
+        return Ok(crate::error::EXIT_CONFIG);
     }
     Ok(EXIT_OK)
 }

@@ -79,6 +79,8 @@ pub enum BoardSettings {
         id: String,
         /// Where the environment lives: one copy or a redundant pair.
         env: FwEnvConfig,
+        /// Where sysfs is mounted.
+        sysfs: PathBuf,
         slot_a: PathBuf,
         slot_b: PathBuf,
         cmdline: PathBuf,
@@ -391,6 +393,7 @@ impl Validator<'_> {
                 env_device,
                 env_offset,
                 env_size,
+                sysfs,
                 slot_a,
                 slot_b,
                 cmdline,
@@ -410,6 +413,7 @@ impl Validator<'_> {
                 BoardSettings::UBoot {
                     id,
                     env,
+                    sysfs: sysfs.map_or_else(|| "/sys".into(), |p| self.path_rel(p)),
                     slot_a,
                     slot_b,
                     cmdline: cmdline.unwrap_or_else(|| "/proc/cmdline".into()),

@@ -59,6 +59,8 @@ pub enum RawBoard {
         #[serde(default)]
         env_offset: u64,
         env_size: Option<usize>,
+        /// Where sysfs is mounted (MTD erase sizes are read from it). Default "/sys".
+        sysfs: Option<PathBuf>,
         slot_a: PathBuf,
         slot_b: PathBuf,
         cmdline: Option<PathBuf>,

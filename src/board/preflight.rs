@@ -1,0 +1,232 @@
+//! Preflight checks of a board's update path, run by `fwguard doctor` and, for the ones that
+//! would make a write go wrong, before any write: the environment's geometry against the
+//! flash it lives on, the environment itself, the running slot, the slots.
+
+use super::Board;
+use crate::boot::fw_env::{EnvDevice, FwEnvConfig};
+use crate::config::BoardSettings;
+use std::path::Path;
+
+/// One check's result; `fix` says what to change when it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    fn ok(check: &'static str, detail: String) -> Self {
+        Finding {
+            check,
+            ok: true,
+            detail,
+            fix: None,
+        }
+    }
+
+    fn fail(check: &'static str, detail: String, fix: String) -> Self {
+        Finding {
+            check,
+            ok: false,
+            detail,
+            fix: Some(fix),
+        }
+    }
+
+    /// `detail; fix: ...`, for an error message.
+    pub fn message(&self) -> String {
+        match &self.fix {
+            Some(fix) => format!("{}; fix: {fix}", self.detail),
+            None => self.detail.clone(),
+        }
+    }
+}
+
+/// The MTD partition a device node belongs to (`/dev/mtd3`, `/dev/mtdblock3` -> `mtd3`).
+fn mtd_name(device: &Path) -> Option<String> {
+    let name = device.file_name()?.to_str()?;
+    let n = name
+        .strip_prefix("mtdblock")
+        .or_else(|| name.strip_prefix("mtd"))?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| format!("mtd{n}"))
+}
+
+fn sysfs_number(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let t = text.trim();
+    match t.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => t.parse().ok(),
+    }
+}
+
+/// Each copy of the environment against the device it is on: on flash (MTD), the sector
+/// size must be the erase size the kernel reports, and the copy must lie inside the
+/// partition; elsewhere the device must exist.
+pub fn env_geometry(env: &FwEnvConfig, sysfs: &Path) -> Vec<Finding> {
+    env.copies
+        .iter()
+        .map(|c| copy_geometry(env, c, sysfs))
+        .collect()
+}
+
+fn copy_geometry(env: &FwEnvConfig, c: &EnvDevice, sysfs: &Path) -> Finding {
+    const CHECK: &str = "env geometry";
+    let at = if c.line > 0 {
+        format!("{}:{}", env.source.display(), c.line)
+    } else {
+        env.source.display().to_string()
+    };
+    let dev = c.device.display();
+    let Some(mtd) = mtd_name(&c.device) else {
+        return match std::fs::metadata(&c.device) {
+            Ok(_) => Finding::ok(
+                CHECK,
+                format!("{at}: {dev} at {:#x}, {:#x} bytes", c.offset, c.size),
+            ),
+            Err(e) => Finding::fail(
+                CHECK,
+                format!("{at}: {dev}: {e}"),
+                format!("point {at} at the device that holds the U-Boot environment"),
+            ),
+        };
+    };
+    let class = sysfs.join("class/mtd").join(&mtd);
+    let (Some(erase), Some(part)) = (
+        sysfs_number(&class.join("erasesize")),
+        sysfs_number(&class.join("size")),
+    ) else {
+        return Finding::fail(
+            CHECK,
+            format!(
+                "{at}: {dev} is an MTD device, but {} does not give its erase size and size",
+                class.display()
+            ),
+            format!(
+                "check that {dev} exists on this board (cat /proc/mtd) and that sysfs is mounted"
+            ),
+        );
+    };
+    match c.sector_size {
+        None => {
+            return Finding::fail(
+                CHECK,
+                format!("{at}: no sector size for {dev}, which erases {erase:#x} bytes at a time"),
+                format!("add {erase:#x} as the 4th field of {at}"),
+            )
+        }
+        Some(s) if s != erase => {
+            return Finding::fail(
+                CHECK,
+                format!("{at}: sector size {s:#x}, but {dev} erases {erase:#x} bytes at a time: an env write would not erase what it rewrites and the bootloader would keep the old environment"),
+                format!("set the 4th field of {at} to {erase:#x}"),
+            )
+        }
+        Some(_) => {}
+    }
+    let span = erase * c.sectors.unwrap_or(1).max(1);
+    if c.offset % erase != 0 || c.offset + span.max(c.size as u64) > part {
+        return Finding::fail(
+            CHECK,
+            format!("{at}: the copy at {:#x} ({span:#x} bytes) is not a whole number of erase blocks inside {dev} ({part:#x} bytes, erase size {erase:#x})", c.offset),
+            format!("correct the offset in {at} (see /proc/mtd and the bootloader's CONFIG_ENV_OFFSET)"),
+        );
+    }
+    Finding::ok(
+        CHECK,
+        format!(
+            "{at}: {dev} at {:#x}, {:#x} bytes in {span:#x}-byte erase blocks",
+            c.offset, c.size
+        ),
+    )
+}
+
+/// Every check, for `fwguard doctor`.
+pub fn all(settings: &BoardSettings, board: &Board) -> Vec<Finding> {
+    let mut out = match settings {
+        BoardSettings::UBoot { env, sysfs, .. } => env_geometry(env, sysfs),
+        BoardSettings::Sim { .. } => Vec::new(),
+    };
+    let describe = board.bootloader.describe();
+    let boot = board.bootloader.read_state();
+    out.push(match &boot {
+        Ok(s) => Finding::ok(
+            "bootloader env",
+            format!("{describe}: next boot {}{}", s.primary, if s.trial { " on trial" } else { "" }),
+        ),
+        Err(e) => Finding::fail(
+            "bootloader env",
+            e.to_string(),
+            "compare the environment location with the bootloader's (fw_printenv must read it); fwguard never writes over an environment it cannot read".into(),
+        ),
+    });
+    let booted = board.platform.booted_slot();
+    out.push(match &booted {
+        Ok(b) => Finding::ok("running slot", format!("running {b}; updates write slot {}", !*b)),
+        Err(e) => Finding::fail(
+            "running slot",
+            e.to_string(),
+            "make the bootloader pass ab.slot=A or ab.slot=B on the kernel command line (packaging/uboot/ab-boot.env does)".into(),
+        ),
+    });
+    for slot in crate::Slot::ALL {
+        let dev = board.slot(slot);
+        out.push(match dev.capacity() {
+            Ok(bytes) => Finding::ok(
+                "slot",
+                format!("slot {slot}: {} ({bytes} bytes)", dev.describe()),
+            ),
+            Err(e) => Finding::fail(
+                "slot",
+                e.to_string(),
+                format!(
+                    "point slot_{} in the configuration at the slot's device",
+                    slot.as_str().to_lowercase()
+                ),
+            ),
+        });
+    }
+    let same = std::fs::canonicalize(board.slot(crate::Slot::A).describe())
+        .ok()
+        .zip(std::fs::canonicalize(board.slot(crate::Slot::B).describe()).ok())
+        .is_some_and(|(a, b)| a == b);
+    if same {
+        out.push(Finding::fail(
+            "slot",
+            "slot A and slot B are the same device: an update would overwrite the running firmware"
+                .into(),
+            "give slot_a and slot_b the two different partitions".into(),
+        ));
+    }
+    out
+}
+
+/// The checks that must pass before anything is written (the ones a write would make
+/// worse); the first failure as an error message.
+pub fn before_write(settings: &BoardSettings) -> Result<(), String> {
+    if let BoardSettings::UBoot { env, sysfs, .. } = settings {
+        if let Some(f) = env_geometry(env, sysfs).into_iter().find(|f| !f.ok) {
+            return Err(f.message());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mtd_names() {
+        assert_eq!(mtd_name(Path::new("/dev/mtd3")).as_deref(), Some("mtd3"));
+        assert_eq!(
+            mtd_name(Path::new("/dev/mtdblock12")).as_deref(),
+            Some("mtd12")
+        );
+        assert_eq!(mtd_name(Path::new("/dev/mtd")), None);
+        assert_eq!(mtd_name(Path::new("/dev/mmcblk0p1")), None);
+        assert_eq!(mtd_name(Path::new("/dev/mtd3ro")), None);
+    }
+}

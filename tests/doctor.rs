@@ -1,0 +1,206 @@
+//! `fwguard doctor` and the preflight before any write, on a U-Boot board made of files: the
+//! env on an "MTD partition" (a file named `mtd1` whose geometry a sysfs tree gives), two slot
+//! files, a kernel command line.
+
+use fwguard::boot::env_store::EnvStore;
+use fwguard::boot::uboot::EnvLocation;
+use fwguard::sim::SimRouter;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fwguard");
+const ERASE: u64 = 0x20000;
+
+struct Board {
+    dir: tempfile::TempDir,
+}
+
+impl Board {
+    /// A board whose fw_env.config line is `fw_env_line` with DEV replaced by the env device.
+    fn new(fw_env_line: &str) -> Board {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mtd = d.join("mtd1");
+        std::fs::write(&mtd, vec![0xffu8; 2 * ERASE as usize]).unwrap();
+        EnvStore::single(EnvLocation {
+            path: mtd.clone(),
+            offset: 0,
+            size: 0x4000,
+        })
+        .write_fresh(&SimRouter::default_env())
+        .unwrap();
+        let class = d.join("sys/class/mtd/mtd1");
+        std::fs::create_dir_all(&class).unwrap();
+        std::fs::write(class.join("erasesize"), format!("{ERASE}\n")).unwrap();
+        std::fs::write(class.join("size"), format!("{}\n", 2 * ERASE)).unwrap();
+        for s in ["a", "b"] {
+            std::fs::write(d.join(format!("slot-{s}.img")), vec![0u8; 1 << 20]).unwrap();
+        }
+        std::fs::write(d.join("cmdline"), "console=ttyS0 ab.slot=A\n").unwrap();
+        std::fs::write(
+            d.join("fw_env.config"),
+            format!(
+                "# U-Boot env\n{}\n",
+                fw_env_line.replace("DEV", &mtd.display().to_string())
+            ),
+        )
+        .unwrap();
+        let key = fwguard::index::sign::SecretKey::generate().unwrap();
+        std::fs::write(d.join("vendor.pub"), key.public().to_file("test")).unwrap();
+        std::fs::write(
+            d.join("config.toml"),
+            format!(
+                r#"[agent]
+state_dir = "state"
+runtime_dir = "run"
+
+[index]
+url = "http://127.0.0.1:9/index.toml"
+trusted_key_files = ["vendor.pub"]
+
+[board]
+profile = "uboot"
+id = "wrt-test"
+env_config = "fw_env.config"
+sysfs = "sys"
+slot_a = "{d}/slot-a.img"
+slot_b = "{d}/slot-b.img"
+cmdline = "{d}/cmdline"
+reboot_command = ["true"]
+"#,
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        Board { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let o: Output = Command::new(BIN)
+            .arg("--config")
+            .arg(self.path("config.toml"))
+            .args(args)
+            .env_remove("FWGUARD_CONFIG")
+            .output()
+            .expect("runs");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into(),
+            String::from_utf8_lossy(&o.stderr).into(),
+        )
+    }
+
+    /// Every file of the board, and whether the state directory exists.
+    fn snapshot(&self) -> (Vec<Vec<u8>>, bool) {
+        let files = ["mtd1", "slot-a.img", "slot-b.img"]
+            .iter()
+            .map(|f| std::fs::read(self.path(f)).unwrap())
+            .collect();
+        (files, self.path("state").exists())
+    }
+}
+
+#[test]
+fn doctor_reports_a_healthy_board() {
+    let b = Board::new(&format!("DEV 0x0 0x4000 {ERASE:#x}"));
+    let (code, out, err) = b.run(&["doctor"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for want in [
+        "board wrt-test (profile uboot)",
+        "ok   env geometry: ",
+        "fw_env.config:2: ",
+        "in 0x20000-byte erase blocks",
+        "ok   bootloader env: u-boot env ",
+        "next boot A",
+        "ok   running slot: running A; updates write slot B",
+        "ok   slot: slot B: ",
+    ] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
+    assert!(!out.contains("FAIL"), "{out}");
+}
+
+#[test]
+fn a_wrong_sector_size_fails_doctor_and_update_and_writes_nothing() {
+    let b = Board::new("DEV 0x0 0x4000 0x10000");
+    let (code, out, _) = b.run(&["doctor"]);
+    assert_eq!(code, 3, "{out}");
+    let line = format!("{}:2", b.path("fw_env.config").display());
+    assert!(
+        out.contains(&format!(
+            "FAIL env geometry: {line}: sector size 0x10000, but "
+        )),
+        "{out}"
+    );
+    assert!(out.contains("erases 0x20000 bytes at a time"), "{out}");
+    assert!(
+        out.contains(&format!("fix: set the 4th field of {line} to 0x20000")),
+        "{out}"
+    );
+    let before = b.snapshot();
+    for cmd in ["update", "rollback"] {
+        let (code, out, err) = b.run(&[cmd]);
+        assert_eq!(code, 3, "{cmd}: {out}{err}");
+        assert!(
+            err.contains(&format!("preflight: {line}: sector size 0x10000")),
+            "{err}"
+        );
+        assert!(err.contains("fix: set the 4th field"), "{err}");
+        assert_eq!(b.snapshot(), before, "{cmd} changed the board");
+    }
+}
+
+#[test]
+fn a_missing_sector_size_on_flash_and_a_bad_env_are_named() {
+    let b = Board::new("DEV 0x0 0x4000");
+    let (code, out, _) = b.run(&["doctor"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("no sector size for "), "{out}");
+    assert!(
+        out.contains("fix: add 0x20000 as the 4th field of "),
+        "{out}"
+    );
+    // A good line, but an env that fails its CRC.
+    let b = Board::new(&format!("DEV 0x0 0x4000 {ERASE:#x}"));
+    let mut env = std::fs::read(b.path("mtd1")).unwrap();
+    env[10] ^= 0xff;
+    std::fs::write(b.path("mtd1"), &env).unwrap();
+    let (code, out, _) = b.run(&["doctor"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("ok   env geometry"), "{out}");
+    assert!(out.contains("FAIL bootloader env: "), "{out}");
+    assert!(out.contains("bad CRC"), "{out}");
+    // An unreadable fw_env.config is a configuration error naming the file.
+    std::fs::remove_file(b.path("fw_env.config")).unwrap();
+    let (code, _, err) = b.run(&["doctor"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("board.env_config"), "{err}");
+    assert!(err.contains("cannot read it"), "{err}");
+}
+
+#[test]
+fn slots_that_are_one_device_are_refused_by_doctor() {
+    let b = Board::new(&format!("DEV 0x0 0x4000 {ERASE:#x}"));
+    let cfg = std::fs::read_to_string(b.path("config.toml")).unwrap();
+    let link = b.path("slot-b-link.img");
+    std::os::unix::fs::symlink(b.path("slot-a.img"), &link).unwrap();
+    let slot_b = format!(
+        "{}/slot-b.img",
+        b.path("").display().to_string().trim_end_matches('/')
+    );
+    std::fs::write(
+        b.path("config.toml"),
+        cfg.replace(&slot_b, &link.display().to_string()),
+    )
+    .unwrap();
+    let (code, out, _) = b.run(&["doctor"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("slot A and slot B are the same device"),
+        "{out}"
+    );
+}
