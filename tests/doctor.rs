@@ -142,15 +142,15 @@ fn a_wrong_sector_size_fails_doctor_and_update_and_writes_nothing() {
         "{out}"
     );
     let before = b.snapshot();
-    for cmd in ["update", "rollback"] {
-        let (code, out, err) = b.run(&[cmd]);
-        assert_eq!(code, 3, "{cmd}: {out}{err}");
+    for cmd in [&["update"][..], &["rollback"], &["pin", "9.9"]] {
+        let (code, out, err) = b.run(cmd);
+        assert_eq!(code, 3, "{cmd:?}: {out}{err}");
         assert!(
             err.contains(&format!("preflight: {line}: sector size 0x10000")),
             "{err}"
         );
         assert!(err.contains("fix: set the 4th field"), "{err}");
-        assert_eq!(b.snapshot(), before, "{cmd} changed the board");
+        assert_eq!(b.snapshot(), before, "{cmd:?} changed the board");
     }
 }
 

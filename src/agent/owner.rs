@@ -13,6 +13,7 @@ impl Agent {
     /// denylist, so it is tried once more.
     /// Below the security floor only with `force_insecure`, which is logged.
     pub async fn pin(&self, version: Version, force_insecure: bool) -> Result<Action> {
+        self.preflight()?;
         let _lock = self.lock()?;
         let mut st = self.load()?;
         let (_, header) = self.running()?;
@@ -69,6 +70,7 @@ impl Agent {
     /// `fwguard rollback`: go back to the other slot's known-good firmware, no download
     /// needed. The version left is denylisted so it is not installed again automatically.
     pub fn rollback(&self) -> Result<Action> {
+        // Also checked before the env write itself; here so that a refusal touches nothing.
         self.preflight()?;
         let held = self.lock()?;
         self.roll_back(&held, "rollback requested by the owner".into(), None, true)

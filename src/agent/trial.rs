@@ -272,6 +272,7 @@ impl Agent {
 
     /// Commit now (health passed, or the owner said so). The caller holds the lock.
     pub(super) fn commit(&self, _held: &Lock, report: Report, detail: &str) -> Result<Action> {
+        self.preflight()?;
         let mut st = self.load()?;
         let v = self.finish_commit(&mut st, report, detail)?;
         self.save(&st)?;
@@ -288,6 +289,7 @@ impl Agent {
         report: Option<Report>,
         by_owner: bool,
     ) -> Result<Action> {
+        self.preflight()?;
         let mut st = self.load()?;
         let booted = self.board.platform.booted_slot()?;
         let to = match &st.update {
