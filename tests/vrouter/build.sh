@@ -70,6 +70,7 @@ make_fw() {
     install -m 755 "$HERE/guest/vrouter-reboot" "$r/usr/sbin/vrouter-reboot"
     install -m 755 "$FWGUARD_ARMV7" "$r/usr/sbin/fwguard"
     install -m 644 "$HERE/guest/config.toml" "$r/etc/fwguard/config.toml"
+    install -m 644 "$HERE/guest/fw_env.config" "$r/etc/fw_env.config"
     install -m 644 "$OUT/keys/vrouter.pub" "$r/etc/fwguard/vrouter.pub"
     (cd "$r" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 | gzip -6 -n) > "$OUT/fit/initrd-$ver.cpio.gz"
     cat > "$OUT/fit/fw-$ver.its" <<ITS
