@@ -204,3 +204,26 @@ fn slots_that_are_one_device_are_refused_by_doctor() {
         "{out}"
     );
 }
+
+#[test]
+fn a_slot_on_an_mtd_character_device_goes_through_the_mtd_ioctls() {
+    // A regular file named like /dev/mtd6 is taken for raw flash: the MTD writer asks the
+    // kernel for its geometry (MEMGETINFO), which a regular file cannot answer.
+    let b = Board::new(&format!("DEV 0x0 0x4000 {ERASE:#x}"));
+    let mtd6 = b.path("mtd6");
+    std::fs::write(&mtd6, vec![0xffu8; 1 << 20]).unwrap();
+    let cfg = std::fs::read_to_string(b.path("config.toml")).unwrap();
+    let slot_b = b.path("slot-b.img").display().to_string();
+    std::fs::write(
+        b.path("config.toml"),
+        cfg.replace(&slot_b, &mtd6.display().to_string()),
+    )
+    .unwrap();
+    let (code, out, _) = b.run(&["doctor"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("ok   slot: slot A: "), "{out}");
+    assert!(
+        out.contains("FAIL slot: slot B (") && out.contains("MEMGETINFO"),
+        "{out}"
+    );
+}

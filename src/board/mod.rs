@@ -10,7 +10,7 @@ use crate::boot::Bootloader;
 use crate::config::BoardSettings;
 use crate::flash::{FileSlot, SlotDevice};
 use crate::slot::Slot;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BoardError {
@@ -77,10 +77,7 @@ impl Board {
             } => Board::new(
                 id.clone(),
                 Box::new(UBootAb::with_store(EnvStore::from_fw_env(env))),
-                [
-                    Box::new(FileSlot::new(Slot::A, slot_a)),
-                    Box::new(FileSlot::new(Slot::B, slot_b)),
-                ],
+                [slot_device(Slot::A, slot_a), slot_device(Slot::B, slot_b)],
                 Box::new(LinuxPlatform {
                     cmdline: cmdline.clone(),
                     boot_id: "/proc/sys/kernel/random/boot_id".into(),
@@ -88,6 +85,19 @@ impl Board {
                 }),
             ),
         }
+    }
+}
+
+/// A slot on an MTD character device (`/dev/mtdN`) is raw flash: erase, skip bad blocks,
+/// program in order. Anything else (a block device, `mtdblockN`, a file) is written as a file.
+fn slot_device(slot: Slot, path: &Path) -> Box<dyn SlotDevice> {
+    if preflight::is_mtd_char(path) {
+        Box::new(crate::flash::MtdSlot::new(
+            slot,
+            crate::flash::MtdChar::new(path),
+        ))
+    } else {
+        Box::new(FileSlot::new(slot, path))
     }
 }
 

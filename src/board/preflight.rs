@@ -53,6 +53,15 @@ fn mtd_name(device: &Path) -> Option<String> {
     (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| format!("mtd{n}"))
 }
 
+/// A raw MTD character device (`/dev/mtd3`), not its block emulation.
+pub fn is_mtd_char(device: &Path) -> bool {
+    device
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("mtd"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn sysfs_number(path: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
     let t = text.trim();
@@ -228,5 +237,8 @@ mod tests {
         assert_eq!(mtd_name(Path::new("/dev/mtd")), None);
         assert_eq!(mtd_name(Path::new("/dev/mmcblk0p1")), None);
         assert_eq!(mtd_name(Path::new("/dev/mtd3ro")), None);
+        assert!(is_mtd_char(Path::new("/dev/mtd5")));
+        assert!(!is_mtd_char(Path::new("/dev/mtdblock5")));
+        assert!(!is_mtd_char(Path::new("/dev/vda3")));
     }
 }

@@ -88,6 +88,16 @@ struct FileSink<'a> {
 }
 
 impl SlotSink for FileSink<'_> {
+    fn invalidate(&mut self, head_len: usize) -> Result<(), FlashError> {
+        self.write_at(0, &vec![0u8; head_len])?;
+        self.sync()
+    }
+
+    fn finish(&mut self, head: &[u8]) -> Result<(), FlashError> {
+        self.write_at(0, head)?;
+        self.sync()
+    }
+
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), FlashError> {
         let end = offset + bytes.len() as u64;
         if end > self.capacity {

@@ -5,13 +5,16 @@
 //! [`Written`]; only [`Written::verify`] (which reads the slot back) or [`verify_existing`]
 //! produces the [`VerifiedSlot`] that a bootloader needs to arm a slot.
 
+pub mod fake_mtd;
 pub mod file;
+pub mod mtd;
 
 use crate::slot::Slot;
 use sha2::{Digest, Sha256};
 use std::io::Read;
 
 pub use file::FileSlot;
+pub use mtd::{Mtd, MtdChar, MtdInfo, MtdSlot};
 
 /// Bytes at the start of a slot that are zeroed before writing and written last, so a slot
 /// never looks like a complete image until every byte is in place.
@@ -50,17 +53,22 @@ pub trait SlotDevice: Send + Sync {
     fn describe(&self) -> String;
     fn capacity(&self) -> Result<u64, FlashError>;
     /// Reader positioned at the start of the slot.
-    fn reader(&self) -> Result<Box<dyn Read + Send>, FlashError>;
+    fn reader(&self) -> Result<Box<dyn Read + Send + '_>, FlashError>;
     /// Open the slot for writing; the sink never writes past the slot's capacity.
     fn open_sink(&self) -> Result<Box<dyn SlotSink + '_>, FlashError>;
 }
 
-/// An open slot being written.
+/// An open slot being written: invalidated first, then the image after its first
+/// `head_len` bytes in order, then (only once all of it matched the index) the head.
 pub trait SlotSink {
-    /// Overwrite `bytes` at `offset`.
+    /// Durably make the slot hold no valid image (its first `head_len` bytes no header).
+    fn invalidate(&mut self, head_len: usize) -> Result<(), FlashError>;
+    /// Write `bytes` at `offset` (at or after `head_len`, in order).
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), FlashError>;
     /// Make everything written so far durable.
     fn sync(&mut self) -> Result<(), FlashError>;
+    /// Write the held-back head at offset 0 and make it durable: the slot is complete.
+    fn finish(&mut self, head: &[u8]) -> Result<(), FlashError>;
 }
 
 /// What the signed index promises about an image.
@@ -85,11 +93,7 @@ pub fn begin<'a>(
         });
     }
     let mut sink = dev.open_sink()?;
-    sink.write_at(
-        0,
-        &[0u8; HEAD_LEN][..(HEAD_LEN as u64).min(capacity) as usize],
-    )?;
-    sink.sync()?;
+    sink.invalidate((HEAD_LEN as u64).min(capacity) as usize)?;
     Ok(SlotWriter {
         slot: dev.slot(),
         sink,
@@ -157,8 +161,7 @@ impl SlotWriter<'_> {
                 ),
             });
         }
-        self.sink.write_at(0, &self.head)?;
-        self.sink.sync()?;
+        self.sink.finish(&self.head)?;
         Ok(Written {
             slot: self.slot,
             size: self.written,

@@ -1,0 +1,126 @@
+//! The raw-flash slot writer through fwguard's install pipeline (invalidate, write while
+//! hashing, read back, verify) on a fake NAND: erase-to-0xFF, page-aligned programming that
+//! can only clear bits, factory bad blocks.
+
+use fwguard::flash::fake_mtd::FakeMtd;
+use fwguard::flash::{self, Expected, FlashError, MtdInfo, MtdSlot, SlotDevice, HEAD_LEN};
+use fwguard::Slot;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+const ERASE: u64 = 128 * 1024;
+const INFO: MtdInfo = MtdInfo {
+    size: 8 * ERASE,
+    erase_size: ERASE,
+    write_size: 2048,
+};
+
+fn image(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[2] ^ seed)
+        .collect()
+}
+
+fn expected(img: &[u8]) -> Expected {
+    Expected {
+        size: img.len() as u64,
+        sha256: Sha256::digest(img).into(),
+    }
+}
+
+/// Install `img` the way the agent does, in odd-sized chunks.
+fn install(dev: &dyn SlotDevice, img: &[u8]) -> Result<flash::VerifiedSlot, FlashError> {
+    let exp = expected(img);
+    let mut w = flash::begin(dev, &exp)?;
+    for chunk in img.chunks(7001) {
+        w.write(chunk)?;
+    }
+    w.finish(&exp)?.verify(dev, &exp)
+}
+
+fn raw(path: &Path, block: u64) -> Vec<u8> {
+    let all = std::fs::read(path).unwrap();
+    all[(block * ERASE) as usize..((block + 1) * ERASE) as usize].to_vec()
+}
+
+#[test]
+fn an_image_across_a_bad_block_installs_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mtd5");
+    let fake = FakeMtd::create(&path, INFO)
+        .unwrap()
+        .with_bad_block(2 * ERASE);
+    let dev = MtdSlot::new(Slot::B, fake);
+    assert_eq!(
+        dev.capacity().unwrap(),
+        7 * ERASE,
+        "the bad block is not capacity"
+    );
+    let img = image(5 * ERASE as usize + 12345, 1);
+    let v = install(&dev, &img).unwrap();
+    assert_eq!((v.slot(), v.size()), (Slot::B, img.len() as u64));
+    // The bad block was skipped: logical block 2 went to physical block 3.
+    assert!(raw(&path, 2).iter().all(|&b| b == 0xff));
+    assert_eq!(raw(&path, 3), img[2 * ERASE as usize..3 * ERASE as usize]);
+    assert_eq!(raw(&path, 0)[..HEAD_LEN], img[..HEAD_LEN]);
+    // Installing again over a written slot erases before it programs.
+    let img2 = image(3 * ERASE as usize, 7);
+    install(&dev, &img2).unwrap();
+    flash::verify_existing(&dev, &expected(&img2)).unwrap();
+}
+
+#[test]
+fn a_power_cut_mid_write_leaves_the_slot_without_a_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mtd5");
+    let dev = MtdSlot::new(Slot::B, FakeMtd::create(&path, INFO).unwrap());
+    install(&dev, &image(4 * ERASE as usize, 3)).unwrap();
+    // A new install stops after two and a half blocks: the old header is erased first, and
+    // the new one is only programmed once everything else is in place and verified.
+    let img = image(4 * ERASE as usize, 9);
+    let exp = expected(&img);
+    let mut w = flash::begin(&dev, &exp).unwrap();
+    w.write(&img[..(2 * ERASE + ERASE / 2) as usize]).unwrap();
+    drop(w);
+    assert!(
+        raw(&path, 0).iter().all(|&b| b == 0xff),
+        "block 0 is erased"
+    );
+    assert!(flash::verify_existing(&dev, &exp).is_err());
+    let head = flash::read_head(&dev, HEAD_LEN).unwrap();
+    assert!(fwguard::firmware::Header::parse(&head).is_err());
+}
+
+#[test]
+fn an_image_larger_than_the_good_blocks_is_refused_before_any_erase() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mtd5");
+    let fake = FakeMtd::create(&path, INFO)
+        .unwrap()
+        .with_bad_block(5 * ERASE);
+    let dev = MtdSlot::new(Slot::B, fake);
+    install(&dev, &image(ERASE as usize, 2)).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let err = install(&dev, &image(7 * ERASE as usize + 1, 4)).unwrap_err();
+    assert!(
+        matches!(err, FlashError::TooSmall { capacity, .. } if capacity == 7 * ERASE),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before, "nothing was erased");
+}
+
+#[test]
+fn the_fake_behaves_like_flash() {
+    use fwguard::flash::Mtd;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeMtd::create(&dir.path().join("m"), INFO)
+        .unwrap()
+        .with_bad_block(ERASE);
+    fake.program(0, &[0x0f; 2048]).unwrap();
+    let e = fake.program(0, &[0xf0; 2048]).unwrap_err();
+    assert!(e.to_string().contains("not erased"), "{e}");
+    assert!(fake.program(100, &[0; 2048]).is_err(), "unaligned");
+    assert!(fake.erase(ERASE).is_err(), "bad block");
+    fake.erase(0).unwrap();
+    fake.program(0, &[0xf0; 2048]).unwrap();
+}
