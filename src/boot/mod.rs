@@ -5,6 +5,7 @@
 
 pub mod env_store;
 pub mod fw_env;
+pub mod linksys_bootcount;
 pub mod uboot;
 pub mod uboot_env;
 
