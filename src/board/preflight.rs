@@ -55,20 +55,15 @@ fn mtd_name(device: &Path) -> Option<String> {
 
 /// A raw MTD character device (`/dev/mtd3`), not its block emulation.
 pub fn is_mtd_char(device: &Path) -> bool {
-    device
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("mtd"))
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    mtd_name(device).is_some()
+        && !device
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("mtdblock"))
 }
 
 fn sysfs_number(path: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let t = text.trim();
-    match t.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => t.parse().ok(),
-    }
+    crate::boot::fw_env::number(std::fs::read_to_string(path).ok()?.trim())
 }
 
 /// Each copy of the environment against the device it is on: on flash (MTD), the sector

@@ -39,7 +39,8 @@ pub struct FwEnvConfig {
 /// The smallest environment that holds a CRC, a flags byte and an end marker.
 const MIN_ENV_SIZE: usize = 8;
 
-fn number(field: &str) -> Option<u64> {
+/// A number as the U-Boot tools write them: decimal, or hex with `0x`.
+pub(crate) fn number(field: &str) -> Option<u64> {
     match field
         .strip_prefix("0x")
         .or_else(|| field.strip_prefix("0X"))
