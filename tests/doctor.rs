@@ -206,9 +206,9 @@ fn slots_that_are_one_device_are_refused_by_doctor() {
 }
 
 #[test]
-fn a_slot_on_an_mtd_character_device_goes_through_the_mtd_ioctls() {
-    // A regular file named like /dev/mtd6 is taken for raw flash: the MTD writer asks the
-    // kernel for its geometry (MEMGETINFO), which a regular file cannot answer.
+fn a_slot_named_like_an_mtd_partition_is_raw_flash() {
+    // A regular file named like /dev/mtd6 is an image of that partition: its geometry must
+    // come from sysfs, as the kernel would report it, and it is written as raw flash.
     let b = Board::new(&format!("DEV 0x0 0x4000 {ERASE:#x}"));
     let mtd6 = b.path("mtd6");
     std::fs::write(&mtd6, vec![0xffu8; 1 << 20]).unwrap();
@@ -221,9 +221,26 @@ fn a_slot_on_an_mtd_character_device_goes_through_the_mtd_ioctls() {
     .unwrap();
     let (code, out, _) = b.run(&["doctor"]);
     assert_eq!(code, 3, "{out}");
-    assert!(out.contains("ok   slot: slot A: "), "{out}");
     assert!(
-        out.contains("FAIL slot: slot B (") && out.contains("MEMGETINFO"),
+        out.contains("FAIL board: ") && out.contains("sys/class/mtd/mtd6/size"),
+        "{out}"
+    );
+    let class = b.path("sys/class/mtd/mtd6");
+    std::fs::create_dir_all(&class).unwrap();
+    for (k, v) in [
+        ("size", 1u64 << 20),
+        ("erasesize", ERASE),
+        ("writesize", 2048),
+    ] {
+        std::fs::write(class.join(k), format!("{v}\n")).unwrap();
+    }
+    let (code, out, _) = b.run(&["doctor"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "ok   slot: slot B: {} (NAND image)",
+            mtd6.display()
+        )),
         "{out}"
     );
 }

@@ -2,7 +2,7 @@
 //! hashing, read back, verify) on a fake NAND: erase-to-0xFF, page-aligned programming that
 //! can only clear bits, factory bad blocks.
 
-use fwguard::flash::fake_mtd::FakeMtd;
+use fwguard::flash::mtd_image::MtdImage;
 use fwguard::flash::{self, Expected, FlashError, MtdInfo, MtdSlot, SlotDevice, HEAD_LEN};
 use fwguard::Slot;
 use sha2::{Digest, Sha256};
@@ -47,7 +47,7 @@ fn raw(path: &Path, block: u64) -> Vec<u8> {
 fn an_image_across_a_bad_block_installs_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mtd5");
-    let fake = FakeMtd::create(&path, INFO)
+    let fake = MtdImage::create(&path, INFO)
         .unwrap()
         .with_bad_block(2 * ERASE);
     let dev = MtdSlot::new(Slot::B, fake);
@@ -73,7 +73,7 @@ fn an_image_across_a_bad_block_installs_and_verifies() {
 fn a_power_cut_mid_write_leaves_the_slot_without_a_header() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mtd5");
-    let dev = MtdSlot::new(Slot::B, FakeMtd::create(&path, INFO).unwrap());
+    let dev = MtdSlot::new(Slot::B, MtdImage::create(&path, INFO).unwrap());
     install(&dev, &image(4 * ERASE as usize, 3)).unwrap();
     // A new install stops after two and a half blocks: the old header is erased first, and
     // the new one is only programmed once everything else is in place and verified.
@@ -95,7 +95,7 @@ fn a_power_cut_mid_write_leaves_the_slot_without_a_header() {
 fn an_image_larger_than_the_good_blocks_is_refused_before_any_erase() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mtd5");
-    let fake = FakeMtd::create(&path, INFO)
+    let fake = MtdImage::create(&path, INFO)
         .unwrap()
         .with_bad_block(5 * ERASE);
     let dev = MtdSlot::new(Slot::B, fake);
@@ -113,7 +113,7 @@ fn an_image_larger_than_the_good_blocks_is_refused_before_any_erase() {
 fn the_fake_behaves_like_flash() {
     use fwguard::flash::Mtd;
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeMtd::create(&dir.path().join("m"), INFO)
+    let fake = MtdImage::create(&dir.path().join("m"), INFO)
         .unwrap()
         .with_bad_block(ERASE);
     fake.program(0, &[0x0f; 2048]).unwrap();

@@ -2,24 +2,14 @@
 //! `fw_setenv` (Debian libubootenv-tool 0.3.x) and u-boot-tools' `mkenvimage`. Installed by
 //! tests/run.sh; a missing tool fails the test.
 
+mod common;
+
+use common::tools::tool;
 use fwguard::boot::uboot::EnvLocation;
 use fwguard::boot::uboot_env::EnvVars;
 use fwguard::sim::{firmware_image, Behaviour, SimRouter, ENV_SIZE};
 use std::path::Path;
 use std::process::Command;
-
-fn tool(name: &str, args: &[&str]) -> String {
-    let o = Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{name} is not runnable ({e}); tests/run.sh installs it"));
-    assert!(
-        o.status.success(),
-        "{name} {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 /// A one-line fw_env.config for `file`.
 fn config(dir: &Path, file: &Path) -> String {

@@ -3,6 +3,9 @@
 //! `fw_setenv` (Debian libubootenv-tool 0.3.x) and `mkenvimage -r` (u-boot-tools). Installed
 //! by tests/run.sh; a missing tool fails the test.
 
+mod common;
+
+use common::tools::tool;
 use fwguard::boot::env_store::EnvStore;
 use fwguard::boot::fw_env::FwEnvConfig;
 use fwguard::boot::uboot::UBootAb;
@@ -13,22 +16,8 @@ use fwguard::flash::{self, Expected, FileSlot, VerifiedSlot};
 use fwguard::Slot;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const SIZE: usize = 0x4000;
-
-fn tool(name: &str, args: &[&str]) -> String {
-    let o = Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{name} is not runnable ({e}); tests/run.sh installs it"));
-    assert!(
-        o.status.success(),
-        "{name} {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 /// A file holding both copies (at 0 and SIZE) and the two-line fw_env.config for it.
 fn pair(dir: &Path) -> (PathBuf, String, EnvStore) {

@@ -44,7 +44,11 @@ impl Agent {
                     Some(_) => {}
                 }
             }
-            Situation::Idle => {}
+            Situation::Idle => {
+                if self.confirm_boot(&mut shutdown).await? == super::Confirmed::Stopped {
+                    return Ok(DaemonExit::Stopped);
+                }
+            }
         }
         let mode = match self.settings.policy {
             Policy::Off => {
@@ -78,9 +82,18 @@ impl Agent {
     pub async fn assess(&self) -> Result<Action> {
         match self.reconcile()? {
             Situation::NeedsReboot(why) => self.reboot(why),
-            Situation::Idle => Ok(Action::UpToDate(
-                "this boot is committed; nothing to judge".into(),
-            )),
+            Situation::Idle => {
+                let mut never = std::pin::pin!(std::future::pending::<()>());
+                Ok(match self.confirm_boot(&mut never).await? {
+                    super::Confirmed::Reset => {
+                        Action::Done("this committed boot is healthy: boot counter reset".into())
+                    }
+                    super::Confirmed::Failing => Action::UpToDate(
+                        "this committed boot is not healthy; the boot counter stays".into(),
+                    ),
+                    _ => Action::UpToDate("this boot is committed; nothing to judge".into()),
+                })
+            }
             Situation::Trial => {
                 let mut never = std::pin::pin!(std::future::pending::<()>());
                 Ok(self

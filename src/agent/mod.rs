@@ -4,6 +4,7 @@
 //! and persists each state change before the action it announces.
 
 mod check;
+mod confirm;
 mod daemon;
 mod health;
 mod install;
@@ -13,6 +14,7 @@ mod status;
 mod trial;
 
 pub use check::CheckReport;
+pub use confirm::Confirmed;
 pub use daemon::DaemonExit;
 pub use health::HealthRecord;
 pub use install::{By, UpdateMode};
@@ -79,7 +81,7 @@ impl Agent {
 
     /// Build the agent for the board the settings describe.
     pub fn from_settings(settings: Settings) -> Result<Agent> {
-        let board = Board::from_settings(&settings.board);
+        let board = Board::from_settings(&settings.board)?;
         Agent::new(settings, board)
     }
 

@@ -2,6 +2,8 @@
 //! running, which boot this is, how to reboot), built from the configuration. Nothing above
 //! this module knows whether the board is real or simulated.
 
+pub mod linksys;
+pub mod mtd_table;
 pub mod preflight;
 
 use crate::boot::env_store::EnvStore;
@@ -22,6 +24,10 @@ pub enum BoardError {
     },
     #[error("{path}: no `{key}=A` or `{key}=B` on the kernel command line; the bootloader must pass the running slot")]
     NoSlotArg { path: PathBuf, key: &'static str },
+    #[error(transparent)]
+    MtdTable(#[from] mtd_table::MtdTableError),
+    #[error("cannot tell which slot is running: {0}")]
+    RunningSlot(String),
     #[error("reboot command {command:?} failed: {detail}")]
     Reboot { command: String, detail: String },
 }
@@ -63,13 +69,13 @@ impl Board {
         self.slots[s.index()].as_ref()
     }
 
-    pub fn from_settings(settings: &BoardSettings) -> Board {
-        match settings {
+    pub fn from_settings(settings: &BoardSettings) -> Result<Board, BoardError> {
+        Ok(match settings {
             BoardSettings::Sim { dir } => crate::sim::SimRouter::open(dir).board(),
             BoardSettings::UBoot {
                 id,
                 env,
-                sysfs: _,
+                sysfs,
                 slot_a,
                 slot_b,
                 cmdline,
@@ -77,28 +83,39 @@ impl Board {
             } => Board::new(
                 id.clone(),
                 Box::new(UBootAb::with_store(EnvStore::from_fw_env(env))),
-                [slot_device(Slot::A, slot_a), slot_device(Slot::B, slot_b)],
+                [
+                    slot_device(Slot::A, slot_a, sysfs)?,
+                    slot_device(Slot::B, slot_b, sysfs)?,
+                ],
                 Box::new(LinuxPlatform {
                     cmdline: cmdline.clone(),
                     boot_id: "/proc/sys/kernel/random/boot_id".into(),
                     reboot_command: reboot_command.clone(),
                 }),
             ),
-        }
+            BoardSettings::Linksys(l) => linksys::board(l)?,
+        })
     }
 }
 
-/// A slot on an MTD character device (`/dev/mtdN`) is raw flash: erase, skip bad blocks,
-/// program in order. Anything else (a block device, `mtdblockN`, a file) is written as a file.
-fn slot_device(slot: Slot, path: &Path) -> Box<dyn SlotDevice> {
-    if preflight::is_mtd_char(path) {
-        Box::new(crate::flash::MtdSlot::new(
-            slot,
-            crate::flash::MtdChar::new(path),
-        ))
-    } else {
-        Box::new(FileSlot::new(slot, path))
-    }
+/// A slot on raw flash (an MTD character device `/dev/mtdN`, or an image of one) is
+/// erased, programmed around bad blocks and read back; anything else (a block device,
+/// `mtdblockN`, a file) is written as a file.
+pub(crate) fn slot_device(
+    slot: Slot,
+    path: &Path,
+    sysfs: &Path,
+) -> Result<Box<dyn SlotDevice>, BoardError> {
+    Ok(match crate::flash::mtd::open_mtd(path, sysfs) {
+        Some(Ok(mtd)) => Box::new(crate::flash::MtdSlot::new(slot, mtd)),
+        Some(Err(source)) => {
+            return Err(BoardError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+        None => Box::new(FileSlot::new(slot, path)),
+    })
 }
 
 /// The kernel command-line argument the bootloader sets to the running slot.
@@ -150,22 +167,27 @@ impl Platform for LinuxPlatform {
     }
 
     fn reboot(&self) -> Result<(), BoardError> {
-        let command = self.reboot_command.join(" ");
-        let status = std::process::Command::new(&self.reboot_command[0])
-            .args(&self.reboot_command[1..])
-            .status()
-            .map_err(|e| BoardError::Reboot {
-                command: command.clone(),
-                detail: e.to_string(),
-            })?;
-        if !status.success() {
-            return Err(BoardError::Reboot {
-                command,
-                detail: status.to_string(),
-            });
-        }
-        Ok(())
+        run_reboot(&self.reboot_command)
     }
+}
+
+/// Run the configured reboot command; Ok once it was accepted.
+pub(crate) fn run_reboot(argv: &[String]) -> Result<(), BoardError> {
+    let command = argv.join(" ");
+    let status = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .status()
+        .map_err(|e| BoardError::Reboot {
+            command: command.clone(),
+            detail: e.to_string(),
+        })?;
+    if !status.success() {
+        return Err(BoardError::Reboot {
+            command,
+            detail: status.to_string(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! would make a write go wrong, before any write: the environment's geometry against the
 //! flash it lives on, the environment itself, the running slot, the slots.
 
-use super::Board;
+use super::{Board, BoardError};
 use crate::boot::fw_env::{EnvDevice, FwEnvConfig};
 use crate::config::BoardSettings;
+use crate::flash::mtd::mtd_name;
 use std::path::Path;
 
 /// One check's result; `fix` says what to change when it failed.
@@ -17,7 +18,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn ok(check: &'static str, detail: String) -> Self {
+    pub(crate) fn ok(check: &'static str, detail: String) -> Self {
         Finding {
             check,
             ok: true,
@@ -26,7 +27,7 @@ impl Finding {
         }
     }
 
-    fn fail(check: &'static str, detail: String, fix: String) -> Self {
+    pub(crate) fn fail(check: &'static str, detail: String, fix: String) -> Self {
         Finding {
             check,
             ok: false,
@@ -42,24 +43,6 @@ impl Finding {
             None => self.detail.clone(),
         }
     }
-}
-
-/// The MTD partition a device node belongs to (`/dev/mtd3`, `/dev/mtdblock3` -> `mtd3`).
-fn mtd_name(device: &Path) -> Option<String> {
-    let name = device.file_name()?.to_str()?;
-    let n = name
-        .strip_prefix("mtdblock")
-        .or_else(|| name.strip_prefix("mtd"))?;
-    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| format!("mtd{n}"))
-}
-
-/// A raw MTD character device (`/dev/mtd3`), not its block emulation.
-pub fn is_mtd_char(device: &Path) -> bool {
-    mtd_name(device).is_some()
-        && !device
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("mtdblock"))
 }
 
 fn sysfs_number(path: &Path) -> Option<u64> {
@@ -147,11 +130,28 @@ fn copy_geometry(env: &FwEnvConfig, c: &EnvDevice, sysfs: &Path) -> Finding {
     )
 }
 
-/// Every check, for `fwguard doctor`.
-pub fn all(settings: &BoardSettings, board: &Board) -> Vec<Finding> {
+/// Every check, for `fwguard doctor`; `board` is what building the board from the settings
+/// gave (finding its partitions and devices).
+pub fn all(settings: &BoardSettings, board: Result<&Board, &BoardError>) -> Vec<Finding> {
     let mut out = match settings {
         BoardSettings::UBoot { env, sysfs, .. } => env_geometry(env, sysfs),
+        BoardSettings::Linksys(l) => {
+            let mut v = env_geometry(&l.env, &l.sysfs);
+            v.extend(super::linksys::preflight(l));
+            v
+        }
         BoardSettings::Sim { .. } => Vec::new(),
+    };
+    let board = match board {
+        Ok(b) => b,
+        Err(e) => {
+            out.push(Finding::fail(
+                "board",
+                e.to_string(),
+                "check the [board] section of the configuration against the board's devices".into(),
+            ));
+            return out;
+        }
     };
     let describe = board.bootloader.describe();
     let boot = board.bootloader.read_state();
@@ -172,7 +172,10 @@ pub fn all(settings: &BoardSettings, board: &Board) -> Vec<Finding> {
         Err(e) => Finding::fail(
             "running slot",
             e.to_string(),
-            "make the bootloader pass ab.slot=A or ab.slot=B on the kernel command line (packaging/uboot/ab-boot.env does)".into(),
+            match settings {
+                BoardSettings::Linksys(_) => "boot a firmware whose root file system is UBI on rootfs1 or rootfs2 (ubi0), as stock and OpenWrt firmware are".into(),
+                _ => "make the bootloader pass ab.slot=A or ab.slot=B on the kernel command line (packaging/uboot/ab-boot.env does)".into(),
+            },
         ),
     });
     for slot in crate::Slot::ALL {
@@ -210,30 +213,17 @@ pub fn all(settings: &BoardSettings, board: &Board) -> Vec<Finding> {
 /// The checks that must pass before anything is written (the ones a write would make
 /// worse); the first failure as an error message.
 pub fn before_write(settings: &BoardSettings) -> Result<(), String> {
-    if let BoardSettings::UBoot { env, sysfs, .. } = settings {
-        if let Some(f) = env_geometry(env, sysfs).into_iter().find(|f| !f.ok) {
-            return Err(f.message());
+    let findings = match settings {
+        BoardSettings::UBoot { env, sysfs, .. } => env_geometry(env, sysfs),
+        BoardSettings::Linksys(l) => {
+            let mut v = env_geometry(&l.env, &l.sysfs);
+            v.extend(super::linksys::preflight(l));
+            v
         }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mtd_names() {
-        assert_eq!(mtd_name(Path::new("/dev/mtd3")).as_deref(), Some("mtd3"));
-        assert_eq!(
-            mtd_name(Path::new("/dev/mtdblock12")).as_deref(),
-            Some("mtd12")
-        );
-        assert_eq!(mtd_name(Path::new("/dev/mtd")), None);
-        assert_eq!(mtd_name(Path::new("/dev/mmcblk0p1")), None);
-        assert_eq!(mtd_name(Path::new("/dev/mtd3ro")), None);
-        assert!(is_mtd_char(Path::new("/dev/mtd5")));
-        assert!(!is_mtd_char(Path::new("/dev/mtdblock5")));
-        assert!(!is_mtd_char(Path::new("/dev/vda3")));
+        BoardSettings::Sim { .. } => Vec::new(),
+    };
+    match findings.into_iter().find(|f| !f.ok) {
+        Some(f) => Err(f.message()),
+        None => Ok(()),
     }
 }

@@ -160,6 +160,23 @@ impl EnvStore {
         Ok(())
     }
 
+    /// Read, change in memory with `f` (which sees the current variables and may refuse),
+    /// and persist the change in one write; nothing is written when `f` changes nothing.
+    /// Returns whether it wrote.
+    pub fn change(
+        &self,
+        f: impl FnOnce(&mut EnvVars) -> Result<(), BootError>,
+    ) -> Result<bool, BootError> {
+        let current = self.read()?;
+        let mut vars = current.vars.clone();
+        f(&mut vars)?;
+        if vars == current.vars {
+            return Ok(false);
+        }
+        self.write(&current, &vars)?;
+        Ok(true)
+    }
+
     /// Persist `vars` in one write: over the only copy, or over the copy that is not
     /// `current` with the flags counted up. Then read back: the written copy must be the
     /// current one and hold exactly `vars`.

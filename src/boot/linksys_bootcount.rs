@@ -53,6 +53,10 @@ impl<M: Mtd> BootCountLog<M> {
         BootCountLog { mtd }
     }
 
+    pub fn describe(&self) -> String {
+        self.mtd.describe()
+    }
+
     fn io(&self, source: io::Error) -> BootCountError {
         BootCountError::Io {
             device: self.mtd.describe(),
@@ -141,7 +145,7 @@ impl<M: Mtd> BootCountLog<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flash::fake_mtd::FakeMtd;
+    use crate::flash::mtd_image::MtdImage;
 
     const INFO: MtdInfo = MtdInfo {
         size: 2 * 0x20000,
@@ -149,11 +153,11 @@ mod tests {
         write_size: 2048,
     };
 
-    fn log(dir: &std::path::Path, info: MtdInfo) -> BootCountLog<FakeMtd> {
-        BootCountLog::new(FakeMtd::create(&dir.join("s_env"), info).unwrap())
+    fn log(dir: &std::path::Path, info: MtdInfo) -> BootCountLog<MtdImage> {
+        BootCountLog::new(MtdImage::create(&dir.join("s_env"), info).unwrap())
     }
 
-    fn ops(l: &BootCountLog<FakeMtd>) -> (u64, u64) {
+    fn ops(l: &BootCountLog<MtdImage>) -> (u64, u64) {
         *l.mtd.ops.lock().unwrap()
     }
 

@@ -5,6 +5,7 @@
 
 pub mod env_store;
 pub mod fw_env;
+pub mod linksys;
 pub mod linksys_bootcount;
 pub mod uboot;
 pub mod uboot_env;
@@ -38,6 +39,8 @@ pub enum BootError {
     BothCopiesBad { first: String, second: String },
     #[error("bootloader env {path}: written change did not read back: {detail}")]
     ReadBack { path: PathBuf, detail: String },
+    #[error(transparent)]
+    BootCount(#[from] linksys_bootcount::BootCountError),
     #[error("refusing to arm slot {0} for a trial: it is the slot that is running")]
     TargetIsBooted(Slot),
 }
@@ -61,10 +64,17 @@ pub trait Bootloader: Send {
     fn describe(&self) -> String;
     /// Read and decode the current state.
     fn read_state(&self) -> Result<BootState, BootError>;
+    /// Whether the bootloader counts every boot, not only trial boots (Linksys dual firmware):
+    /// then every boot judged healthy must be confirmed with [`Bootloader::commit`], or the
+    /// bootloader gives the running firmware up after a few boots.
+    fn counts_every_boot(&self) -> bool {
+        false
+    }
     /// Boot `target` next, on trial, in one write: only a slot whose contents were
     /// verified can be armed. `booted` is the slot running now, never armed.
     fn arm_trial(&self, target: &VerifiedSlot, booted: Slot) -> Result<(), BootError>;
-    /// Make `slot` permanent and stop counting. Writes nothing when already committed.
+    /// Make `slot` permanent and stop counting (reset the count). Writes nothing when already
+    /// committed with no boots counted.
     fn commit(&self, slot: Slot) -> Result<(), BootError>;
     /// Boot `target` permanently from now on (a rollback to a verified known-good slot).
     fn switch_to(&self, target: &VerifiedSlot) -> Result<(), BootError>;

@@ -41,8 +41,16 @@ impl EnvLocation {
         Ok(buf)
     }
 
+    /// Write one whole copy. On raw flash (an MTD character device) the erase blocks that
+    /// hold it are read, erased and programmed again, as the U-Boot tools do; anywhere else
+    /// (a block device, a file) it is written in place and synced.
     pub fn write_raw(&self, bytes: &[u8]) -> Result<(), BootError> {
         debug_assert_eq!(bytes.len(), self.size);
+        if crate::flash::mtd::is_char_device(&self.path) {
+            let mtd = crate::flash::MtdChar::new(&self.path);
+            return crate::flash::mtd::rewrite_range(&mtd, self.offset, bytes)
+                .map_err(|e| self.io(e));
+        }
         let mut f = OpenOptions::new()
             .write(true)
             .open(&self.path)
@@ -129,24 +137,19 @@ impl UBootAb {
         })
     }
 
-    /// Apply a change to the variables in memory and persist it in one write.
-    fn change(
-        &self,
-        f: impl FnOnce(&mut EnvVars) -> Result<(), BootError>,
-    ) -> Result<(), BootError> {
-        let current = self.env.read()?;
-        // Refuse to rewrite an env whose A/B variables we cannot understand.
-        self.decode_state(&current.vars)?;
-        let mut vars = current.vars.clone();
-        f(&mut vars)?;
-        if vars == current.vars {
-            return Ok(());
-        }
-        self.env.write(&current, &vars)
+    /// Apply a change to the variables in memory and persist it in one write, refusing an
+    /// env whose A/B variables cannot be understood.
+    fn change(&self, f: impl FnOnce(&mut EnvVars)) -> Result<(), BootError> {
+        self.env.change(|vars| {
+            self.decode_state(vars)?;
+            f(vars);
+            Ok(())
+        })?;
+        Ok(())
     }
 }
 
-fn set(vars: &mut EnvVars, name: &str, value: &str) {
+pub(super) fn set(vars: &mut EnvVars, name: &str, value: &str) {
     vars.set(name, value).expect("fixed valid names and values");
 }
 
@@ -169,7 +172,6 @@ impl Bootloader for UBootAb {
             set(v, "upgrade_available", "1");
             set(v, "bootcount", "0");
             v.remove("ab_rollback");
-            Ok(())
         })
     }
 
@@ -178,7 +180,6 @@ impl Bootloader for UBootAb {
             set(v, "boot_slot", slot.as_str());
             set(v, "upgrade_available", "0");
             set(v, "bootcount", "0");
-            Ok(())
         })
     }
 
@@ -188,7 +189,6 @@ impl Bootloader for UBootAb {
             set(v, "boot_slot", slot.as_str());
             set(v, "upgrade_available", "0");
             set(v, "bootcount", "0");
-            Ok(())
         })
     }
 

@@ -281,12 +281,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
 fn doctor(cfg: Option<&std::path::Path>) -> Result<i32, Error> {
     let settings = Settings::load(&config::resolve_path(cfg))?;
     let board = crate::board::Board::from_settings(&settings.board);
-    let profile = match &settings.board {
-        config::BoardSettings::Sim { .. } => "sim",
-        config::BoardSettings::UBoot { .. } => "uboot",
+    let (profile, id) = match &settings.board {
+        config::BoardSettings::Sim { .. } => ("sim", crate::sim::BOARD_ID),
+        config::BoardSettings::UBoot { id, .. } => ("uboot", id.as_str()),
+        config::BoardSettings::Linksys(l) => ("linksys", l.id.as_str()),
     };
-    println!("board {} (profile {profile})", board.id);
-    let findings = crate::board::preflight::all(&settings.board, &board);
+    println!("board {id} (profile {profile})");
+    let findings = crate::board::preflight::all(&settings.board, board.as_ref());
     for f in &findings {
         println!(
             "{} {}: {}",

@@ -86,6 +86,19 @@ pub enum BoardSettings {
         cmdline: PathBuf,
         reboot_command: Vec<String>,
     },
+    Linksys(LinksysSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct LinksysSettings {
+    pub id: String,
+    /// The `u_env` partition, from the board's fw_env.config.
+    pub env: FwEnvConfig,
+    /// procfs (`mtd`, `sys/kernel/random/boot_id`), device nodes and sysfs.
+    pub proc: PathBuf,
+    pub dev: PathBuf,
+    pub sysfs: PathBuf,
+    pub reboot_command: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -406,10 +419,7 @@ impl Validator<'_> {
                 if slot_a == slot_b {
                     return Err(self.err("board.slot_b", "must differ from board.slot_a"));
                 }
-                let reboot_command = reboot_command.unwrap_or_else(|| vec!["/sbin/reboot".into()]);
-                if reboot_command.is_empty() {
-                    return Err(self.err("board.reboot_command", "must name a program"));
-                }
+                let reboot_command = self.reboot_command(reboot_command)?;
                 BoardSettings::UBoot {
                     id,
                     env,
@@ -420,6 +430,38 @@ impl Validator<'_> {
                     reboot_command,
                 }
             }
+            RawBoard::Linksys {
+                id,
+                env_config,
+                proc,
+                dev,
+                sysfs,
+                reboot_command,
+            } => {
+                if id.is_empty() {
+                    return Err(self.err("board.id", "must not be empty"));
+                }
+                let env_config = env_config.unwrap_or_else(|| "/etc/fw_env.config".into());
+                let dir = |p: Option<PathBuf>, default: &str| {
+                    p.map_or_else(|| default.into(), |p| self.path_rel(p))
+                };
+                BoardSettings::Linksys(LinksysSettings {
+                    id,
+                    env: self.env(Some(env_config), None, 0, None)?,
+                    proc: dir(proc, "/proc"),
+                    dev: dir(dev, "/dev"),
+                    sysfs: dir(sysfs, "/sys"),
+                    reboot_command: self.reboot_command(reboot_command)?,
+                })
+            }
         })
+    }
+
+    fn reboot_command(&self, argv: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+        let argv = argv.unwrap_or_else(|| vec!["/sbin/reboot".into()]);
+        if argv.is_empty() {
+            return Err(self.err("board.reboot_command", "must name a program"));
+        }
+        Ok(argv)
     }
 }

@@ -66,6 +66,17 @@ pub enum RawBoard {
         cmdline: Option<PathBuf>,
         reboot_command: Option<Vec<String>>,
     },
+    /// A Linksys WRT dual-firmware board (stock U-Boot, partitions found by name).
+    Linksys {
+        id: String,
+        /// The board's fw_env.config (the `u_env` partition). Default "/etc/fw_env.config".
+        env_config: Option<PathBuf>,
+        /// Where procfs, devices and sysfs are. Defaults "/proc", "/dev", "/sys".
+        proc: Option<PathBuf>,
+        dev: Option<PathBuf>,
+        sysfs: Option<PathBuf>,
+        reboot_command: Option<Vec<String>>,
+    },
 }
 
 #[derive(Debug, Default, Deserialize)]

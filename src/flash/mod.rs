@@ -5,16 +5,20 @@
 //! [`Written`]; only [`Written::verify`] (which reads the slot back) or [`verify_existing`]
 //! produces the [`VerifiedSlot`] that a bootloader needs to arm a slot.
 
-pub mod fake_mtd;
 pub mod file;
 pub mod mtd;
+pub mod mtd_char;
+pub mod mtd_image;
+pub mod mtd_slot;
 
 use crate::slot::Slot;
 use sha2::{Digest, Sha256};
 use std::io::Read;
 
 pub use file::FileSlot;
-pub use mtd::{Mtd, MtdChar, MtdInfo, MtdSlot};
+pub use mtd::{Mtd, MtdInfo};
+pub use mtd_char::MtdChar;
+pub use mtd_slot::MtdSlot;
 
 /// Bytes at the start of a slot that are zeroed before writing and written last, so a slot
 /// never looks like a complete image until every byte is in place.

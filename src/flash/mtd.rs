@@ -1,14 +1,7 @@
-//! A slot on raw flash (an MTD partition): erase before program, skip bad blocks, program
-//! whole erase blocks in order, read each back and compare, never past the partition end.
-//!
-//! Flash cannot rewrite a page without erasing its block, so the first erase block (which
-//! holds the image header) is erased to invalidate the slot, kept in memory while the rest
-//! is written, and programmed last.
-
-use super::{FlashError, SlotDevice, SlotSink};
-use crate::slot::Slot;
-use std::io::{self, Read};
-use std::path::PathBuf;
+//! Raw flash (MTD partitions) behind one trait: the kernel's character device, or an image of
+//! a partition in a file; finding which a path is; rewriting a range as the U-Boot tools do.
+use std::io;
+use std::path::Path;
 
 /// Geometry of an MTD partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,317 +26,186 @@ pub trait Mtd: Send + Sync {
     fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
 }
 
-pub struct MtdSlot<M: Mtd> {
-    slot: Slot,
-    mtd: M,
-}
-
-impl<M: Mtd> MtdSlot<M> {
-    pub fn new(slot: Slot, mtd: M) -> Self {
-        MtdSlot { slot, mtd }
-    }
-
-    fn err(&self, op: &'static str, source: io::Error) -> FlashError {
-        FlashError::Io {
-            slot: self.slot,
-            device: self.mtd.describe(),
-            op,
-            source,
-        }
-    }
-
-    /// The geometry and the offsets of the good erase blocks, in order.
-    fn layout(&self) -> Result<(MtdInfo, Vec<u64>), FlashError> {
-        let info = self.mtd.info().map_err(|e| self.err("MEMGETINFO", e))?;
-        if info.erase_size == 0 || info.write_size == 0 || info.erase_size % info.write_size != 0 {
-            return Err(self.err(
-                "MEMGETINFO",
-                io::Error::other(format!("implausible geometry {info:?}")),
-            ));
-        }
-        let mut good = Vec::new();
-        for off in (0..info.size / info.erase_size).map(|b| b * info.erase_size) {
-            if !self
-                .mtd
-                .is_bad(off)
-                .map_err(|e| self.err("MEMGETBADBLOCK", e))?
-            {
-                good.push(off);
-            }
-        }
-        Ok((info, good))
-    }
-}
-
-impl<M: Mtd> SlotDevice for MtdSlot<M> {
-    fn slot(&self) -> Slot {
-        self.slot
-    }
-
+impl Mtd for Box<dyn Mtd> {
     fn describe(&self) -> String {
-        self.mtd.describe()
+        (**self).describe()
     }
-
-    /// The good blocks only: an image never goes past the partition end.
-    fn capacity(&self) -> Result<u64, FlashError> {
-        let (info, good) = self.layout()?;
-        Ok(good.len() as u64 * info.erase_size)
-    }
-
-    fn reader(&self) -> Result<Box<dyn Read + Send + '_>, FlashError> {
-        let (info, good) = self.layout()?;
-        Ok(Box::new(MtdReader {
-            slot: self,
-            erase: info.erase_size,
-            good,
-            pos: 0,
-        }))
-    }
-
-    fn open_sink(&self) -> Result<Box<dyn SlotSink + '_>, FlashError> {
-        let (info, good) = self.layout()?;
-        Ok(Box::new(MtdSink {
-            slot: self,
-            info,
-            good,
-            first: vec![0xff; info.erase_size as usize],
-            block: Vec::with_capacity(info.erase_size as usize),
-            next: 0,
-            sealed: false,
-        }))
-    }
-}
-
-/// Reads the good blocks as one stream.
-struct MtdReader<'a, M: Mtd> {
-    slot: &'a MtdSlot<M>,
-    erase: u64,
-    good: Vec<u64>,
-    pos: u64,
-}
-
-impl<M: Mtd> Read for MtdReader<'_, M> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let (b, within) = (self.pos / self.erase, self.pos % self.erase);
-        let Some(&phys) = self.good.get(b as usize) else {
-            return Ok(0);
-        };
-        let n = buf.len().min((self.erase - within) as usize);
-        self.slot.mtd.read(phys + within, &mut buf[..n])?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-struct MtdSink<'a, M: Mtd> {
-    slot: &'a MtdSlot<M>,
-    info: MtdInfo,
-    good: Vec<u64>,
-    /// The first erase block, programmed last (it holds the header).
-    first: Vec<u8>,
-    /// The erase block being filled (logical block `next / erase_size`).
-    block: Vec<u8>,
-    /// The next logical offset expected.
-    next: u64,
-    /// A partial block was flushed by `sync`: nothing more may follow it.
-    sealed: bool,
-}
-
-impl<M: Mtd> MtdSink<'_, M> {
-    fn phys(&self, logical_block: u64) -> Result<u64, FlashError> {
-        self.good
-            .get(logical_block as usize)
-            .copied()
-            .ok_or(FlashError::TooSmall {
-                slot: self.slot.slot,
-                device: self.slot.mtd.describe(),
-                capacity: self.good.len() as u64 * self.info.erase_size,
-                needed: (logical_block + 1) * self.info.erase_size,
-            })
-    }
-
-    /// Erase the block, program it (padded to whole pages with 0xFF), read it back.
-    fn program_block(&self, logical_block: u64, data: &[u8]) -> Result<(), FlashError> {
-        let phys = self.phys(logical_block)?;
-        let m = &self.slot.mtd;
-        m.erase(phys).map_err(|e| self.slot.err("MEMERASE", e))?;
-        let ws = self.info.write_size as usize;
-        let mut padded = data.to_vec();
-        padded.resize(data.len().div_ceil(ws) * ws, 0xff);
-        m.program(phys, &padded)
-            .map_err(|e| self.slot.err("write", e))?;
-        let mut back = vec![0u8; padded.len()];
-        m.read(phys, &mut back)
-            .map_err(|e| self.slot.err("read back", e))?;
-        if back != padded {
-            return Err(FlashError::Verify {
-                slot: self.slot.slot,
-                what: format!(
-                    "erase block at {phys:#x} of {} did not read back as written",
-                    m.describe()
-                ),
-            });
-        }
-        Ok(())
-    }
-}
-
-impl<M: Mtd> SlotSink for MtdSink<'_, M> {
-    fn invalidate(&mut self, head_len: usize) -> Result<(), FlashError> {
-        let phys = self.phys(0)?;
-        self.slot
-            .mtd
-            .erase(phys)
-            .map_err(|e| self.slot.err("MEMERASE", e))?;
-        self.next = head_len as u64;
-        Ok(())
-    }
-
-    fn write_at(&mut self, offset: u64, mut bytes: &[u8]) -> Result<(), FlashError> {
-        if offset != self.next || self.sealed {
-            return Err(self.slot.err(
-                "write",
-                io::Error::other(format!(
-                    "flash is written in order: offset {offset:#x}, expected {:#x}",
-                    self.next
-                )),
-            ));
-        }
-        let erase = self.info.erase_size;
-        while !bytes.is_empty() {
-            let (b, within) = (self.next / erase, (self.next % erase) as usize);
-            let n = bytes.len().min(erase as usize - within);
-            if b == 0 {
-                self.first[within..within + n].copy_from_slice(&bytes[..n]);
-            } else {
-                self.phys(b)?; // never buffer past the partition end
-                self.block.extend_from_slice(&bytes[..n]);
-                if self.block.len() == erase as usize {
-                    self.program_block(b, &self.block)?;
-                    self.block.clear();
-                }
-            }
-            self.next += n as u64;
-            bytes = &bytes[n..];
-        }
-        Ok(())
-    }
-
-    fn sync(&mut self) -> Result<(), FlashError> {
-        if !self.block.is_empty() {
-            self.program_block(self.next / self.info.erase_size, &self.block)?;
-            self.block.clear();
-            self.sealed = true;
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self, head: &[u8]) -> Result<(), FlashError> {
-        self.sync()?;
-        self.first[..head.len()].copy_from_slice(head);
-        let used = (self.next.min(self.info.erase_size)) as usize;
-        let first = std::mem::take(&mut self.first);
-        self.program_block(0, &first[..used])
-    }
-}
-
-/// The kernel's MTD character device (`/dev/mtdN`), through its ioctls; opened on first use.
-pub struct MtdChar {
-    path: PathBuf,
-    file: std::sync::Mutex<Option<std::fs::File>>,
-}
-
-mod ioctl {
-    /// `struct mtd_info_user` of <mtd/mtd-abi.h>.
-    #[repr(C)]
-    #[derive(Default)]
-    pub struct MtdInfoUser {
-        pub kind: u8,
-        pub flags: u32,
-        pub size: u32,
-        pub erasesize: u32,
-        pub writesize: u32,
-        pub oobsize: u32,
-        pub padding: u64,
-    }
-    /// `struct erase_info_user`.
-    #[repr(C)]
-    pub struct EraseInfoUser {
-        pub start: u32,
-        pub length: u32,
-    }
-    nix::ioctl_read!(mem_get_info, b'M', 1, MtdInfoUser);
-    nix::ioctl_write_ptr!(mem_erase, b'M', 2, EraseInfoUser);
-    nix::ioctl_write_ptr!(mem_get_bad_block, b'M', 11, i64);
-}
-
-impl MtdChar {
-    pub fn new(path: impl Into<PathBuf>) -> MtdChar {
-        MtdChar {
-            path: path.into(),
-            file: std::sync::Mutex::new(None),
-        }
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&std::fs::File) -> io::Result<T>) -> io::Result<T> {
-        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&self.path)?,
-            );
-        }
-        f(guard.as_ref().expect("opened above"))
-    }
-}
-
-fn fd(f: &std::fs::File) -> std::os::fd::RawFd {
-    use std::os::fd::AsRawFd;
-    f.as_raw_fd()
-}
-
-impl Mtd for MtdChar {
-    fn describe(&self) -> String {
-        self.path.display().to_string()
-    }
-
     fn info(&self) -> io::Result<MtdInfo> {
-        let mut i = ioctl::MtdInfoUser::default();
-        // SAFETY: MEMGETINFO fills a `struct mtd_info_user`, which `i` is.
-        self.with(|f| Ok(unsafe { ioctl::mem_get_info(fd(f), &mut i) }?))?;
-        Ok(MtdInfo {
-            size: i.size.into(),
-            erase_size: i.erasesize.into(),
-            write_size: i.writesize.max(1).into(),
-        })
+        (**self).info()
     }
-
     fn is_bad(&self, offset: u64) -> io::Result<bool> {
-        let off = offset as i64;
-        // SAFETY: MEMGETBADBLOCK reads one loff_t; it returns 1 for a bad block.
-        self.with(|f| Ok(unsafe { ioctl::mem_get_bad_block(fd(f), &off) }? > 0))
+        (**self).is_bad(offset)
     }
-
     fn erase(&self, offset: u64) -> io::Result<()> {
-        let info = self.info()?;
-        let e = ioctl::EraseInfoUser {
-            start: offset as u32,
-            length: info.erase_size as u32,
-        };
-        // SAFETY: MEMERASE reads one `struct erase_info_user`.
-        self.with(|f| Ok(unsafe { ioctl::mem_erase(fd(f), &e) }?))?;
-        Ok(())
+        (**self).erase(offset)
     }
-
     fn program(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        self.with(|f| f.write_all_at(data, offset))
+        (**self).program(offset, data)
+    }
+    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read(offset, buf)
+    }
+}
+
+/// The MTD partition a device node belongs to (`/dev/mtd3`, `/dev/mtdblock3` -> `mtd3`).
+pub fn mtd_name(device: &Path) -> Option<String> {
+    let name = device.file_name()?.to_str()?;
+    let n = name
+        .strip_prefix("mtdblock")
+        .or_else(|| name.strip_prefix("mtd"))?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| format!("mtd{n}"))
+}
+
+/// Whether `device` is a character device (the kernel's raw MTD interface).
+pub fn is_char_device(device: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(device).is_ok_and(|m| m.file_type().is_char_device())
+}
+
+/// Raw flash at `device`, if it is raw flash: the kernel's MTD character device (`/dev/mtdN`),
+/// or a regular file named `mtdN` taken as an image of that partition with the geometry sysfs
+/// gives (a board described by files). `None` for anything else (block devices, `mtdblockN`,
+/// other files), which is written as a file.
+pub fn open_mtd(device: &Path, sysfs: &Path) -> Option<io::Result<Box<dyn Mtd>>> {
+    let name = mtd_name(device)?;
+    if name.len() + 5 == device.file_name()?.len() {
+        return None; // mtdblockN: the block emulation
+    }
+    if is_char_device(device) {
+        return Some(Ok(Box::new(super::mtd_char::MtdChar::new(device))));
+    }
+    Some(
+        super::mtd_image::MtdImage::open_with_sysfs(device, &name, sysfs)
+            .map(|m| Box::new(m) as Box<dyn Mtd>),
+    )
+}
+
+/// Replace `bytes.len()` bytes at `offset` of raw flash, as the U-Boot tools do for an
+/// environment: read the erase blocks that hold the range, put the bytes in, erase those
+/// blocks, program them whole, and read them back. Refuses a range on a bad block.
+pub fn rewrite_range(mtd: &dyn Mtd, offset: u64, bytes: &[u8]) -> io::Result<()> {
+    let info = mtd.info()?;
+    let end = offset + bytes.len() as u64;
+    if end > info.size || info.erase_size == 0 {
+        return Err(io::Error::other(format!(
+            "{:#x} bytes at {offset:#x} do not fit in {} ({:#x} bytes)",
+            bytes.len(),
+            mtd.describe(),
+            info.size
+        )));
+    }
+    let first = offset - offset % info.erase_size;
+    let last = end.div_ceil(info.erase_size) * info.erase_size;
+    let mut blocks = vec![0u8; (last - first) as usize];
+    mtd.read(first, &mut blocks)?;
+    let at = (offset - first) as usize;
+    blocks[at..at + bytes.len()].copy_from_slice(bytes);
+    for (i, block) in blocks.chunks(info.erase_size as usize).enumerate() {
+        let b = first + i as u64 * info.erase_size;
+        if mtd.is_bad(b)? {
+            return Err(io::Error::other(format!(
+                "erase block {b:#x} of {} is bad",
+                mtd.describe()
+            )));
+        }
+        mtd.erase(b)?;
+        mtd.program(b, block)?;
+    }
+    let mut back = vec![0u8; bytes.len()];
+    mtd.read(offset, &mut back)?;
+    if back != bytes {
+        return Err(io::Error::other(format!(
+            "{}: what was programmed at {offset:#x} did not read back",
+            mtd.describe()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flash::mtd_image::MtdImage;
+
+    #[test]
+    fn mtd_names() {
+        assert_eq!(mtd_name(Path::new("/dev/mtd3")).as_deref(), Some("mtd3"));
+        assert_eq!(
+            mtd_name(Path::new("/dev/mtdblock12")).as_deref(),
+            Some("mtd12")
+        );
+        assert_eq!(mtd_name(Path::new("/dev/mtd")), None);
+        assert_eq!(mtd_name(Path::new("/dev/mmcblk0p1")), None);
+        assert_eq!(mtd_name(Path::new("/dev/mtd3ro")), None);
     }
 
-    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        self.with(|f| f.read_exact_at(buf, offset))
+    #[test]
+    fn which_paths_are_raw_flash() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = dir.path().join("sys");
+        assert!(open_mtd(Path::new("/dev/mtdblock5"), &sys).is_none());
+        assert!(open_mtd(Path::new("/dev/vda3"), &sys).is_none());
+        // A file named like a partition is an image of it; sysfs must give its geometry.
+        let img = dir.path().join("mtd5");
+        std::fs::write(&img, vec![0xffu8; 0x40000]).unwrap();
+        let e = open_mtd(&img, &sys).unwrap().err().unwrap().to_string();
+        assert!(e.contains("class/mtd/mtd5/size"), "{e}");
+        let class = sys.join("class/mtd/mtd5");
+        std::fs::create_dir_all(&class).unwrap();
+        for (k, v) in [
+            ("size", "262144"),
+            ("erasesize", "131072"),
+            ("writesize", "2048"),
+        ] {
+            std::fs::write(class.join(k), format!("{v}\n")).unwrap();
+        }
+        let m = open_mtd(&img, &sys).unwrap().unwrap();
+        assert_eq!(
+            m.info().unwrap(),
+            MtdInfo {
+                size: 0x40000,
+                erase_size: 0x20000,
+                write_size: 2048
+            }
+        );
+        std::fs::write(class.join("size"), "4096\n").unwrap();
+        let e = open_mtd(&img, &sys).unwrap().err().unwrap().to_string();
+        assert!(e.contains("262144 bytes, but"), "{e}");
+    }
+
+    #[test]
+    fn rewrite_range_keeps_the_rest_of_the_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = MtdInfo {
+            size: 0x40000,
+            erase_size: 0x10000,
+            write_size: 0x800,
+        };
+        let m = MtdImage::create(&dir.path().join("mtd1"), info).unwrap();
+        m.program(0x10000, &vec![0x11u8; 0x10000]).unwrap();
+        m.program(0x20000, &vec![0x22u8; 0x10000]).unwrap();
+        // Over a block boundary: both blocks are erased and programmed again, whole.
+        rewrite_range(&m, 0x1f000, &[0xabu8; 0x2000]).unwrap();
+        let mut all = vec![0u8; 0x40000];
+        m.read(0, &mut all).unwrap();
+        assert!(all[..0x10000].iter().all(|&b| b == 0xff));
+        assert!(all[0x10000..0x1f000].iter().all(|&b| b == 0x11));
+        assert!(all[0x1f000..0x21000].iter().all(|&b| b == 0xab));
+        assert!(all[0x21000..0x30000].iter().all(|&b| b == 0x22));
+        // Two erases and two whole-block programs (after the two programs of the setup).
+        assert_eq!(*m.ops.lock().unwrap(), (2, 4));
+        // Rewriting what programming alone could not (bits 0 -> 1) works: it erases first.
+        rewrite_range(&m, 0x1f000, &[0xffu8; 0x10]).unwrap();
+        let bad = MtdImage::open(&dir.path().join("mtd1"), info)
+            .unwrap()
+            .with_bad_block(0x30000);
+        let e = rewrite_range(&bad, 0x30000, &[0u8; 4])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0x30000") && e.contains("bad"), "{e}");
+        let e = rewrite_range(&m, 0x3ffff, &[0u8; 4])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("do not fit"), "{e}");
     }
 }

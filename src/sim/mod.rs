@@ -71,6 +71,17 @@ pub fn firmware_image(
     payload_len: usize,
     b: Behaviour,
 ) -> Vec<u8> {
+    firmware_image_for(BOARD_ID, version, build_time, payload_len, b)
+}
+
+/// [`firmware_image`] for another board id.
+pub fn firmware_image_for(
+    board: &str,
+    version: &Version,
+    build_time: u64,
+    payload_len: usize,
+    b: Behaviour,
+) -> Vec<u8> {
     // Deterministic filler that differs per version, so images are distinguishable.
     let mut payload = Vec::with_capacity(payload_len + 32);
     let mut block: [u8; 32] = Sha256::digest(version.as_str().as_bytes()).into();
@@ -80,7 +91,7 @@ pub fn firmware_image(
     }
     payload.truncate(payload_len);
     firmware::build_image(
-        BOARD_ID,
+        board,
         version,
         build_time,
         &payload,

@@ -3,7 +3,7 @@
 //! booted firmware can break. Used by `fwguard demo` and by the integration tests.
 
 use super::httpd::{ServeOptions, Server};
-use super::{firmware_image, Behaviour, BootReport, SimError, SimRouter};
+use super::{firmware_image_for, Behaviour, BootReport, SimError, SimRouter};
 use crate::index::build::{sign_bytes, IndexDraft, NewRelease};
 use crate::index::sign::SecretKey;
 use crate::version::Version;
@@ -22,6 +22,8 @@ pub struct WorldOptions {
     pub slot_size: u64,
     pub payload_len: usize,
     pub serve: ServeOptions,
+    /// The board id images and index entries are made for.
+    pub board: String,
 }
 
 impl Default for WorldOptions {
@@ -30,6 +32,7 @@ impl Default for WorldOptions {
             slot_size: super::DEFAULT_SLOT_SIZE,
             payload_len: 1 << 20,
             serve: ServeOptions::default(),
+            board: super::BOARD_ID.into(),
         }
     }
 }
@@ -103,7 +106,13 @@ impl World {
         let www = root.join("www");
         std::fs::create_dir_all(www.join("images")).map_err(|e| io(&www, e))?;
         let v1: Version = "1.0".parse().expect("static version");
-        let img = firmware_image(&v1, BUILD_TIME, opts.payload_len, Behaviour::GOOD);
+        let img = firmware_image_for(
+            &opts.board,
+            &v1,
+            BUILD_TIME,
+            opts.payload_len,
+            Behaviour::GOOD,
+        );
         let router = SimRouter::create(root.join("router"), opts.slot_size, &img)?;
         let key = SecretKey::generate()
             .map_err(|e| SimError::NoBootableSlot(format!("no randomness: {e}")))?;
@@ -155,7 +164,7 @@ impl World {
         let v: Version = version
             .parse()
             .map_err(|e| SimError::NoBootableSlot(format!("{e}")))?;
-        let img = firmware_image(&v, BUILD_TIME, self.opts.payload_len, b);
+        let img = firmware_image_for(&self.opts.board, &v, BUILD_TIME, self.opts.payload_len, b);
         let p = self.www.join(format!("images/fw-{version}.img"));
         std::fs::write(&p, img).map_err(|e| io(&p, e))?;
         self.images.insert(version.to_string(), (v, p.clone()));
@@ -175,7 +184,7 @@ impl World {
                 .ok_or_else(|| SimError::NoBootableSlot(format!("no image {v}")))?;
             let rel = NewRelease::from_image(
                 version,
-                vec![super::BOARD_ID.into()],
+                vec![self.opts.board.clone()],
                 vec!["stable".into()],
                 vec![format!("images/fw-{v}.img")],
                 &path,

@@ -2,6 +2,9 @@
 //! router, and a daemon runner that stops once the boot is settled.
 #![allow(dead_code)]
 
+pub mod linksys;
+pub mod tools;
+
 use fwguard::agent::{Agent, DaemonExit};
 use fwguard::config::Settings;
 use fwguard::sim::world::{World, WorldOptions};

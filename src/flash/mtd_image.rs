@@ -1,7 +1,8 @@
-//! A file that behaves like raw NAND behind the [`Mtd`] trait, for tests and the simulated
-//! router: erase sets a block to 0xFF, programming must be page-aligned and can only clear
-//! bits (programming a page that was not erased fails, as on flash), and blocks can be
-//! marked bad (erasing or programming one fails).
+//! An image of an MTD partition in a regular file, behaving like raw NAND behind the [`Mtd`]
+//! trait (the simulated router, tests, and a board described by files): erase sets a block to
+//! 0xFF, programming must be page-aligned and can only clear bits (programming a page that
+//! was not erased fails, as on flash), and blocks can be marked bad (erasing or programming
+//! one fails).
 
 use super::mtd::{Mtd, MtdInfo};
 use std::collections::BTreeSet;
@@ -11,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub struct FakeMtd {
+pub struct MtdImage {
     path: PathBuf,
     file: File,
     info: MtdInfo,
@@ -20,25 +21,61 @@ pub struct FakeMtd {
     pub ops: Mutex<(u64, u64)>,
 }
 
-impl FakeMtd {
+impl MtdImage {
     /// Create a fresh (all 0xFF) device of `size` bytes.
-    pub fn create(path: &Path, info: MtdInfo) -> io::Result<FakeMtd> {
+    pub fn create(path: &Path, info: MtdInfo) -> io::Result<MtdImage> {
         std::fs::write(path, vec![0xffu8; info.size as usize])?;
         Self::open(path, info)
     }
 
-    pub fn open(path: &Path, info: MtdInfo) -> io::Result<FakeMtd> {
+    pub fn open(path: &Path, info: MtdInfo) -> io::Result<MtdImage> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)?;
-        Ok(FakeMtd {
+        Ok(MtdImage {
             path: path.to_path_buf(),
             file,
             info,
             bad: BTreeSet::new(),
             ops: Mutex::new((0, 0)),
         })
+    }
+
+    /// Open the image of partition `mtdN` with the geometry the sysfs tree at `sysfs` gives
+    /// for it (`class/mtd/mtdN/{size,erasesize,writesize}`), as the kernel would report it.
+    pub fn open_with_sysfs(path: &Path, mtd: &str, sysfs: &Path) -> io::Result<MtdImage> {
+        let class = sysfs.join("class/mtd").join(mtd);
+        let field = |name: &str| -> io::Result<u64> {
+            let p = class.join(name);
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+            crate::boot::fw_env::number(text.trim()).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: not a number: {:?}", p.display(), text.trim()),
+                )
+            })
+        };
+        let info = MtdInfo {
+            size: field("size")?,
+            erase_size: field("erasesize")?,
+            write_size: field("writesize")?.max(1),
+        };
+        let len = std::fs::metadata(path)?.len();
+        if len != info.size || info.erase_size == 0 || info.size % info.erase_size != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: {len} bytes, but {} gives size {:#x} and erase size {:#x}",
+                    path.display(),
+                    class.display(),
+                    info.size,
+                    info.erase_size
+                ),
+            ));
+        }
+        Self::open(path, info)
     }
 
     /// Mark the erase block at `offset` bad (as the factory bad-block table would).
@@ -66,9 +103,9 @@ impl FakeMtd {
     }
 }
 
-impl Mtd for FakeMtd {
+impl Mtd for MtdImage {
     fn describe(&self) -> String {
-        format!("{} (fake NAND)", self.path.display())
+        format!("{} (NAND image)", self.path.display())
     }
 
     fn info(&self) -> io::Result<MtdInfo> {

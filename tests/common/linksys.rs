@@ -1,0 +1,232 @@
+//! A Linksys WRT32X-like flash described by files (`/proc/mtd`, `/dev/mtdN` images, the
+//! sysfs geometry, fw_env.config), and the stock U-Boot played at power-on: read the env with
+//! the real `fw_printenv`, count the boot in `s_env` as stock U-Boot does (a record appended
+//! per boot, the partition erased only when full), past the limit switch partitions with the
+//! real `fw_setenv`, then boot the kernel partition `bootcmd` names.
+//!
+//! The `s_env` log is read and written here byte by byte, independently of fwguard's code.
+
+use super::tools::tool;
+use fwguard::firmware::{Header, HEADER_LEN};
+use fwguard::sim::world::World;
+use fwguard::Slot;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const ERASE: u64 = 0x20000;
+pub const PAGE: u64 = 2048;
+pub const MAGIC: u32 = 0x2011_0811;
+/// Counted boots the emulated stock U-Boot allows before it switches partitions.
+pub const LIMIT: u32 = 3;
+
+/// (mtd number, name, size)
+pub const LAYOUT: [(u32, &str, u64); 10] = [
+    (0, "u-boot", 0x10_0000),
+    (1, "u_env", 0x2_0000),
+    (2, "s_env", 0x4_0000),
+    (3, "unused_area", 0x4_0000),
+    (4, "devinfo", 0x2_0000),
+    (5, "kernel1", 0x30_0000),
+    (6, "rootfs1", 0x20_0000),
+    (7, "kernel2", 0x30_0000),
+    (8, "rootfs2", 0x20_0000),
+    (9, "BBT", 0x2_0000),
+];
+
+pub const STOCK_ENV: &str = "auto_recovery=yes
+boot_part=1
+bootcmd=run nandboot
+bootdelay=3
+nandboot=setenv bootargs console=ttyS0,115200 root=/dev/mtdblock6; nand read 0x2000000 0x900000 0x600000; bootm 0x2000000
+altnandboot=setenv bootargs console=ttyS0,115200 root=/dev/mtdblock8; nand read 0x2000000 0x8400000 0x600000; bootm 0x2000000
+";
+
+pub struct Flash {
+    pub root: PathBuf,
+}
+
+impl Flash {
+    /// Lay the flash out under `root`, with `image` in kernel1 and the stock env in u_env.
+    pub fn create(root: &Path, image: &[u8]) -> Flash {
+        let f = Flash {
+            root: root.to_path_buf(),
+        };
+        for d in ["dev", "proc/sys/kernel/random", "etc", "sys/class/ubi/ubi0"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let mut table = String::from("dev:    size   erasesize  name\n");
+        for (n, name, size) in LAYOUT {
+            table += &format!("mtd{n}: {size:08x} {ERASE:08x} \"{name}\"\n");
+            std::fs::write(f.dev(n), vec![0xffu8; size as usize]).unwrap();
+            let class = root.join(format!("sys/class/mtd/mtd{n}"));
+            std::fs::create_dir_all(&class).unwrap();
+            for (k, v) in [("size", size), ("erasesize", ERASE), ("writesize", PAGE)] {
+                std::fs::write(class.join(k), format!("{v}\n")).unwrap();
+            }
+        }
+        std::fs::write(root.join("proc/mtd"), table).unwrap();
+        let mut k1 = std::fs::read(f.dev(5)).unwrap();
+        k1[..image.len()].copy_from_slice(image);
+        std::fs::write(f.dev(5), k1).unwrap();
+        std::fs::write(root.join("env.txt"), STOCK_ENV).unwrap();
+        let env = f.dev(1);
+        tool(
+            "mkenvimage",
+            &[
+                "-s",
+                "0x20000",
+                "-o",
+                env.to_str().unwrap(),
+                root.join("env.txt").to_str().unwrap(),
+            ],
+        );
+        std::fs::write(
+            f.fw_env_config(),
+            format!("# u_env\n{} 0x0 0x20000 0x20000\n", env.display()),
+        )
+        .unwrap();
+        f
+    }
+
+    pub fn dev(&self, n: u32) -> PathBuf {
+        self.root.join(format!("dev/mtd{n}"))
+    }
+
+    pub fn fw_env_config(&self) -> PathBuf {
+        self.root.join("etc/fw_env.config")
+    }
+
+    /// The [board] section for this flash.
+    pub fn board_config(&self) -> String {
+        format!(
+            "profile = \"linksys\"\nid = \"linksys-wrt32x\"\nenv_config = \"{}\"\nproc = \"{}\"\ndev = \"{}\"\nsysfs = \"{}\"\nreboot_command = [\"touch\", \"{}\"]\n",
+            self.fw_env_config().display(),
+            self.root.join("proc").display(),
+            self.root.join("dev").display(),
+            self.root.join("sys").display(),
+            self.root.join("reboot-requested").display(),
+        )
+    }
+
+    /// The env as the real fw_printenv prints it.
+    pub fn env(&self) -> BTreeMap<String, String> {
+        let cfg = self.fw_env_config();
+        tool("fw_printenv", &["-c", cfg.to_str().unwrap()])
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub fn setenv(&self, pairs: &[(&str, &str)]) {
+        let script = self.root.join("setenv.txt");
+        let text: String = pairs.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(&script, text).unwrap();
+        let cfg = self.fw_env_config();
+        tool(
+            "fw_setenv",
+            &["-c", cfg.to_str().unwrap(), "-s", script.to_str().unwrap()],
+        );
+    }
+
+    /// The s_env log: (count of the last record, records).
+    pub fn s_env(&self) -> (u32, u64) {
+        let raw = std::fs::read(self.dev(2)).unwrap();
+        let word = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().unwrap());
+        let mut count = 0;
+        let mut records = 0;
+        for at in (0..raw.len()).step_by(PAGE as usize) {
+            match word(at) {
+                0xffff_ffff => break,
+                MAGIC => {
+                    assert_eq!(
+                        word(at + 8),
+                        MAGIC.wrapping_add(word(at + 4)),
+                        "s_env record at {at:#x} has a bad checksum"
+                    );
+                    count = word(at + 4);
+                    records += 1;
+                }
+                other => panic!("s_env at {at:#x}: foreign word {other:#x}"),
+            }
+        }
+        (count, records)
+    }
+
+    /// What stock U-Boot does to s_env at a boot: append a record with the count + 1; erase
+    /// the partition first when it is full.
+    fn count_boot(&self) -> u32 {
+        let (count, records) = self.s_env();
+        let mut raw = std::fs::read(self.dev(2)).unwrap();
+        let mut at = (records * PAGE) as usize;
+        if at >= raw.len() {
+            raw.fill(0xff);
+            at = 0;
+        }
+        let n = count + 1;
+        raw[at..at + 4].copy_from_slice(&MAGIC.to_le_bytes());
+        raw[at + 4..at + 8].copy_from_slice(&n.to_le_bytes());
+        raw[at + 8..at + 12].copy_from_slice(&MAGIC.wrapping_add(n).to_le_bytes());
+        std::fs::write(self.dev(2), raw).unwrap();
+        n
+    }
+
+    /// Power the router on: stock U-Boot until a firmware reaches userspace; then the WAN
+    /// behaves as that firmware does. Returns the slot and version booted.
+    pub async fn power_on(&self, world: &mut World) -> (Slot, String) {
+        let _ = std::fs::remove_file(self.root.join("reboot-requested"));
+        for _ in 0..16 {
+            let env = self.env();
+            let count = self.count_boot();
+            if env.get("auto_recovery").map(String::as_str) == Some("yes") && count > LIMIT {
+                let other = if env["boot_part"] == "1" {
+                    ("2", "run altnandboot")
+                } else {
+                    ("1", "run nandboot")
+                };
+                self.setenv(&[("boot_part", other.0), ("bootcmd", other.1)]);
+                std::fs::write(self.dev(2), vec![0xffu8; 0x4_0000]).unwrap();
+                continue;
+            }
+            let env = self.env();
+            let (slot, kernel, rootfs) = match env["bootcmd"].as_str() {
+                "run nandboot" => (Slot::A, 5, 6),
+                "run altnandboot" => (Slot::B, 7, 8),
+                other => panic!("U-Boot: unknown bootcmd {other:?}"),
+            };
+            let img = std::fs::read(self.dev(kernel)).unwrap();
+            let Ok(h) = Header::parse(&img[..HEADER_LEN]) else {
+                continue; // not bootable: reset, counted again
+            };
+            let end = HEADER_LEN + h.payload_size as usize;
+            if <[u8; 32]>::from(Sha256::digest(&img[HEADER_LEN..end])) != h.payload_sha256 {
+                continue;
+            }
+            if h.extra.get(fwguard::sim::X_BOOT).map(String::as_str) == Some("panic") {
+                continue;
+            }
+            std::fs::write(
+                self.root.join("sys/class/ubi/ubi0/mtd_num"),
+                format!("{rootfs}\n"),
+            )
+            .unwrap();
+            let id: [u8; 16] = Sha256::digest(format!("{:?}", std::time::Instant::now()))[..16]
+                .try_into()
+                .unwrap();
+            std::fs::write(
+                self.root.join("proc/sys/kernel/random/boot_id"),
+                hex::encode(id),
+            )
+            .unwrap();
+            let wan = h.extra.get(fwguard::sim::X_WAN).map(String::as_str) != Some("down");
+            world.wan.set_up(wan).await.unwrap();
+            return (slot, h.version.as_str().to_string());
+        }
+        panic!("stuck in a boot loop");
+    }
+
+    pub fn reboot_requested(&self) -> bool {
+        self.root.join("reboot-requested").exists()
+    }
+}

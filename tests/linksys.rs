@@ -1,0 +1,310 @@
+//! The Linksys dual-firmware backend through whole update / commit / rollback cycles on
+//! file-backed images of u_env, s_env and the kernel/rootfs partitions, with the stock
+//! U-Boot played at every power-on (tests/common/linksys.rs): the env is read and checked
+//! with the real fw_printenv, the s_env boot counter is read and counted byte by byte.
+
+mod common;
+
+use common::linksys::{Flash, LIMIT};
+use common::{history_has, PANICS, WAN_DOWN};
+use fwguard::agent::{Action, Agent, Confirmed, UpdateMode};
+use fwguard::config::Settings;
+use fwguard::sim::world::{World, WorldOptions};
+use fwguard::sim::Behaviour;
+use fwguard::state::{PersistedState, StateStore, UpdateState};
+use fwguard::Slot;
+use std::path::PathBuf;
+use std::time::Duration;
+
+struct Router {
+    world: World,
+    flash: Flash,
+    cfg: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Router {
+    async fn new() -> Router {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = WorldOptions {
+            board: "linksys-wrt32x".into(),
+            payload_len: 512 * 1024,
+            ..WorldOptions::default()
+        };
+        let mut world = World::create(tmp.path().join("w"), opts).await.unwrap();
+        world.add_image("1.1", Behaviour::GOOD).unwrap();
+        world.add_image("1.2", WAN_DOWN).unwrap();
+        world.add_image("1.3", PANICS).unwrap();
+        world.publish(&["1.0"]).unwrap();
+        let image = std::fs::read(world.www.join("images/fw-1.0.img")).unwrap();
+        let flash = Flash::create(&tmp.path().join("flash"), &image);
+        let text = world.config_text("policy = \"off\"", common::FAST_TRIAL);
+        let sim_board = format!(
+            "profile = \"sim\"\ndir = \"{}\"\n",
+            world.router.dir().display()
+        );
+        assert!(text.contains(&sim_board));
+        let cfg = tmp.path().join("config.toml");
+        std::fs::write(&cfg, text.replace(&sim_board, &flash.board_config())).unwrap();
+        Router {
+            world,
+            flash,
+            cfg,
+            _tmp: tmp,
+        }
+    }
+
+    fn agent(&self) -> Agent {
+        Agent::from_settings(Settings::load(&self.cfg).unwrap()).unwrap()
+    }
+
+    fn state(&self) -> PersistedState {
+        StateStore::new(Settings::load(&self.cfg).unwrap().state_dir)
+            .load()
+            .unwrap()
+    }
+
+    async fn power_on(&mut self) -> (Slot, String) {
+        self.flash.power_on(&mut self.world).await
+    }
+
+    /// Run the daemon until the boot is settled: idle, and (for a committed boot) confirmed
+    /// or given up; or until it asks for a reboot.
+    async fn settle(&self) {
+        let agent = self.agent();
+        let store = StateStore::new(Settings::load(&self.cfg).unwrap().state_dir);
+        let flash = &self.flash;
+        let done = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let idle = store.load().is_ok_and(|s| s.update == UpdateState::Idle);
+                if idle && flash.s_env().0 == 0 || flash.reboot_requested() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), agent.run_daemon(done))
+            .await
+            .expect("daemon settles in time")
+            .expect("daemon runs");
+    }
+
+    fn bytes(&self, mtd: u32) -> Vec<u8> {
+        std::fs::read(self.flash.dev(mtd)).unwrap()
+    }
+}
+
+fn env_says(flash: &Flash, part: &str, bootcmd: &str, trial: Option<&str>) {
+    let env = flash.env();
+    assert_eq!(env["boot_part"], part, "{env:?}");
+    assert_eq!(env["bootcmd"], bootcmd, "{env:?}");
+    assert_eq!(env["auto_recovery"], "yes", "{env:?}");
+    assert_eq!(
+        env.get("fwguard_trial").map(String::as_str),
+        trial,
+        "{env:?}"
+    );
+    // The stock variables fwguard does not own are kept.
+    assert!(env["nandboot"].contains("0x900000") && env["altnandboot"].contains("0x8400000"));
+}
+
+#[tokio::test]
+async fn update_commit_rollback_and_the_stock_boot_counter() {
+    let mut r = Router::new().await;
+    assert_eq!(r.power_on().await, (Slot::A, "1.0".into()));
+    assert_eq!(r.flash.s_env(), (1, 1), "stock U-Boot counted the boot");
+
+    // A healthy committed boot: the count is reset (one record appended), the env untouched.
+    let env_before = r.bytes(1);
+    let mut never = std::pin::pin!(std::future::pending::<()>());
+    assert_eq!(
+        r.agent().confirm_boot(&mut never).await.unwrap(),
+        Confirmed::Reset
+    );
+    assert_eq!(r.flash.s_env(), (0, 2));
+    assert_eq!(r.bytes(1), env_before);
+    // Nothing counted, nothing written.
+    let s_env = r.bytes(2);
+    assert_eq!(
+        r.agent().confirm_boot(&mut never).await.unwrap(),
+        Confirmed::NothingCounted
+    );
+    assert_eq!((r.bytes(2), r.bytes(1)), (s_env, env_before));
+
+    // Update to 1.1: written to kernel2 only, then boot_part + bootcmd flipped in one write.
+    r.world.publish(&["1.0", "1.1"]).unwrap();
+    let (k1, r1, r2) = (r.bytes(5), r.bytes(6), r.bytes(8));
+    let action = r.agent().update(UpdateMode::Install).await.unwrap();
+    assert!(matches!(action, Action::Reboot(_)), "{action:?}");
+    assert!(r.flash.reboot_requested());
+    let image = std::fs::read(r.world.www.join("images/fw-1.1.img")).unwrap();
+    assert_eq!(&r.bytes(7)[..image.len()], &image[..]);
+    assert_eq!(
+        (r.bytes(5), r.bytes(6), r.bytes(8)),
+        (k1.clone(), r1.clone(), r2)
+    );
+    env_says(&r.flash, "2", "run altnandboot", Some("2"));
+    assert_eq!(r.flash.s_env().0, 0);
+
+    // Its first boot is counted; healthy: committed, the trial mark gone, the count reset.
+    assert_eq!(r.power_on().await, (Slot::B, "1.1".into()));
+    assert_eq!(r.flash.s_env().0, 1);
+    r.settle().await;
+    let st = r.state();
+    assert_eq!(
+        (st.update.clone(), st.known_good),
+        (UpdateState::Idle, Some(Slot::B))
+    );
+    assert!(history_has(&st, "committed", "1.1"));
+    env_says(&r.flash, "2", "run altnandboot", None);
+    assert_eq!(r.flash.s_env().0, 0);
+
+    // 1.2 breaks the WAN: written to kernel1 (the old slot; kernel2 runs and is known-good),
+    // judged unhealthy, rolled back to partition 2 with the count reset.
+    r.world.publish(&["1.0", "1.1", "1.2"]).unwrap();
+    let k2 = r.bytes(7);
+    r.agent().update(UpdateMode::Install).await.unwrap();
+    assert_eq!(r.bytes(7), k2);
+    env_says(&r.flash, "1", "run nandboot", Some("1"));
+    assert_eq!(r.power_on().await, (Slot::A, "1.2".into()));
+    r.settle().await;
+    assert!(r.flash.reboot_requested());
+    assert!(history_has(&r.state(), "rollback", "1.2"));
+    env_says(&r.flash, "2", "run altnandboot", None);
+    assert_eq!(r.flash.s_env().0, 0);
+    assert_eq!(r.power_on().await, (Slot::B, "1.1".into()));
+    r.settle().await;
+    let st = r.state();
+    assert!(history_has(&st, "rolled-back", "1.2"));
+    assert_eq!(st.known_good, Some(Slot::B));
+    assert_eq!(
+        r.flash.s_env().0,
+        0,
+        "the healthy boot after the rollback is confirmed"
+    );
+
+    // 1.3 never boots: stock U-Boot counts its boots and, past its limit, goes back to
+    // partition 2 by itself; fwguard sees the trial given up and denylists 1.3.
+    r.world.publish(&["1.0", "1.1", "1.2", "1.3"]).unwrap();
+    r.agent().update(UpdateMode::Install).await.unwrap();
+    env_says(&r.flash, "1", "run nandboot", Some("1"));
+    assert_eq!(r.power_on().await, (Slot::B, "1.1".into()));
+    let boot = r.agent().board.bootloader.read_state().unwrap();
+    assert_eq!(
+        (boot.primary, boot.trial, boot.fell_back_from),
+        (Slot::B, false, Some(Slot::A))
+    );
+    r.settle().await;
+    let st = r.state();
+    assert!(history_has(&st, "trial-failed", "1.3"), "{:?}", st.history);
+    assert_eq!(
+        (st.update.clone(), st.known_good),
+        (UpdateState::Idle, Some(Slot::B))
+    );
+    let choice = r.agent().check().await.unwrap().choice;
+    assert!(
+        matches!(choice, fwguard::index::select::Choice::UpToDate { .. }),
+        "1.2 and 1.3 are denylisted: {choice:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unhealthy_committed_boot_keeps_its_count() {
+    let mut r = Router::new().await;
+    let mut never = std::pin::pin!(std::future::pending::<()>());
+    // Below the stock limit (past it, U-Boot would boot the other firmware: see above).
+    for boot in 1..LIMIT {
+        assert_eq!(r.power_on().await, (Slot::A, "1.0".into()));
+        // The firmware boots, but the internet is unreachable: never confirmed.
+        r.world.wan.set_up(false).await.unwrap();
+        assert_eq!(
+            r.agent().confirm_boot(&mut never).await.unwrap(),
+            Confirmed::Failing
+        );
+        assert_eq!(
+            r.flash.s_env().0,
+            boot,
+            "count kept after unhealthy boot {boot}"
+        );
+    }
+    // Healthy again: one confirmation resets it.
+    assert_eq!(r.power_on().await, (Slot::A, "1.0".into()));
+    assert_eq!(r.flash.s_env().0, LIMIT);
+    assert_eq!(
+        r.agent().confirm_boot(&mut never).await.unwrap(),
+        Confirmed::Reset
+    );
+    assert_eq!(r.flash.s_env().0, 0);
+}
+
+#[tokio::test]
+async fn the_s_env_log_fills_and_is_erased_as_u_boot_expects() {
+    // 128 pages: after many boots and confirmations the log wraps (erase, then record 0),
+    // and what fwguard appends stays readable by the byte-level reader.
+    let mut r = Router::new().await;
+    let mut never = std::pin::pin!(std::future::pending::<()>());
+    let mut wrapped = false;
+    let mut last = 0;
+    for _ in 0..70 {
+        r.power_on().await;
+        r.agent().confirm_boot(&mut never).await.unwrap();
+        let (count, records) = r.flash.s_env();
+        assert_eq!(count, 0);
+        wrapped |= records < last;
+        last = records;
+    }
+    assert!(wrapped, "the log never filled");
+}
+
+#[test]
+fn doctor_reads_the_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flash = Flash::create(tmp.path(), b"");
+    std::fs::write(tmp.path().join("sys/class/ubi/ubi0/mtd_num"), "8\n").unwrap();
+    std::fs::write(tmp.path().join("proc/sys/kernel/random/boot_id"), "x\n").unwrap();
+    let key = fwguard::index::sign::SecretKey::generate().unwrap();
+    std::fs::write(tmp.path().join("vendor.pub"), key.public().to_file("t")).unwrap();
+    let cfg = tmp.path().join("config.toml");
+    let write_cfg = |board: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[agent]\nstate_dir = \"state\"\n[index]\nurl = \"http://127.0.0.1:9/i\"\ntrusted_key_files = [\"vendor.pub\"]\n[board]\n{board}"
+            ),
+        )
+        .unwrap()
+    };
+    write_cfg(&flash.board_config());
+    let doctor = || {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_fwguard"))
+            .args(["--config", cfg.to_str().unwrap(), "doctor"])
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (code, out) = doctor();
+    assert_eq!(code, Some(0), "{out}");
+    for line in [
+        "board linksys-wrt32x (profile linksys)",
+        "ok   flash layout: boot counter s_env on mtd2",
+        "ok   flash layout: slot A: kernel1 on mtd5 (0x300000 bytes, spanning rootfs1 on mtd6)",
+        "ok   flash layout: slot B: kernel2 on mtd7",
+        "ok   running slot: running B; updates write slot A",
+        "next boot A",
+    ] {
+        assert!(out.contains(line), "{line:?} missing in:\n{out}");
+    }
+    // A layout without the second firmware is refused, naming the partition.
+    let table = std::fs::read_to_string(tmp.path().join("proc/mtd")).unwrap();
+    std::fs::write(
+        tmp.path().join("proc/mtd"),
+        table.replace("kernel2", "kernelX"),
+    )
+    .unwrap();
+    let (code, out) = doctor();
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("no partition named \"kernel2\""), "{out}");
+}
