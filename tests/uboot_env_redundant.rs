@@ -6,15 +6,14 @@
 mod common;
 
 use common::tools::tool;
+use common::verified_slot as verified;
 use fwguard::boot::env_store::EnvStore;
 use fwguard::boot::fw_env::FwEnvConfig;
 use fwguard::boot::uboot::UBootAb;
 use fwguard::boot::uboot_env::EnvVars;
 use fwguard::boot::Bootloader;
 use fwguard::config::{BoardSettings, Settings};
-use fwguard::flash::{self, Expected, FileSlot, VerifiedSlot};
 use fwguard::Slot;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 const SIZE: usize = 0x4000;
@@ -34,25 +33,6 @@ fn pair(dir: &Path) -> (PathBuf, String, EnvStore) {
     .unwrap();
     let store = EnvStore::from_fw_env(&FwEnvConfig::load(&cfg).unwrap());
     (file, cfg.display().to_string(), store)
-}
-
-/// A slot file holding a small image, written and read back through fwguard's pipeline: only
-/// such a slot can be armed.
-fn verified(dir: &Path, slot: Slot) -> VerifiedSlot {
-    let path = dir.join(format!("slot-{slot}.img"));
-    std::fs::write(&path, vec![0u8; 64 * 1024]).unwrap();
-    let image = vec![slot.as_str().as_bytes()[0]; 8192];
-    let expected = Expected {
-        size: image.len() as u64,
-        sha256: Sha256::digest(&image).into(),
-    };
-    let dev = FileSlot::new(slot, &path);
-    let mut w = flash::begin(&dev, &expected).unwrap();
-    w.write(&image).unwrap();
-    w.finish(&expected)
-        .unwrap()
-        .verify(&dev, &expected)
-        .unwrap()
 }
 
 fn vars(pairs: &[(&str, &str)]) -> EnvVars {

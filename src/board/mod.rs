@@ -91,11 +91,45 @@ impl Board {
                     cmdline: cmdline.clone(),
                     boot_id: "/proc/sys/kernel/random/boot_id".into(),
                     reboot_command: reboot_command.clone(),
+                    active_from: None,
                 }),
             ),
             BoardSettings::Linksys(l) => linksys::board(l)?,
+            BoardSettings::Grub(o) => other_board(
+                o,
+                Box::new(crate::boot::grub::grub_ab(&o.bootloader[0])),
+                None,
+            )?,
+            BoardSettings::Script(o) => other_board(
+                o,
+                Box::new(crate::boot::script::ScriptBoot::new(o.bootloader.clone())),
+                Some(o.bootloader.clone()),
+            )?,
         })
     }
+}
+
+/// A GRUB or vendor-command board: the running slot from `ab.slot=` on the kernel command
+/// line, or from the vendor command's `get-active` when it is given.
+fn other_board(
+    o: &crate::config::OtherBoot,
+    bootloader: Box<dyn Bootloader>,
+    active_from: Option<Vec<String>>,
+) -> Result<Board, BoardError> {
+    Ok(Board::new(
+        o.id.clone(),
+        bootloader,
+        [
+            slot_device(Slot::A, &o.slot_a, &o.sysfs)?,
+            slot_device(Slot::B, &o.slot_b, &o.sysfs)?,
+        ],
+        Box::new(LinuxPlatform {
+            cmdline: o.proc.join("cmdline"),
+            boot_id: o.proc.join("sys/kernel/random/boot_id"),
+            reboot_command: o.reboot_command.clone(),
+            active_from: active_from.map(crate::boot::script::ScriptBoot::new),
+        }),
+    ))
 }
 
 /// A slot on raw flash (an MTD character device `/dev/mtdN`, or an image of one) is
@@ -148,10 +182,18 @@ pub struct LinuxPlatform {
     pub cmdline: PathBuf,
     pub boot_id: PathBuf,
     pub reboot_command: Vec<String>,
+    /// A vendor command whose `get-active` names the running slot (else the command line).
+    pub active_from: Option<crate::boot::script::ScriptBoot>,
 }
 
 impl Platform for LinuxPlatform {
     fn booted_slot(&self) -> Result<Slot, BoardError> {
+        if let Some(cmd) = &self.active_from {
+            return cmd
+                .get_active()
+                .map(|a| a.active)
+                .map_err(|e| BoardError::RunningSlot(e.to_string()));
+        }
         slot_from_cmdline(&read(&self.cmdline)?).ok_or_else(|| BoardError::NoSlotArg {
             path: self.cmdline.clone(),
             key: SLOT_ARG,

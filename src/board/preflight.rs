@@ -130,18 +130,24 @@ fn copy_geometry(env: &FwEnvConfig, c: &EnvDevice, sysfs: &Path) -> Finding {
     )
 }
 
-/// Every check, for `fwguard doctor`; `board` is what building the board from the settings
-/// gave (finding its partitions and devices).
-pub fn all(settings: &BoardSettings, board: Result<&Board, &BoardError>) -> Vec<Finding> {
-    let mut out = match settings {
+/// The checks of the configured layout that need no board: where the env is against the
+/// flash it is on, the Linksys partitions.
+fn layout(settings: &BoardSettings) -> Vec<Finding> {
+    match settings {
         BoardSettings::UBoot { env, sysfs, .. } => env_geometry(env, sysfs),
         BoardSettings::Linksys(l) => {
             let mut v = env_geometry(&l.env, &l.sysfs);
             v.extend(super::linksys::preflight(l));
             v
         }
-        BoardSettings::Sim { .. } => Vec::new(),
-    };
+        BoardSettings::Sim { .. } | BoardSettings::Grub(_) | BoardSettings::Script(_) => Vec::new(),
+    }
+}
+
+/// Every check, for `fwguard doctor`; `board` is what building the board from the settings
+/// gave (finding its partitions and devices).
+pub fn all(settings: &BoardSettings, board: Result<&Board, &BoardError>) -> Vec<Finding> {
+    let mut out = layout(settings);
     let board = match board {
         Ok(b) => b,
         Err(e) => {
@@ -174,6 +180,8 @@ pub fn all(settings: &BoardSettings, board: Result<&Board, &BoardError>) -> Vec<
             e.to_string(),
             match settings {
                 BoardSettings::Linksys(_) => "boot a firmware whose root file system is UBI on rootfs1 or rootfs2 (ubi0), as stock and OpenWrt firmware are".into(),
+                BoardSettings::Script(_) => "make the vendor command's get-active answer {\"active\": \"A\" or \"B\", ...} (docs/script-backend.md)".into(),
+                BoardSettings::Grub(_) => "make grub.cfg pass ab.slot=${boot_slot} on the kernel command line (packaging/grub/ab-boot.cfg does)".into(),
                 _ => "make the bootloader pass ab.slot=A or ab.slot=B on the kernel command line (packaging/uboot/ab-boot.env does)".into(),
             },
         ),
@@ -213,15 +221,7 @@ pub fn all(settings: &BoardSettings, board: Result<&Board, &BoardError>) -> Vec<
 /// The checks that must pass before anything is written (the ones a write would make
 /// worse); the first failure as an error message.
 pub fn before_write(settings: &BoardSettings) -> Result<(), String> {
-    let findings = match settings {
-        BoardSettings::UBoot { env, sysfs, .. } => env_geometry(env, sysfs),
-        BoardSettings::Linksys(l) => {
-            let mut v = env_geometry(&l.env, &l.sysfs);
-            v.extend(super::linksys::preflight(l));
-            v
-        }
-        BoardSettings::Sim { .. } => Vec::new(),
-    };
+    let findings = layout(settings);
     match findings.into_iter().find(|f| !f.ok) {
         Some(f) => Err(f.message()),
         None => Ok(()),

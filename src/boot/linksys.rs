@@ -12,9 +12,9 @@
 //! healthy ([`Bootloader::counts_every_boot`]), and only then: a firmware that boots but
 //! breaks the router keeps its count and the stock fallback stays armed.
 
+use super::ab_vars::set;
 use super::env_store::EnvStore;
 use super::linksys_bootcount::BootCountLog;
-use super::uboot::set;
 use super::uboot_env::EnvVars;
 use super::{BootError, BootState, Bootloader};
 use crate::flash::{Mtd, VerifiedSlot};

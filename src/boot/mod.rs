@@ -3,10 +3,13 @@
 //! Every backend decodes the bootloader state, changes it in memory and persists a whole
 //! change in one write, which it reads back and compares before returning.
 
+pub mod ab_vars;
 pub mod env_store;
 pub mod fw_env;
+pub mod grub;
 pub mod linksys;
 pub mod linksys_bootcount;
+pub mod script;
 pub mod uboot;
 pub mod uboot_env;
 
@@ -39,6 +42,14 @@ pub enum BootError {
     BothCopiesBad { first: String, second: String },
     #[error("bootloader env {path}: written change did not read back: {detail}")]
     ReadBack { path: PathBuf, detail: String },
+    #[error("{path}: {source}; refusing to write over it")]
+    Grub {
+        path: PathBuf,
+        #[source]
+        source: grub::GrubEnvError,
+    },
+    #[error("bootloader command `{command}` failed: {detail}")]
+    Script { command: String, detail: String },
     #[error(transparent)]
     BootCount(#[from] linksys_bootcount::BootCountError),
     #[error("refusing to arm slot {0} for a trial: it is the slot that is running")]

@@ -285,6 +285,8 @@ fn doctor(cfg: Option<&std::path::Path>) -> Result<i32, Error> {
         config::BoardSettings::Sim { .. } => ("sim", crate::sim::BOARD_ID),
         config::BoardSettings::UBoot { id, .. } => ("uboot", id.as_str()),
         config::BoardSettings::Linksys(l) => ("linksys", l.id.as_str()),
+        config::BoardSettings::Grub(o) => ("grub", o.id.as_str()),
+        config::BoardSettings::Script(o) => ("script", o.id.as_str()),
     };
     println!("board {id} (profile {profile})");
     let findings = crate::board::preflight::all(&settings.board, board.as_ref());

@@ -87,6 +87,22 @@ pub enum BoardSettings {
         reboot_command: Vec<String>,
     },
     Linksys(LinksysSettings),
+    Grub(OtherBoot),
+    Script(OtherBoot),
+}
+
+/// A board whose bootloader is a GRUB environment block or a vendor command.
+#[derive(Debug, Clone)]
+pub struct OtherBoot {
+    pub id: String,
+    /// The grubenv file, or the vendor command.
+    pub bootloader: Vec<String>,
+    pub slot_a: PathBuf,
+    pub slot_b: PathBuf,
+    /// procfs (`cmdline`, `sys/kernel/random/boot_id`) and sysfs.
+    pub proc: PathBuf,
+    pub sysfs: PathBuf,
+    pub reboot_command: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -430,6 +446,41 @@ impl Validator<'_> {
                     reboot_command,
                 }
             }
+            RawBoard::Grub {
+                id,
+                grubenv,
+                slot_a,
+                slot_b,
+                proc,
+                sysfs,
+                reboot_command,
+            } => BoardSettings::Grub(self.other_boot(
+                id,
+                vec![self.path_rel(grubenv).display().to_string()],
+                [slot_a, slot_b],
+                [proc, sysfs],
+                reboot_command,
+            )?),
+            RawBoard::Script {
+                id,
+                command,
+                slot_a,
+                slot_b,
+                proc,
+                sysfs,
+                reboot_command,
+            } => {
+                if command.is_empty() {
+                    return Err(self.err("board.command", "must name a program"));
+                }
+                BoardSettings::Script(self.other_boot(
+                    id,
+                    command,
+                    [slot_a, slot_b],
+                    [proc, sysfs],
+                    reboot_command,
+                )?)
+            }
             RawBoard::Linksys {
                 id,
                 env_config,
@@ -454,6 +505,34 @@ impl Validator<'_> {
                     reboot_command: self.reboot_command(reboot_command)?,
                 })
             }
+        })
+    }
+
+    fn other_boot(
+        &self,
+        id: String,
+        bootloader: Vec<String>,
+        [slot_a, slot_b]: [PathBuf; 2],
+        [proc, sysfs]: [Option<PathBuf>; 2],
+        reboot_command: Option<Vec<String>>,
+    ) -> Result<OtherBoot, ConfigError> {
+        if id.is_empty() {
+            return Err(self.err("board.id", "must not be empty"));
+        }
+        if slot_a == slot_b {
+            return Err(self.err("board.slot_b", "must differ from board.slot_a"));
+        }
+        let dir = |p: Option<PathBuf>, default: &str| {
+            p.map_or_else(|| default.into(), |p| self.path_rel(p))
+        };
+        Ok(OtherBoot {
+            id,
+            bootloader,
+            slot_a: self.path_rel(slot_a),
+            slot_b: self.path_rel(slot_b),
+            proc: dir(proc, "/proc"),
+            sysfs: dir(sysfs, "/sys"),
+            reboot_command: self.reboot_command(reboot_command)?,
         })
     }
 

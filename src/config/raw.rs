@@ -66,6 +66,27 @@ pub enum RawBoard {
         cmdline: Option<PathBuf>,
         reboot_command: Option<Vec<String>>,
     },
+    /// A/B variables in a GRUB environment block; the running slot from `ab.slot=` on the
+    /// kernel command line.
+    Grub {
+        id: String,
+        grubenv: PathBuf,
+        slot_a: PathBuf,
+        slot_b: PathBuf,
+        proc: Option<PathBuf>,
+        sysfs: Option<PathBuf>,
+        reboot_command: Option<Vec<String>>,
+    },
+    /// A vendor command answering get-active / set-next / commit in JSON.
+    Script {
+        id: String,
+        command: Vec<String>,
+        slot_a: PathBuf,
+        slot_b: PathBuf,
+        proc: Option<PathBuf>,
+        sysfs: Option<PathBuf>,
+        reboot_command: Option<Vec<String>>,
+    },
     /// A Linksys WRT dual-firmware board (stock U-Boot, partitions found by name).
     Linksys {
         id: String,

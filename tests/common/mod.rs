@@ -128,3 +128,22 @@ pub fn history_has(st: &PersistedState, event: &str, version: &str) -> bool {
         .iter()
         .any(|h| h.event == event && h.version.as_ref().map(|v| v.as_str()) == Some(version))
 }
+
+/// A slot file holding a small image, written and read back through fwguard's pipeline: only
+/// such a slot can be armed.
+pub fn verified_slot(dir: &std::path::Path, slot: fwguard::Slot) -> fwguard::flash::VerifiedSlot {
+    let path = dir.join(format!("slot-{slot}.img"));
+    std::fs::write(&path, vec![0u8; 64 * 1024]).unwrap();
+    let image = vec![slot.as_str().as_bytes()[0]; 8192];
+    let expected = fwguard::flash::Expected {
+        size: image.len() as u64,
+        sha256: <sha2::Sha256 as sha2::Digest>::digest(&image).into(),
+    };
+    let dev = fwguard::flash::FileSlot::new(slot, &path);
+    let mut w = fwguard::flash::begin(&dev, &expected).unwrap();
+    w.write(&image).unwrap();
+    w.finish(&expected)
+        .unwrap()
+        .verify(&dev, &expected)
+        .unwrap()
+}
