@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # The library-level suites: everything that drives the sim router in-process (the suites
 # that start the fwguard binary as a child need binfmt_misc, which qemu-user lacks here).
-suites=(--test cycle --test refusals --test owner --test attacks --test health_policy --test uboot_env_interop --test uboot_env_redundant --test mtd_slot --test linksys --test grub_script)
+suites=(--test cycle --test refusals --test owner --test attacks --test health_policy --test uboot_env_interop --test uboot_env_redundant --test mtd_slot --test linksys --test grub_script --test ubi_slot)
 
 echo "== armv7-unknown-linux-musleabihf: sim-router suites under qemu-arm"
 RUSTC_BOOTSTRAP=1 cargo test --profile cross-test --target armv7-unknown-linux-musleabihf -Zbuild-std "${suites[@]}"

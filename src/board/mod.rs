@@ -132,7 +132,8 @@ fn other_board(
     ))
 }
 
-/// A slot on raw flash (an MTD character device `/dev/mtdN`, or an image of one) is
+/// A slot on a UBI volume (`/dev/ubiX_Y`, or an image of one) is written with a volume
+/// update; one on raw flash (an MTD character device `/dev/mtdN`, or an image of one) is
 /// erased, programmed around bad blocks and read back; anything else (a block device,
 /// `mtdblockN`, a file) is written as a file.
 pub(crate) fn slot_device(
@@ -140,6 +141,13 @@ pub(crate) fn slot_device(
     path: &Path,
     sysfs: &Path,
 ) -> Result<Box<dyn SlotDevice>, BoardError> {
+    if let Some(vol) = crate::flash::ubi::open_ubi(path, sysfs) {
+        let vol = vol.map_err(|source| BoardError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        return Ok(Box::new(crate::flash::ubi::UbiSlot::new(slot, vol)));
+    }
     Ok(match crate::flash::mtd::open_mtd(path, sysfs) {
         Some(Ok(mtd)) => Box::new(crate::flash::MtdSlot::new(slot, mtd)),
         Some(Err(source)) => {

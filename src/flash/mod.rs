@@ -10,6 +10,7 @@ pub mod mtd;
 pub mod mtd_char;
 pub mod mtd_image;
 pub mod mtd_slot;
+pub mod ubi;
 
 use crate::slot::Slot;
 use sha2::{Digest, Sha256};
@@ -65,8 +66,15 @@ pub trait SlotDevice: Send + Sync {
 /// An open slot being written: invalidated first, then the image after its first
 /// `head_len` bytes in order, then (only once all of it matched the index) the head.
 pub trait SlotSink {
-    /// Durably make the slot hold no valid image (its first `head_len` bytes no header).
-    fn invalidate(&mut self, head_len: usize) -> Result<(), FlashError>;
+    /// Durably make the slot hold no valid image (its first `head_len` bytes no header);
+    /// `size` bytes of image follow.
+    fn invalidate(&mut self, head_len: usize, size: u64) -> Result<(), FlashError>;
+    /// Whether the image must arrive strictly in order from offset 0 (a UBI volume update,
+    /// which the kernel itself keeps invalid until its last byte): then nothing is held back
+    /// (`head_len` 0) and the sink withholds the end of the image until `finish`.
+    fn sequential(&self) -> bool {
+        false
+    }
     /// Write `bytes` at `offset` (at or after `head_len`, in order).
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), FlashError>;
     /// Make everything written so far durable.
@@ -97,13 +105,19 @@ pub fn begin<'a>(
         });
     }
     let mut sink = dev.open_sink()?;
-    sink.invalidate((HEAD_LEN as u64).min(capacity) as usize)?;
+    let head_len = if sink.sequential() {
+        0
+    } else {
+        (HEAD_LEN as u64).min(capacity) as usize
+    };
+    sink.invalidate(head_len, expected.size)?;
     Ok(SlotWriter {
         slot: dev.slot(),
         sink,
         limit: expected.size,
         written: 0,
-        head: Vec::with_capacity(HEAD_LEN),
+        head_len,
+        head: Vec::with_capacity(head_len),
         hasher: Sha256::new(),
     })
 }
@@ -114,6 +128,8 @@ pub struct SlotWriter<'a> {
     sink: Box<dyn SlotSink + 'a>,
     limit: u64,
     written: u64,
+    /// Bytes held back from the start of the image until it verified.
+    head_len: usize,
     head: Vec<u8>,
     hasher: Sha256,
 }
@@ -128,8 +144,8 @@ impl SlotWriter<'_> {
             return Err(FlashError::Oversize { limit: self.limit });
         }
         self.hasher.update(chunk);
-        if self.head.len() < HEAD_LEN {
-            let take = (HEAD_LEN - self.head.len()).min(chunk.len());
+        if self.head.len() < self.head_len {
+            let take = (self.head_len - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
             self.written += take as u64;
             chunk = &chunk[take..];

@@ -166,7 +166,7 @@ impl<M: Mtd> MtdSink<'_, M> {
 }
 
 impl<M: Mtd> SlotSink for MtdSink<'_, M> {
-    fn invalidate(&mut self, head_len: usize) -> Result<(), FlashError> {
+    fn invalidate(&mut self, head_len: usize, _size: u64) -> Result<(), FlashError> {
         let phys = self.phys(0)?;
         self.slot
             .mtd
