@@ -21,8 +21,9 @@ pub use mtd::{Mtd, MtdInfo};
 pub use mtd_char::MtdChar;
 pub use mtd_slot::MtdSlot;
 
-/// Bytes at the start of a slot that are zeroed before writing and written last, so a slot
-/// never looks like a complete image until every byte is in place.
+/// Bytes at the start of a slot that are invalidated first (zeroed in a file, erased on raw
+/// flash) and written last, so a slot never looks like a complete image until every byte is
+/// in place (a UBI volume update needs none: the kernel keeps it invalid until its end).
 pub const HEAD_LEN: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
