@@ -1,7 +1,12 @@
-//! `fwguard doctor` and the preflight before any write, on a U-Boot board made of files: the
+//! `fwguard doctor` and the preflight before any write (these start the binary, so they run on
+//! the host only; cross/test.sh runs the in-process suites). On a U-Boot board made of files: the
 //! env on an "MTD partition" (a file named `mtd1` whose geometry a sysfs tree gives), two slot
 //! files, a kernel command line.
 
+mod common;
+
+use common::linksys::Flash;
+use common::vendor_script::vendor_script;
 use fwguard::boot::env_store::EnvStore;
 use fwguard::boot::uboot::EnvLocation;
 use fwguard::sim::SimRouter;
@@ -243,4 +248,111 @@ fn a_slot_named_like_an_mtd_partition_is_raw_flash() {
         )),
         "{out}"
     );
+}
+
+#[test]
+fn doctor_reads_the_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flash = Flash::create(tmp.path(), b"");
+    std::fs::write(tmp.path().join("sys/class/ubi/ubi0/mtd_num"), "8\n").unwrap();
+    std::fs::write(tmp.path().join("proc/sys/kernel/random/boot_id"), "x\n").unwrap();
+    let key = fwguard::index::sign::SecretKey::generate().unwrap();
+    std::fs::write(tmp.path().join("vendor.pub"), key.public().to_file("t")).unwrap();
+    let cfg = tmp.path().join("config.toml");
+    let write_cfg = |board: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[agent]\nstate_dir = \"state\"\n[index]\nurl = \"http://127.0.0.1:9/i\"\ntrusted_key_files = [\"vendor.pub\"]\n[board]\n{board}"
+            ),
+        )
+        .unwrap()
+    };
+    write_cfg(&flash.board_config());
+    let doctor = || {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_fwguard"))
+            .args(["--config", cfg.to_str().unwrap(), "doctor"])
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (code, out) = doctor();
+    assert_eq!(code, Some(0), "{out}");
+    for line in [
+        "board linksys-wrt32x (profile linksys)",
+        "ok   flash layout: boot counter s_env on mtd2",
+        "ok   flash layout: slot A: kernel1 on mtd5 (0x300000 bytes, spanning rootfs1 on mtd6)",
+        "ok   flash layout: slot B: kernel2 on mtd7",
+        "ok   running slot: running B; updates write slot A",
+        "next boot A",
+    ] {
+        assert!(out.contains(line), "{line:?} missing in:\n{out}");
+    }
+    // A layout without the second firmware is refused, naming the partition.
+    let table = std::fs::read_to_string(tmp.path().join("proc/mtd")).unwrap();
+    std::fs::write(
+        tmp.path().join("proc/mtd"),
+        table.replace("kernel2", "kernelX"),
+    )
+    .unwrap();
+    let (code, out) = doctor();
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("no partition named \"kernel2\""), "{out}");
+}
+
+#[test]
+fn doctor_on_grub_and_script_boards() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    vendor_script(d, "ok");
+    for s in ["a", "b"] {
+        std::fs::write(d.join(format!("slot-{s}.img")), vec![0u8; 1 << 16]).unwrap();
+    }
+    std::fs::create_dir_all(d.join("proc/sys/kernel/random")).unwrap();
+    std::fs::write(d.join("proc/cmdline"), "console=ttyS0 ab.slot=B\n").unwrap();
+    std::fs::write(d.join("proc/sys/kernel/random/boot_id"), "x\n").unwrap();
+    let mut vars = fwguard::boot::uboot_env::EnvVars::default();
+    vars.set("boot_slot", "B").unwrap();
+    fwguard::boot::grub::create(&d.join("grubenv"), &vars).unwrap();
+    let key = fwguard::index::sign::SecretKey::generate().unwrap();
+    std::fs::write(d.join("vendor.pub"), key.public().to_file("t")).unwrap();
+    let doctor = |board: &str| {
+        let cfg = d.join("config.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[agent]\nstate_dir = \"state\"\n[index]\nurl = \"http://127.0.0.1:9/i\"\ntrusted_key_files = [\"vendor.pub\"]\n[board]\nslot_a = \"slot-a.img\"\nslot_b = \"slot-b.img\"\nproc = \"proc\"\n{board}"
+            ),
+        )
+        .unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_fwguard"))
+            .args(["--config", cfg.to_str().unwrap(), "doctor"])
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (code, out) = doctor("profile = \"grub\"\nid = \"x86\"\ngrubenv = \"grubenv\"\n");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("board x86 (profile grub)"), "{out}");
+    assert!(
+        out.contains("GRUB environment block") && out.contains("next boot B"),
+        "{out}"
+    );
+    assert!(out.contains("running B; updates write slot A"), "{out}");
+    let script = d.join("vendor-boot").display().to_string();
+    let (code, out) = doctor(&format!(
+        "profile = \"script\"\nid = \"acme\"\ncommand = [\"python3\", \"{script}\"]\n"
+    ));
+    assert_eq!(code, Some(0), "{out}");
+    // The running slot comes from the vendor command (A), not the command line (B).
+    assert!(out.contains("running A; updates write slot B"), "{out}");
+    assert!(out.contains("vendor command python3"), "{out}");
+    let (code, out) = doctor("profile = \"script\"\nid = \"acme\"\ncommand = []\n");
+    assert_eq!(code, Some(3), "{out}");
 }

@@ -5,9 +5,9 @@
 mod common;
 
 use common::tools::tool;
+use common::vendor_script::vendor_script;
 use common::verified_slot;
 use fwguard::boot::grub::{self, grub_ab};
-use fwguard::boot::script::ScriptBoot;
 use fwguard::boot::{BootError, Bootloader};
 use fwguard::Slot;
 use std::collections::BTreeMap;
@@ -102,39 +102,6 @@ fn a_damaged_grubenv_is_refused_and_left_alone() {
     assert_eq!(std::fs::read(&f).unwrap(), before);
 }
 
-/// A vendor command in Python: state in a JSON file next to it; `mode` changes how it
-/// misbehaves.
-fn vendor_script(dir: &Path, mode: &str) -> ScriptBoot {
-    let state = dir.join("state.json");
-    std::fs::write(
-        &state,
-        r#"{"active": "A", "next": "A", "trial": false, "bootcount": 0}"#,
-    )
-    .unwrap();
-    let script = dir.join("vendor-boot");
-    std::fs::write(
-        &script,
-        format!(
-            r#"import json, sys
-state_path, mode = {state:?}, {mode:?}
-s = json.load(open(state_path))
-cmd = sys.argv[1]
-if mode == "fails":
-    sys.exit("flash is locked")
-if cmd == "get-active":
-    print("not json" if mode == "garbage" else json.dumps(s))
-elif cmd == "set-next" and mode != "ignores":
-    s["next"], s["trial"], s["bootcount"] = sys.argv[2], "--trial" in sys.argv, 0
-elif cmd == "commit":
-    s["next"], s["trial"], s["bootcount"] = sys.argv[2], False, 0
-json.dump(s, open(state_path, "w"))
-"#
-        ),
-    )
-    .unwrap();
-    ScriptBoot::new(vec!["python3".into(), script.display().to_string()])
-}
-
 #[test]
 fn vendor_command_backend() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,58 +149,4 @@ fn vendor_command_failures_are_named() {
         e.contains("did not read back") && e.contains("set-next B --trial"),
         "{e}"
     );
-}
-
-#[test]
-fn doctor_on_grub_and_script_boards() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    vendor_script(d, "ok");
-    for s in ["a", "b"] {
-        std::fs::write(d.join(format!("slot-{s}.img")), vec![0u8; 1 << 16]).unwrap();
-    }
-    std::fs::create_dir_all(d.join("proc/sys/kernel/random")).unwrap();
-    std::fs::write(d.join("proc/cmdline"), "console=ttyS0 ab.slot=B\n").unwrap();
-    std::fs::write(d.join("proc/sys/kernel/random/boot_id"), "x\n").unwrap();
-    let mut vars = fwguard::boot::uboot_env::EnvVars::default();
-    vars.set("boot_slot", "B").unwrap();
-    grub::create(&d.join("grubenv"), &vars).unwrap();
-    let key = fwguard::index::sign::SecretKey::generate().unwrap();
-    std::fs::write(d.join("vendor.pub"), key.public().to_file("t")).unwrap();
-    let doctor = |board: &str| {
-        let cfg = d.join("config.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[agent]\nstate_dir = \"state\"\n[index]\nurl = \"http://127.0.0.1:9/i\"\ntrusted_key_files = [\"vendor.pub\"]\n[board]\nslot_a = \"slot-a.img\"\nslot_b = \"slot-b.img\"\nproc = \"proc\"\n{board}"
-            ),
-        )
-        .unwrap();
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_fwguard"))
-            .args(["--config", cfg.to_str().unwrap(), "doctor"])
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).to_string(),
-        )
-    };
-    let (code, out) = doctor("profile = \"grub\"\nid = \"x86\"\ngrubenv = \"grubenv\"\n");
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("board x86 (profile grub)"), "{out}");
-    assert!(
-        out.contains("GRUB environment block") && out.contains("next boot B"),
-        "{out}"
-    );
-    assert!(out.contains("running B; updates write slot A"), "{out}");
-    let script = d.join("vendor-boot").display().to_string();
-    let (code, out) = doctor(&format!(
-        "profile = \"script\"\nid = \"acme\"\ncommand = [\"python3\", \"{script}\"]\n"
-    ));
-    assert_eq!(code, Some(0), "{out}");
-    // The running slot comes from the vendor command (A), not the command line (B).
-    assert!(out.contains("running A; updates write slot B"), "{out}");
-    assert!(out.contains("vendor command python3"), "{out}");
-    let (code, out) = doctor("profile = \"script\"\nid = \"acme\"\ncommand = []\n");
-    assert_eq!(code, Some(3), "{out}");
 }
