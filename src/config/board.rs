@@ -93,127 +93,149 @@ impl Validator<'_> {
     }
 
     pub(super) fn board(&self, raw: RawBoard) -> Result<BoardSettings, ConfigError> {
-        Ok(match raw {
-            RawBoard::Sim { dir } => BoardSettings::Sim {
-                dir: self.path_rel(dir),
-            },
-            RawBoard::Uboot {
-                id,
-                env_config,
-                env_device,
-                env_offset,
-                env_size,
-                sysfs,
-                slot_a,
-                slot_b,
-                cmdline,
-                reboot_command,
-            } => {
-                if id.is_empty() {
-                    return Err(self.err("board.id", "must not be empty"));
-                }
-                let env = self.env(env_config, env_device, env_offset, env_size)?;
-                if slot_a == slot_b {
-                    return Err(self.err("board.slot_b", "must differ from board.slot_a"));
-                }
-                let reboot_command = self.reboot_command(reboot_command)?;
-                BoardSettings::UBoot {
-                    id,
-                    env,
-                    sysfs: sysfs.map_or_else(|| "/sys".into(), |p| self.path_rel(p)),
-                    slot_a,
-                    slot_b,
-                    cmdline: cmdline.unwrap_or_else(|| "/proc/cmdline".into()),
-                    reboot_command,
-                }
+        let allowed: &[&str] = match raw.profile.as_str() {
+            "sim" => &["dir"],
+            "uboot" => &[
+                "id",
+                "env_config",
+                "env_device",
+                "env_offset",
+                "env_size",
+                "slot_a",
+                "slot_b",
+                "cmdline",
+                "sysfs",
+                "reboot_command",
+            ],
+            "linksys" => &["id", "env_config", "proc", "dev", "sysfs", "reboot_command"],
+            "grub" => &[
+                "id",
+                "grubenv",
+                "slot_a",
+                "slot_b",
+                "proc",
+                "sysfs",
+                "reboot_command",
+            ],
+            "script" => &[
+                "id",
+                "command",
+                "slot_a",
+                "slot_b",
+                "proc",
+                "sysfs",
+                "reboot_command",
+            ],
+            other => {
+                return Err(self.err(
+                    "board.profile",
+                    format!(
+                        "unknown profile {other:?} (expected sim, uboot, linksys, grub or script)"
+                    ),
+                ))
             }
-            RawBoard::Grub {
-                id,
-                grubenv,
-                slot_a,
-                slot_b,
-                proc,
-                sysfs,
-                reboot_command,
-            } => BoardSettings::Grub(self.other_boot(
-                id,
-                vec![self.path_rel(grubenv).display().to_string()],
-                [slot_a, slot_b],
-                [proc, sysfs],
-                reboot_command,
-            )?),
-            RawBoard::Script {
-                id,
-                command,
-                slot_a,
-                slot_b,
-                proc,
-                sysfs,
-                reboot_command,
-            } => {
-                if command.is_empty() {
-                    return Err(self.err("board.command", "must name a program"));
-                }
-                BoardSettings::Script(self.other_boot(
-                    id,
-                    command,
-                    [slot_a, slot_b],
-                    [proc, sysfs],
-                    reboot_command,
-                )?)
-            }
-            RawBoard::Linksys {
-                id,
-                env_config,
-                proc,
-                dev,
-                sysfs,
-                reboot_command,
-            } => {
-                if id.is_empty() {
-                    return Err(self.err("board.id", "must not be empty"));
-                }
-                let env_config = env_config.unwrap_or_else(|| "/etc/fw_env.config".into());
-                let dir = |p: Option<PathBuf>, default: &str| {
-                    p.map_or_else(|| default.into(), |p| self.path_rel(p))
-                };
-                BoardSettings::Linksys(LinksysSettings {
-                    id,
-                    env: self.env(Some(env_config), None, 0, None)?,
-                    proc: dir(proc, "/proc"),
-                    dev: dir(dev, "/dev"),
-                    sysfs: dir(sysfs, "/sys"),
-                    reboot_command: self.reboot_command(reboot_command)?,
-                })
-            }
-        })
-    }
-
-    fn other_boot(
-        &self,
-        id: String,
-        bootloader: Vec<String>,
-        [slot_a, slot_b]: [PathBuf; 2],
-        [proc, sysfs]: [Option<PathBuf>; 2],
-        reboot_command: Option<Vec<String>>,
-    ) -> Result<OtherBoot, ConfigError> {
-        if id.is_empty() {
-            return Err(self.err("board.id", "must not be empty"));
+        };
+        let present = [
+            ("id", raw.id.is_some()),
+            ("dir", raw.dir.is_some()),
+            ("env_config", raw.env_config.is_some()),
+            ("env_device", raw.env_device.is_some()),
+            ("env_offset", raw.env_offset.is_some()),
+            ("env_size", raw.env_size.is_some()),
+            ("grubenv", raw.grubenv.is_some()),
+            ("command", raw.command.is_some()),
+            ("slot_a", raw.slot_a.is_some()),
+            ("slot_b", raw.slot_b.is_some()),
+            ("cmdline", raw.cmdline.is_some()),
+            ("proc", raw.proc.is_some()),
+            ("dev", raw.dev.is_some()),
+            ("sysfs", raw.sysfs.is_some()),
+            ("reboot_command", raw.reboot_command.is_some()),
+        ];
+        if let Some((key, _)) = present.iter().find(|(k, set)| *set && !allowed.contains(k)) {
+            return Err(self.err(
+                &format!("board.{key}"),
+                format!("not a key of profile {:?}", raw.profile),
+            ));
         }
-        if slot_a == slot_b {
-            return Err(self.err("board.slot_b", "must differ from board.slot_a"));
+        let need = |v: Option<PathBuf>, key: &str| {
+            v.ok_or_else(|| {
+                self.err(
+                    &format!("board.{key}"),
+                    format!("missing (profile {:?})", raw.profile),
+                )
+            })
+        };
+        if raw.profile == "sim" {
+            return Ok(BoardSettings::Sim {
+                dir: self.path_rel(need(raw.dir.clone(), "dir")?),
+            });
         }
+        let id = match raw.id.clone() {
+            Some(id) if !id.is_empty() => id,
+            Some(_) => return Err(self.err("board.id", "must not be empty")),
+            None => {
+                return Err(self.err("board.id", format!("missing (profile {:?})", raw.profile)))
+            }
+        };
         let dir = |p: Option<PathBuf>, default: &str| {
             p.map_or_else(|| default.into(), |p| self.path_rel(p))
         };
-        Ok(OtherBoot {
-            id,
+        let reboot_command = self.reboot_command(raw.reboot_command.clone())?;
+        if raw.profile == "linksys" {
+            let env_config = raw
+                .env_config
+                .unwrap_or_else(|| "/etc/fw_env.config".into());
+            return Ok(BoardSettings::Linksys(LinksysSettings {
+                id,
+                env: self.env(Some(env_config), None, 0, None)?,
+                proc: dir(raw.proc, "/proc"),
+                dev: dir(raw.dev, "/dev"),
+                sysfs: dir(raw.sysfs, "/sys"),
+                reboot_command,
+            }));
+        }
+        let slot_a = need(raw.slot_a.clone(), "slot_a")?;
+        let slot_b = need(raw.slot_b.clone(), "slot_b")?;
+        if slot_a == slot_b {
+            return Err(self.err("board.slot_b", "must differ from board.slot_a"));
+        }
+        let other = |bootloader: Vec<String>| OtherBoot {
+            id: id.clone(),
             bootloader,
-            slot_a: self.path_rel(slot_a),
-            slot_b: self.path_rel(slot_b),
-            proc: dir(proc, "/proc"),
-            sysfs: dir(sysfs, "/sys"),
-            reboot_command: self.reboot_command(reboot_command)?,
+            slot_a: self.path_rel(slot_a.clone()),
+            slot_b: self.path_rel(slot_b.clone()),
+            proc: dir(raw.proc.clone(), "/proc"),
+            sysfs: dir(raw.sysfs.clone(), "/sys"),
+            reboot_command: reboot_command.clone(),
+        };
+        Ok(match raw.profile.as_str() {
+            "grub" => {
+                let grubenv = self.path_rel(need(raw.grubenv.clone(), "grubenv")?);
+                BoardSettings::Grub(other(vec![grubenv.display().to_string()]))
+            }
+            "script" => match raw.command.clone() {
+                Some(c) if !c.is_empty() => BoardSettings::Script(other(c)),
+                Some(_) => return Err(self.err("board.command", "must name a program")),
+                None => return Err(self.err("board.command", "missing (profile \"script\")")),
+            },
+            _ => BoardSettings::UBoot {
+                env: self.env(
+                    raw.env_config.clone(),
+                    raw.env_device.clone(),
+                    raw.env_offset.unwrap_or(0),
+                    raw.env_size,
+                )?,
+                id,
+                sysfs: dir(raw.sysfs.clone(), "/sys"),
+                slot_a,
+                slot_b,
+                cmdline: raw
+                    .cmdline
+                    .clone()
+                    .unwrap_or_else(|| "/proc/cmdline".into()),
+                reboot_command,
+            },
         })
     }
 
@@ -223,5 +245,49 @@ impl Validator<'_> {
             return Err(self.err("board.reboot_command", "must name a program"));
         }
         Ok(argv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{BoardSettings, Settings};
+    use std::path::Path;
+
+    /// The shipped example config with its [board] section replaced.
+    fn parse(board: &str) -> Result<BoardSettings, String> {
+        let example = include_str!("../../packaging/config.toml");
+        let start = example.find("[board]").unwrap();
+        let end = start + example[start..].find("\n[trial]").unwrap();
+        let text = format!("{}[board]\n{board}\n{}", &example[..start], &example[end..]);
+        Settings::parse(Path::new("/etc/fwguard/config.toml"), &text)
+            .map(|s| s.board)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn profiles_and_their_keys() {
+        let grub = parse("profile = \"grub\"\nid = \"x\"\ngrubenv = \"grubenv\"\nslot_a = \"/dev/sda2\"\nslot_b = \"/dev/sda3\"").unwrap();
+        let BoardSettings::Grub(g) = grub else {
+            panic!("{grub:?}")
+        };
+        assert_eq!(g.bootloader, ["/etc/fwguard/grubenv"]);
+        assert_eq!(g.proc, Path::new("/proc"));
+        let linksys = parse("profile = \"linksys\"\nid = \"wrt\"\nenv_config = \"/nonexistent\"");
+        assert!(linksys.unwrap_err().contains("board.env_config"));
+        for (board, key, problem) in [
+            ("profile = \"x\"", "board.profile", "unknown profile \"x\""),
+            ("profile = \"sim\"\ndir = \"d\"\nslot_a = \"a\"", "board.slot_a", "not a key of profile \"sim\""),
+            ("profile = \"linksys\"\nid = \"w\"\ngrubenv = \"g\"", "board.grubenv", "not a key of profile \"linksys\""),
+            ("profile = \"grub\"\nid = \"x\"\ngrubenv = \"g\"\nslot_b = \"b\"", "board.slot_a", "missing (profile \"grub\")"),
+            ("profile = \"script\"\nid = \"x\"\nslot_a = \"a\"\nslot_b = \"b\"", "board.command", "missing"),
+            ("profile = \"script\"\nid = \"x\"\ncommand = []\nslot_a = \"a\"\nslot_b = \"b\"", "board.command", "must name a program"),
+            ("profile = \"uboot\"\nid = \"\"\nenv_device = \"e\"\nenv_size = 4096\nslot_a = \"a\"\nslot_b = \"b\"", "board.id", "must not be empty"),
+            ("profile = \"uboot\"\nid = \"u\"\nenv_device = \"e\"\nenv_size = 4096\nslot_a = \"a\"\nslot_b = \"a\"", "board.slot_b", "must differ"),
+            ("profile = \"grub\"\ngrubenv = \"g\"\nslot_a = \"a\"\nslot_b = \"b\"", "board.id", "missing"),
+            ("profile = \"uboot\"\nid = \"u\"\nbogus = 1", "bogus", "unknown field"),
+        ] {
+            let e = parse(board).unwrap_err();
+            assert!(e.contains(key) && e.contains(problem), "{board:?}: {e}");
+        }
     }
 }

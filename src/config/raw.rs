@@ -44,60 +44,36 @@ pub struct RawIndex {
     pub rate_window: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "profile", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum RawBoard {
-    /// The simulated router: everything lives in one directory.
-    Sim { dir: PathBuf },
-    /// A board with a U-Boot environment and two slot devices or files.
-    Uboot {
-        id: String,
-        /// The board's `fw_env.config` (one line: single env, two lines: redundant) ...
-        env_config: Option<PathBuf>,
-        /// ... or one copy given here.
-        env_device: Option<PathBuf>,
-        #[serde(default)]
-        env_offset: u64,
-        env_size: Option<usize>,
-        /// Where sysfs is mounted (MTD erase sizes are read from it). Default "/sys".
-        sysfs: Option<PathBuf>,
-        slot_a: PathBuf,
-        slot_b: PathBuf,
-        cmdline: Option<PathBuf>,
-        reboot_command: Option<Vec<String>>,
-    },
-    /// A/B variables in a GRUB environment block; the running slot from `ab.slot=` on the
-    /// kernel command line.
-    Grub {
-        id: String,
-        grubenv: PathBuf,
-        slot_a: PathBuf,
-        slot_b: PathBuf,
-        proc: Option<PathBuf>,
-        sysfs: Option<PathBuf>,
-        reboot_command: Option<Vec<String>>,
-    },
-    /// A vendor command answering get-active / set-next / commit in JSON.
-    Script {
-        id: String,
-        command: Vec<String>,
-        slot_a: PathBuf,
-        slot_b: PathBuf,
-        proc: Option<PathBuf>,
-        sysfs: Option<PathBuf>,
-        reboot_command: Option<Vec<String>>,
-    },
-    /// A Linksys WRT dual-firmware board (stock U-Boot, partitions found by name).
-    Linksys {
-        id: String,
-        /// The board's fw_env.config (the `u_env` partition). Default "/etc/fw_env.config".
-        env_config: Option<PathBuf>,
-        /// Where procfs, devices and sysfs are. Defaults "/proc", "/dev", "/sys".
-        proc: Option<PathBuf>,
-        dev: Option<PathBuf>,
-        sysfs: Option<PathBuf>,
-        reboot_command: Option<Vec<String>>,
-    },
+/// The `[board]` section: one flat set of keys, `profile` saying which apply (checked in
+/// `config/board.rs`, which names a key that does not belong to the profile).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBoard {
+    /// sim | uboot | linksys | grub | script
+    pub profile: String,
+    pub id: Option<String>,
+    /// sim: the simulated router's directory.
+    pub dir: Option<PathBuf>,
+    /// uboot, linksys: the board's fw_env.config (one line: single env, two: redundant) ...
+    pub env_config: Option<PathBuf>,
+    /// ... or (uboot) one copy given here.
+    pub env_device: Option<PathBuf>,
+    pub env_offset: Option<u64>,
+    pub env_size: Option<usize>,
+    /// grub: the environment block.
+    pub grubenv: Option<PathBuf>,
+    /// script: the vendor command.
+    pub command: Option<Vec<String>>,
+    /// uboot, grub, script: the slot devices.
+    pub slot_a: Option<PathBuf>,
+    pub slot_b: Option<PathBuf>,
+    /// uboot: where the running slot is read (`ab.slot=`).
+    pub cmdline: Option<PathBuf>,
+    /// Where procfs, device nodes and sysfs are.
+    pub proc: Option<PathBuf>,
+    pub dev: Option<PathBuf>,
+    pub sysfs: Option<PathBuf>,
+    pub reboot_command: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
