@@ -6,6 +6,7 @@
 pub const ALL: &[&str] = &[
     "install-begun",
     "install-mid-write",
+    "install-checkpoint",
     "install-written",
     "install-verified",
     "arm-persisted",

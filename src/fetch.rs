@@ -125,77 +125,117 @@ impl Fetcher {
         cap: u64,
         sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<u64, SinkOr<E>> {
+        self.fetch_from(url, 0, cap, sink).await
+    }
+
+    /// Stream the body at `url` from byte `start` on (an HTTP `Range` request; a server that
+    /// answers with the whole body has the first `start` bytes skipped) into `sink`, refusing
+    /// more than `cap` bytes.
+    pub async fn fetch_from<E>(
+        &self,
+        url: &Url,
+        start: u64,
+        cap: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<u64, SinkOr<E>> {
         let u = url.to_string();
-        let work =
-            async {
-                if url.scheme() == "file" {
-                    return read_file(url, cap, sink);
-                }
-                let rate = self.rate;
-                let slow = |got: u64| FetchError::TooSlow {
+        let work = async {
+            if url.scheme() == "file" {
+                return read_file(url, start, cap, sink);
+            }
+            let mut req = self.client.get(url.clone());
+            if start > 0 {
+                req = req.header(reqwest::header::RANGE, format!("bytes={start}-"));
+            }
+            let rate = self.rate;
+            let slow = |got: u64| FetchError::TooSlow {
+                url: u.clone(),
+                got,
+                secs: rate.window.as_secs(),
+                min: rate.min_bytes_per_sec,
+            };
+            let mut resp = match tokio::time::timeout(rate.window, req.send()).await {
+                Ok(r) => r.map_err(|source| FetchError::Transport {
                     url: u.clone(),
-                    got,
-                    secs: rate.window.as_secs(),
-                    min: rate.min_bytes_per_sec,
-                };
-                let mut resp =
-                    match tokio::time::timeout(rate.window, self.client.get(url.clone()).send())
-                        .await
-                    {
-                        Ok(r) => r.map_err(|source| FetchError::Transport {
+                    source,
+                })?,
+                Err(_) => return Err(SinkOr::Fetch(slow(0))),
+            };
+            if !resp.status().is_success() {
+                return Err(SinkOr::Fetch(FetchError::Status {
+                    url: u.clone(),
+                    status: resp.status().as_u16(),
+                }));
+            }
+            // What to drop from the front: nothing when the server honoured the range.
+            let mut skip = if start > 0 && resp.status().as_u16() == 206 {
+                let from = resp
+                    .headers()
+                    .get(reqwest::header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("bytes "))
+                    .and_then(|v| v.split('-').next())
+                    .and_then(|v| v.parse::<u64>().ok());
+                if from != Some(start) {
+                    return Err(SinkOr::Fetch(FetchError::BadUrl {
+                        url: u.clone(),
+                        problem: format!(
+                            "asked for bytes from {start}, the server sent a range from {from:?}"
+                        ),
+                    }));
+                }
+                0
+            } else {
+                start
+            };
+            if resp
+                .content_length()
+                .is_some_and(|n| n.saturating_sub(skip) > cap)
+            {
+                return Err(SinkOr::Fetch(FetchError::TooLarge {
+                    url: u.clone(),
+                    limit: cap,
+                }));
+            }
+            let mut total = 0u64;
+            let (mut window_start, mut window_bytes) = (Instant::now(), 0u64);
+            loop {
+                let left = rate.window.saturating_sub(window_start.elapsed());
+                match tokio::time::timeout(left, resp.chunk()).await {
+                    Ok(Ok(Some(chunk))) => {
+                        window_bytes += chunk.len() as u64;
+                        let drop = skip.min(chunk.len() as u64) as usize;
+                        skip -= drop as u64;
+                        let chunk = &chunk[drop..];
+                        total += chunk.len() as u64;
+                        if total > cap {
+                            return Err(SinkOr::Fetch(FetchError::TooLarge {
+                                url: u.clone(),
+                                limit: cap,
+                            }));
+                        }
+                        sink(chunk).map_err(SinkOr::Sink)?;
+                    }
+                    Ok(Ok(None)) => break,
+                    Ok(Err(source)) => {
+                        return Err(SinkOr::Fetch(FetchError::Transport {
                             url: u.clone(),
                             source,
-                        })?,
-                        Err(_) => return Err(SinkOr::Fetch(slow(0))),
-                    };
-                if !resp.status().is_success() {
-                    return Err(SinkOr::Fetch(FetchError::Status {
-                        url: u.clone(),
-                        status: resp.status().as_u16(),
-                    }));
-                }
-                if resp.content_length().is_some_and(|n| n > cap) {
-                    return Err(SinkOr::Fetch(FetchError::TooLarge {
-                        url: u.clone(),
-                        limit: cap,
-                    }));
-                }
-                let mut total = 0u64;
-                let (mut window_start, mut window_bytes) = (Instant::now(), 0u64);
-                loop {
-                    let left = rate.window.saturating_sub(window_start.elapsed());
-                    match tokio::time::timeout(left, resp.chunk()).await {
-                        Ok(Ok(Some(chunk))) => {
-                            total += chunk.len() as u64;
-                            window_bytes += chunk.len() as u64;
-                            if total > cap {
-                                return Err(SinkOr::Fetch(FetchError::TooLarge {
-                                    url: u.clone(),
-                                    limit: cap,
-                                }));
-                            }
-                            sink(&chunk).map_err(SinkOr::Sink)?;
-                        }
-                        Ok(Ok(None)) => break,
-                        Ok(Err(source)) => {
-                            return Err(SinkOr::Fetch(FetchError::Transport {
-                                url: u.clone(),
-                                source,
-                            }))
-                        }
-                        Err(_) => {}
+                        }))
                     }
-                    if window_start.elapsed() >= rate.window {
-                        if (window_bytes as f64)
-                            < rate.min_bytes_per_sec as f64 * rate.window.as_secs_f64()
-                        {
-                            return Err(SinkOr::Fetch(slow(window_bytes)));
-                        }
-                        (window_start, window_bytes) = (Instant::now(), 0);
-                    }
+                    Err(_) => {}
                 }
-                Ok(total)
-            };
+                if window_start.elapsed() >= rate.window {
+                    if (window_bytes as f64)
+                        < rate.min_bytes_per_sec as f64 * rate.window.as_secs_f64()
+                    {
+                        return Err(SinkOr::Fetch(slow(window_bytes)));
+                    }
+                    (window_start, window_bytes) = (Instant::now(), 0);
+                }
+            }
+            Ok(total)
+        };
         match tokio::time::timeout(self.timeout, work).await {
             Ok(r) => r,
             Err(_) => Err(SinkOr::Fetch(FetchError::Timeout {
@@ -221,6 +261,7 @@ impl<E> From<FetchError> for SinkOr<E> {
 
 fn read_file<E>(
     url: &Url,
+    start: u64,
     cap: u64,
     sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<u64, SinkOr<E>> {
@@ -233,6 +274,7 @@ fn read_file<E>(
         source,
     };
     let mut f = std::fs::File::open(&path).map_err(ferr)?;
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(start)).map_err(ferr)?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {

@@ -191,6 +191,12 @@ crash_at!(
     ["1.0", "1.1"],
     good()
 );
+crash_at!(
+    install_checkpoint,
+    "install-checkpoint",
+    ["1.0", "1.1"],
+    good()
+);
 crash_at!(install_written, "install-written", ["1.0", "1.1"], good());
 crash_at!(install_verified, "install-verified", ["1.0", "1.1"], good());
 crash_at!(arm_persisted, "arm-persisted", ["1.0", "1.1"], good());
@@ -257,6 +263,42 @@ async fn outside_kill_mid_download() {
     };
     use std::os::unix::fs::MetadataExt;
     scenario(t, &["1.0", "1.1"], None, good(), Some(&mid_write)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_a_checkpoint_the_download_resumes() {
+    let mut t = world("auto").await;
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    let end = good();
+    let (first, _) = round(&t, Some("install-checkpoint"), &end, None).await;
+    assert_eq!(first, Round::Killed);
+    let written = t.state().partial.expect("checkpoint persisted").written;
+    assert!(written > 0);
+    // The power comes back: the router boots the old firmware, the daemon starts again.
+    t.world.power_cycle().await.unwrap();
+    let (second, log) = round(&t, None, &end, None).await;
+    assert_eq!(second, Round::Rebooting, "{log}");
+    assert!(
+        log.contains(&format!("resuming the download of 1.1 at byte {written}")),
+        "{log}"
+    );
+    let st = t.state();
+    let cut = st
+        .history
+        .iter()
+        .find(|h| h.event == "install-interrupted")
+        .unwrap();
+    assert!(cut
+        .detail
+        .contains(&format!("resumes after byte {written}")));
+    assert!(st.partial.is_none());
+    let ranges = t
+        .world
+        .server
+        .as_ref()
+        .unwrap()
+        .ranges("/images/fw-1.1.img");
+    assert_eq!(ranges, vec![None, Some(format!("bytes={written}-"))]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,11 +5,11 @@ use super::{Action, Agent};
 use crate::error::{Error, Result};
 use crate::fetch::{resolve, SinkOr};
 use crate::firmware::Header;
-use crate::flash::{self, Expected, FlashError, VerifiedSlot};
+use crate::flash::{self, Checkpoint, Expected, FlashError, VerifiedSlot};
 use crate::index::select::Choice;
 use crate::index::Release;
 use crate::slot::Slot;
-use crate::state::{Disallowed, Event, PersistedState, SlotRecord, UpdateState};
+use crate::state::{Disallowed, Event, Partial, PersistedState, SlotRecord, UpdateState};
 
 /// Who asked for an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,16 @@ pub enum UpdateMode {
     Install,
     /// Write and verify the inactive slot, then stop.
     StageOnly,
+}
+
+fn partial(r: &Release, target: Slot, cp: &Checkpoint) -> Partial {
+    Partial {
+        version: r.version.clone(),
+        sha256: hex::encode(r.sha256),
+        target,
+        written: cp.written,
+        head: hex::encode(&cp.head),
+    }
 }
 
 fn expected(r: &Release) -> Expected {
@@ -166,6 +176,21 @@ impl Agent {
             }
             .into());
         }
+        // A checkpoint of an earlier, interrupted download of this release into this slot.
+        let resume_from = st
+            .partial
+            .take()
+            .filter(|p| {
+                p.target == target
+                    && p.version == release.version
+                    && p.sha256 == hex::encode(release.sha256)
+            })
+            .and_then(|p| {
+                Some(Checkpoint {
+                    written: p.written,
+                    head: hex::decode(p.head).ok()?,
+                })
+            });
         // Persist the intent before the slot is touched.
         st.apply(Event::Begin {
             release: release.clone(),
@@ -182,8 +207,12 @@ impl Agent {
         crate::failpoint::hit("install-begun");
         tracing::info!("installing {} into slot {target}", release.version);
 
-        match self.write_and_verify(release, target, &base_url).await {
+        match self
+            .write_and_verify(st, release, target, &base_url, resume_from)
+            .await
+        {
             Ok(verified) => {
+                st.partial = None;
                 st.apply(Event::Verified)?;
                 st.set_slot(
                     target,
@@ -205,6 +234,11 @@ impl Agent {
                 Ok(verified)
             }
             Err(e) => {
+                // A transfer that broke off keeps its checkpoint; anything that failed
+                // verification starts over.
+                if !matches!(&e, Error::Fetch(f) if !f.is_verification()) {
+                    st.partial = None;
+                }
                 st.apply(Event::Failed)?;
                 st.record(self.entry(
                     "install-failed",
@@ -218,14 +252,20 @@ impl Agent {
         }
     }
 
+    /// Stream the release from its mirrors into `target` (continuing from `resume_from`
+    /// when the slot allows), checkpointing as it goes, then read it back and verify.
     async fn write_and_verify(
         &self,
+        st: &mut PersistedState,
         release: &Release,
         target: Slot,
         base_url: &str,
+        mut resume_from: Option<Checkpoint>,
     ) -> Result<VerifiedSlot> {
         let dev = self.board.slot(target);
         let exp = expected(release);
+        // At most 16 checkpoints (state writes) per install, none smaller than 64 KiB.
+        let step = (release.size / 16).max(64 * 1024);
         let mut errors = Vec::new();
         for url in &release.urls {
             let url = match resolve(base_url, url) {
@@ -235,26 +275,57 @@ impl Agent {
                     continue;
                 }
             };
-            let mut writer = flash::begin(dev, &exp)?;
+            let resumed = match &resume_from {
+                Some(cp) => flash::resume(dev, &exp, cp)?,
+                None => None,
+            };
+            let mut writer = match resumed {
+                Some(w) => {
+                    tracing::info!(
+                        "resuming the download of {} at byte {} of {}",
+                        release.version,
+                        w.written(),
+                        release.size
+                    );
+                    w
+                }
+                None => flash::begin(dev, &exp)?,
+            };
+            let start = writer.written();
             let half = release.size / 2;
+            let mut next_cp = start + step;
             let got = self
                 .fetcher
-                .fetch_into(&url, release.size, &mut |chunk: &[u8]| {
+                .fetch_from(&url, start, release.size - start, &mut |chunk: &[u8]| {
                     let before = writer.written();
                     writer.write(chunk)?;
-                    if before < half && writer.written() >= half {
+                    let now = writer.written();
+                    if before < half && now >= half {
                         crate::failpoint::hit("install-mid-write");
                     }
-                    Ok::<(), FlashError>(())
+                    if now >= next_cp && now < release.size {
+                        next_cp = now + step;
+                        if let Some(cp) = writer.checkpoint()? {
+                            st.partial = Some(partial(release, target, &cp));
+                            self.save(st)?;
+                            crate::failpoint::hit("install-checkpoint");
+                        }
+                    }
+                    Ok::<(), Error>(())
                 })
                 .await;
             match got {
                 Ok(_) => {}
-                Err(SinkOr::Sink(e)) => return Err(e.into()),
+                Err(SinkOr::Sink(e)) => return Err(e),
                 Err(SinkOr::Fetch(e)) if e.is_verification() => return Err(e.into()),
                 Err(SinkOr::Fetch(e)) => {
                     tracing::warn!("{e}");
                     errors.push(e.to_string());
+                    // The next mirror (or the next attempt) continues from here.
+                    if let Some(cp) = writer.checkpoint()? {
+                        st.partial = Some(partial(release, target, &cp));
+                        resume_from = Some(cp);
+                    }
                     continue;
                 }
             }

@@ -94,11 +94,18 @@ impl Agent {
             UpdateState::Installing { release, target } => {
                 st.apply(Event::Failed)?;
                 st.set_slot(target, None);
+                let detail = match &st.partial {
+                    Some(p) if p.target == target && p.version == release.version => format!(
+                        "write was cut off; slot left invalid; the next install resumes after byte {}",
+                        p.written
+                    ),
+                    _ => "write was cut off; slot left invalid, will install again".into(),
+                };
                 st.record(self.entry(
                     "install-interrupted",
                     Some(&release.version),
                     Some(target),
-                    "write was cut off; slot left invalid, will install again",
+                    detail,
                 ));
                 changed = true;
                 Situation::Idle

@@ -88,6 +88,10 @@ struct FileSink<'a> {
 }
 
 impl SlotSink for FileSink<'_> {
+    fn resumable(&self) -> bool {
+        true
+    }
+
     fn invalidate(&mut self, head_len: usize, _size: u64) -> Result<(), FlashError> {
         self.write_at(0, &vec![0u8; head_len])?;
         self.sync()

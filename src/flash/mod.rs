@@ -76,6 +76,12 @@ pub trait SlotSink {
     fn sequential(&self) -> bool {
         false
     }
+    /// Whether an interrupted write can continue where a checkpoint left it (bytes written
+    /// and synced stay in place, nothing else needs redoing). Raw flash and UBI updates start
+    /// over.
+    fn resumable(&self) -> bool {
+        false
+    }
     /// Write `bytes` at `offset` (at or after `head_len`, in order).
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), FlashError>;
     /// Make everything written so far durable.
@@ -123,6 +129,70 @@ pub fn begin<'a>(
     })
 }
 
+/// How far an interrupted write got: `written` bytes of the image, of which all after the
+/// held-back `head` are durably in the slot. Persisted with the state, so a download cut off
+/// by a reboot continues from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub written: u64,
+    pub head: Vec<u8>,
+}
+
+/// Continue an interrupted write from `cp`: the slot's bytes after the head, up to
+/// `cp.written`, are read back and hashed (with the head) as if they had just streamed. `None`
+/// when the slot cannot resume (raw flash, UBI) or the checkpoint does not fit the slot: the
+/// caller starts over.
+pub fn resume<'a>(
+    dev: &'a dyn SlotDevice,
+    expected: &Expected,
+    cp: &Checkpoint,
+) -> Result<Option<SlotWriter<'a>>, FlashError> {
+    let capacity = dev.capacity()?;
+    let head_len = (HEAD_LEN as u64).min(capacity) as usize;
+    let mut sink = dev.open_sink()?;
+    if !sink.resumable()
+        || cp.head.len() != head_len
+        || cp.written < head_len as u64
+        || cp.written > expected.size
+        || expected.size > capacity
+    {
+        return Ok(None);
+    }
+    // The head was never written; make sure the slot still does not start with an image.
+    sink.invalidate(head_len, expected.size)?;
+    let mut hasher = Sha256::new();
+    hasher.update(&cp.head);
+    let mut r = dev.reader()?.take(cp.written);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = 0u64;
+    loop {
+        let n = r.read(&mut buf).map_err(|source| FlashError::Io {
+            slot: dev.slot(),
+            device: dev.describe(),
+            op: "read back for resuming",
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        let skip = (head_len as u64).saturating_sub(at).min(n as u64) as usize;
+        hasher.update(&buf[skip..n]);
+        at += n as u64;
+    }
+    if at != cp.written {
+        return Ok(None);
+    }
+    Ok(Some(SlotWriter {
+        slot: dev.slot(),
+        sink,
+        limit: expected.size,
+        written: cp.written,
+        head_len,
+        head: cp.head.clone(),
+        hasher,
+    }))
+}
+
 /// Writes an image into an invalidated slot, hashing as it goes.
 pub struct SlotWriter<'a> {
     slot: Slot,
@@ -138,6 +208,19 @@ pub struct SlotWriter<'a> {
 impl SlotWriter<'_> {
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// Make everything written so far durable and say how far that is, for resuming; `None`
+    /// while the head is incomplete or the slot cannot resume.
+    pub fn checkpoint(&mut self) -> Result<Option<Checkpoint>, FlashError> {
+        if !self.sink.resumable() || self.head.len() < self.head_len {
+            return Ok(None);
+        }
+        self.sink.sync()?;
+        Ok(Some(Checkpoint {
+            written: self.written,
+            head: self.head.clone(),
+        }))
     }
 
     pub fn write(&mut self, mut chunk: &[u8]) -> Result<(), FlashError> {

@@ -26,15 +26,21 @@ pub enum Fault {
     Trickle { bytes: usize, every_ms: u64 },
     /// Headers, then silence for up to 60 s.
     Stall,
+    /// The file (or the range asked for) with its full length announced, but the
+    /// connection closed once the file offset `offset` is reached: a transfer cut off.
+    CutAt { offset: u64 },
 }
 
 type Faults = Arc<Mutex<HashMap<String, Fault>>>;
+/// Every request: path and `Range` header.
+type Log = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
 /// A running server; stops when dropped or on [`Server::stop`].
 pub struct Server {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
     faults: Faults,
+    log: Log,
 }
 
 impl Server {
@@ -48,6 +54,8 @@ impl Server {
         let addr = listener.local_addr()?;
         let faults: Faults = Arc::default();
         let shared = faults.clone();
+        let log: Log = Arc::default();
+        let shared_log = log.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
@@ -56,12 +64,18 @@ impl Server {
                 let root = root.clone();
                 let opts = opts.clone();
                 let faults = shared.clone();
+                let log = shared_log.clone();
                 tokio::spawn(async move {
-                    let _ = handle(sock, &root, &opts, &faults).await;
+                    let _ = handle(sock, &root, &opts, &faults, &log).await;
                 });
             }
         });
-        Ok(Server { addr, task, faults })
+        Ok(Server {
+            addr,
+            task,
+            faults,
+            log,
+        })
     }
 
     /// Make requests for `path` (e.g. "/index.toml") misbehave; `None` restores it.
@@ -71,6 +85,17 @@ impl Server {
             Some(x) => f.insert(path.to_string(), x),
             None => f.remove(path),
         };
+    }
+
+    /// The `Range` headers of the requests for `path` so far, in order (None: no range).
+    pub fn ranges(&self, path: &str) -> Vec<Option<String>> {
+        self.log
+            .lock()
+            .expect("request log")
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -124,6 +149,7 @@ async fn handle(
     root: &Path,
     opts: &ServeOptions,
     faults: &Faults,
+    log: &Log,
 ) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
@@ -142,6 +168,10 @@ async fn handle(
         .filter_map(|l| l.split_once(':'))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("range"))
         .map(|(_, v)| v.trim().to_string());
+    log.lock().expect("request log").push((
+        target.split('?').next().unwrap_or("").to_string(),
+        range.clone(),
+    ));
     if method != "GET" && method != "HEAD" {
         return respond(&mut sock, "405 Method Not Allowed", "only GET and HEAD\n").await;
     }
@@ -193,7 +223,10 @@ async fn handle(
     }
     use tokio::io::AsyncSeekExt;
     file.seek(std::io::SeekFrom::Start(start)).await?;
-    let mut left = count;
+    let mut left = match fault {
+        Some(Fault::CutAt { offset }) => count.min(offset.saturating_sub(start)),
+        _ => count,
+    };
     let (chunk, tick) = match fault {
         Some(Fault::Trickle { bytes, every_ms }) => {
             (bytes.max(1), Some(Duration::from_millis(every_ms)))

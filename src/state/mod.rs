@@ -91,7 +91,23 @@ pub struct PersistedState {
     pub last_index: Option<LastIndex>,
     /// Newest trusted time seen (unix seconds): the clock is never trusted below it.
     pub time_floor: u64,
+    /// How far an interrupted download got, so the next install of the same release into the
+    /// same slot continues from there instead of starting over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<Partial>,
     pub history: Vec<HistoryEntry>,
+}
+
+/// A checkpoint of an interrupted install: the release (by its signed hash), the slot, the
+/// bytes durably written, and the held-back first bytes of the image (hex), which were never
+/// written to the slot. Only a hint: the resumed image is hashed whole and read back as any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partial {
+    pub version: Version,
+    pub sha256: String,
+    pub target: Slot,
+    pub written: u64,
+    pub head: String,
 }
 
 impl Default for PersistedState {
@@ -111,6 +127,7 @@ impl Default for PersistedState {
             denylist: Vec::new(),
             last_index: None,
             time_floor: 0,
+            partial: None,
             history: Vec::new(),
         }
     }
