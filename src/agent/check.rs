@@ -126,10 +126,17 @@ impl Agent {
         st: &PersistedState,
         running: &Version,
     ) -> Result<Choice> {
+        if st.hold && st.pin.is_none() {
+            return Ok(Choice::UpToDate {
+                reason: format!(
+                    "held at {running} by the owner (`fwguard release` to follow the channel)"
+                ),
+            });
+        }
         let deny = st.denylisted_versions();
         let want = Wanted {
             board: &self.board.id,
-            channel: &self.settings.index.channel,
+            channel: self.channel(st),
             running,
             pinned: st.pin.as_ref(),
             force_insecure: st.pin_insecure,

@@ -50,15 +50,36 @@ impl Agent {
                 }
             }
         }
-        let mode = match self.settings.policy {
-            Policy::Off => {
-                tracing::info!("policy is off: not checking for updates");
-                None
-            }
-            Policy::DownloadOnly => Some(UpdateMode::StageOnly),
-            Policy::Auto => Some(UpdateMode::Install),
-        };
         loop {
+            // The owner may change the policy at any time (`fwguard policy`): read it each round.
+            let policy = self
+                .load()
+                .map(|st| self.policy(&st))
+                .unwrap_or(self.settings.policy);
+            let mode = match policy {
+                Policy::Off => {
+                    tracing::debug!("policy is off: not checking for updates");
+                    None
+                }
+                Policy::Notify => {
+                    match self.check().await {
+                        Ok(r) => match r.choice {
+                            crate::index::select::Choice::Install(rel) => tracing::info!(
+                                "update available: {} (running {}); policy is notify, so nothing is downloaded: `fwguard update` installs it",
+                                rel.version,
+                                r.running
+                            ),
+                            crate::index::select::Choice::UpToDate { reason } => {
+                                tracing::debug!("up to date: {reason}")
+                            }
+                        },
+                        Err(e) => tracing::warn!("update check failed: {e}"),
+                    }
+                    None
+                }
+                Policy::DownloadOnly => Some(UpdateMode::StageOnly),
+                Policy::Auto => Some(UpdateMode::Install),
+            };
             if let Some(mode) = mode {
                 match self.update_by(mode, By::Daemon).await {
                     Ok(Action::Reboot(why)) => return Ok(DaemonExit::Reboot(why)),

@@ -85,6 +85,21 @@ impl Agent {
         Agent::new(settings, board)
     }
 
+    /// The policy in force: the owner's choice, else the configuration's.
+    pub fn policy(&self, st: &PersistedState) -> crate::config::Policy {
+        st.policy
+            .as_deref()
+            .and_then(crate::config::Policy::parse)
+            .unwrap_or(self.settings.policy)
+    }
+
+    /// The channel followed: the owner's choice, else the configuration's.
+    pub fn channel<'a>(&'a self, st: &'a PersistedState) -> &'a str {
+        st.channel
+            .as_deref()
+            .unwrap_or(&self.settings.index.channel)
+    }
+
     /// The board checks that must pass before anything is written (e.g. the env's sector
     /// size against the flash's erase size).
     pub(crate) fn preflight(&self) -> Result<()> {

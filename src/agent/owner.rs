@@ -1,6 +1,9 @@
-//! What the owner does by hand: pin, unpin, roll back, mark good.
+//! What the owner does by hand: pin, unpin, hold, release, the policy and the channel,
+//! roll back, mark good. The owner's choices are kept in the state and win over the shipped
+//! configuration.
 
 use super::{Action, Agent};
+use crate::config::Policy;
 use crate::error::{Error, Result};
 use crate::health::Report;
 use crate::index::select::Choice;
@@ -51,20 +54,91 @@ impl Agent {
         }))
     }
 
+    /// `fwguard unpin` / `fwguard release`: drop a pin or a hold and follow the channel.
     pub fn unpin(&self) -> Result<Action> {
         let _lock = self.lock()?;
         let mut st = self.load()?;
-        st.rollbacks_in_a_row = 0;
-        let Some(old) = st.pin.take() else {
-            return Ok(Action::UpToDate("no version is pinned".into()));
-        };
+        if st.pin.is_none() && !st.hold {
+            return Ok(Action::UpToDate("no version is pinned or held".into()));
+        }
+        let old = st.pin.take();
+        st.hold = false;
         st.pin_insecure = false;
-        st.record(self.entry("unpin", Some(&old), None, "following the channel again"));
+        st.rollbacks_in_a_row = 0;
+        st.record(self.entry("unpin", old.as_ref(), None, "following the channel again"));
         self.save(&st)?;
         Ok(Action::Done(format!(
-            "unpinned {old}; following channel {}",
-            self.settings.index.channel
+            "following channel {} again",
+            self.channel(&st)
         )))
+    }
+
+    /// `fwguard hold`: stay on the running version; nothing is installed until `release`.
+    pub fn hold(&self) -> Result<Action> {
+        let _lock = self.lock()?;
+        let mut st = self.load()?;
+        let (_, header) = self.running()?;
+        if st.hold {
+            return Ok(Action::UpToDate(format!(
+                "already held at {}",
+                header.version
+            )));
+        }
+        st.hold = true;
+        st.record(self.entry("hold", Some(&header.version), None, "held by the owner"));
+        self.save(&st)?;
+        Ok(Action::Done(format!("holding at {}", header.version)))
+    }
+
+    /// `fwguard policy MODE`: what the daemon may do on its own, overriding the configuration.
+    pub fn set_policy(&self, policy: Policy) -> Result<Action> {
+        let _lock = self.lock()?;
+        let mut st = self.load()?;
+        if st.policy.as_deref() == Some(policy.as_str()) {
+            return Ok(Action::UpToDate(format!(
+                "policy is already {}",
+                policy.as_str()
+            )));
+        }
+        st.policy = Some(policy.as_str().to_string());
+        st.record(self.entry(
+            "policy",
+            None,
+            None,
+            format!("policy set to {} by the owner", policy.as_str()),
+        ));
+        self.save(&st)?;
+        Ok(Action::Done(format!("policy is now {}", policy.as_str())))
+    }
+
+    /// `fwguard channel NAME`: follow another channel of the index (e.g. beta).
+    pub fn set_channel(&self, channel: &str) -> Result<Action> {
+        let valid = !channel.is_empty()
+            && channel.len() <= 64
+            && channel
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !valid {
+            return Err(Error::Refused(format!(
+                "{channel:?} is not a channel name (letters, digits, - _ .)"
+            )));
+        }
+        let _lock = self.lock()?;
+        let mut st = self.load()?;
+        if self.channel(&st) == channel {
+            return Ok(Action::UpToDate(format!(
+                "already following channel {channel}"
+            )));
+        }
+        st.channel = Some(channel.to_string());
+        st.record(self.entry(
+            "channel",
+            None,
+            None,
+            format!("following channel {channel}, set by the owner"),
+        ));
+        self.save(&st)?;
+        Ok(Action::Done(format!("following channel {channel}")))
     }
 
     /// `fwguard rollback`: go back to the other slot's known-good firmware, no download

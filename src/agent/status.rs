@@ -34,6 +34,8 @@ pub struct Status {
     pub slots: Vec<SlotStatus>,
     pub policy: crate::config::Policy,
     pub channel: String,
+    /// The owner holds the running version.
+    pub held: bool,
     pub pinned: Option<Version>,
     pub denylist: Vec<DenyEntry>,
     pub index_version: Option<u64>,
@@ -94,8 +96,9 @@ impl Agent {
                     record: st.slot(s).cloned(),
                 })
                 .collect(),
-            policy: self.settings.policy,
-            channel: self.settings.index.channel.clone(),
+            policy: self.policy(&st),
+            channel: self.channel(&st).to_string(),
+            held: st.hold,
             pinned: st.pin.clone(),
             denylist: st.denylist.clone(),
             index_version: st.last_index.as_ref().map(|l| l.version),

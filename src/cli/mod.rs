@@ -76,8 +76,19 @@ enum Command {
         #[arg(long)]
         force_insecure: bool,
     },
-    /// Follow the channel again
+    /// Follow the channel again (drops a pin or a hold)
+    #[command(alias = "release")]
     Unpin,
+    /// Stay on the running version: install nothing until `fwguard release`
+    Hold,
+    /// What the daemon may do on its own: auto, download-only, notify or off (overrides the
+    /// configuration)
+    Policy {
+        #[arg(value_parser = parse_policy)]
+        mode: crate::config::Policy,
+    },
+    /// Follow another channel of the index (e.g. stable, beta)
+    Channel { name: String },
     /// Commit the running trial boot now
     MarkGood,
     /// Check the board: where the bootloader env is and whether it fits the flash, the env
@@ -268,6 +279,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
             force_insecure,
         } => report(rt.block_on(load_agent(cfg)?.pin(version, force_insecure))?),
         Command::Unpin => report(load_agent(cfg)?.unpin()?),
+        Command::Hold => report(load_agent(cfg)?.hold()?),
+        Command::Policy { mode } => report(load_agent(cfg)?.set_policy(mode)?),
+        Command::Channel { name } => report(load_agent(cfg)?.set_channel(&name)?),
         Command::MarkGood => report(load_agent(cfg)?.mark_good()?),
         Command::Doctor => return doctor(cfg),
         Command::Sim(cmd) => return sim_cmd::run(cmd),
@@ -275,6 +289,11 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Demo { dir } => return rt.block_on(crate::sim::demo::run(dir)),
     }
     Ok(EXIT_OK)
+}
+
+fn parse_policy(s: &str) -> Result<crate::config::Policy, String> {
+    crate::config::Policy::parse(s)
+        .ok_or_else(|| format!("{s:?} is not one of auto, download-only, notify, off"))
 }
 
 /// `fwguard doctor`: read-only; never takes the state lock, so it runs beside the daemon.

@@ -47,17 +47,31 @@ pub enum Policy {
     Auto,
     /// Write and verify the inactive slot, then wait for the owner (`fwguard update`).
     DownloadOnly,
+    /// Check and report what is available; download nothing.
+    Notify,
     /// Never act without the owner.
     Off,
 }
 
 impl Policy {
+    pub const ALL: [Policy; 4] = [
+        Policy::Auto,
+        Policy::DownloadOnly,
+        Policy::Notify,
+        Policy::Off,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Policy::Auto => "auto",
             Policy::DownloadOnly => "download-only",
+            Policy::Notify => "notify",
             Policy::Off => "off",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Policy> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
 
@@ -172,17 +186,13 @@ impl Validator<'_> {
     }
 
     fn settings(&self, raw: RawConfig) -> Result<Settings, ConfigError> {
-        let policy = match raw.agent.policy.as_deref().unwrap_or("auto") {
-            "auto" => Policy::Auto,
-            "download-only" => Policy::DownloadOnly,
-            "off" => Policy::Off,
-            other => {
-                return Err(self.err(
-                    "agent.policy",
-                    format!("{other:?} is not one of \"auto\", \"download-only\", \"off\""),
-                ))
-            }
-        };
+        let p = raw.agent.policy.as_deref().unwrap_or("auto");
+        let policy = Policy::parse(p).ok_or_else(|| {
+            self.err(
+                "agent.policy",
+                format!("{p:?} is not one of \"auto\", \"download-only\", \"notify\", \"off\""),
+            )
+        })?;
         let check_interval = self.duration(
             "agent.check_interval",
             raw.agent.check_interval.as_deref(),

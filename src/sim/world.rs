@@ -171,12 +171,19 @@ impl World {
         Ok(p)
     }
 
-    /// Publish a new signed index listing `versions` (for board `sim`, channel `stable`).
+    /// Publish a new signed index listing `versions` (for the world's board, channel
+    /// `stable`).
     pub fn publish(&mut self, versions: &[&str]) -> Result<u64, SimError> {
+        let all: Vec<(&str, &[&str])> = versions.iter().map(|v| (*v, &["stable"][..])).collect();
+        self.publish_channels(&all)
+    }
+
+    /// Publish a new signed index listing each version in the given channels.
+    pub fn publish_channels(&mut self, versions: &[(&str, &[&str])]) -> Result<u64, SimError> {
         let now = crate::index::unix_now().max(BUILD_TIME);
         self.index_version += 1;
         let mut draft = IndexDraft::new(self.index_version, now, now + INDEX_LIFETIME);
-        for v in versions {
+        for (v, channels) in versions {
             let (version, path) = self
                 .images
                 .get(*v)
@@ -185,7 +192,7 @@ impl World {
             let rel = NewRelease::from_image(
                 version,
                 vec![self.opts.board.clone()],
-                vec!["stable".into()],
+                channels.iter().map(|c| c.to_string()).collect(),
                 vec![format!("images/fw-{v}.img")],
                 &path,
             )

@@ -91,6 +91,15 @@ pub struct PersistedState {
     pub last_index: Option<LastIndex>,
     /// Newest trusted time seen (unix seconds): the clock is never trusted below it.
     pub time_floor: u64,
+    /// The owner's choices, which win over the shipped configuration: the policy
+    /// (`auto`, `download-only`, `notify`, `off`), the channel, and a hold on the running
+    /// version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub hold: bool,
     /// How far an interrupted download got, so the next install of the same release into the
     /// same slot continues from there instead of starting over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,6 +136,9 @@ impl Default for PersistedState {
             denylist: Vec::new(),
             last_index: None,
             time_floor: 0,
+            policy: None,
+            channel: None,
+            hold: false,
             partial: None,
             history: Vec::new(),
         }
