@@ -45,8 +45,8 @@ impl Agent {
         &self,
         st: &mut PersistedState,
         mut root: TrustRoot,
+        base: &str,
     ) -> Result<(TrustRoot, bool)> {
-        let base = &self.settings.index.url;
         let mut changed = false;
         for _ in 0..MAX_ROTATIONS {
             if root.root.keys.is_empty() {
@@ -92,11 +92,23 @@ impl Agent {
         st: &mut PersistedState,
         build_time: u64,
     ) -> Result<(VerifiedIndex, bool)> {
+        let url = self.settings.index.url.clone();
+        self.fetch_index_from(st, build_time, &url).await
+    }
+
+    /// Fetch and verify the index at `index_url` (the configured one, or an offline copy:
+    /// the same signature, freshness, replay and board checks apply).
+    pub(super) async fn fetch_index_from(
+        &self,
+        st: &mut PersistedState,
+        build_time: u64,
+        index_url: &str,
+    ) -> Result<(VerifiedIndex, bool)> {
         let cfg = &self.settings.index;
         let root = self.trust_root(st)?;
-        let (root, rotated) = self.rotate_root(st, root).await?;
-        let url = resolve(&cfg.url, &cfg.url)?;
-        let sig_url = resolve(&cfg.url, &format!("{}.sig", cfg.url))?;
+        let (root, rotated) = self.rotate_root(st, root, index_url).await?;
+        let url = resolve(index_url, index_url)?;
+        let sig_url = resolve(index_url, &format!("{index_url}.sig"))?;
         let bytes = self.fetcher.fetch_bytes(&url, cfg.max_index_bytes).await?;
         let signatures = self.fetcher.fetch_bytes(&sig_url, MAX_SIG_BYTES).await?;
         let floor = st.time_floor.max(build_time);

@@ -20,6 +20,13 @@ pub enum By {
     Owner { force: bool },
 }
 
+/// Where an update comes from: the index (the configured URL, or an offline copy) and,
+/// for an offline image file, the file itself.
+pub(super) struct Source {
+    pub index_url: String,
+    pub image: Option<super::offline::ImageFile>,
+}
+
 /// How far `update` goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpdateMode {
@@ -73,6 +80,20 @@ impl Agent {
 
     /// Check, then install the chosen release, as the daemon or the owner asks.
     pub async fn update_by(&self, mode: UpdateMode, by: By) -> Result<Action> {
+        let source = Source {
+            index_url: self.settings.index.url.clone(),
+            image: None,
+        };
+        self.update_from(mode, by, &source).await
+    }
+
+    /// The update, from the configured index or an offline copy of it.
+    pub(super) async fn update_from(
+        &self,
+        mode: UpdateMode,
+        by: By,
+        source: &Source,
+    ) -> Result<Action> {
         self.preflight()?;
         let _lock = self.lock()?;
         let mut st = self.load()?;
@@ -90,11 +111,17 @@ impl Agent {
                 st.rollbacks_in_a_row
             )));
         }
-        let (index, changed) = self.fetch_index(&mut st, header.build_time).await?;
+        let (index, changed) = self
+            .fetch_index_from(&mut st, header.build_time, &source.index_url)
+            .await?;
         if changed {
             self.save(&st)?;
         }
-        let release = match self.choose(&index, &st, &header.version)? {
+        let choice = match &source.image {
+            None => self.choose(&index, &st, &header.version)?,
+            Some(image) => self.choose_image(&index, &st, &header.version, image)?,
+        };
+        let release = match choice {
             Choice::UpToDate { reason } => return Ok(Action::UpToDate(reason)),
             Choice::Install(r) => *r,
         };
@@ -110,7 +137,7 @@ impl Agent {
             Some(v) => v,
             None => {
                 self.take_baseline(&mut st, &release, by).await?;
-                self.install(&mut st, &release, booted, self.settings.index.url.clone())
+                self.install(&mut st, &release, booted, source.index_url.clone())
                     .await?
             }
         };

@@ -9,6 +9,7 @@ mod daemon;
 mod health;
 mod install;
 mod notify;
+mod offline;
 mod owner;
 mod status;
 mod trial;

@@ -48,6 +48,21 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Install offline: PATH is a directory (or USB stick) holding the vendor's signed
+    /// index.toml, its .sig and the images, an index file, or one image file (its signed
+    /// index beside it, or --index). The same checks as online.
+    Install {
+        path: std::path::PathBuf,
+        /// The signed index for an image file (default: index.toml beside it)
+        #[arg(long)]
+        index: Option<std::path::PathBuf>,
+        /// Write and verify the inactive slot, but do not switch or reboot
+        #[arg(long)]
+        stage_only: bool,
+        /// Install even while a required health check fails on the running firmware
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the health checks once now (exit 9 when a required one fails)
     Health {
         #[arg(long)]
@@ -201,6 +216,20 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 UpdateMode::Install
             };
             report(rt.block_on(agent.update_by(mode, By::Owner { force }))?);
+        }
+        Command::Install {
+            path,
+            index,
+            stage_only,
+            force,
+        } => {
+            let agent = load_agent(cfg)?;
+            let mode = if stage_only {
+                UpdateMode::StageOnly
+            } else {
+                UpdateMode::Install
+            };
+            report(rt.block_on(agent.install_offline(&path, index.as_deref(), mode, force))?);
         }
         Command::Health { json } => {
             let agent = load_agent(cfg)?;

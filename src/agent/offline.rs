@@ -1,0 +1,114 @@
+//! Offline install (`fwguard install PATH`): from a directory or USB stick holding a copy of
+//! the vendor's signed index and its images, or from one image file with the signed index
+//! next to it (or given). The same checks as online: the index's signatures, freshness and
+//! replay protection, the board, the security floor, pulled releases, the image's size and
+//! hash while it streams and again read back, and its header.
+
+use super::install::{Source, UpdateMode};
+use super::{Action, Agent, By};
+use crate::error::{Error, Result};
+use crate::index::select::Choice;
+use crate::index::VerifiedIndex;
+use crate::state::PersistedState;
+use crate::version::Version;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// An image file to install, identified in the signed index by its hash.
+pub(super) struct ImageFile {
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: [u8; 32],
+}
+
+fn file_url(path: &Path) -> Result<String> {
+    let abs = std::fs::canonicalize(path)
+        .map_err(|e| Error::Refused(format!("{}: {e}", path.display())))?;
+    reqwest::Url::from_file_path(&abs)
+        .map(|u| u.to_string())
+        .map_err(|_| Error::Refused(format!("{}: not a usable path", abs.display())))
+}
+
+impl Agent {
+    /// `fwguard install PATH [--index INDEX]`: PATH is a directory holding `index.toml`
+    /// (with `index.toml.sig`) and the images it names, an index file, or an image file
+    /// (then the index is INDEX, or `index.toml` beside the image).
+    pub async fn install_offline(
+        &self,
+        path: &Path,
+        index: Option<&Path>,
+        mode: UpdateMode,
+        force: bool,
+    ) -> Result<Action> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| Error::Refused(format!("{}: {e}", path.display())))?;
+        let (index_path, image) = if meta.is_dir() {
+            (
+                index
+                    .map(Path::to_path_buf)
+                    .unwrap_or(path.join("index.toml")),
+                None,
+            )
+        } else if index.is_none() && path.extension().is_some_and(|e| e == "toml") {
+            (path.to_path_buf(), None)
+        } else {
+            let beside = path.parent().unwrap_or(Path::new(".")).join("index.toml");
+            (
+                index.map(Path::to_path_buf).unwrap_or(beside),
+                Some(hash_file(path)?),
+            )
+        };
+        let source = Source {
+            index_url: file_url(&index_path)?,
+            image,
+        };
+        self.update_from(mode, By::Owner { force }, &source).await
+    }
+
+    /// The release an image file is, by its hash, with the checks a pin of that version
+    /// gets (listed for this board, not pulled, not below the floor); its bytes then come
+    /// from the file.
+    pub(super) fn choose_image(
+        &self,
+        index: &VerifiedIndex,
+        st: &PersistedState,
+        running: &Version,
+        image: &ImageFile,
+    ) -> Result<Choice> {
+        let release = index
+            .releases()
+            .iter()
+            .find(|r| r.sha256 == image.sha256 && r.size == image.size)
+            .ok_or_else(|| {
+                Error::Refused(format!(
+                    "{} (sha256 {}) is not a release in the signed index",
+                    image.path.display(),
+                    hex::encode(image.sha256)
+                ))
+            })?;
+        let mut probe = st.clone();
+        probe.pin = Some(release.version.clone());
+        probe.pin_insecure = false;
+        probe.hold = false;
+        probe.denylist.retain(|d| d.version != release.version);
+        Ok(match self.choose(index, &probe, running)? {
+            Choice::Install(mut r) => {
+                r.urls = vec![file_url(&image.path)?];
+                Choice::Install(r)
+            }
+            up_to_date => up_to_date,
+        })
+    }
+}
+
+fn hash_file(path: &Path) -> Result<ImageFile> {
+    let err = |e: std::io::Error| Error::Refused(format!("{}: {e}", path.display()));
+    let mut f = std::fs::File::open(path).map_err(err)?;
+    let mut h = Sha256::new();
+    let size = std::io::copy(&mut f, &mut h).map_err(err)?;
+    Ok(ImageFile {
+        path: path.to_path_buf(),
+        size,
+        sha256: h.finalize().into(),
+    })
+}

@@ -1,0 +1,123 @@
+//! Offline install (`fwguard install PATH`) with the vendor's server unreachable: from a copy
+//! of the update tree (a USB stick), or from one image file with its signed index; the same
+//! signature, hash and board checks as online; anything else refused with nothing written.
+
+mod common;
+
+use common::{history_has, world};
+use fwguard::agent::{Action, UpdateMode};
+use fwguard::error::Error;
+use fwguard::Slot;
+use std::path::Path;
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("images")).unwrap();
+    for name in ["index.toml", "index.toml.sig"] {
+        std::fs::copy(from.join(name), to.join(name)).unwrap();
+    }
+    for e in std::fs::read_dir(from.join("images")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join("images").join(e.file_name())).unwrap();
+    }
+}
+
+/// A world whose index lists 1.1, copied to a "USB stick"; then the server goes away.
+async fn offline() -> (common::TestWorld, tempfile::TempDir) {
+    let mut t = world("off").await;
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    let usb = tempfile::tempdir().unwrap();
+    copy_tree(&t.world.www, usb.path());
+    t.world.server.take().unwrap().stop();
+    (t, usb)
+}
+
+#[tokio::test]
+async fn from_a_usb_stick_with_the_server_gone() {
+    let (mut t, usb) = offline().await;
+    // The vendor-site check fails now (no server), before as after: forced, it is excused.
+    let e = t
+        .agent()
+        .install_offline(usb.path(), None, UpdateMode::Install, false)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("fails required health checks"),
+        "{e}"
+    );
+    let a = t
+        .agent()
+        .install_offline(usb.path(), None, UpdateMode::Install, true)
+        .await
+        .unwrap();
+    assert_eq!(a, Action::Reboot("trial boot of 1.1 in slot B".into()));
+    let r = t.power_cycle().await;
+    assert_eq!((r.slot, r.version.as_str()), (Slot::B, "1.1"));
+    t.settle().await;
+    assert!(history_has(&t.state(), "committed", "1.1"));
+}
+
+#[tokio::test]
+async fn from_an_image_file_with_its_signed_index() {
+    let (t, usb) = offline().await;
+    let image = usb.path().join("images/fw-1.1.img");
+    let index = usb.path().join("index.toml");
+    let a = t
+        .agent()
+        .install_offline(&image, Some(&index), UpdateMode::StageOnly, true)
+        .await
+        .unwrap();
+    assert_eq!(a, Action::Staged("1.1".parse().unwrap()));
+    let slot = std::fs::read(t.world.router.slot_path(Slot::B)).unwrap();
+    let img = std::fs::read(&image).unwrap();
+    assert_eq!(&slot[..img.len()], &img[..]);
+}
+
+#[tokio::test]
+async fn what_the_signed_index_does_not_vouch_for_is_refused() {
+    let (t, usb) = offline().await;
+    let before = std::fs::read(t.world.router.slot_path(Slot::B)).unwrap();
+    // An image the index does not list (one byte changed).
+    let image = usb.path().join("images/fw-1.1.img");
+    let mut bytes = std::fs::read(&image).unwrap();
+    bytes[5000] ^= 1;
+    let evil = usb.path().join("evil.img");
+    std::fs::write(&evil, &bytes).unwrap();
+    let e = t
+        .agent()
+        .install_offline(&evil, None, UpdateMode::Install, true)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("is not a release in the signed index"),
+        "{e}"
+    );
+    // The listed image swapped for other bytes on the stick: the hash check refuses it.
+    std::fs::write(&image, &bytes).unwrap();
+    let e = t
+        .agent()
+        .install_offline(usb.path(), None, UpdateMode::Install, true)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("sha256"), "{e}");
+    // A tampered index: the signature check refuses it.
+    let text = std::fs::read_to_string(usb.path().join("index.toml")).unwrap();
+    std::fs::write(usb.path().join("index.toml"), text.replace("1.1", "1.9")).unwrap();
+    let e = t
+        .agent()
+        .install_offline(usb.path(), None, UpdateMode::Install, true)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Index(_)), "{e}");
+    // No index at all.
+    let e = t
+        .agent()
+        .install_offline(&usb.path().join("nowhere"), None, UpdateMode::Install, true)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("nowhere"), "{e}");
+    // The running slot was never touched, and no refused image was left looking bootable.
+    let after = std::fs::read(t.world.router.slot_path(Slot::B)).unwrap();
+    assert!(after[..4096].iter().all(|&b| b == 0) || after == before);
+    assert!(!t.world.router.reboot_requested());
+}
