@@ -6,6 +6,7 @@
 mod check;
 mod confirm;
 mod daemon;
+mod diag;
 mod health;
 mod install;
 mod notify;
@@ -17,6 +18,7 @@ mod trial;
 pub use check::CheckReport;
 pub use confirm::Confirmed;
 pub use daemon::DaemonExit;
+pub use diag::{redact_config, PARTS as DIAG_PARTS};
 pub use health::HealthRecord;
 pub use install::{By, UpdateMode};
 pub use status::Status;

@@ -106,6 +106,14 @@ enum Command {
     Channel { name: String },
     /// Commit the running trial boot now
     MarkGood,
+    /// Write a support bundle (.tar.gz): versions, status, state and history, the
+    /// configuration with secrets removed, the bootloader's variables, the board checks,
+    /// the last health round, recent logs
+    Diag {
+        /// Where to write it [default: fwguard-diag-<time>.tar.gz here]
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Check the board: where the bootloader env is and whether it fits the flash, the env
     /// itself, the running slot, the slots; each failure with a fix (exit 3 on any failure)
     Doctor,
@@ -313,6 +321,16 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Channel { name } => report(load_agent(cfg)?.set_channel(&name)?),
         Command::MarkGood => report(load_agent(cfg)?.mark_good()?),
         Command::Doctor => return doctor(cfg),
+        Command::Diag { output } => {
+            let agent = load_agent(cfg)?;
+            let out = output.unwrap_or_else(|| {
+                format!("fwguard-diag-{}.tar.gz", crate::index::unix_now()).into()
+            });
+            agent
+                .write_diag(&out)
+                .map_err(|e| Error::Other(format!("writing {}: {e}", out.display())))?;
+            println!("wrote {}", out.display());
+        }
         Command::Sim(cmd) => return sim_cmd::run(cmd),
         #[cfg(feature = "demo")]
         Command::Demo { dir } => return rt.block_on(crate::sim::demo::run(dir)),
