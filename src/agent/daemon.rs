@@ -78,7 +78,13 @@ impl Agent {
                     None
                 }
                 Policy::DownloadOnly => Some(UpdateMode::StageOnly),
-                Policy::Auto => Some(UpdateMode::Install),
+                // Outside the maintenance window the image is written and verified already;
+                // the reboot into it waits for the window.
+                Policy::Auto if self.in_maintenance_window() => Some(UpdateMode::Install),
+                Policy::Auto => {
+                    tracing::debug!("outside the maintenance window: staging only");
+                    Some(UpdateMode::StageOnly)
+                }
             };
             if let Some(mode) = mode {
                 match self.update_by(mode, By::Daemon).await {
@@ -89,7 +95,7 @@ impl Agent {
                 }
             }
             tokio::select! {
-                _ = tokio::time::sleep(self.settings.check_interval) => {}
+                _ = tokio::time::sleep(self.next_check()) => {}
                 _ = &mut shutdown => return Ok(DaemonExit::Stopped),
             }
         }
@@ -97,6 +103,31 @@ impl Agent {
 }
 
 impl Agent {
+    /// Whether the daemon may reboot into an update now: always without windows; never while
+    /// the clock is behind the newest trusted time (a router without an RTC before NTP).
+    pub fn in_maintenance_window(&self) -> bool {
+        if self.settings.windows.is_empty() {
+            return true;
+        }
+        let now = self.now();
+        if self.load().is_ok_and(|st| now < st.time_floor) {
+            return false;
+        }
+        let t = crate::config::window::LocalTime::at(now, self.settings.timezone.as_ref());
+        self.settings.windows.iter().any(|w| w.contains(t))
+    }
+
+    /// The check interval plus a random part of the jitter.
+    fn next_check(&self) -> std::time::Duration {
+        let jitter = self.settings.check_jitter.as_millis() as u64;
+        let mut r = [0u8; 8];
+        let extra = match getrandom::getrandom(&mut r) {
+            Ok(()) if jitter > 0 => u64::from_le_bytes(r) % (jitter + 1),
+            _ => 0,
+        };
+        self.settings.check_interval + std::time::Duration::from_millis(extra)
+    }
+
     /// `fwguard assess`: settle this boot and, on a trial boot, run the health checks to the
     /// end (commit, or roll back and reboot). For a boot-assessment unit ordered before
     /// `boot-complete.target`; the daemon does the rest.

@@ -5,6 +5,7 @@
 mod board;
 mod health;
 mod raw;
+pub mod window;
 
 pub use board::{BoardSettings, LinksysSettings, OtherBoot};
 
@@ -114,6 +115,11 @@ pub struct Settings {
     pub runtime_dir: PathBuf,
     /// Automatic rollbacks in a row after which automatic installs stop until the owner acts.
     pub max_rollbacks: u32,
+    /// At most this much random extra wait after each check interval (spreads the fleet).
+    pub check_jitter: Duration,
+    /// When the daemon may reboot into an update (empty: any time), in `timezone`.
+    pub windows: Vec<window::Window>,
+    pub timezone: Option<tz::TimeZone>,
 }
 
 /// The config path: the flag, else `$FWGUARD_CONFIG`, else the default.
@@ -246,6 +252,16 @@ impl Validator<'_> {
                 0 => return Err(self.err("agent.max_rollbacks", "must be at least 1")),
                 n => n,
             },
+            check_jitter: match raw.agent.check_jitter.as_deref() {
+                Some("0s") | Some("0") => Duration::ZERO,
+                other => self.duration("agent.check_jitter", other, check_interval / 10)?,
+            },
+            timezone: if raw.maintenance.is_empty() && raw.agent.timezone.is_none() {
+                None
+            } else {
+                self.timezone(raw.agent.timezone)?
+            },
+            windows: self.windows(raw.maintenance)?,
         })
     }
 

@@ -14,6 +14,9 @@ pub struct RawConfig {
     pub trial: RawTrial,
     #[serde(default)]
     pub health: RawHealth,
+    /// When the daemon may reboot into an update (none: any time).
+    #[serde(default)]
+    pub maintenance: Vec<super::window::RawWindow>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +28,10 @@ pub struct RawAgent {
     pub device_id: Option<String>,
     pub runtime_dir: Option<PathBuf>,
     pub max_rollbacks: Option<u32>,
+    /// POSIX TZ string or zoneinfo name for the maintenance windows.
+    pub timezone: Option<String>,
+    /// Random extra wait added to each check interval.
+    pub check_jitter: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

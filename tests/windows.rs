@@ -1,0 +1,88 @@
+//! Maintenance windows with a controllable clock: outside the window the daemon (policy
+//! auto) writes and verifies the update but does not reboot into it; inside, it does; a clock
+//! behind the newest trusted time (no RTC, before NTP) is never inside a window.
+
+mod common;
+
+use common::{world, FAST_TRIAL};
+use fwguard::agent::{Agent, DaemonExit};
+use fwguard::state::UpdateState;
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn daemon_for(agent: Agent, ms: u64) -> DaemonExit {
+    let stop = tokio::time::sleep(Duration::from_millis(ms));
+    tokio::time::timeout(Duration::from_secs(30), agent.run_daemon(stop))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_daemon_reboots_into_an_update_only_inside_the_window() {
+    let mut t = world("auto").await;
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    let now = fwguard::index::unix_now();
+    // A daily window two to three hours from now, in a zone 5 h west of UTC.
+    let local = (now as i64 - 5 * 3600).rem_euclid(86_400) / 60;
+    let hm = |m: i64| {
+        format!(
+            "{:02}:{:02}",
+            m.rem_euclid(1440) / 60,
+            m.rem_euclid(1440) % 60
+        )
+    };
+    let extra = format!(
+        "policy = \"auto\"\ntimezone = \"EST5\"\ncheck_jitter = \"0s\"\n\n[[maintenance]]\nfrom = \"{}\"\nto = \"{}\"\n",
+        hm(local + 120),
+        hm(local + 180)
+    );
+    t.world.write_config(&extra, FAST_TRIAL).unwrap();
+    let at = |unix: u64| t.agent().with_clock(Arc::new(move || unix));
+
+    // Outside: staged (written and verified), no reboot.
+    assert!(!at(now).in_maintenance_window());
+    assert_eq!(daemon_for(at(now), 1500).await, DaemonExit::Stopped);
+    assert!(
+        matches!(t.state().update, UpdateState::Staged { .. }),
+        "{:?}",
+        t.state().update
+    );
+    assert!(!t.world.router.reboot_requested());
+
+    // A clock far behind the trusted time is never inside, whatever it says.
+    let inside = now + 150 * 60;
+    assert!(at(inside).in_maintenance_window());
+    assert!(!at(inside - 1000 * 86_400).in_maintenance_window());
+
+    // Inside: the staged image boots on trial.
+    assert_eq!(
+        daemon_for(at(inside), 20_000).await,
+        DaemonExit::Reboot("trial boot of 1.1 in slot B".into())
+    );
+    let r = t.power_cycle().await;
+    assert_eq!(r.version.as_str(), "1.1");
+}
+
+#[test]
+fn bad_windows_and_zones_are_named() {
+    let example = include_str!("../packaging/config.toml");
+    let parse = |extra: &str| {
+        fwguard::config::Settings::parse(
+            std::path::Path::new("/etc/fwguard/config.toml"),
+            &format!("{example}\n{extra}"),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    for (extra, want) in [
+        ("[[maintenance]]\nfrom = \"2:00\"\nto = \"04:00\"", "maintenance[0].from"),
+        ("[[maintenance]]\nfrom = \"02:00\"\nto = \"02:00\"", "the window is empty"),
+        ("[[maintenance]]\ndays = [\"sunday\"]\nfrom = \"02:00\"\nto = \"04:00\"", "\"sunday\" is not one of"),
+        ("[[maintenance]]\nfrom = \"02:00\"\nto = \"04:00\"\n[[maintenance]]\nfrom = \"22:00\"\nto = \"25:00\"", "maintenance[1].to"),
+    ] {
+        let e = parse(extra).unwrap_err();
+        assert!(e.contains(want), "{extra:?}: {e}");
+    }
+    parse("[[maintenance]]\ndays = [\"sat\", \"sun\"]\nfrom = \"23:00\"\nto = \"05:00\"").unwrap();
+}
