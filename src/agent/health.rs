@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HealthRecord {
     pub at: u64,
-    /// "baseline", "trial", "soak" or "manual".
+    /// "baseline", "trial", "soak", "confirm" or "manual".
     pub phase: String,
     pub report: Report,
     pub verdict: Verdict,
