@@ -53,6 +53,42 @@ pub enum FlashError {
     Protected { slot: Slot, why: &'static str },
 }
 
+/// A device node opened read-write on first use and kept open (one descriptor serves every
+/// operation: a UBI volume update is tied to the descriptor that started it).
+pub(crate) struct LazyFile {
+    path: std::path::PathBuf,
+    file: std::sync::Mutex<Option<std::fs::File>>,
+}
+
+impl LazyFile {
+    pub(crate) fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        LazyFile {
+            path: path.into(),
+            file: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&std::fs::File) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&self.path)?,
+            );
+        }
+        f(guard.as_ref().expect("opened above"))
+    }
+}
+
 /// One slot's storage: a file, block device or flash partition.
 pub trait SlotDevice: Send + Sync {
     fn slot(&self) -> Slot;

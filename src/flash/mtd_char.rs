@@ -6,8 +6,7 @@ use std::path::PathBuf;
 
 /// The kernel's MTD character device (`/dev/mtdN`), through its ioctls; opened on first use.
 pub struct MtdChar {
-    path: PathBuf,
-    file: std::sync::Mutex<Option<std::fs::File>>,
+    file: super::LazyFile,
 }
 
 mod ioctl {
@@ -37,22 +36,8 @@ mod ioctl {
 impl MtdChar {
     pub fn new(path: impl Into<PathBuf>) -> MtdChar {
         MtdChar {
-            path: path.into(),
-            file: std::sync::Mutex::new(None),
+            file: super::LazyFile::new(path.into()),
         }
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&std::fs::File) -> io::Result<T>) -> io::Result<T> {
-        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&self.path)?,
-            );
-        }
-        f(guard.as_ref().expect("opened above"))
     }
 }
 
@@ -63,13 +48,14 @@ fn fd(f: &std::fs::File) -> std::os::fd::RawFd {
 
 impl Mtd for MtdChar {
     fn describe(&self) -> String {
-        self.path.display().to_string()
+        self.file.path().display().to_string()
     }
 
     fn info(&self) -> io::Result<MtdInfo> {
         let mut i = ioctl::MtdInfoUser::default();
         // SAFETY: MEMGETINFO fills a `struct mtd_info_user`, which `i` is.
-        self.with(|f| Ok(unsafe { ioctl::mem_get_info(fd(f), &mut i) }?))?;
+        self.file
+            .with(|f| Ok(unsafe { ioctl::mem_get_info(fd(f), &mut i) }?))?;
         Ok(MtdInfo {
             size: i.size.into(),
             erase_size: i.erasesize.into(),
@@ -80,7 +66,8 @@ impl Mtd for MtdChar {
     fn is_bad(&self, offset: u64) -> io::Result<bool> {
         let off = offset as i64;
         // SAFETY: MEMGETBADBLOCK reads one loff_t; it returns 1 for a bad block.
-        self.with(|f| Ok(unsafe { ioctl::mem_get_bad_block(fd(f), &off) }? > 0))
+        self.file
+            .with(|f| Ok(unsafe { ioctl::mem_get_bad_block(fd(f), &off) }? > 0))
     }
 
     fn erase(&self, offset: u64) -> io::Result<()> {
@@ -90,17 +77,18 @@ impl Mtd for MtdChar {
             length: info.erase_size as u32,
         };
         // SAFETY: MEMERASE reads one `struct erase_info_user`.
-        self.with(|f| Ok(unsafe { ioctl::mem_erase(fd(f), &e) }?))?;
+        self.file
+            .with(|f| Ok(unsafe { ioctl::mem_erase(fd(f), &e) }?))?;
         Ok(())
     }
 
     fn program(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        self.with(|f| f.write_all_at(data, offset))
+        self.file.with(|f| f.write_all_at(data, offset))
     }
 
     fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        self.with(|f| f.read_exact_at(buf, offset))
+        self.file.with(|f| f.read_exact_at(buf, offset))
     }
 }

@@ -43,9 +43,8 @@ pub fn open_ubi(device: &Path, sysfs: &Path) -> Option<io::Result<Box<dyn UbiVol
     let name = ubi_volume_name(device)?;
     if super::mtd::is_char_device(device) {
         return Some(Ok(Box::new(UbiChar {
-            path: device.to_path_buf(),
             data_bytes: sysfs.join("class/ubi").join(&name).join("data_bytes"),
-            file: std::sync::Mutex::new(None),
+            file: super::LazyFile::new(device),
         })));
     }
     Some(UbiImage::open(device).map(|v| Box::new(v) as Box<dyn UbiVolume>))
@@ -59,29 +58,13 @@ mod ioctl {
 /// the whole update: the kernel abandons an update (and marks the volume damaged) when the
 /// descriptor that is writing it is closed early.
 pub struct UbiChar {
-    path: PathBuf,
     data_bytes: PathBuf,
-    file: std::sync::Mutex<Option<std::fs::File>>,
-}
-
-impl UbiChar {
-    fn with<T>(&self, f: impl FnOnce(&std::fs::File) -> io::Result<T>) -> io::Result<T> {
-        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&self.path)?,
-            );
-        }
-        f(guard.as_ref().expect("opened above"))
-    }
+    file: super::LazyFile,
 }
 
 impl UbiVolume for UbiChar {
     fn describe(&self) -> String {
-        self.path.display().to_string()
+        self.file.path().display().to_string()
     }
 
     fn capacity(&self) -> io::Result<u64> {
@@ -98,17 +81,18 @@ impl UbiVolume for UbiChar {
         use std::os::fd::AsRawFd;
         let bytes = size as i64;
         // SAFETY: UBI_IOCVOLUP reads one int64 (the new data size).
-        self.with(|f| Ok(unsafe { ioctl::ubi_vol_up(f.as_raw_fd(), &bytes) }?))?;
+        self.file
+            .with(|f| Ok(unsafe { ioctl::ubi_vol_up(f.as_raw_fd(), &bytes) }?))?;
         Ok(())
     }
 
     fn write(&self, bytes: &[u8]) -> io::Result<()> {
         use std::io::Write;
-        self.with(|mut f| f.write_all(bytes))
+        self.file.with(|mut f| f.write_all(bytes))
     }
 
     fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.with(|f| f.read_at(buf, offset))
+        self.file.with(|f| f.read_at(buf, offset))
     }
 }
 
