@@ -198,23 +198,17 @@ pub fn resume<'a>(
     sink.invalidate(head_len, expected.size)?;
     let mut hasher = Sha256::new();
     hasher.update(&cp.head);
-    let mut r = dev.reader()?.take(cp.written);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut at = 0u64;
-    loop {
-        let n = r.read(&mut buf).map_err(|source| FlashError::Io {
-            slot: dev.slot(),
-            device: dev.describe(),
-            op: "read back for resuming",
-            source,
-        })?;
-        if n == 0 {
-            break;
-        }
-        let skip = (head_len as u64).saturating_sub(at).min(n as u64) as usize;
-        hasher.update(&buf[skip..n]);
-        at += n as u64;
-    }
+    let at = read_back(
+        dev,
+        cp.written,
+        "read back for resuming",
+        |offset, bytes| {
+            let skip = (head_len as u64)
+                .saturating_sub(offset)
+                .min(bytes.len() as u64) as usize;
+            hasher.update(&bytes[skip..]);
+        },
+    )?;
     if at != cp.written {
         return Ok(None);
     }
@@ -358,31 +352,41 @@ pub fn verify_existing(
 
 /// Hash the first `len` bytes of a slot.
 pub fn hash_prefix(dev: &dyn SlotDevice, len: u64) -> Result<[u8; 32], FlashError> {
-    let slot = dev.slot();
-    let mut r = dev.reader()?.take(len);
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = r.read(&mut buf).map_err(|source| FlashError::Io {
-            slot,
-            device: dev.describe(),
-            op: "read back",
-            source,
-        })?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
+    let total = read_back(dev, len, "read back", |_, bytes| hasher.update(bytes))?;
     if total != len {
         return Err(FlashError::Verify {
-            slot,
+            slot: dev.slot(),
             what: format!("slot ends after {total} bytes, expected {len}"),
         });
     }
     Ok(hasher.finalize().into())
+}
+
+/// Read the first `len` bytes of a slot in order, handing each piece (with its offset) to
+/// `f`; returns how many bytes there were (less than `len` when the slot ends first).
+fn read_back(
+    dev: &dyn SlotDevice,
+    len: u64,
+    op: &'static str,
+    mut f: impl FnMut(u64, &[u8]),
+) -> Result<u64, FlashError> {
+    let mut r = dev.reader()?.take(len);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = 0u64;
+    loop {
+        let n = r.read(&mut buf).map_err(|source| FlashError::Io {
+            slot: dev.slot(),
+            device: dev.describe(),
+            op,
+            source,
+        })?;
+        if n == 0 {
+            return Ok(at);
+        }
+        f(at, &buf[..n]);
+        at += n as u64;
+    }
 }
 
 /// Read the first `len` bytes of a slot (for headers).
