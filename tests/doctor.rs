@@ -314,8 +314,7 @@ fn doctor_on_grub_and_script_boards() {
     std::fs::create_dir_all(d.join("proc/sys/kernel/random")).unwrap();
     std::fs::write(d.join("proc/cmdline"), "console=ttyS0 ab.slot=B\n").unwrap();
     std::fs::write(d.join("proc/sys/kernel/random/boot_id"), "x\n").unwrap();
-    let mut vars = fwguard::boot::uboot_env::EnvVars::default();
-    vars.set("boot_slot", "B").unwrap();
+    let vars = fwguard::boot::uboot_env::EnvVars::from_pairs(&[("boot_slot", "B")]).unwrap();
     fwguard::boot::grub::create(&d.join("grubenv"), &vars).unwrap();
     let key = fwguard::index::sign::SecretKey::generate().unwrap();
     std::fs::write(d.join("vendor.pub"), key.public().to_file("t")).unwrap();

@@ -90,8 +90,7 @@ fn a_damaged_grubenv_is_refused_and_left_alone() {
     assert!(ab.commit(Slot::A).is_err());
     assert_eq!(std::fs::read(&f).unwrap(), vec![0u8; 1024]);
     // A value the A/B scheme does not know is refused before any write too.
-    let mut vars = fwguard::boot::uboot_env::EnvVars::default();
-    vars.set("boot_slot", "C").unwrap();
+    let vars = fwguard::boot::uboot_env::EnvVars::from_pairs(&[("boot_slot", "C")]).unwrap();
     grub::create(&f, &vars).unwrap();
     let before = std::fs::read(&f).unwrap();
     let e = ab.commit(Slot::A).unwrap_err().to_string();

@@ -36,11 +36,7 @@ fn pair(dir: &Path) -> (PathBuf, String, EnvStore) {
 }
 
 fn vars(pairs: &[(&str, &str)]) -> EnvVars {
-    let mut v = EnvVars::default();
-    for (k, val) in pairs {
-        v.set(k, val).unwrap();
-    }
-    v
+    EnvVars::from_pairs(pairs).unwrap()
 }
 
 fn printenv(cfg: &str) -> EnvVars {

@@ -230,10 +230,7 @@ mod tests {
     }
 
     fn write_copy(store: &EnvStore, i: usize, flags: u8, pairs: &[(&str, &str)]) {
-        let mut v = EnvVars::default();
-        for (k, val) in pairs {
-            v.set(k, val).unwrap();
-        }
+        let v = EnvVars::from_pairs(pairs).unwrap();
         let c = &store.copies()[i];
         c.write_raw(&uboot_env::encode(&v, Layout::Redundant, flags, c.size, PAD).unwrap())
             .unwrap();

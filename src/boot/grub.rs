@@ -212,11 +212,7 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> EnvVars {
-        let mut v = EnvVars::default();
-        for (k, val) in pairs {
-            v.set(k, val).unwrap();
-        }
-        v
+        EnvVars::from_pairs(pairs).unwrap()
     }
 
     #[test]

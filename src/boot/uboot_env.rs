@@ -48,6 +48,15 @@ impl Layout {
 pub struct EnvVars(BTreeMap<String, String>);
 
 impl EnvVars {
+    /// The variables `pairs` names, each checked as [`EnvVars::set`] checks it.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<EnvVars, EnvFormatError> {
+        let mut v = EnvVars::default();
+        for (k, val) in pairs {
+            v.set(k, val)?;
+        }
+        Ok(v)
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
@@ -170,11 +179,7 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> EnvVars {
-        let mut v = EnvVars::default();
-        for (k, val) in pairs {
-            v.set(k, val).unwrap();
-        }
-        v
+        EnvVars::from_pairs(pairs).unwrap()
     }
 
     #[test]

@@ -144,18 +144,15 @@ impl SimRouter {
 
     /// The default environment the simulated U-Boot ships with.
     pub fn default_env() -> EnvVars {
-        let mut v = EnvVars::default();
-        for (k, val) in [
+        EnvVars::from_pairs(&[
             ("bootcmd", "run ab_boot"),
             ("bootdelay", "0"),
             ("boot_slot", "A"),
             ("upgrade_available", "0"),
             ("bootcount", "0"),
             ("bootlimit", "3"),
-        ] {
-            v.set(k, val).expect("static env");
-        }
-        v
+        ])
+        .expect("static env")
     }
 
     /// Create a powered-off router whose slot A holds `image`; slot B is empty.
