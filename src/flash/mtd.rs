@@ -68,8 +68,8 @@ pub fn is_char_device(device: &Path) -> bool {
 /// other files), which is written as a file.
 pub fn open_mtd(device: &Path, sysfs: &Path) -> Option<io::Result<Box<dyn Mtd>>> {
     let name = mtd_name(device)?;
-    if name.len() + 5 == device.file_name()?.len() {
-        return None; // mtdblockN: the block emulation
+    if device.file_name()?.to_str()?.starts_with("mtdblock") {
+        return None; // the block emulation: written as a file
     }
     if is_char_device(device) {
         return Some(Ok(Box::new(super::mtd_char::MtdChar::new(device))));
