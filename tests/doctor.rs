@@ -80,6 +80,18 @@ reboot_command = ["true"]
         Board { dir }
     }
 
+    /// Point the configuration's slot B at `path`.
+    fn set_slot_b(&self, path: &std::path::Path) {
+        let cfg = std::fs::read_to_string(self.path("config.toml")).unwrap();
+        let slot_b = self.path("slot-b.img").display().to_string();
+        assert!(cfg.contains(&slot_b));
+        std::fs::write(
+            self.path("config.toml"),
+            cfg.replace(&slot_b, &path.display().to_string()),
+        )
+        .unwrap();
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -190,18 +202,9 @@ fn a_missing_sector_size_on_flash_and_a_bad_env_are_named() {
 #[test]
 fn slots_that_are_one_device_are_refused_by_doctor() {
     let b = Board::new(&format!("DEV 0x0 0x4000 {ERASE:#x}"));
-    let cfg = std::fs::read_to_string(b.path("config.toml")).unwrap();
     let link = b.path("slot-b-link.img");
     std::os::unix::fs::symlink(b.path("slot-a.img"), &link).unwrap();
-    let slot_b = format!(
-        "{}/slot-b.img",
-        b.path("").display().to_string().trim_end_matches('/')
-    );
-    std::fs::write(
-        b.path("config.toml"),
-        cfg.replace(&slot_b, &link.display().to_string()),
-    )
-    .unwrap();
+    b.set_slot_b(&link);
     let (code, out, _) = b.run(&["doctor"]);
     assert_eq!(code, 3, "{out}");
     assert!(
@@ -217,13 +220,7 @@ fn a_slot_named_like_an_mtd_partition_is_raw_flash() {
     let b = Board::new(&format!("DEV 0x0 0x4000 {ERASE:#x}"));
     let mtd6 = b.path("mtd6");
     std::fs::write(&mtd6, vec![0xffu8; 1 << 20]).unwrap();
-    let cfg = std::fs::read_to_string(b.path("config.toml")).unwrap();
-    let slot_b = b.path("slot-b.img").display().to_string();
-    std::fs::write(
-        b.path("config.toml"),
-        cfg.replace(&slot_b, &mtd6.display().to_string()),
-    )
-    .unwrap();
+    b.set_slot_b(&mtd6);
     let (code, out, _) = b.run(&["doctor"]);
     assert_eq!(code, 3, "{out}");
     assert!(
@@ -256,29 +253,7 @@ fn doctor_reads_the_layout() {
     let flash = Flash::create(tmp.path(), b"");
     std::fs::write(tmp.path().join("sys/class/ubi/ubi0/mtd_num"), "8\n").unwrap();
     std::fs::write(tmp.path().join("proc/sys/kernel/random/boot_id"), "x\n").unwrap();
-    let key = fwguard::index::sign::SecretKey::generate().unwrap();
-    std::fs::write(tmp.path().join("vendor.pub"), key.public().to_file("t")).unwrap();
-    let cfg = tmp.path().join("config.toml");
-    let write_cfg = |board: &str| {
-        std::fs::write(
-            &cfg,
-            format!(
-                "[agent]\nstate_dir = \"state\"\n[index]\nurl = \"http://127.0.0.1:9/i\"\ntrusted_key_files = [\"vendor.pub\"]\n[board]\n{board}"
-            ),
-        )
-        .unwrap()
-    };
-    write_cfg(&flash.board_config());
-    let doctor = || {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_fwguard"))
-            .args(["--config", cfg.to_str().unwrap(), "doctor"])
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).to_string(),
-        )
-    };
+    let doctor = || doctor_on(tmp.path(), &flash.board_config());
     let (code, out) = doctor();
     assert_eq!(code, Some(0), "{out}");
     for line in [
@@ -316,24 +291,10 @@ fn doctor_on_grub_and_script_boards() {
     std::fs::write(d.join("proc/sys/kernel/random/boot_id"), "x\n").unwrap();
     let vars = fwguard::boot::uboot_env::EnvVars::from_pairs(&[("boot_slot", "B")]).unwrap();
     fwguard::boot::grub::create(&d.join("grubenv"), &vars).unwrap();
-    let key = fwguard::index::sign::SecretKey::generate().unwrap();
-    std::fs::write(d.join("vendor.pub"), key.public().to_file("t")).unwrap();
     let doctor = |board: &str| {
-        let cfg = d.join("config.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[agent]\nstate_dir = \"state\"\n[index]\nurl = \"http://127.0.0.1:9/i\"\ntrusted_key_files = [\"vendor.pub\"]\n[board]\nslot_a = \"slot-a.img\"\nslot_b = \"slot-b.img\"\nproc = \"proc\"\n{board}"
-            ),
-        )
-        .unwrap();
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_fwguard"))
-            .args(["--config", cfg.to_str().unwrap(), "doctor"])
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).to_string(),
+        doctor_on(
+            d,
+            &format!("slot_a = \"slot-a.img\"\nslot_b = \"slot-b.img\"\nproc = \"proc\"\n{board}"),
         )
     };
     let (code, out) = doctor("profile = \"grub\"\nid = \"x86\"\ngrubenv = \"grubenv\"\n");
@@ -354,4 +315,27 @@ fn doctor_on_grub_and_script_boards() {
     assert!(out.contains("vendor command python3"), "{out}");
     let (code, out) = doctor("profile = \"script\"\nid = \"acme\"\ncommand = []\n");
     assert_eq!(code, Some(3), "{out}");
+}
+
+/// Run `fwguard doctor` in `dir` with a minimal configuration whose `[board]` section is
+/// `board` (a trusted key is made for it); the exit code and stdout.
+fn doctor_on(dir: &std::path::Path, board: &str) -> (Option<i32>, String) {
+    let key = fwguard::index::sign::SecretKey::generate().unwrap();
+    std::fs::write(dir.join("vendor.pub"), key.public().to_file("t")).unwrap();
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agent]\nstate_dir = \"state\"\n[index]\nurl = \"http://127.0.0.1:9/i\"\ntrusted_key_files = [\"vendor.pub\"]\n[board]\n{board}"
+        ),
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fwguard"))
+        .args(["--config", cfg.to_str().unwrap(), "doctor"])
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).to_string(),
+    )
 }

@@ -3,24 +3,13 @@
 
 mod common;
 
-use common::world;
+use common::{run_daemon_for, world};
 use fwguard::agent::{Action, By, DaemonExit, UpdateMode};
 use fwguard::config::Policy;
 use fwguard::error::Error;
 use fwguard::Slot;
-use std::time::Duration;
 
 const IMAGE: &str = "/images/fw-1.1.img";
-
-/// Run the daemon for `secs` (its check interval in these worlds is 1 s).
-async fn run_daemon_for(t: &common::TestWorld, ms: u64) -> DaemonExit {
-    let agent = t.agent();
-    let stop = tokio::time::sleep(Duration::from_millis(ms));
-    tokio::time::timeout(Duration::from_secs(30), agent.run_daemon(stop))
-        .await
-        .unwrap()
-        .unwrap()
-}
 
 #[tokio::test]
 async fn hold_stays_on_the_running_version_until_release() {
@@ -83,7 +72,7 @@ async fn the_owners_policy_wins_over_the_configuration() {
         Action::Done("policy is now off".into())
     );
     let server = || t.world.server.as_ref().unwrap();
-    assert_eq!(run_daemon_for(&t, 2500).await, DaemonExit::Stopped);
+    assert_eq!(run_daemon_for(t.agent(), 2500).await, DaemonExit::Stopped);
     assert!(
         server().ranges("/index.toml").is_empty(),
         "off: not even a check"
@@ -93,7 +82,7 @@ async fn the_owners_policy_wins_over_the_configuration() {
 
     // Notify: the daemon checks, reports, and downloads nothing.
     t.agent().set_policy(Policy::Notify).unwrap();
-    assert_eq!(run_daemon_for(&t, 2500).await, DaemonExit::Stopped);
+    assert_eq!(run_daemon_for(t.agent(), 2500).await, DaemonExit::Stopped);
     assert!(
         server().ranges("/index.toml").len() >= 2,
         "notify checks each interval"
@@ -103,7 +92,7 @@ async fn the_owners_policy_wins_over_the_configuration() {
 
     // Download-only: staged, not armed.
     t.agent().set_policy(Policy::DownloadOnly).unwrap();
-    assert_eq!(run_daemon_for(&t, 2500).await, DaemonExit::Stopped);
+    assert_eq!(run_daemon_for(t.agent(), 2500).await, DaemonExit::Stopped);
     assert!(matches!(
         t.state().update,
         fwguard::state::UpdateState::Staged { .. }
@@ -112,7 +101,7 @@ async fn the_owners_policy_wins_over_the_configuration() {
 
     // Auto: installed and rebooted into the trial.
     t.agent().set_policy(Policy::Auto).unwrap();
-    let exit = run_daemon_for(&t, 20_000).await;
+    let exit = run_daemon_for(t.agent(), 20_000).await;
     assert_eq!(
         exit,
         DaemonExit::Reboot("trial boot of 1.1 in slot B".into())

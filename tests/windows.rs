@@ -4,19 +4,10 @@
 
 mod common;
 
-use common::{world, FAST_TRIAL};
-use fwguard::agent::{Agent, DaemonExit};
+use common::{run_daemon_for, world, FAST_TRIAL};
+use fwguard::agent::DaemonExit;
 use fwguard::state::UpdateState;
 use std::sync::Arc;
-use std::time::Duration;
-
-async fn daemon_for(agent: Agent, ms: u64) -> DaemonExit {
-    let stop = tokio::time::sleep(Duration::from_millis(ms));
-    tokio::time::timeout(Duration::from_secs(30), agent.run_daemon(stop))
-        .await
-        .unwrap()
-        .unwrap()
-}
 
 #[tokio::test]
 async fn the_daemon_reboots_into_an_update_only_inside_the_window() {
@@ -42,7 +33,7 @@ async fn the_daemon_reboots_into_an_update_only_inside_the_window() {
 
     // Outside: staged (written and verified), no reboot.
     assert!(!at(now).in_maintenance_window());
-    assert_eq!(daemon_for(at(now), 1500).await, DaemonExit::Stopped);
+    assert_eq!(run_daemon_for(at(now), 1500).await, DaemonExit::Stopped);
     assert!(
         matches!(t.state().update, UpdateState::Staged { .. }),
         "{:?}",
@@ -57,7 +48,7 @@ async fn the_daemon_reboots_into_an_update_only_inside_the_window() {
 
     // Inside: the staged image boots on trial.
     assert_eq!(
-        daemon_for(at(inside), 20_000).await,
+        run_daemon_for(at(inside), 20_000).await,
         DaemonExit::Reboot("trial boot of 1.1 in slot B".into())
     );
     let r = t.power_cycle().await;

@@ -148,3 +148,12 @@ pub fn verified_slot(dir: &std::path::Path, slot: fwguard::Slot) -> fwguard::fla
         .verify(&dev, &expected)
         .unwrap()
 }
+
+/// Run `agent`'s daemon for `ms` milliseconds (or until it asks for a reboot).
+pub async fn run_daemon_for(agent: Agent, ms: u64) -> DaemonExit {
+    let stop = tokio::time::sleep(Duration::from_millis(ms));
+    tokio::time::timeout(Duration::from_secs(30), agent.run_daemon(stop))
+        .await
+        .expect("daemon stops in time")
+        .expect("daemon runs")
+}
