@@ -6,7 +6,6 @@
 use super::Agent;
 use crate::error::Result;
 use std::future::Future;
-use std::time::Duration;
 
 /// How a confirmation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,13 +76,8 @@ impl Agent {
                 );
                 return Ok(Confirmed::Failing);
             }
-            let pause = Duration::from_millis(
-                deadline
-                    .saturating_sub(now)
-                    .clamp(1, trial.retry_interval.as_millis() as u64),
-            );
             tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
+                _ = tokio::time::sleep(self.retry_pause(deadline, now)) => {}
                 _ = &mut *shutdown => return Ok(Confirmed::Stopped),
             }
         }

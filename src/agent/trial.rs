@@ -342,6 +342,13 @@ impl Agent {
         self.reboot(format!("rollback from {version} to slot {to}"))
     }
 
+    /// How long to wait before the next round of health checks: the retry interval, or less
+    /// when `until` (ms of boot time) comes first.
+    pub(super) fn retry_pause(&self, until: u64, now: u64) -> Duration {
+        let every = self.settings.trial.retry_interval.as_millis() as u64;
+        Duration::from_millis(until.saturating_sub(now).clamp(1, every))
+    }
+
     /// Run the health checks until they pass, then through the soak period (commit), or
     /// roll back when the trial deadline passes first or the soak sees a regression.
     pub async fn run_trial(
@@ -447,13 +454,8 @@ impl Agent {
                     deadline_ms
                 }
             };
-            let pause = Duration::from_millis(
-                until
-                    .saturating_sub(now)
-                    .clamp(1, trial.retry_interval.as_millis() as u64),
-            );
             tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
+                _ = tokio::time::sleep(self.retry_pause(until, now)) => {}
                 _ = &mut *shutdown => return Ok(None),
             }
         }
