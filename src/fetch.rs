@@ -11,6 +11,14 @@ pub enum FetchError {
     BadUrl { url: String, problem: String },
     #[error("{url}: server answered {status}")]
     Status { url: String, status: u16 },
+    #[error(
+        "{url}: asked for the bytes from {asked} on, the server sent a range starting at {sent}"
+    )]
+    BadRange {
+        url: String,
+        asked: u64,
+        sent: String,
+    },
     #[error("{url}: {source}")]
     Transport {
         url: String,
@@ -177,11 +185,10 @@ impl Fetcher {
                     .and_then(|v| v.split('-').next())
                     .and_then(|v| v.parse::<u64>().ok());
                 if from != Some(start) {
-                    return Err(SinkOr::Fetch(FetchError::BadUrl {
+                    return Err(SinkOr::Fetch(FetchError::BadRange {
                         url: u.clone(),
-                        problem: format!(
-                            "asked for bytes from {start}, the server sent a range from {from:?}"
-                        ),
+                        asked: start,
+                        sent: from.map_or("(unreadable)".into(), |f| f.to_string()),
                     }));
                 }
                 0
