@@ -40,6 +40,8 @@ pub enum Error {
         "another fwguard process is busy (lock {path} is held); try again when it has finished"
     )]
     InUse { path: PathBuf },
+    #[error("another fwguard daemon is running (pid {pid}; it holds {path})")]
+    DaemonRunning { pid: String, path: PathBuf },
     #[error(transparent)]
     Disallowed(#[from] crate::state::Disallowed),
     #[error("{0}")]
@@ -70,10 +72,11 @@ impl Error {
         use crate::flash::FlashError;
         match self {
             Error::Config(_) | Error::Preflight(_) => EXIT_CONFIG,
-            Error::InUse { .. } => EXIT_IN_USE,
+            Error::InUse { .. } | Error::DaemonRunning { .. } => EXIT_IN_USE,
             Error::Disallowed(_) | Error::Refused(_) => EXIT_DISALLOWED,
             Error::Index(_) => EXIT_VERIFICATION,
             Error::Fetch(e) if e.is_verification() => EXIT_VERIFICATION,
+            Error::Fetch(e) if e.is_config() => EXIT_CONFIG,
             Error::Fetch(_) => EXIT_NETWORK,
             Error::Flash(FlashError::Verify { .. }) | Error::Flash(FlashError::Header { .. }) => {
                 EXIT_VERIFICATION

@@ -46,12 +46,75 @@ pub enum FetchError {
     },
     #[error("no URL of release {version} could be fetched: {errors}")]
     AllMirrorsFailed { version: String, errors: String },
+    #[error("{url}: no CA bundle at {path} (agent.ca_bundle) to check the server's certificate")]
+    NoCaBundle { url: String, path: String },
+    #[error("CA bundle {path} (agent.ca_bundle): {problem}")]
+    CaBundle { path: String, problem: String },
 }
 
 impl FetchError {
     /// A size bound refused the data: that is a verification failure, not a network one.
     pub fn is_verification(&self) -> bool {
         matches!(self, FetchError::TooLarge { .. })
+    }
+
+    /// The configuration is wrong (an unreadable CA bundle), not the network.
+    pub fn is_config(&self) -> bool {
+        matches!(self, FetchError::CaBundle { .. })
+    }
+}
+
+/// The certificate authorities TLS connections trust: the system's PEM bundle
+/// (`agent.ca_bundle`), read once. A missing bundle is no error until an `https` URL needs it.
+#[derive(Clone)]
+pub struct Roots {
+    path: std::path::PathBuf,
+    certs: Option<Vec<reqwest::Certificate>>,
+}
+
+impl Roots {
+    pub fn load(path: &std::path::Path) -> Result<Roots, FetchError> {
+        let bad = |problem: String| FetchError::CaBundle {
+            path: path.display().to_string(),
+            problem,
+        };
+        let certs = match std::fs::read(path) {
+            Ok(pem) => {
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| bad(format!("not a PEM certificate bundle: {e}")))?;
+                if certs.is_empty() {
+                    return Err(bad("holds no certificate".into()));
+                }
+                Some(certs)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        Ok(Roots {
+            path: path.to_path_buf(),
+            certs,
+        })
+    }
+
+    /// A client builder trusting exactly these roots (none compiled in).
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let mut b = reqwest::Client::builder().tls_built_in_root_certs(false);
+        for c in self.certs.iter().flatten() {
+            b = b.add_root_certificate(c.clone());
+        }
+        b
+    }
+
+    /// Refuse an `https` URL when there is no bundle, naming the file, instead of the TLS
+    /// library's "unknown issuer".
+    pub fn check(&self, url: &Url) -> Result<(), FetchError> {
+        if url.scheme() == "https" && self.certs.is_none() {
+            return Err(FetchError::NoCaBundle {
+                url: url.to_string(),
+                path: self.path.display().to_string(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -89,14 +152,16 @@ impl Default for MinRate {
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    roots: Roots,
     timeout: Duration,
     rate: MinRate,
 }
 
 impl Fetcher {
     /// `timeout` bounds a whole transfer, from connecting to the last byte.
-    pub fn new(timeout: Duration, rate: MinRate) -> Result<Fetcher, FetchError> {
-        let client = reqwest::Client::builder()
+    pub fn new(timeout: Duration, rate: MinRate, roots: Roots) -> Result<Fetcher, FetchError> {
+        let client = roots
+            .client_builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("fwguard/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -106,6 +171,7 @@ impl Fetcher {
             })?;
         Ok(Fetcher {
             client,
+            roots,
             timeout,
             rate,
         })
@@ -151,6 +217,7 @@ impl Fetcher {
             if url.scheme() == "file" {
                 return read_file(url, start, cap, sink);
             }
+            self.roots.check(url)?;
             let mut req = self.client.get(url.clone());
             if start > 0 {
                 req = req.header(reqwest::header::RANGE, format!("bytes={start}-"));

@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 #   signify-openbsd  signify, to check index keys and signatures interchange with it
 #   iproute2         network namespaces for the health-check tests (they need root)
 #   dnsmasq-base     the DNS server of the simulated internet
-packages=(u-boot-tools libubootenv-tool grub-common signify-openbsd iproute2 dnsmasq-base)
+#   openssl          makes the CA and server certificates of the https tests
+packages=(u-boot-tools libubootenv-tool grub-common signify-openbsd iproute2 dnsmasq-base openssl)
 command -v python3 >/dev/null || packages+=(python3)   # the simulated internet's web server
 bash tests/apt-install.sh "${packages[@]}"
 

@@ -1,8 +1,7 @@
 //! The long-running agent: settle this boot, judge a trial, then check for updates on an
 //! interval as the policy allows.
 
-use super::{Action, Agent, By, Situation, UpdateMode};
-use crate::config::Policy;
+use super::{Action, Agent, Situation};
 use crate::error::Result;
 use std::future::Future;
 
@@ -18,6 +17,12 @@ impl Agent {
     /// Run until shutdown or a reboot. `shutdown` resolves when the daemon must stop.
     pub async fn run_daemon(&self, shutdown: impl Future<Output = ()>) -> Result<DaemonExit> {
         let mut shutdown = std::pin::pin!(shutdown);
+        // `fwguard check --now` sends SIGUSR1: handled before the pid file says where to send
+        // it (its default action would end the process).
+        let mut wake =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                .map_err(|e| crate::error::Error::Other(format!("cannot handle SIGUSR1: {e}")))?;
+        let _claim = self.claim_daemon()?;
         let situation = self.reconcile()?;
         // Under systemd (Type=notify): ready once this boot is known, then keep the watchdog
         // fed; the feeding stops if the daemon's thread hangs.
@@ -51,51 +56,13 @@ impl Agent {
             }
         }
         loop {
-            // The owner may change the policy at any time (`fwguard policy`): read it each round.
-            let policy = self
-                .load()
-                .map(|st| self.policy(&st))
-                .unwrap_or(self.settings.policy);
-            let mode = match policy {
-                Policy::Off => {
-                    tracing::debug!("policy is off: not checking for updates");
-                    None
-                }
-                Policy::Notify => {
-                    match self.check().await {
-                        Ok(r) => match r.choice {
-                            crate::index::select::Choice::Install(rel) => tracing::info!(
-                                "update available: {} (running {}); policy is notify, so nothing is downloaded: `fwguard update` installs it",
-                                rel.version,
-                                r.running
-                            ),
-                            crate::index::select::Choice::UpToDate { reason } => {
-                                tracing::debug!("up to date: {reason}")
-                            }
-                        },
-                        Err(e) => tracing::warn!("update check failed: {e}"),
-                    }
-                    None
-                }
-                Policy::DownloadOnly => Some(UpdateMode::StageOnly),
-                // Outside the maintenance window the image is written and verified already;
-                // the reboot into it waits for the window.
-                Policy::Auto if self.in_maintenance_window() => Some(UpdateMode::Install),
-                Policy::Auto => {
-                    tracing::debug!("outside the maintenance window: staging only");
-                    Some(UpdateMode::StageOnly)
-                }
-            };
-            if let Some(mode) = mode {
-                match self.update_by(mode, By::Daemon).await {
-                    Ok(Action::Reboot(why)) => return Ok(DaemonExit::Reboot(why)),
-                    Ok(Action::UpToDate(why)) => tracing::debug!("up to date: {why}"),
-                    Ok(other) => tracing::info!("{other:?}"),
-                    Err(e) => tracing::warn!("update check failed: {e}"),
-                }
+            let round = self.round().await;
+            if round.result == super::round::RoundResult::Rebooting {
+                return Ok(DaemonExit::Reboot(round.outcome));
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.next_check()) => {}
+                _ = wake.recv() => tracing::info!("checking now, as asked (`fwguard check --now`)"),
                 _ = &mut shutdown => return Ok(DaemonExit::Stopped),
             }
         }

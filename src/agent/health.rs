@@ -56,7 +56,12 @@ impl Agent {
         (report, verdict)
     }
 
-    fn write_runtime(&self, name: &str, record: &HealthRecord) -> std::io::Result<()> {
+    /// Write `<runtime_dir>/name` (tmpfs: what must not wear the flash) by rename.
+    pub(super) fn write_runtime(
+        &self,
+        name: &str,
+        record: &impl serde::Serialize,
+    ) -> std::io::Result<()> {
         let dir = &self.settings.runtime_dir;
         std::fs::create_dir_all(dir)?;
         let tmp = dir.join(format!("{name}.tmp"));

@@ -12,6 +12,7 @@ mod install;
 mod notify;
 mod offline;
 mod owner;
+mod round;
 mod status;
 mod trial;
 
@@ -21,6 +22,7 @@ pub use daemon::DaemonExit;
 pub use diag::{redact_config, PARTS as DIAG_PARTS};
 pub use health::HealthRecord;
 pub use install::{By, UpdateMode};
+pub use round::{RoundRecord, RoundResult};
 pub use status::Status;
 pub use trial::Situation;
 
@@ -65,13 +67,18 @@ pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
 
 impl Agent {
     pub fn new(settings: Settings, board: Board) -> Result<Agent> {
-        let fetcher = Fetcher::new(settings.index.fetch_timeout, settings.index.min_rate)?;
+        let roots = crate::fetch::Roots::load(&settings.ca_bundle)?;
+        let fetcher = Fetcher::new(
+            settings.index.fetch_timeout,
+            settings.index.min_rate,
+            roots.clone(),
+        )?;
         Ok(Agent {
             store: StateStore::new(&settings.state_dir),
             settings,
             board,
             fetcher,
-            checker: Checker::new(),
+            checker: Checker::new(roots),
             clock: std::sync::Arc::new(unix_now),
         })
     }

@@ -4,7 +4,7 @@
 pub mod index_tool;
 mod sim_cmd;
 
-use crate::agent::{Action, Agent, By, DaemonExit, UpdateMode};
+use crate::agent::{Action, Agent, By, DaemonExit, RoundResult, UpdateMode};
 use crate::config::{self, Settings};
 use crate::error::{Error, EXIT_NO_UPDATE, EXIT_OK};
 use crate::index::format_time;
@@ -37,6 +37,10 @@ enum Command {
         /// Exit with 10 when there is nothing to install
         #[arg(long)]
         exit_code: bool,
+        /// Do the daemon's round now: wake the running daemon (or, with none running, do it
+        /// here) to check and then download or install as the policy and windows allow
+        #[arg(long)]
+        now: bool,
     },
     /// Install the chosen release into the inactive slot and reboot into a trial
     Update {
@@ -200,7 +204,22 @@ fn run(cli: Cli) -> Result<i32, Error> {
     let cfg = cli.config.as_deref();
     let rt = runtime();
     match cli.command {
-        Command::Check { exit_code } => {
+        Command::Check {
+            exit_code,
+            now: true,
+        } => {
+            let r = rt.block_on(load_agent(cfg)?.check_now())?;
+            println!("{}", r.outcome);
+            return Ok(match r.result {
+                RoundResult::Failed => r.exit_code,
+                RoundResult::UpToDate if exit_code => EXIT_NO_UPDATE,
+                _ => EXIT_OK,
+            });
+        }
+        Command::Check {
+            exit_code,
+            now: false,
+        } => {
             let agent = load_agent(cfg)?;
             let r = rt.block_on(agent.check())?;
             println!("index version {}; running {}", r.index_version, r.running);

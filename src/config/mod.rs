@@ -21,6 +21,8 @@ use std::time::Duration;
 pub const DEFAULT_PATH: &str = "/etc/fwguard/config.toml";
 pub const ENV_VAR: &str = "FWGUARD_CONFIG";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/fwguard";
+/// Where OpenWrt's `ca-bundle` and Debian's `ca-certificates` put the system's CA bundle.
+pub const DEFAULT_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -120,6 +122,8 @@ pub struct Settings {
     /// When the daemon may reboot into an update (empty: any time), in `timezone`.
     pub windows: Vec<window::Window>,
     pub timezone: Option<tz::TimeZone>,
+    /// The certificate authorities trusted for https (index, images, health checks).
+    pub ca_bundle: PathBuf,
 }
 
 /// The config path: the flag, else `$FWGUARD_CONFIG`, else the default.
@@ -247,6 +251,11 @@ impl Validator<'_> {
                 raw.agent
                     .runtime_dir
                     .unwrap_or_else(|| "/run/fwguard".into()),
+            ),
+            ca_bundle: self.path_rel(
+                raw.agent
+                    .ca_bundle
+                    .unwrap_or_else(|| DEFAULT_CA_BUNDLE.into()),
             ),
             max_rollbacks: match raw.agent.max_rollbacks.unwrap_or(2) {
                 0 => return Err(self.err("agent.max_rollbacks", "must be at least 1")),

@@ -32,6 +32,8 @@ pub struct RawAgent {
     pub timezone: Option<String>,
     /// Random extra wait added to each check interval.
     pub check_jitter: Option<String>,
+    /// PEM bundle of the certificate authorities trusted for https.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,6 +12,7 @@ pub use local::Proto;
 pub use net::Family;
 pub use policy::{Group, Plan, Verdict};
 
+use crate::fetch::Roots;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -87,21 +88,19 @@ impl Report {
 /// Runs checks; holds the HTTP client so rounds reuse it.
 pub struct Checker {
     client: reqwest::Client,
-}
-
-impl Default for Checker {
-    fn default() -> Self {
-        Self::new()
-    }
+    roots: Roots,
 }
 
 impl Checker {
-    pub fn new() -> Checker {
+    /// `roots`: the certificate authorities an `https` check trusts.
+    pub fn new(roots: Roots) -> Checker {
         Checker {
-            client: reqwest::Client::builder()
+            client: roots
+                .client_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("HTTP client builds with static settings"),
+            roots,
         }
     }
 
@@ -111,7 +110,25 @@ impl Checker {
         let mut set = tokio::task::JoinSet::new();
         for (i, spec) in specs.iter().cloned().enumerate() {
             let client = self.client.clone();
-            set.spawn(async move { (i, run_one(&client, &spec, now, floor).await) });
+            // An https check without a CA bundle fails naming the missing file.
+            let no_roots = match &spec.kind {
+                CheckKind::Http { url, .. } => reqwest::Url::parse(url)
+                    .ok()
+                    .and_then(|u| self.roots.check(&u).err()),
+                _ => None,
+            };
+            set.spawn(async move {
+                let result = match no_roots {
+                    Some(e) => CheckResult {
+                        name: spec.name.clone(),
+                        passed: false,
+                        duration_ms: 0,
+                        detail: e.to_string(),
+                    },
+                    None => run_one(&client, &spec, now, floor).await,
+                };
+                (i, result)
+            });
         }
         let mut results: Vec<Option<CheckResult>> = vec![None; specs.len()];
         while let Some(joined) = set.join_next().await {
