@@ -29,7 +29,12 @@ fn stdout(o: &Output) -> String {
 /// Index fetches (its signature file is only fetched with it; the index URL itself also
 /// serves as the vendor-site health check).
 fn index_requests(t: &common::TestWorld) -> usize {
-    t.world.server.as_ref().unwrap().ranges("/index.toml.sig").len()
+    t.world
+        .server
+        .as_ref()
+        .unwrap()
+        .ranges("/index.toml.sig")
+        .len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,6 +175,11 @@ async fn the_running_daemon_is_woken_and_its_round_reported() {
     assert_eq!(index_requests(&t), 3);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(stdout(&o).contains("1.1 is written and verified"), "{o:?}");
-    let image = t.world.server.as_ref().unwrap().ranges("/images/fw-1.1.img");
+    let image = t
+        .world
+        .server
+        .as_ref()
+        .unwrap()
+        .ranges("/images/fw-1.1.img");
     assert_eq!(image.len(), 1, "the staged image is not downloaded again");
 }

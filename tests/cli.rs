@@ -113,6 +113,31 @@ async fn bad_duration_and_policy_are_named() {
     .await;
 }
 
+/// Host names are ASCII: an internationalised one is refused naming the key, and its
+/// `xn--` form is what to write (the router build leaves IDNA's Unicode tables out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_ascii_host_name_is_refused_and_its_ascii_form_accepted() {
+    // The first `url = ` line is the index's.
+    let index_url = |c: String, to: &str| {
+        let at = c.find("\nurl = \"").unwrap() + 1;
+        let end = at + c[at..].find('\n').unwrap();
+        format!("{}url = \"{to}\"{}", &c[..at], &c[end..])
+    };
+    bad_config(
+        |c| index_url(c, "http://bücher.example/index.toml"),
+        &["index.url", "bücher.example", "is not a URL"],
+    )
+    .await;
+    let t = world("off").await;
+    let ascii = index_url(
+        std::fs::read_to_string(&t.cfg).unwrap(),
+        "http://xn--bcher-kva.example/index.toml",
+    );
+    std::fs::write(&t.cfg, ascii).unwrap();
+    let o = fwguard(&t.cfg, &["status"]).await;
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_config_file_and_env_var() {
     let o = fwguard(Path::new("/nonexistent/fwguard.toml"), &["status"]).await;
