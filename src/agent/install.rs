@@ -319,6 +319,12 @@ impl Agent {
                 None => flash::begin(dev, &exp)?,
             };
             let start = writer.written();
+            let progress = |done: u64| {
+                if let Some(p) = &self.progress {
+                    p(&release.version, done, release.size)
+                }
+            };
+            progress(start);
             let half = release.size / 2;
             let mut next_cp = start + step;
             let got = self
@@ -327,6 +333,7 @@ impl Agent {
                     let before = writer.written();
                     writer.write(chunk)?;
                     let now = writer.written();
+                    progress(now);
                     if before < half && now >= half {
                         crate::failpoint::hit("install-mid-write");
                     }

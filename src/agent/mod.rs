@@ -59,11 +59,16 @@ pub struct Agent {
     fetcher: Fetcher,
     checker: Checker,
     clock: Clock,
+    progress: Option<Progress>,
 }
 
 /// The wall clock (seconds since the Unix epoch); replaceable for tests of a device whose
 /// clock is wrong.
 pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Told the bytes of an image written so far and its size, as the download goes (for the
+/// progress display of a manual `update` or `install`).
+pub type Progress = std::sync::Arc<dyn Fn(&Version, u64, u64) + Send + Sync>;
 
 impl Agent {
     pub fn new(settings: Settings, board: Board) -> Result<Agent> {
@@ -80,7 +85,14 @@ impl Agent {
             fetcher,
             checker: Checker::new(roots),
             clock: std::sync::Arc::new(unix_now),
+            progress: None,
         })
+    }
+
+    /// Report the progress of image writes to `progress`.
+    pub fn with_progress(mut self, progress: Progress) -> Agent {
+        self.progress = Some(progress);
+        self
     }
 
     /// Use another wall clock (a router without an RTC boots in 1970).

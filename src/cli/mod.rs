@@ -2,6 +2,7 @@
 //! errors to the stable exit codes in [`crate::error`].
 
 pub mod index_tool;
+mod progress;
 mod sim_cmd;
 
 use crate::agent::{Action, Agent, By, DaemonExit, RoundResult, UpdateMode};
@@ -236,7 +237,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
         }
         Command::Update { stage_only, force } => {
-            let agent = load_agent(cfg)?;
+            let agent = load_agent(cfg)?.with_progress(progress::on_stderr());
             let mode = if stage_only {
                 UpdateMode::StageOnly
             } else {
@@ -250,7 +251,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             stage_only,
             force,
         } => {
-            let agent = load_agent(cfg)?;
+            let agent = load_agent(cfg)?.with_progress(progress::on_stderr());
             let mode = if stage_only {
                 UpdateMode::StageOnly
             } else {
@@ -333,7 +334,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Pin {
             version,
             force_insecure,
-        } => report(rt.block_on(load_agent(cfg)?.pin(version, force_insecure))?),
+        } => report(
+            rt.block_on(
+                load_agent(cfg)?
+                    .with_progress(progress::on_stderr())
+                    .pin(version, force_insecure),
+            )?,
+        ),
         Command::Unpin => report(load_agent(cfg)?.unpin()?),
         Command::Hold => report(load_agent(cfg)?.hold()?),
         Command::Policy { mode } => report(load_agent(cfg)?.set_policy(mode)?),
