@@ -4,6 +4,7 @@
 pub mod index_tool;
 mod progress;
 mod sim_cmd;
+mod syslog;
 
 use crate::agent::{Action, Agent, By, DaemonExit, RoundResult, UpdateMode};
 use crate::config::{self, Settings};
@@ -27,6 +28,9 @@ pub struct Cli {
     /// More log output (repeat for more)
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log to syslog instead of stderr (the local socket, /dev/log unless SOCKET is given)
+    #[arg(long, global = true, value_name = "SOCKET", num_args = 0..=1, require_equals = true, default_missing_value = "/dev/log")]
+    syslog: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -134,8 +138,12 @@ enum Command {
     },
 }
 
-fn init_logging(verbose: Option<u8>) {
+/// Log to stderr, or to syslog at `syslog` (falling back to stderr, saying why, when its
+/// socket cannot be reached). Returns whether syslog is in use.
+fn init_logging(verbose: Option<u8>, syslog: Option<&std::path::Path>) -> bool {
     use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = match verbose {
         None => LevelFilter::ERROR,
         Some(0) => LevelFilter::INFO,
@@ -147,16 +155,38 @@ fn init_logging(verbose: Option<u8>) {
         .ok()
         .and_then(|v| v.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_target("fwguard", level));
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(false);
+    let syslog = syslog.and_then(|p| match syslog::Syslog::connect(p) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!(
+                "fwguard: cannot log to syslog at {} ({e}); logging to stderr",
+                p.display()
+            );
+            None
+        }
+    });
+    let to_syslog = syslog.is_some();
+    // syslog stamps the time and keeps the severity itself.
+    let syslog = syslog.map(|s| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(s)
+            .with_target(false)
+            .with_ansi(false)
+            .with_level(false)
+            .without_time()
+    });
+    let stderr = (!to_syslog).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(false)
+    });
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(fmt)
+        .with(stderr)
+        .with(syslog)
         .try_init();
+    to_syslog
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -191,11 +221,18 @@ pub fn main() -> i32 {
     let quiet = matches!(cli.command, Command::Demo { .. }) && cli.verbose == 0;
     #[cfg(not(feature = "demo"))]
     let quiet = false;
-    init_logging(if quiet { None } else { Some(cli.verbose) });
+    let to_syslog = init_logging(
+        if quiet { None } else { Some(cli.verbose) },
+        cli.syslog.as_deref(),
+    );
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("fwguard: error: {}", crate::health::error_chain(&e));
+            let chain = crate::health::error_chain(&e);
+            if to_syslog {
+                tracing::error!("{chain}");
+            }
+            eprintln!("fwguard: error: {chain}");
             e.exit_code()
         }
     }
