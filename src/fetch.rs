@@ -177,6 +177,40 @@ impl Fetcher {
         })
     }
 
+    /// POST a JSON document to `url`; a 2xx answer within `timeout` is success.
+    pub async fn post_json(
+        &self,
+        url: &Url,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(), FetchError> {
+        self.roots.check(url)?;
+        let u = url.to_string();
+        let send = self
+            .client
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send();
+        let resp = tokio::time::timeout(timeout, send)
+            .await
+            .map_err(|_| FetchError::Timeout {
+                url: u.clone(),
+                secs: timeout.as_secs(),
+            })?
+            .map_err(|source| FetchError::Transport {
+                url: u.clone(),
+                source,
+            })?;
+        if !resp.status().is_success() {
+            return Err(FetchError::Status {
+                url: u,
+                status: resp.status().as_u16(),
+            });
+        }
+        Ok(())
+    }
+
     /// Fetch a small document into memory, refusing more than `cap` bytes.
     pub async fn fetch_bytes(&self, url: &Url, cap: u64) -> Result<Vec<u8>, FetchError> {
         let mut out = Vec::new();

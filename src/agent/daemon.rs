@@ -56,6 +56,8 @@ impl Agent {
             }
         }
         loop {
+            // Outcomes of a commit or rollback to report (queued with them), sent first.
+            self.send_outcomes().await;
             let round = self.round().await;
             if round.result == super::round::RoundResult::Rebooting {
                 return Ok(DaemonExit::Reboot(round.outcome));

@@ -12,6 +12,7 @@ mod install;
 mod notify;
 mod offline;
 mod owner;
+mod report;
 mod round;
 mod status;
 mod trial;

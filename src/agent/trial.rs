@@ -177,6 +177,7 @@ impl Agent {
                     st.deny(release.version.clone(), why.clone(), self.now());
                     st.rollbacks_in_a_row += 1;
                     st.record(self.entry("trial-failed", Some(&release.version), Some(slot), why));
+                    self.queue_outcome(&mut st);
                     changed = true;
                     Situation::Idle
                 } else if !boot.trial {
@@ -222,6 +223,7 @@ impl Agent {
                         Some(to),
                         format!("running slot {to} again ({reason})"),
                     ));
+                    self.queue_outcome(&mut st);
                     changed = true;
                     Situation::Idle
                 } else {
@@ -274,6 +276,7 @@ impl Agent {
             detail,
             report.results,
         ));
+        self.queue_outcome(st);
         Ok(release.version)
     }
 

@@ -124,6 +124,14 @@ pub struct Settings {
     pub timezone: Option<tz::TimeZone>,
     /// The certificate authorities trusted for https (index, images, health checks).
     pub ca_bundle: PathBuf,
+    /// Where the outcome of each update is reported (None: nowhere).
+    pub report: Option<ReportSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    pub url: String,
+    pub timeout: Duration,
 }
 
 /// The config path: the flag, else `$FWGUARD_CONFIG`, else the default.
@@ -271,7 +279,28 @@ impl Validator<'_> {
                 self.timezone(raw.agent.timezone)?
             },
             windows: self.windows(raw.maintenance)?,
+            report: match raw.report {
+                None => None,
+                Some(r) => Some(ReportSettings {
+                    url: self.http_url("report.url", r.url)?,
+                    timeout: self.duration(
+                        "report.timeout",
+                        r.timeout.as_deref(),
+                        Duration::from_secs(10),
+                    )?,
+                }),
+            },
         })
+    }
+
+    /// An http or https URL.
+    fn http_url(&self, key: &str, url: String) -> Result<String, ConfigError> {
+        let u = reqwest::Url::parse(&url)
+            .map_err(|e| self.err(key, format!("{url:?} is not a URL: {e}")))?;
+        match u.scheme() {
+            "http" | "https" => Ok(url),
+            s => Err(self.err(key, format!("scheme {s:?} is not http or https"))),
+        }
     }
 
     fn index(&self, raw: raw::RawIndex) -> Result<IndexSettings, ConfigError> {

@@ -17,6 +17,15 @@ pub struct RawConfig {
     /// When the daemon may reboot into an update (none: any time).
     #[serde(default)]
     pub maintenance: Vec<super::window::RawWindow>,
+    /// Where to POST the outcome of each update (committed or rolled back).
+    pub report: Option<RawReport>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReport {
+    pub url: String,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -104,7 +104,28 @@ pub struct PersistedState {
     /// same slot continues from there instead of starting over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<Partial>,
+    /// Outcomes waiting to be reported to the vendor (`[report]`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<Outcome>,
     pub history: Vec<HistoryEntry>,
+}
+
+/// The outcome of an update, as reported to the vendor (JSON; see docs/status-schema.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The format's version: fields are only added within it.
+    pub schema: u32,
+    pub device: String,
+    pub board: String,
+    pub release: Version,
+    /// `committed`, `rolled-back` (fwguard went back after failed checks or on the owner's
+    /// word) or `trial-failed` (the bootloader gave the new firmware up).
+    pub result: String,
+    /// The health checks that failed (for a commit: advisory ones).
+    pub failing: Vec<String>,
+    pub detail: String,
+    /// Unix seconds (the device's clock).
+    pub at: u64,
 }
 
 /// A checkpoint of an interrupted install: the release (by its signed hash), the slot, the
@@ -140,6 +161,7 @@ impl Default for PersistedState {
             channel: None,
             hold: false,
             partial: None,
+            outcomes: Vec::new(),
             history: Vec::new(),
         }
     }

@@ -1,0 +1,167 @@
+//! The outcome report: after a commit or a completed rollback (never at install time) the
+//! daemon POSTs a JSON record to `[report] url`, retrying each round until it is accepted.
+
+mod common;
+
+use common::{history_has, world, TestWorld};
+use fwguard::agent::DaemonExit;
+use fwguard::state::UpdateState;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The vendor's report endpoint on loopback: keeps the JSON bodies it accepts; answers 503
+/// to the first `refuse` requests.
+#[derive(Clone)]
+struct Receiver {
+    addr: SocketAddr,
+    accepted: Arc<Mutex<Vec<serde_json::Value>>>,
+    attempts: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    async fn start(refuse: usize) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let r = Receiver {
+            addr: listener.local_addr().unwrap(),
+            accepted: Arc::default(),
+            attempts: Arc::default(),
+        };
+        let me = r.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head_end, len) = loop {
+                    let n = conn.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "request cut short");
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        assert!(head.starts_with("post /report "), "{head}");
+                        assert!(head.contains("content-type: application/json"), "{head}");
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .unwrap()
+                            .trim()
+                            .parse()
+                            .unwrap();
+                        break (i + 4, len);
+                    }
+                };
+                while buf.len() < head_end + len {
+                    let n = conn.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let n = me.attempts.fetch_add(1, Ordering::SeqCst);
+                let answer = if n < refuse {
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+                } else {
+                    let body = serde_json::from_slice(&buf[head_end..head_end + len]).unwrap();
+                    me.accepted.lock().unwrap().push(body);
+                    "HTTP/1.1 204 No Content\r\n\r\n"
+                };
+                conn.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        r
+    }
+
+    fn accepted(&self) -> Vec<serde_json::Value> {
+        self.accepted.lock().unwrap().clone()
+    }
+}
+
+fn with_report(t: &TestWorld, r: &Receiver) {
+    let mut cfg = std::fs::read_to_string(&t.cfg).unwrap();
+    cfg.push_str(&format!(
+        "\n[report]\nurl = \"http://{}/report\"\ntimeout = \"2s\"\n",
+        r.addr
+    ));
+    std::fs::write(&t.cfg, cfg).unwrap();
+}
+
+async fn install(t: &TestWorld) {
+    let a = t.agent().update(fwguard::agent::UpdateMode::Install).await;
+    assert!(matches!(a, Ok(fwguard::agent::Action::Reboot(_))), "{a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_and_a_rollback_are_reported_after_they_happen() {
+    let mut t = world("off").await;
+    let r = Receiver::start(0).await;
+    with_report(&t, &r);
+
+    // 1.1: nothing is reported at install time; the commit is, once made.
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    install(&t).await;
+    assert_eq!(r.attempts.load(Ordering::SeqCst), 0);
+    t.power_cycle().await;
+    t.settle_until(|s| history_has(s, "committed", "1.1") && s.outcomes.is_empty())
+        .await;
+    let got = r.accepted();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let c = &got[0];
+    assert_eq!(c["schema"], 1);
+    assert_eq!(c["result"], "committed");
+    assert_eq!(c["release"], "1.1");
+    assert_eq!(c["failing"], serde_json::json!([]));
+    assert_eq!(c["device"], t.state().device_id.as_str());
+    assert_eq!(c["board"], t.agent().running().unwrap().1.board.as_str());
+    assert!(c["at"].as_u64().unwrap() > 0);
+
+    // 1.2 breaks the WAN: nothing while it installs, boots and fails its checks...
+    t.world.publish(&["1.0", "1.1", "1.2"]).unwrap();
+    install(&t).await;
+    t.power_cycle().await;
+    let exit = t.settle().await;
+    assert!(matches!(exit, DaemonExit::Reboot(_)), "{exit:?}");
+    assert!(matches!(t.state().update, UpdateState::RollingBack { .. }));
+    assert_eq!(r.accepted().len(), 1);
+    // ...and the rollback, once 1.1 runs again, with the checks that failed.
+    let boot = t.power_cycle().await;
+    assert_eq!(boot.version.as_str(), "1.1");
+    t.settle_until(|s| history_has(s, "rolled-back", "1.2") && s.outcomes.is_empty())
+        .await;
+    let got = r.accepted();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1]["result"], "rolled-back");
+    assert_eq!(got[1]["release"], "1.2");
+    let failing: Vec<&str> = got[1]["failing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(failing.contains(&"internet"), "{failing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undelivered_report_stays_queued_and_is_retried_each_round() {
+    let mut t = world("off").await;
+    let r = Receiver::start(2).await;
+    with_report(&t, &r);
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    install(&t).await;
+    t.power_cycle().await;
+    // The commit happens; the report is refused twice and kept in the state meanwhile.
+    t.settle_until(|s| history_has(s, "committed", "1.1")).await;
+    assert_eq!(t.state().outcomes.len(), 1);
+    t.settle_until(|s| s.outcomes.is_empty()).await;
+    assert_eq!(r.attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(r.accepted().len(), 1);
+    assert_eq!(r.accepted()[0]["result"], "committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_report_url_nothing_is_queued() {
+    let mut t = world("off").await;
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    install(&t).await;
+    t.power_cycle().await;
+    t.settle().await;
+    assert!(history_has(&t.state(), "committed", "1.1"));
+    assert!(t.state().outcomes.is_empty());
+}
