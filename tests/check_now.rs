@@ -3,24 +3,14 @@
 
 mod common;
 
+use common::{fwguard, BIN};
+
 use common::world;
 use fwguard::agent::{RoundRecord, RoundResult};
 use fwguard::state::UpdateState;
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_fwguard");
-
-async fn fwguard(cfg: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .output()
-        .await
-        .expect("runs")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -2,22 +2,11 @@
 
 mod common;
 
+use common::{fwguard, BIN};
+
 use common::world;
 use std::path::Path;
 use std::process::Output;
-
-const BIN: &str = env!("CARGO_BIN_EXE_fwguard");
-
-async fn fwguard(cfg: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .env_remove("FWGUARD_CONFIG")
-        .output()
-        .await
-        .expect("runs")
-}
 
 fn text(o: &Output) -> (String, String) {
     (

@@ -13,77 +13,32 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+/// Run the real `openssl` with these space-separated arguments (no argument has a space).
+fn openssl(args: &str) {
+    tool("openssl", &args.split_whitespace().collect::<Vec<_>>());
+}
+
 /// A CA and a certificate for 127.0.0.1 signed by it; returns (ca.pem, cert.pem, key.pem).
 fn make_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
-    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
-    let subj = format!("/CN={name} test CA");
-    tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &p("ca.key"),
-            "-out",
-            &p("ca.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &subj,
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    tool(
-        "openssl",
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &p("key.pem"),
-            "-out",
-            &p("req.pem"),
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
+    let d = dir.display();
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    openssl(&format!(
+        "req -x509 {ec} -keyout {d}/ca.key -out {d}/ca.pem -days 2 -subj /CN={name}-test-CA \
+         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+    ));
+    openssl(&format!(
+        "req {ec} -keyout {d}/key.pem -out {d}/req.pem -subj /CN=127.0.0.1"
+    ));
     std::fs::write(
         dir.join("ext.cnf"),
         "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
     )
     .unwrap();
-    tool(
-        "openssl",
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &p("req.pem"),
-            "-CA",
-            &p("ca.pem"),
-            "-CAkey",
-            &p("ca.key"),
-            "-CAcreateserial",
-            "-out",
-            &p("cert.pem"),
-            "-days",
-            "2",
-            "-extfile",
-            &p("ext.cnf"),
-        ],
-    );
+    openssl(&format!(
+        "x509 -req -in {d}/req.pem -CA {d}/ca.pem -CAkey {d}/ca.key -CAcreateserial \
+         -out {d}/cert.pem -days 2 -extfile {d}/ext.cnf"
+    ));
     (
         dir.join("ca.pem"),
         dir.join("cert.pem"),

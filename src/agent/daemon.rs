@@ -60,7 +60,10 @@ impl Agent {
             self.send_outcomes().await;
             let round = self.round().await;
             if round.result == super::round::RoundResult::Rebooting {
-                return Ok(DaemonExit::Reboot(round.outcome));
+                let why = round.outcome.strip_prefix("rebooting: ");
+                return Ok(DaemonExit::Reboot(
+                    why.unwrap_or(&round.outcome).to_string(),
+                ));
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.next_check()) => {}

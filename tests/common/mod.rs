@@ -11,8 +11,24 @@ use fwguard::config::Settings;
 use fwguard::sim::world::{World, WorldOptions};
 use fwguard::sim::{Behaviour, BootReport};
 use fwguard::state::{PersistedState, StateStore, UpdateState};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
+
+/// The fwguard binary of this build.
+pub const BIN: &str = env!("CARGO_BIN_EXE_fwguard");
+
+/// Run `fwguard --config CFG ARGS…` (without `$FWGUARD_CONFIG` from the environment).
+pub async fn fwguard(cfg: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(BIN)
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .env_remove("FWGUARD_CONFIG")
+        .output()
+        .await
+        .expect("the fwguard binary runs")
+}
 
 pub const WAN_DOWN: Behaviour = Behaviour {
     wan_up: false,
