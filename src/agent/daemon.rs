@@ -58,12 +58,8 @@ impl Agent {
         loop {
             // Outcomes of a commit or rollback to report (queued with them), sent first.
             self.send_outcomes().await;
-            let round = self.round().await;
-            if round.result == super::round::RoundResult::Rebooting {
-                let why = round.outcome.strip_prefix("rebooting: ");
-                return Ok(DaemonExit::Reboot(
-                    why.unwrap_or(&round.outcome).to_string(),
-                ));
+            if let (_, Some(why)) = self.round().await {
+                return Ok(DaemonExit::Reboot(why));
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.next_check()) => {}

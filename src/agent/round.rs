@@ -104,8 +104,8 @@ impl Agent {
     }
 
     /// One round: what the policy in force allows, now. Failures are part of the record (the
-    /// daemon carries on); the record is written before a reboot is returned.
-    pub async fn round(&self) -> RoundRecord {
+    /// daemon carries on); the record is written before a reboot is returned, with its reason.
+    pub async fn round(&self) -> (RoundRecord, Option<String>) {
         let started_ms = now_ms();
         // The owner may change the policy at any time (`fwguard policy`): read it each round.
         let policy = self
@@ -122,6 +122,7 @@ impl Agent {
             Policy::Auto => Some(UpdateMode::StageOnly),
         };
         use RoundResult as R;
+        let mut reboot = None;
         let (result, outcome, exit_code) = match (policy, mode) {
             (Policy::Off, _) => (
                 R::Off,
@@ -143,7 +144,11 @@ impl Agent {
                 Err(e) => (R::Failed, format!("update check failed: {e}"), e.exit_code()),
             },
             (_, Some(mode)) => match self.update_by(mode, By::Daemon).await {
-                Ok(Action::Reboot(why)) => (R::Rebooting, format!("rebooting: {why}"), 0),
+                Ok(Action::Reboot(why)) => {
+                    let sentence = format!("rebooting: {why}");
+                    reboot = Some(why);
+                    (R::Rebooting, sentence, 0)
+                }
                 Ok(Action::UpToDate(why)) => (R::UpToDate, format!("up to date: {why}"), 0),
                 Ok(Action::Staged(v)) if policy == Policy::Auto => (
                     R::Staged,
@@ -175,7 +180,7 @@ impl Agent {
         if let Err(e) = self.write_runtime("round.json", &record) {
             tracing::warn!("cannot record the round in the runtime directory: {e}");
         }
-        record
+        (record, reboot)
     }
 
     /// `fwguard check --now`: wake the running daemon for a round at once and wait for its
@@ -186,7 +191,7 @@ impl Agent {
             // daemon starting meanwhile does).
             Ok(lock) => {
                 drop(lock);
-                return Ok(self.round().await);
+                return Ok(self.round().await.0);
             }
             Err(f) => f,
         };
