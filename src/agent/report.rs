@@ -69,14 +69,10 @@ impl Agent {
         if st.outcomes.is_empty() {
             return;
         }
-        let url = match reqwest::Url::parse(&cfg.url) {
-            Ok(u) => u,
-            Err(_) => return,
-        };
         let mut sent = Vec::new();
         for o in &st.outcomes {
             let body = serde_json::to_vec(o).expect("outcome serialises");
-            match self.fetcher.post_json(&url, body, cfg.timeout).await {
+            match self.fetcher.post_json(&cfg.url, body, cfg.timeout).await {
                 Ok(()) => {
                     tracing::info!("reported {} {} to {}", o.result, o.release, cfg.url);
                     sent.push(o.clone());

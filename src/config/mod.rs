@@ -130,7 +130,7 @@ pub struct Settings {
 
 #[derive(Debug, Clone)]
 pub struct ReportSettings {
-    pub url: String,
+    pub url: reqwest::Url,
     pub timeout: Duration,
 }
 
@@ -294,11 +294,11 @@ impl Validator<'_> {
     }
 
     /// An http or https URL.
-    fn http_url(&self, key: &str, url: String) -> Result<String, ConfigError> {
+    fn http_url(&self, key: &str, url: String) -> Result<reqwest::Url, ConfigError> {
         let u = reqwest::Url::parse(&url)
             .map_err(|e| self.err(key, format!("{url:?} is not a URL: {e}")))?;
         match u.scheme() {
-            "http" | "https" => Ok(url),
+            "http" | "https" => Ok(u),
             s => Err(self.err(key, format!("scheme {s:?} is not http or https"))),
         }
     }
