@@ -100,6 +100,16 @@ async fn bad_duration_and_policy_are_named() {
         &["agent.policy", "sometimes"],
     )
     .await;
+    bad_config(
+        |c| c + "\n[report]\nurl = \"ftp://vendor.example/report\"\n",
+        &["report.url", "\"ftp\" is not http or https"],
+    )
+    .await;
+    bad_config(
+        |c| c + "\n[report]\nurl = \"http://vendor.example/r\"\ntimeout = \"later\"\n",
+        &["report.timeout", "\"later\""],
+    )
+    .await;
 }
 
 /// Host names are ASCII: an internationalised one is refused naming the key, and its
