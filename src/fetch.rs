@@ -69,7 +69,8 @@ impl FetchError {
 #[derive(Clone)]
 pub struct Roots {
     path: std::path::PathBuf,
-    certs: Option<Vec<reqwest::Certificate>>,
+    /// Shared: every client and check task holds a copy.
+    certs: Option<std::sync::Arc<Vec<reqwest::Certificate>>>,
 }
 
 impl Roots {
@@ -85,7 +86,7 @@ impl Roots {
                 if certs.is_empty() {
                     return Err(bad("holds no certificate".into()));
                 }
-                Some(certs)
+                Some(std::sync::Arc::new(certs))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(bad(e.to_string())),
@@ -99,7 +100,7 @@ impl Roots {
     /// A client builder trusting exactly these roots (none compiled in).
     pub fn client_builder(&self) -> reqwest::ClientBuilder {
         let mut b = reqwest::Client::builder().tls_built_in_root_certs(false);
-        for c in self.certs.iter().flatten() {
+        for c in self.certs.iter().flat_map(|c| c.iter()) {
             b = b.add_root_certificate(c.clone());
         }
         b

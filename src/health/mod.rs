@@ -85,22 +85,28 @@ impl Report {
     }
 }
 
-/// Runs checks; holds the HTTP client so rounds reuse it.
-pub struct Checker {
+/// The HTTP client of the `http` checks and the CAs it trusts.
+#[derive(Clone)]
+struct Http {
     client: reqwest::Client,
     roots: Roots,
+}
+
+/// Runs checks; holds the HTTP client so rounds reuse it.
+pub struct Checker {
+    http: Http,
 }
 
 impl Checker {
     /// `roots`: the certificate authorities an `https` check trusts.
     pub fn new(roots: Roots) -> Checker {
+        let client = roots
+            .client_builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client builds with static settings");
         Checker {
-            client: roots
-                .client_builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("HTTP client builds with static settings"),
-            roots,
+            http: Http { client, roots },
         }
     }
 
@@ -109,26 +115,8 @@ impl Checker {
     pub async fn run_all(&self, specs: &[CheckSpec], now: u64, floor: u64) -> Report {
         let mut set = tokio::task::JoinSet::new();
         for (i, spec) in specs.iter().cloned().enumerate() {
-            let client = self.client.clone();
-            // An https check without a CA bundle fails naming the missing file.
-            let no_roots = match &spec.kind {
-                CheckKind::Http { url, .. } => reqwest::Url::parse(url)
-                    .ok()
-                    .and_then(|u| self.roots.check(&u).err()),
-                _ => None,
-            };
-            set.spawn(async move {
-                let result = match no_roots {
-                    Some(e) => CheckResult {
-                        name: spec.name.clone(),
-                        passed: false,
-                        duration_ms: 0,
-                        detail: e.to_string(),
-                    },
-                    None => run_one(&client, &spec, now, floor).await,
-                };
-                (i, result)
-            });
+            let http = self.http.clone();
+            set.spawn(async move { (i, run_one(&http, &spec, now, floor).await) });
         }
         let mut results: Vec<Option<CheckResult>> = vec![None; specs.len()];
         while let Some(joined) = set.join_next().await {
@@ -153,11 +141,11 @@ impl Checker {
     }
 }
 
-async fn run_one(client: &reqwest::Client, spec: &CheckSpec, now: u64, floor: u64) -> CheckResult {
+async fn run_one(http: &Http, spec: &CheckSpec, now: u64, floor: u64) -> CheckResult {
     let start = Instant::now();
     let outcome = tokio::time::timeout(
         spec.timeout,
-        probe(client, &spec.kind, spec.timeout, now, floor),
+        probe(http, &spec.kind, spec.timeout, now, floor),
     )
     .await;
     let (passed, detail) = match outcome {
@@ -186,7 +174,7 @@ async fn blocking(
 }
 
 async fn probe(
-    client: &reqwest::Client,
+    http: &Http,
     kind: &CheckKind,
     timeout: Duration,
     now: u64,
@@ -207,14 +195,19 @@ async fn probe(
         CheckKind::Process { name } => blocking(move || local::process(&name)).await,
         CheckKind::Listen { port, proto } => blocking(move || local::listen(port, proto)).await,
         CheckKind::Clock => local::clock(now, floor),
-        other => probe_io(client, &other).await,
+        other => probe_io(http, &other).await,
     }
 }
 
-async fn probe_io(client: &reqwest::Client, kind: &CheckKind) -> Result<String, String> {
+async fn probe_io(http: &Http, kind: &CheckKind) -> Result<String, String> {
     match kind {
         CheckKind::Http { url, expect_status } => {
-            let resp = client
+            // Without a CA bundle an https check fails naming the missing file.
+            if let Ok(u) = reqwest::Url::parse(url) {
+                http.roots.check(&u).map_err(|e| e.to_string())?;
+            }
+            let resp = http
+                .client
                 .get(url)
                 .send()
                 .await
