@@ -47,7 +47,11 @@ fn index(releases: usize, key: &SecretKey, now: u64) -> UntrustedIndex {
 
 /// Verify the index and choose the release for board-7 running 1.0.0; returns the choice.
 fn verify_and_select(idx: &UntrustedIndex, policy: &TrustPolicy, now: u64) -> Version {
-    let verified = idx.verify(policy, None, now, 0).expect("index verifies");
+    // The copy stands for the fetch that hands the agent its own bytes.
+    let verified = idx
+        .clone()
+        .verify(policy, None, now, 0)
+        .expect("index verifies");
     let running: Version = "1.0.0".parse().unwrap();
     let want = Wanted {
         board: "board-7",

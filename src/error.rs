@@ -59,6 +59,8 @@ pub enum Error {
     #[error(transparent)]
     Board(#[from] crate::board::BoardError),
     #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    #[error(transparent)]
     Sim(#[from] crate::sim::SimError),
     #[error("health checks failed: {0}")]
     Unhealthy(String),
@@ -75,6 +77,8 @@ impl Error {
             Error::InUse { .. } | Error::DaemonRunning { .. } => EXIT_IN_USE,
             Error::Disallowed(_) | Error::Refused(_) => EXIT_DISALLOWED,
             Error::Index(_) => EXIT_VERIFICATION,
+            Error::Archive(e) if e.is_verification() => EXIT_VERIFICATION,
+            Error::Archive(crate::archive::ArchiveError::Missing { .. }) => EXIT_DISALLOWED,
             Error::Fetch(e) if e.is_verification() => EXIT_VERIFICATION,
             Error::Fetch(e) if e.is_config() => EXIT_CONFIG,
             Error::Fetch(_) => EXIT_NETWORK,
@@ -85,6 +89,7 @@ impl Error {
             | Error::Flash(_)
             | Error::State(_)
             | Error::Board(_)
+            | Error::Archive(_)
             | Error::Sim(_) => EXIT_DEVICE,
             Error::Unhealthy(_) => EXIT_UNHEALTHY,
             Error::Other(_) => EXIT_INTERNAL,

@@ -13,6 +13,7 @@ pub const ALL: &[&str] = &[
     "arm-env-written",
     "trial-health-round",
     "commit-env-written",
+    "archive-copied",
     "rollback-persisted",
     "rollback-env-written",
 ];

@@ -6,6 +6,7 @@
 //! run fwguard.
 
 pub mod agent;
+pub mod archive;
 pub mod board;
 pub mod boot;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod failpoint;
 pub mod fetch;
 pub mod firmware;
 pub mod flash;
+pub mod fsutil;
 pub mod health;
 pub mod index;
 pub mod sim;

@@ -31,6 +31,8 @@ struct End {
     slot: Slot,
     version: &'static str,
     denied: Option<&'static str>,
+    /// Anything else that must hold outside the state (the archive's contents).
+    also: fn(&TestWorld) -> bool,
 }
 
 fn settled(st: &PersistedState, booted: Option<Slot>, end: &End) -> bool {
@@ -85,7 +87,7 @@ async fn round(
                         continue;
                     }
                 }
-                if settled(&st, t.world.router.booted(), end) && !t.world.router.reboot_requested() {
+                if settled(&st, t.world.router.booted(), end) && (end.also)(t) && !t.world.router.reboot_requested() {
                     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
                     child.wait().await.unwrap();
                     break Round::Settled;
@@ -104,7 +106,7 @@ async fn scenario(
     failpoint: Option<&str>,
     end: End,
     kill_when: Option<&dyn Fn(&PersistedState) -> bool>,
-) {
+) -> TestWorld {
     t.world.publish(versions).unwrap();
     let published: Vec<String> = versions.iter().map(|v| v.to_string()).collect();
     let mut hit = false;
@@ -121,7 +123,7 @@ async fn scenario(
                     "{:#?}",
                     st.history
                 );
-                return;
+                return t;
             }
             Round::Killed => {
                 assert!(
@@ -164,6 +166,7 @@ fn good() -> End {
         slot: Slot::B,
         version: "1.1",
         denied: None,
+        also: |_| true,
     }
 }
 
@@ -172,6 +175,7 @@ fn rolled_back() -> End {
         slot: Slot::A,
         version: "1.0",
         denied: Some("1.2"),
+        also: |_| true,
     }
 }
 
@@ -232,12 +236,56 @@ crash_at!(
     rolled_back()
 );
 
+/// Power cut while an image is copied into the archive (after the commit): the update
+/// stands, the restarted daemon removes the half-made entry and archives it again, and
+/// every entry verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_copied() {
+    let t = world("auto").await;
+    let usb = t.world.root.join("usb");
+    std::fs::create_dir_all(&usb).unwrap();
+    let text = std::fs::read_to_string(&t.cfg).unwrap();
+    std::fs::write(
+        &t.cfg,
+        format!("{text}\n[archive]\ndir = \"{}\"\n", usb.display()),
+    )
+    .unwrap();
+    // Settled once both images are archived.
+    let archived = End {
+        also: |t| {
+            ["1.0", "1.1"]
+                .iter()
+                .all(|v| t.world.root.join(format!("usb/{v}/image.bin")).exists())
+        },
+        ..good()
+    };
+    let t = scenario(t, &["1.0", "1.1"], Some("archive-copied"), archived, None).await;
+    let listed: Vec<(String, bool)> = t
+        .agent()
+        .archive_list()
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.version.to_string(), i.problem.is_none()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![("1.0".to_string(), true), ("1.1".to_string(), true)]
+    );
+    let names: Vec<String> = std::fs::read_dir(&usb)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".tmp") || n.starts_with(".old"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
+
 #[test]
 fn every_failpoint_has_a_scenario() {
     let src: String = include_str!("crash.rs").split_whitespace().collect();
     for fp in fwguard::failpoint::ALL {
         assert!(
-            src.contains(&format!("\"{fp}\",[")),
+            src.contains(&format!("\"{fp}\",["))
+                || src.contains(&format!("Some(\"{fp}\"),archived,")),
             "no crash scenario for failpoint {fp}"
         );
     }

@@ -10,7 +10,7 @@ use crate::state::PersistedState;
 use crate::version::Version;
 
 /// Cap for a detached signature file.
-const MAX_SIG_BYTES: u64 = 64 * 1024;
+pub(super) const MAX_SIG_BYTES: u64 = 64 * 1024;
 /// Cap for a root file.
 const MAX_ROOT_BYTES: u64 = 64 * 1024;
 /// Most root rotations followed in one check.
@@ -118,6 +118,7 @@ impl Agent {
             self.now(),
             floor,
         )?;
+        self.archive_note(&index, st);
         let last = index.as_last(&self.board.id);
         let changed = st.last_index.as_ref() != Some(&last);
         if changed {

@@ -58,9 +58,13 @@ impl Agent {
         loop {
             // Outcomes of a commit or rollback to report (queued with them), sent first.
             self.send_outcomes().await;
+            // A known-good image not archived yet is copied before anything else is
+            // installed, and again after a round that noted one (the factory firmware).
+            self.archive_known_good();
             if let (_, Some(why)) = self.round().await {
                 return Ok(DaemonExit::Reboot(why));
             }
+            self.archive_known_good();
             tokio::select! {
                 _ = tokio::time::sleep(self.next_check()) => {}
                 _ = wake.recv() => tracing::info!("checking now, as asked (`fwguard check --now`)"),

@@ -46,7 +46,7 @@ fn partial(r: &Release, target: Slot, cp: &Checkpoint) -> Partial {
     }
 }
 
-fn expected(r: &Release) -> Expected {
+pub(super) fn expected(r: &Release) -> Expected {
     Expected {
         size: r.size,
         sha256: r.sha256,
@@ -55,7 +55,7 @@ fn expected(r: &Release) -> Expected {
 
 impl Agent {
     /// Refuse to start an install unless idle (or staged), on the committed slot.
-    fn ensure_installable(&self, st: &PersistedState, booted: Slot) -> Result<()> {
+    pub(super) fn ensure_installable(&self, st: &PersistedState, booted: Slot) -> Result<()> {
         if !matches!(st.update, UpdateState::Idle | UpdateState::Staged { .. }) {
             return Err(Disallowed {
                 event: "begin an install",
@@ -137,6 +137,7 @@ impl Agent {
             Some(v) => v,
             None => {
                 self.take_baseline(&mut st, &release, by).await?;
+                self.archive_keep_index(&index, &release);
                 self.install(&mut st, &release, booted, source.index_url.clone())
                     .await?
             }
@@ -150,7 +151,7 @@ impl Agent {
     /// Run the health checks on the running firmware before installing: an update does not
     /// start while a required group fails (unless the owner forces it), and the groups that
     /// pass now are the ones the new firmware must pass.
-    async fn take_baseline(
+    pub(super) async fn take_baseline(
         &self,
         st: &mut PersistedState,
         release: &Release,

@@ -21,7 +21,7 @@ pub(super) struct ImageFile {
     pub sha256: [u8; 32],
 }
 
-fn file_url(path: &Path) -> Result<String> {
+pub(super) fn file_url(path: &Path) -> Result<String> {
     let abs = std::fs::canonicalize(path)
         .map_err(|e| Error::Refused(format!("{}: {e}", path.display())))?;
     reqwest::Url::from_file_path(&abs)
@@ -101,7 +101,7 @@ impl Agent {
     }
 }
 
-fn hash_file(path: &Path) -> Result<ImageFile> {
+pub(super) fn hash_file(path: &Path) -> Result<ImageFile> {
     let err = |e: std::io::Error| Error::Refused(format!("{}: {e}", path.display()));
     let mut f = std::fs::File::open(path).map_err(err)?;
     let mut h = Sha256::new();

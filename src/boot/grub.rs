@@ -12,7 +12,6 @@
 use super::ab_vars::{AbVars, VarStore};
 use super::uboot_env::EnvVars;
 use super::BootError;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const SIGNATURE: &[u8] = b"# GRUB Environment Block\n";
@@ -144,18 +143,7 @@ impl GrubEnv {
     /// Replace the block atomically with `vars`, keeping its size.
     fn write_block(&self, vars: &EnvVars, size: usize) -> Result<(), BootError> {
         let bytes = encode(vars, size).map_err(|e| self.bad(e))?;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
-        name.push(".new");
-        let tmp = dir.join(name);
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            std::fs::File::open(dir)?.sync_all()
-        };
-        write().map_err(|e| self.io(e))?;
+        crate::fsutil::write_atomic(&self.path, &bytes).map_err(|e| self.io(e))?;
         let (back, _) = self.read_block()?;
         if &back != vars {
             return Err(BootError::ReadBack {

@@ -1,6 +1,7 @@
 //! The `fwguard` command line: parse once into typed commands, call the library, map
 //! errors to the stable exit codes in [`crate::error`].
 
+mod archive_cmd;
 pub mod index_tool;
 mod progress;
 mod sim_cmd;
@@ -115,6 +116,10 @@ enum Command {
     Channel { name: String },
     /// Commit the running trial boot now
     MarkGood,
+    /// The archive of known-good images kept on USB storage or a spare partition
+    /// (`[archive] dir`)
+    #[command(subcommand)]
+    Archive(archive_cmd::ArchiveCommand),
     /// Write a support bundle (.tar.gz): versions, status, state and history, the
     /// configuration with secrets removed, the bootloader's variables, the board checks,
     /// the last health round, recent logs
@@ -383,6 +388,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Policy { mode } => report(load_agent(cfg)?.set_policy(mode)?),
         Command::Channel { name } => report(load_agent(cfg)?.set_channel(&name)?),
         Command::MarkGood => report(load_agent(cfg)?.mark_good()?),
+        Command::Archive(cmd) => {
+            let agent = load_agent(cfg)?.with_progress(progress::on_stderr());
+            return archive_cmd::run(agent, &rt, cmd);
+        }
         Command::Doctor => return doctor(cfg),
         Command::Diag { output } => {
             let agent = load_agent(cfg)?;

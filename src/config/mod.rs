@@ -126,6 +126,16 @@ pub struct Settings {
     pub ca_bundle: PathBuf,
     /// Where the outcome of each update is reported (None: nowhere).
     pub report: Option<ReportSettings>,
+    /// Where copies of committed images are kept with their signed index (None: nowhere).
+    pub archive: Option<ArchiveSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveSettings {
+    /// A directory on USB storage or a spare partition (mounted by the system).
+    pub dir: PathBuf,
+    /// How many images to keep (the running one always among them).
+    pub keep: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -288,6 +298,19 @@ impl Validator<'_> {
                         r.timeout.as_deref(),
                         Duration::from_secs(10),
                     )?,
+                }),
+            },
+            archive: match raw.archive {
+                None => None,
+                Some(a) => Some(ArchiveSettings {
+                    dir: match a.dir.as_os_str().is_empty() {
+                        true => return Err(self.err("archive.dir", "must not be empty")),
+                        false => self.path_rel(a.dir),
+                    },
+                    keep: match a.keep.unwrap_or(2) {
+                        0 => return Err(self.err("archive.keep", "must be at least 1")),
+                        n => n as usize,
+                    },
                 }),
             },
         })

@@ -19,6 +19,15 @@ pub struct RawConfig {
     pub maintenance: Vec<super::window::RawWindow>,
     /// Where to POST the outcome of each update (committed or rolled back).
     pub report: Option<RawReport>,
+    /// Where to keep copies of committed images with their signed index.
+    pub archive: Option<RawArchive>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArchive {
+    pub dir: PathBuf,
+    pub keep: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,7 +14,7 @@ pub mod ubi;
 
 use crate::slot::Slot;
 use sha2::{Digest, Sha256};
-use std::io::Read;
+use std::io::{Read, Write};
 
 pub use file::FileSlot;
 pub use mtd::{Mtd, MtdInfo};
@@ -352,8 +352,31 @@ pub fn verify_existing(
 
 /// Hash the first `len` bytes of a slot.
 pub fn hash_prefix(dev: &dyn SlotDevice, len: u64) -> Result<[u8; 32], FlashError> {
+    copy_prefix(dev, len, &mut std::io::sink())
+}
+
+/// Copy the first `len` bytes of a slot to `out` (an archive copy), returning their SHA-256.
+pub fn copy_prefix(
+    dev: &dyn SlotDevice,
+    len: u64,
+    out: &mut dyn Write,
+) -> Result<[u8; 32], FlashError> {
     let mut hasher = Sha256::new();
-    let total = read_back(dev, len, "read back", |_, bytes| hasher.update(bytes))?;
+    let mut failed = None;
+    let total = read_back(dev, len, "read back", |_, bytes| {
+        hasher.update(bytes);
+        if failed.is_none() {
+            failed = out.write_all(bytes).err();
+        }
+    })?;
+    if let Some(source) = failed {
+        return Err(FlashError::Io {
+            slot: dev.slot(),
+            device: dev.describe(),
+            op: "write the copy",
+            source,
+        });
+    }
     if total != len {
         return Err(FlashError::Verify {
             slot: dev.slot(),

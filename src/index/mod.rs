@@ -58,6 +58,8 @@ pub enum IndexError {
     RootVersion { got: u64, current: u64 },
     #[error("trust root: {0}")]
     Root(String),
+    #[error("the signed index does not list version {version} for board {board}")]
+    NotListed { version: String, board: String },
 }
 
 /// Keys trusted for one role, and how many distinct ones must sign.
@@ -151,6 +153,7 @@ pub struct LastIndex {
 }
 
 /// Fetched bytes that nothing has vouched for yet.
+#[derive(Debug, Clone)]
 pub struct UntrustedIndex {
     pub bytes: Vec<u8>,
     pub signatures: Vec<u8>,
@@ -218,9 +221,15 @@ pub struct VerifiedIndex {
     signers: Vec<KeyId>,
     security_floor: BTreeMap<String, Version>,
     releases: Vec<Release>,
+    /// The exact bytes and signatures that were verified (kept in the archive).
+    signed: UntrustedIndex,
 }
 
 impl VerifiedIndex {
+    /// The exact bytes and detached signatures this index was verified from.
+    pub fn signed(&self) -> &UntrustedIndex {
+        &self.signed
+    }
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -294,16 +303,20 @@ fn malformed(problem: impl Into<String>) -> IndexError {
     }
 }
 
+/// An index whose signatures checked out and whose fields parsed, before any freshness check.
+struct Opened {
+    version: u64,
+    security_floor: BTreeMap<String, Version>,
+    releases: Vec<Release>,
+    issued_at: u64,
+    expires: u64,
+    sha256: String,
+    signers: Vec<KeyId>,
+}
+
 impl UntrustedIndex {
-    /// Verify, in this order: signatures over the exact bytes; then parse; then format,
-    /// fields, version against `last`, and time against `max(clock, floor)`.
-    pub fn verify(
-        &self,
-        trust: &TrustPolicy,
-        last: Option<&LastIndex>,
-        clock: u64,
-        floor: u64,
-    ) -> Result<VerifiedIndex, IndexError> {
+    /// Signatures over the exact bytes first; only then parse, and check format and fields.
+    fn open(&self, trust: &TrustPolicy) -> Result<Opened, IndexError> {
         let signers = trust.verify("index", &self.bytes, &self.signatures)?;
 
         // Only now are the bytes parsed.
@@ -324,43 +337,78 @@ impl UntrustedIndex {
                 check_release(r).map_err(|e| malformed(format!("release #{}: {e}", i + 1)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let sha256 = hex::encode(Sha256::digest(&self.bytes));
+        Ok(Opened {
+            version: doc.index.version,
+            security_floor: doc.index.security_floor,
+            releases,
+            issued_at,
+            expires,
+            sha256: hex::encode(Sha256::digest(&self.bytes)),
+            signers,
+        })
+    }
 
+    fn into_verified(self, o: Opened, now: u64) -> VerifiedIndex {
+        VerifiedIndex {
+            version: o.version,
+            issued_at: o.issued_at,
+            expires: o.expires,
+            now,
+            sha256: o.sha256,
+            signers: o.signers,
+            security_floor: o.security_floor,
+            releases: o.releases,
+            signed: self,
+        }
+    }
+
+    /// Verify, in this order: signatures over the exact bytes; then parse; then format,
+    /// fields, version against `last`, and time against `max(clock, floor)`.
+    pub fn verify(
+        self,
+        trust: &TrustPolicy,
+        last: Option<&LastIndex>,
+        clock: u64,
+        floor: u64,
+    ) -> Result<VerifiedIndex, IndexError> {
+        let o = self.open(trust)?;
+        let version = o.version;
         if let Some(last) = last {
-            if doc.index.version < last.version {
+            if version < last.version {
                 return Err(IndexError::Rollback {
-                    got: doc.index.version,
+                    got: version,
                     last: last.version,
                 });
             }
-            if doc.index.version == last.version && sha256 != last.sha256 {
+            if version == last.version && o.sha256 != last.sha256 {
                 return Err(IndexError::Forked {
                     version: last.version,
                 });
             }
         }
-        if issued_at < floor && last.is_none_or(|l| l.sha256 != sha256) {
+        if o.issued_at < floor && last.is_none_or(|l| l.sha256 != o.sha256) {
             return Err(IndexError::IssuedBeforeFloor {
-                issued: format_time(issued_at),
+                issued: format_time(o.issued_at),
                 floor: format_time(floor),
             });
         }
         let now = clock.max(floor);
-        if expires <= now {
+        if o.expires <= now {
             return Err(IndexError::Expired {
-                expires: format_time(expires),
+                expires: format_time(o.expires),
                 now: format_time(now),
             });
         }
-        Ok(VerifiedIndex {
-            version: doc.index.version,
-            issued_at,
-            expires,
-            now,
-            sha256,
-            signers,
-            security_floor: doc.index.security_floor,
-            releases,
-        })
+        Ok(self.into_verified(o, now))
+    }
+
+    /// Verify a copy of an index kept in the archive of known-good images: its signatures
+    /// over the exact bytes against the trust root in force, its format and fields. Not its
+    /// freshness, version or expiry: it is old by design, and it vouches only for the images
+    /// kept with it, never for what is current.
+    pub fn verify_archived(self, trust: &TrustPolicy) -> Result<VerifiedIndex, IndexError> {
+        let o = self.open(trust)?;
+        let issued = o.issued_at;
+        Ok(self.into_verified(o, issued))
     }
 }

@@ -3,7 +3,6 @@
 use super::{PersistedState, StateError, SCHEMA};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub struct StateStore {
@@ -89,17 +88,9 @@ impl StateStore {
     pub fn save(&self, state: &PersistedState) -> Result<(), StateError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| self.io(&self.dir, e))?;
         let path = self.path();
-        let tmp = self.dir.join("state.json.tmp");
         let mut bytes = serde_json::to_vec_pretty(state).expect("state serialises");
         bytes.push(b'\n');
-        let mut f = File::create(&tmp).map_err(|e| self.io(&tmp, e))?;
-        f.write_all(&bytes).map_err(|e| self.io(&tmp, e))?;
-        f.sync_all().map_err(|e| self.io(&tmp, e))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(|e| self.io(&path, e))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| self.io(&self.dir, e))
+        crate::fsutil::write_atomic(&path, &bytes).map_err(|e| self.io(&path, e))
     }
 }
 
@@ -121,7 +112,7 @@ mod tests {
         };
         store.save(&st).unwrap();
         assert_eq!(store.load().unwrap(), st);
-        assert!(!dir.path().join("s/state.json.tmp").exists());
+        assert!(!dir.path().join("s/state.json.new").exists());
         let held = store.lock(false).unwrap();
         assert!(held.is_some());
         // flock is per open file description, so a second open in the same process conflicts.

@@ -1,0 +1,360 @@
+//! The archive of known-good images (`[archive] dir`): the signed index a release was
+//! installed from is kept on the archive's storage; once the release is known-good, the
+//! daemon copies its image out of the slot next to that index. `fwguard archive install`
+//! puts one back after the vendor has pulled it, verified against the kept signed index
+//! (signatures against the trust root in force, board, size and hash) and today's security
+//! floor. Archiving never writes the state.
+
+use super::check::MAX_SIG_BYTES;
+use super::offline::{file_url, hash_file};
+use super::{Action, Agent, By};
+use crate::archive::{Archive, ArchiveError, Limits};
+use crate::config::ConfigError;
+use crate::error::{Error, Result};
+use crate::flash::{self, FlashError};
+use crate::index::{format_time, IndexError, Release, UntrustedIndex, VerifiedIndex};
+use crate::slot::Slot;
+use crate::state::{PersistedState, SlotRecord, UpdateState};
+use crate::version::Version;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// One archived image, as `fwguard archive list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchivedImage {
+    pub version: Version,
+    pub path: PathBuf,
+    /// What is wrong with the entry; None when it verified.
+    pub problem: Option<String>,
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    /// The kept signed index: its version and when it was issued.
+    pub index_version: Option<u64>,
+    pub index_issued_at: Option<String>,
+    pub running: bool,
+    /// The security floor it is below, if any (installing it needs `--force-insecure`).
+    pub below_floor: Option<Version>,
+    /// The vendor withdrew it since (the newest index accepted says why).
+    pub withdrawn: Option<String>,
+}
+
+/// An archived entry that verified.
+struct Opened {
+    index: VerifiedIndex,
+    release: Release,
+    image: PathBuf,
+}
+
+fn describe(rec: &SlotRecord, r: &Release) -> Option<String> {
+    if hex::encode(r.sha256) != rec.sha256 || r.size != rec.size {
+        return Some(format!(
+            "the kept signed index lists {} with another image (sha256 {}, {} bytes) than the slot holds",
+            r.version,
+            hex::encode(r.sha256),
+            r.size
+        ));
+    }
+    None
+}
+
+impl Agent {
+    fn archive_store(&self) -> Result<Archive> {
+        match &self.settings.archive {
+            Some(a) => Ok(Archive::new(&a.dir)),
+            None => Err(Error::Config(ConfigError::Invalid {
+                path: self.settings.path.clone(),
+                key: "archive.dir".into(),
+                problem: "not set: no archive of known-good images is configured".into(),
+            })),
+        }
+    }
+
+    fn archive_limits(&self) -> Limits {
+        Limits {
+            index: self.settings.index.max_index_bytes,
+            signatures: MAX_SIG_BYTES,
+        }
+    }
+
+    /// The release a kept index vouches for as `version` on this board, its signatures
+    /// checked against the trust root in force.
+    fn archived_release(
+        &self,
+        st: &PersistedState,
+        signed: UntrustedIndex,
+        version: &Version,
+    ) -> Result<(VerifiedIndex, Release)> {
+        let root = self.trust_root(st)?;
+        let index = signed.verify_archived(&root.index)?;
+        let release = index
+            .releases()
+            .iter()
+            .find(|r| &r.version == version && r.boards.iter().any(|b| b == &self.board.id))
+            .cloned()
+            .ok_or_else(|| IndexError::NotListed {
+                version: version.to_string(),
+                board: self.board.id.clone(),
+            })?;
+        Ok((index, release))
+    }
+
+    /// Verify the entry for `version`: its kept index, then its image's size and hash.
+    fn open_archived(&self, a: &Archive, st: &PersistedState, version: &Version) -> Result<Opened> {
+        let signed = a.entry_index(version, self.archive_limits())?;
+        let (index, release) = self.archived_release(st, signed, version)?;
+        let image = a.image_path(version);
+        let got = hash_file(&image)?;
+        if got.size != release.size || got.sha256 != release.sha256 {
+            return Err(ArchiveError::Mismatch {
+                path: image,
+                problem: format!(
+                    "{} bytes with sha256 {}; the signed index kept with it says {} bytes with sha256 {}",
+                    got.size,
+                    hex::encode(got.sha256),
+                    release.size,
+                    hex::encode(release.sha256)
+                ),
+            }
+            .into());
+        }
+        Ok(Opened {
+            index,
+            release,
+            image,
+        })
+    }
+
+    /// The security floor in force for this board: the newest accepted index's, or a
+    /// higher one in `kept`.
+    fn floor_now(&self, st: &PersistedState, kept: Option<&VerifiedIndex>) -> Option<Version> {
+        let today = st
+            .last_index
+            .as_ref()
+            .and_then(|l| l.security_floor.clone());
+        let then = kept.and_then(|i| i.security_floor(&self.board.id).cloned());
+        today.max(then)
+    }
+
+    /// `fwguard archive list`: every entry, each verified (read-only; no lock taken).
+    pub fn archive_list(&self) -> Result<Vec<ArchivedImage>> {
+        let a = self.archive_store()?;
+        let st = self.load()?;
+        let running = self.running().ok().map(|(_, h)| h.version);
+        let pulled = st
+            .last_index
+            .as_ref()
+            .map(|l| l.pulled.clone())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for v in a.versions()? {
+            let opened = self.open_archived(&a, &st, &v);
+            let index = opened.as_ref().ok().map(|o| &o.index);
+            out.push(ArchivedImage {
+                running: running.as_ref() == Some(&v),
+                below_floor: self.floor_now(&st, index).filter(|f| &v < f),
+                withdrawn: pulled.get(v.as_str()).cloned(),
+                path: a.entry_dir(&v),
+                problem: opened.as_ref().err().map(|e| e.to_string()),
+                size: opened.as_ref().ok().map(|o| o.release.size),
+                sha256: opened.as_ref().ok().map(|o| hex::encode(o.release.sha256)),
+                index_version: index.map(|i| i.version()),
+                index_issued_at: index.map(|i| format_time(i.issued_at())),
+                version: v,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `fwguard archive install VERSION`: reinstall an archived image into the inactive slot
+    /// and boot it on trial, pinned (the channel would otherwise replace it). Refused, with
+    /// nothing written, unless its kept index verifies against the trust root in force and
+    /// lists it for this board with the archived image's size and hash, and unless it is at
+    /// or above today's security floor (`force_insecure` overrides, logged).
+    pub async fn archive_install(
+        &self,
+        version: Version,
+        force_insecure: bool,
+        force: bool,
+    ) -> Result<Action> {
+        let a = self.archive_store()?;
+        self.preflight()?;
+        let _lock = self.lock()?;
+        let mut st = self.load()?;
+        let (booted, header) = self.running()?;
+        if header.version == version {
+            return Ok(Action::UpToDate(format!("{version} is running already")));
+        }
+        self.ensure_installable(&st, booted)?;
+        let Opened {
+            index,
+            mut release,
+            image,
+        } = self.open_archived(&a, &st, &version)?;
+        let floor = self.floor_now(&st, Some(&index)).filter(|f| &version < f);
+        let mut detail = format!("reinstalled from the archive {}", a.dir().display());
+        if let Some(floor) = &floor {
+            if !force_insecure {
+                return Err(Error::Refused(format!(
+                    "{version} is below the security floor {floor}; `--force-insecure` installs it anyway"
+                )));
+            }
+            tracing::warn!("installing {version} from the archive, below the security floor {floor}, as the owner forced it");
+            detail += &format!(", BELOW THE SECURITY FLOOR {floor} (--force-insecure)");
+        }
+        if let Some(why) = st
+            .last_index
+            .as_ref()
+            .and_then(|l| l.pulled.get(version.as_str()))
+        {
+            detail += &format!("; the vendor withdrew it: {why}");
+        }
+        if st.update == UpdateState::Idle && self.adopt(&mut st, booted)? {
+            self.save(&st)?;
+        }
+        self.take_baseline(&mut st, &release, By::Owner { force })
+            .await?;
+        release.urls = vec![file_url(&image)?];
+        let base = file_url(&a.entry_dir(&version))?;
+        let verified = self.install(&mut st, &release, booted, base).await?;
+        // Pinned in the same state write that arms the trial.
+        st.pin = Some(version.clone());
+        st.pin_insecure = floor.is_some();
+        st.hold = false;
+        st.rollbacks_in_a_row = 0;
+        st.denylist.retain(|d| d.version != version);
+        st.record(self.entry(
+            "archive-install",
+            Some(&version),
+            Some(verified.slot()),
+            format!("{detail}; pinned (`fwguard unpin` follows the channel again)"),
+        ));
+        self.arm_and_reboot(&mut st, &verified, booted)
+    }
+
+    /// At install time: keep the signed index `release` comes from on the archive's storage
+    /// until its image can be archived. Never fails the install.
+    pub(super) fn archive_keep_index(&self, index: &VerifiedIndex, release: &Release) {
+        let Some(cfg) = &self.settings.archive else {
+            return;
+        };
+        match Archive::new(&cfg.dir).keep_index(&release.version, index.signed()) {
+            Ok(true) => tracing::debug!("archive: kept the signed index for {}", release.version),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("{e}; {} will not be archived", release.version),
+        }
+    }
+
+    /// After an index is verified: when it lists a known-good slot's image (same size and
+    /// hash) that the archive holds no copy or kept index of, keep it for that image (the
+    /// firmware the device came with has no other chance).
+    pub(super) fn archive_note(&self, index: &VerifiedIndex, st: &PersistedState) {
+        let Some(cfg) = &self.settings.archive else {
+            return;
+        };
+        let a = Archive::new(&cfg.dir);
+        for slot in [Slot::A, Slot::B] {
+            let Some(rec) = st.slot(slot).filter(|r| r.good) else {
+                continue;
+            };
+            if a.holds(&rec.version, rec.size)
+                || a.incoming_index(&rec.version, self.archive_limits())
+                    .is_some()
+            {
+                continue;
+            }
+            let listed = index.releases().iter().find(|r| {
+                r.version == rec.version
+                    && r.boards.iter().any(|b| b == &self.board.id)
+                    && describe(rec, r).is_none()
+            });
+            if let Some(r) = listed {
+                self.archive_keep_index(index, r);
+            }
+        }
+    }
+
+    /// The daemon, between rounds: copy each known-good slot's image whose signed index is
+    /// kept into the archive, prune it to `keep`, drop kept indexes no slot needs. Logs
+    /// what fails and carries on; skipped while anything else holds the state lock.
+    pub(super) fn archive_known_good(&self) {
+        if self.settings.archive.is_none() {
+            return;
+        }
+        if let Err(e) = self.try_archive() {
+            tracing::warn!("archive: {e}");
+        }
+    }
+
+    fn try_archive(&self) -> Result<()> {
+        let cfg = self
+            .settings
+            .archive
+            .as_ref()
+            .expect("checked by the caller");
+        let a = Archive::new(&cfg.dir);
+        let _lock = match self.lock() {
+            Err(Error::InUse { .. }) => return Ok(()),
+            other => other?,
+        };
+        let st = self.load()?;
+        if !matches!(st.update, UpdateState::Idle | UpdateState::Staged { .. }) {
+            return Ok(());
+        }
+        let records: Vec<(Slot, &SlotRecord)> = [Slot::A, Slot::B]
+            .into_iter()
+            .filter_map(|s| Some((s, st.slot(s)?)))
+            .collect();
+        let todo: Vec<_> = records
+            .iter()
+            .filter(|(_, r)| r.good && !a.holds(&r.version, r.size))
+            .filter_map(|(s, r)| {
+                Some((*s, *r, a.incoming_index(&r.version, self.archive_limits())?))
+            })
+            .collect();
+        if !todo.is_empty() {
+            a.clean_leftovers()?;
+        }
+        let mut stored = false;
+        for (slot, rec, signed) in todo {
+            let v = &rec.version;
+            let problem = match self.archived_release(&st, signed.clone(), v) {
+                Ok((_, r)) => describe(rec, &r),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(problem) = problem {
+                tracing::warn!("archive: not archiving {v}: {problem}");
+                a.drop_incoming(v)?;
+                continue;
+            }
+            a.store(v, &signed, |f| -> Result<()> {
+                let sha = flash::copy_prefix(self.board.slot(slot), rec.size, f)?;
+                if hex::encode(sha) != rec.sha256 {
+                    return Err(FlashError::Verify {
+                        slot,
+                        what: format!(
+                            "its first {} bytes no longer hash to {v}'s sha256",
+                            rec.size
+                        ),
+                    }
+                    .into());
+                }
+                Ok(())
+            })?;
+            tracing::info!("archived {v} (from slot {slot}) in {}", a.dir().display());
+            a.drop_incoming(v)?;
+            stored = true;
+        }
+        if stored {
+            let running = self.running().ok().map(|(_, h)| h.version);
+            for v in a.prune(cfg.keep, running.as_ref())? {
+                tracing::info!("archive: removed {v} (keeping {})", cfg.keep);
+            }
+        }
+        for v in a.incoming_versions() {
+            if records.iter().all(|(_, r)| r.version != v) {
+                a.drop_incoming(&v)?;
+            }
+        }
+        Ok(())
+    }
+}

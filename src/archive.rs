@@ -1,0 +1,405 @@
+//! The archive of known-good images, in a directory the owner gives (USB storage, a spare
+//! partition):
+//!
+//! ```text
+//! <dir>/<version>/index.toml       the signed index the image was installed from
+//! <dir>/<version>/index.toml.sig   its detached signatures, as fetched
+//! <dir>/<version>/image.bin        the image, copied from the slot it was committed in
+//! <dir>/.incoming/<version>/       the signed index of a release not archived yet
+//! ```
+//!
+//! An entry is assembled in `<dir>/.tmp-<version>` and renamed into place, so a power cut
+//! leaves a complete entry or none. Nothing here is trusted when read back: the agent
+//! verifies the index's signatures against the trust root in force and the image's hash
+//! against the entry before it lists or installs anything.
+
+use crate::fsutil::{sync_dir, write_atomic};
+use crate::index::UntrustedIndex;
+use crate::version::Version;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+pub const INDEX: &str = "index.toml";
+pub const SIGNATURES: &str = "index.toml.sig";
+pub const IMAGE: &str = "image.bin";
+const INCOMING: &str = ".incoming";
+const TEMP_PREFIX: &str = ".tmp-";
+const OLD_PREFIX: &str = ".old-";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("archive: {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("archive: no image of version {version} is kept in {dir}")]
+    Missing { version: Version, dir: PathBuf },
+    #[error("archive: {path} is larger than the {max} bytes allowed")]
+    TooLarge { path: PathBuf, max: u64 },
+    #[error("archive: {path}: {problem}")]
+    Mismatch { path: PathBuf, problem: String },
+}
+
+impl ArchiveError {
+    /// The archive's contents disagree with the signed index kept with them.
+    pub fn is_verification(&self) -> bool {
+        matches!(
+            self,
+            ArchiveError::Mismatch { .. } | ArchiveError::TooLarge { .. }
+        )
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Read at most `max` bytes of `path`, refusing a longer file.
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, ArchiveError> {
+    let f = File::open(path).map_err(io(path))?;
+    let mut bytes = Vec::new();
+    f.take(max + 1).read_to_end(&mut bytes).map_err(io(path))?;
+    if bytes.len() as u64 > max {
+        return Err(ArchiveError::TooLarge {
+            path: path.to_path_buf(),
+            max,
+        });
+    }
+    Ok(bytes)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
+    let mut f = File::create(path).map_err(io(path))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(io(path))
+}
+
+/// Bounds for the signed index files read back from the archive.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub index: u64,
+    pub signatures: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Archive {
+    dir: PathBuf,
+}
+
+impl Archive {
+    pub fn new(dir: impl Into<PathBuf>) -> Archive {
+        Archive { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn entry_dir(&self, v: &Version) -> PathBuf {
+        self.dir.join(v.as_str())
+    }
+
+    pub fn image_path(&self, v: &Version) -> PathBuf {
+        self.entry_dir(v).join(IMAGE)
+    }
+
+    fn incoming_dir(&self, v: &Version) -> PathBuf {
+        self.dir.join(INCOMING).join(v.as_str())
+    }
+
+    /// The versions with an entry, lowest first (a directory named as a version).
+    pub fn versions(&self) -> Result<Vec<Version>, ArchiveError> {
+        let mut out: Vec<Version> = std::fs::read_dir(&self.dir)
+            .map_err(io(&self.dir))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether an entry for `v` holds an image of `size` bytes (its contents are checked
+    /// when it is listed or installed).
+    pub fn holds(&self, v: &Version, size: u64) -> bool {
+        std::fs::metadata(self.image_path(v)).is_ok_and(|m| m.len() == size)
+    }
+
+    fn read_signed(&self, dir: &Path, limits: Limits) -> Result<UntrustedIndex, ArchiveError> {
+        Ok(UntrustedIndex {
+            bytes: read_bounded(&dir.join(INDEX), limits.index)?,
+            signatures: read_bounded(&dir.join(SIGNATURES), limits.signatures)?,
+        })
+    }
+
+    /// The signed index kept with the entry for `v` (not verified here).
+    pub fn entry_index(&self, v: &Version, limits: Limits) -> Result<UntrustedIndex, ArchiveError> {
+        let dir = self.entry_dir(v);
+        if !dir.is_dir() {
+            return Err(ArchiveError::Missing {
+                version: v.clone(),
+                dir: self.dir.clone(),
+            });
+        }
+        self.read_signed(&dir, limits)
+    }
+
+    /// The signed index kept for `v` before its image was archived, if any.
+    pub fn incoming_index(&self, v: &Version, limits: Limits) -> Option<UntrustedIndex> {
+        self.read_signed(&self.incoming_dir(v), limits).ok()
+    }
+
+    /// Keep the signed index a release of version `v` is installed from, until its image is
+    /// archived. Writes nothing when the same bytes are kept already; returns whether it
+    /// wrote.
+    pub fn keep_index(&self, v: &Version, signed: &UntrustedIndex) -> Result<bool, ArchiveError> {
+        let dir = self.incoming_dir(v);
+        let same =
+            |name: &str, bytes: &[u8]| std::fs::read(dir.join(name)).is_ok_and(|b| b == bytes);
+        if same(INDEX, &signed.bytes) && same(SIGNATURES, &signed.signatures) {
+            return Ok(false);
+        }
+        if !self.dir.is_dir() {
+            // The archive's storage is not mounted: nothing is created in its place.
+            return Err(io(&self.dir)(std::io::ErrorKind::NotFound.into()));
+        }
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        // The signatures go second: a kept index is whole only once both are in place, and
+        // a mismatched pair fails verification (it is then kept again).
+        write_atomic(&dir.join(INDEX), &signed.bytes).map_err(io(&dir))?;
+        write_atomic(&dir.join(SIGNATURES), &signed.signatures).map_err(io(&dir))?;
+        Ok(true)
+    }
+
+    /// Forget the kept index of `v`.
+    pub fn drop_incoming(&self, v: &Version) -> Result<(), ArchiveError> {
+        let dir = self.incoming_dir(v);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&dir)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The versions with a kept index.
+    pub fn incoming_versions(&self) -> Vec<Version> {
+        std::fs::read_dir(self.dir.join(INCOMING))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect()
+    }
+
+    /// Remove what a power cut left of an entry being assembled or replaced.
+    pub fn clean_leftovers(&self) -> Result<(), ArchiveError> {
+        for e in std::fs::read_dir(&self.dir)
+            .map_err(io(&self.dir))?
+            .flatten()
+        {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(TEMP_PREFIX) || name.starts_with(OLD_PREFIX) {
+                let p = e.path();
+                tracing::info!(
+                    "archive: removing {}, left by an interrupted copy",
+                    p.display()
+                );
+                std::fs::remove_dir_all(&p).map_err(io(&p))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Store the entry for `v`: the signed index and the image `write_image` writes, in a
+    /// temporary directory first, each file synced, then renamed into place (replacing an
+    /// older entry for `v`).
+    pub fn store<E: From<ArchiveError>>(
+        &self,
+        v: &Version,
+        signed: &UntrustedIndex,
+        write_image: impl FnOnce(&mut File) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let tmp = self.dir.join(format!("{TEMP_PREFIX}{v}"));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        }
+        std::fs::create_dir(&tmp).map_err(io(&tmp))?;
+        write_synced(&tmp.join(INDEX), &signed.bytes)?;
+        write_synced(&tmp.join(SIGNATURES), &signed.signatures)?;
+        let image = tmp.join(IMAGE);
+        let mut f = File::create(&image).map_err(io(&image))?;
+        write_image(&mut f)?;
+        f.sync_all().map_err(io(&image))?;
+        drop(f);
+        sync_dir(&tmp).map_err(io(&tmp))?;
+        crate::failpoint::hit("archive-copied");
+        let dest = self.entry_dir(v);
+        let old = self.dir.join(format!("{OLD_PREFIX}{v}"));
+        let replacing = dest.exists();
+        if replacing {
+            std::fs::rename(&dest, &old).map_err(io(&dest))?;
+        }
+        std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
+        sync_dir(&self.dir).map_err(io(&self.dir))?;
+        if replacing {
+            std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        Ok(())
+    }
+
+    /// Keep at most `keep` entries: `running` (when archived) and the highest versions.
+    /// Returns the versions removed.
+    pub fn prune(
+        &self,
+        keep: usize,
+        running: Option<&Version>,
+    ) -> Result<Vec<Version>, ArchiveError> {
+        let mut versions = self.versions()?;
+        versions.reverse();
+        let mut kept = 0;
+        let mut kept_running = running.is_some_and(|r| versions.contains(r));
+        if kept_running {
+            kept += 1;
+        }
+        let mut removed = Vec::new();
+        for v in versions {
+            if Some(&v) == running && kept_running {
+                kept_running = false;
+                continue;
+            }
+            if kept < keep {
+                kept += 1;
+                continue;
+            }
+            let dir = self.entry_dir(&v);
+            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            removed.push(v);
+        }
+        if !removed.is_empty() {
+            sync_dir(&self.dir).map_err(io(&self.dir))?;
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        s.parse().unwrap()
+    }
+
+    fn signed(text: &str) -> UntrustedIndex {
+        UntrustedIndex {
+            bytes: text.as_bytes().to_vec(),
+            signatures: b"sig".to_vec(),
+        }
+    }
+
+    const LIMITS: Limits = Limits {
+        index: 1024,
+        signatures: 1024,
+    };
+
+    fn store(a: &Archive, version: &str, image: &[u8]) {
+        a.store(&v(version), &signed(version), |f| {
+            f.write_all(image).map_err(io(Path::new("image")))
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn an_entry_is_stored_whole_and_replaced_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let a = Archive::new(d.path());
+        store(&a, "1.1", b"first");
+        store(&a, "1.1", b"second image");
+        assert_eq!(a.versions().unwrap(), vec![v("1.1")]);
+        assert!(a.holds(&v("1.1"), 12));
+        assert_eq!(
+            std::fs::read(a.image_path(&v("1.1"))).unwrap(),
+            b"second image"
+        );
+        assert_eq!(a.entry_index(&v("1.1"), LIMITS).unwrap().bytes, b"1.1");
+        // Nothing else is left in the archive's directory.
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["1.1".to_string()]);
+    }
+
+    #[test]
+    fn a_failed_copy_leaves_no_entry_and_its_leftovers_are_cleaned() {
+        let d = tempfile::tempdir().unwrap();
+        let a = Archive::new(d.path());
+        let r = a.store(&v("1.2"), &signed("x"), |_| {
+            Err(ArchiveError::Missing {
+                version: v("1.2"),
+                dir: "copy failed".into(),
+            })
+        });
+        assert!(r.is_err());
+        assert!(a.versions().unwrap().is_empty());
+        assert!(d.path().join(".tmp-1.2").exists());
+        a.clean_leftovers().unwrap();
+        assert!(!d.path().join(".tmp-1.2").exists());
+    }
+
+    #[test]
+    fn pruning_keeps_the_running_version_and_the_highest_others() {
+        let d = tempfile::tempdir().unwrap();
+        let a = Archive::new(d.path());
+        for x in ["1.0", "1.1", "1.2", "1.10"] {
+            store(&a, x, b"img");
+        }
+        // Running 1.0 (a downgrade): it stays, with the highest other one.
+        assert_eq!(
+            a.prune(2, Some(&v("1.0"))).unwrap(),
+            vec![v("1.2"), v("1.1")]
+        );
+        assert_eq!(a.versions().unwrap(), vec![v("1.0"), v("1.10")]);
+        // Nothing more to remove: nothing is touched.
+        assert!(a.prune(2, Some(&v("1.0"))).unwrap().is_empty());
+        assert_eq!(a.prune(1, None).unwrap(), vec![v("1.0")]);
+    }
+
+    #[test]
+    fn a_kept_index_is_written_once_and_read_back_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let a = Archive::new(d.path());
+        assert!(a.keep_index(&v("1.1"), &signed("idx")).unwrap());
+        assert!(!a.keep_index(&v("1.1"), &signed("idx")).unwrap());
+        assert!(a.keep_index(&v("1.1"), &signed("newer")).unwrap());
+        assert_eq!(a.incoming_index(&v("1.1"), LIMITS).unwrap().bytes, b"newer");
+        assert_eq!(a.incoming_versions(), vec![v("1.1")]);
+        let small = Limits {
+            index: 3,
+            signatures: 1024,
+        };
+        assert!(a.incoming_index(&v("1.1"), small).is_none());
+        let e = a
+            .read_signed(&d.path().join(".incoming/1.1"), small)
+            .unwrap_err();
+        assert!(e.to_string().contains("larger than the 3 bytes"), "{e}");
+        a.drop_incoming(&v("1.1")).unwrap();
+        assert!(a.incoming_versions().is_empty());
+    }
+
+    #[test]
+    fn an_unmounted_archive_is_not_created() {
+        let d = tempfile::tempdir().unwrap();
+        let a = Archive::new(d.path().join("usb"));
+        let e = a.keep_index(&v("1.1"), &signed("idx")).unwrap_err();
+        assert!(e.to_string().contains("usb"), "{e}");
+        assert!(!d.path().join("usb").exists());
+        assert!(a.versions().is_err());
+    }
+}

@@ -1,0 +1,302 @@
+//! The archive of known-good images (`[archive] dir`, `fwguard archive list` / `install`) on
+//! the sim router, through the real binary: committed images are copied out of their slots
+//! with the signed index they came from; after the vendor pulled one, it is reinstalled from
+//! the archive with no download, verified against the kept index; whatever the archive cannot
+//! vouch for is refused with nothing changed.
+
+mod common;
+
+use common::{fwguard, history_has, run_daemon_for, world, TestWorld};
+use fwguard::index::build::{IndexDraft, NewRelease};
+use fwguard::index::unix_now;
+use fwguard::sim::Behaviour;
+use fwguard::Slot;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// A world (policy off) whose config keeps `keep` images in `<root>/usb`.
+async fn archived_world(keep: usize) -> (TestWorld, PathBuf) {
+    let t = world("off").await;
+    let usb = t.world.root.join("usb");
+    std::fs::create_dir_all(&usb).unwrap();
+    add_archive(&t, &usb, keep);
+    (t, usb)
+}
+
+fn add_archive(t: &TestWorld, dir: &Path, keep: usize) {
+    let mut text = std::fs::read_to_string(&t.cfg).unwrap();
+    text += &format!("\n[archive]\ndir = \"{}\"\nkeep = {keep}\n", dir.display());
+    std::fs::write(&t.cfg, text).unwrap();
+}
+
+/// Publish `versions`, install the newest, boot it, let the daemon commit it and then run
+/// a little longer (its archive step runs between rounds).
+async fn commit_newest(t: &mut TestWorld, versions: &[&str]) {
+    t.world.publish(versions).unwrap();
+    let (r, _) = t.update_and_judge().await;
+    assert_eq!(r.version.as_str(), *versions.last().unwrap());
+    assert!(history_has(
+        &t.state(),
+        "committed",
+        versions.last().unwrap()
+    ));
+    run_daemon_for(t.agent(), 400).await;
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}stderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `fwguard archive list --json`: (version, verified) for each entry.
+async fn listed(t: &TestWorld) -> Vec<(String, bool)> {
+    let o = fwguard(&t.cfg, &["archive", "list", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["version"].as_str().unwrap().to_string(),
+                e["problem"].is_null(),
+            )
+        })
+        .collect()
+}
+
+fn entries(list: &[(&str, bool)]) -> Vec<(String, bool)> {
+    list.iter().map(|(v, ok)| (v.to_string(), *ok)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_the_vendor_pulled_comes_back_from_the_archive() {
+    let (mut t, usb) = archived_world(3).await;
+    t.world.add_image("1.3", Behaviour::GOOD).unwrap();
+    t.world.add_image("1.4", Behaviour::GOOD).unwrap();
+    commit_newest(&mut t, &["1.0", "1.1"]).await;
+    // The firmware the router came with (its signed entry noted when the index was checked)
+    // and 1.1, each with the exact index it was installed from.
+    assert_eq!(listed(&t).await, entries(&[("1.0", true), ("1.1", true)]));
+    let kept = std::fs::read(usb.join("1.1/index.toml")).unwrap();
+    assert_eq!(kept, std::fs::read(t.world.www.join("index.toml")).unwrap());
+    assert_eq!(
+        std::fs::read(usb.join("1.1/image.bin")).unwrap(),
+        std::fs::read(t.world.www.join("images/fw-1.1.img")).unwrap()
+    );
+    let o = fwguard(&t.cfg, &["archive", "list"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let size = std::fs::metadata(usb.join("1.1/image.bin")).unwrap().len();
+    assert!(
+        out.contains(&format!(
+            "1.1        verified  {size} bytes  signed index version 1 of "
+        )),
+        "{out}"
+    );
+    assert!(out.lines().nth(1).unwrap().ends_with("(running)"), "{out}");
+
+    // The vendor pulls 1.1 from its site and ships 1.3, then 1.4: neither slot holds 1.1
+    // any more, and at most three images are kept (the oldest, 1.0, goes).
+    std::fs::remove_file(t.world.www.join("images/fw-1.1.img")).unwrap();
+    commit_newest(&mut t, &["1.3"]).await;
+    commit_newest(&mut t, &["1.3", "1.4"]).await;
+    assert_eq!(
+        listed(&t).await,
+        entries(&[("1.1", true), ("1.3", true), ("1.4", true)])
+    );
+    assert!(!usb.join(".incoming").read_dir().unwrap().any(|_| true));
+    let server = t.world.server.as_ref().unwrap();
+    let fetched = server.ranges("/images/fw-1.1.img").len();
+
+    let o = fwguard(&t.cfg, &["archive", "install", "1.1"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "rebooting: trial boot of 1.1 in slot A\n"
+    );
+    let r = t.power_cycle().await;
+    assert_eq!((r.slot, r.version.as_str()), (Slot::A, "1.1"));
+    t.settle().await;
+    let st = t.state();
+    assert!(history_has(&st, "committed", "1.1"));
+    assert!(history_has(&st, "archive-install", "1.1"));
+    assert_eq!(st.pin.as_ref().map(|v| v.as_str()), Some("1.1"));
+    // Nothing was downloaded; the pin keeps the channel's 1.4 away.
+    let server = t.world.server.as_ref().unwrap();
+    assert_eq!(server.ranges("/images/fw-1.1.img").len(), fetched);
+    let o = fwguard(&t.cfg, &["check"]).await;
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("running the pinned version 1.1"),
+        "{}",
+        text(&o)
+    );
+    // Running from the archive again: installing it once more has nothing to do.
+    let o = fwguard(&t.cfg, &["archive", "install", "1.1"]).await;
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("1.1 is running already"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// Flip one byte of `path` (in the middle), returning the original bytes.
+fn flip(path: &Path) -> Vec<u8> {
+    let orig = std::fs::read(path).unwrap();
+    let mut bad = orig.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 1;
+    std::fs::write(path, bad).unwrap();
+    orig
+}
+
+/// Run `fwguard archive install VERSION` expecting a refusal with `code` whose message
+/// names `what`, and nothing changed on the router or in the state.
+async fn refused(t: &TestWorld, args: &[&str], code: i32, what: &str) {
+    let before = (t.snapshot(), std::fs::read(state_file(t)).unwrap());
+    let o = fwguard(&t.cfg, args).await;
+    assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(what),
+        "{}",
+        text(&o)
+    );
+    let after = (t.snapshot(), std::fs::read(state_file(t)).unwrap());
+    assert!(before == after, "the router or the state changed");
+    assert!(!t.world.router.reboot_requested());
+}
+
+fn state_file(t: &TestWorld) -> PathBuf {
+    t.settings().state_dir.join("state.json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_archive_cannot_vouch_for_is_refused_and_changes_nothing() {
+    let (mut t, usb) = archived_world(2).await;
+    commit_newest(&mut t, &["1.0", "1.1"]).await;
+    let install = ["archive", "install", "1.0"];
+
+    // An archived image changed on the USB stick: listed as failed, refused.
+    let image = usb.join("1.0/image.bin");
+    let orig = flip(&image);
+    let o = fwguard(&t.cfg, &["archive", "list"]).await;
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("1.0        FAILED") && out.contains("sha256"),
+        "{out}"
+    );
+    assert!(out.contains("1.1        verified"), "{out}");
+    refused(&t, &install, 6, "1.0/image.bin").await;
+    std::fs::write(&image, orig).unwrap();
+
+    // Its kept index edited: the signature no longer matches.
+    let index = usb.join("1.0/index.toml");
+    let orig = std::fs::read(&index).unwrap();
+    let mut edited = orig.clone();
+    edited.extend_from_slice(b"# edited\n");
+    std::fs::write(&index, edited).unwrap();
+    refused(&t, &install, 6, "not signed by enough trusted keys").await;
+    // Re-signed by a key the device does not trust.
+    let stranger = fwguard::index::sign::SecretKey::generate().unwrap();
+    let sig = usb.join("1.0/index.toml.sig");
+    let orig_sig = std::fs::read(&sig).unwrap();
+    std::fs::write(
+        &sig,
+        fwguard::index::build::sign_bytes(&stranger, &orig, "stranger.pub"),
+    )
+    .unwrap();
+    std::fs::write(&index, &orig).unwrap();
+    refused(&t, &install, 6, "unknown key").await;
+    std::fs::write(&sig, orig_sig).unwrap();
+
+    // Not in the archive.
+    refused(
+        &t,
+        &["archive", "install", "9.9"],
+        5,
+        "no image of version 9.9 is kept",
+    )
+    .await;
+
+    // Today's security floor is above it: refused unless forced.
+    let release = |v: &str| {
+        NewRelease::from_image(
+            v.parse().unwrap(),
+            vec!["sim".into()],
+            vec!["stable".into()],
+            vec![format!("images/fw-{v}.img")],
+            &t.world.www.join(format!("images/fw-{v}.img")),
+        )
+        .unwrap()
+    };
+    let mut d = IndexDraft::new(50, unix_now(), unix_now() + 86_400);
+    d.add_release(release("1.1")).unwrap();
+    d.set_security_floor("sim", Some("1.1".parse().unwrap()));
+    t.world
+        .write_index(d.to_toml().as_bytes(), &t.world.key)
+        .unwrap();
+    let o = fwguard(&t.cfg, &["check"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    refused(&t, &install, 5, "below the security floor 1.1").await;
+    let o = fwguard(&t.cfg, &["archive", "list"]).await;
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(below the security floor 1.1)"),
+        "{}",
+        text(&o)
+    );
+
+    // All in order again and forced: 1.0 goes back on from the archive.
+    let o = fwguard(&t.cfg, &["archive", "install", "1.0", "--force-insecure"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let r = t.power_cycle().await;
+    assert_eq!((r.slot, r.version.as_str()), (Slot::A, "1.0"));
+    t.settle().await;
+    let st = t.state();
+    assert!(history_has(&st, "committed", "1.0"));
+    assert!(st.pin_insecure);
+    assert!(st
+        .history
+        .iter()
+        .any(|h| h.event == "archive-install" && h.detail.contains("BELOW THE SECURITY FLOOR")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_archive_or_its_storage() {
+    let mut t = world("off").await;
+    // None configured: the commands name the missing key.
+    let o = fwguard(&t.cfg, &["archive", "list"]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("archive.dir"));
+
+    // Configured on a USB stick that is not mounted: updates go on, nothing is created in
+    // its place, and listing it names it.
+    let usb = t.world.root.join("usb-not-mounted");
+    add_archive(&t, &usb, 2);
+    commit_newest(&mut t, &["1.0", "1.1"]).await;
+    assert!(!usb.exists());
+    let o = fwguard(&t.cfg, &["archive", "list"]).await;
+    assert_eq!(o.status.code(), Some(8), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("usb-not-mounted"));
+
+    // A bad archive section is refused naming the key, before anything runs.
+    for (section, key) in [
+        ("[archive]\ndir = \"/mnt\"\nkeep = 0\n", "archive.keep"),
+        ("[archive]\ndir = \"\"\n", "archive.dir"),
+        ("[archive]\nkeep = 2\n", "dir"),
+    ] {
+        let text_before = std::fs::read_to_string(&t.cfg).unwrap();
+        let base = text_before.split("\n[archive]").next().unwrap().to_string();
+        std::fs::write(&t.cfg, format!("{base}\n{section}")).unwrap();
+        let o = fwguard(&t.cfg, &["status"]).await;
+        assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(key),
+            "{key}: {}",
+            text(&o)
+        );
+    }
+}
