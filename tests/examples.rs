@@ -128,3 +128,31 @@ fn example_root_and_index_verify_as_a_device_would() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// The optional sections shown commented out in the example config load as written once
+/// uncommented, with the documented defaults.
+#[test]
+fn example_config_optional_sections_load_uncommented() {
+    let text = std::fs::read_to_string(repo("packaging/config.toml")).unwrap();
+    let mut out = String::new();
+    let mut section = false;
+    for line in text.lines() {
+        let bare = line.strip_prefix("# ").unwrap_or(line);
+        if bare == "[report]" || bare == "[archive]" {
+            section = true;
+        } else if !line.starts_with("# ") || bare.starts_with('[') {
+            section = false;
+        }
+        out += if section { bare } else { line };
+        out += "\n";
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, out).unwrap();
+    let s = Settings::load(&cfg).unwrap();
+    let archive = s.archive.expect("[archive] uncommented");
+    assert_eq!(archive.dir, std::path::PathBuf::from("/mnt/usb/fwguard"));
+    assert_eq!(archive.keep, 2);
+    let report = s.report.expect("[report] uncommented");
+    assert_eq!(report.timeout, Duration::from_secs(10));
+}
