@@ -253,6 +253,19 @@ impl Archive {
         Ok(())
     }
 
+    /// The versions a prune to `keep` would leave if `adding` were archived too (so that an
+    /// image about to be pruned again is not copied at all).
+    pub fn survivors(
+        &self,
+        adding: &[Version],
+        keep: usize,
+        running: Option<&Version>,
+    ) -> Result<Vec<Version>, ArchiveError> {
+        let mut all = self.versions()?;
+        all.extend_from_slice(adding);
+        Ok(kept(all, keep, running))
+    }
+
     /// Keep at most `keep` entries: `running` (when archived) and the highest versions.
     /// Returns the versions removed.
     pub fn prune(
@@ -260,23 +273,10 @@ impl Archive {
         keep: usize,
         running: Option<&Version>,
     ) -> Result<Vec<Version>, ArchiveError> {
-        let mut versions = self.versions()?;
-        versions.reverse();
-        let mut kept = 0;
-        let mut kept_running = running.is_some_and(|r| versions.contains(r));
-        if kept_running {
-            kept += 1;
-        }
+        let versions = self.versions()?;
+        let stay = kept(versions.clone(), keep, running);
         let mut removed = Vec::new();
-        for v in versions {
-            if Some(&v) == running && kept_running {
-                kept_running = false;
-                continue;
-            }
-            if kept < keep {
-                kept += 1;
-                continue;
-            }
+        for v in versions.into_iter().rev().filter(|v| !stay.contains(v)) {
             let dir = self.entry_dir(&v);
             std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
             removed.push(v);
@@ -286,6 +286,26 @@ impl Archive {
         }
         Ok(removed)
     }
+}
+
+/// Which of `versions` a prune to `keep` leaves: `running` if among them, then the highest.
+fn kept(mut versions: Vec<Version>, keep: usize, running: Option<&Version>) -> Vec<Version> {
+    versions.sort();
+    versions.dedup();
+    let mut stay: Vec<Version> = running
+        .filter(|r| versions.contains(r))
+        .cloned()
+        .into_iter()
+        .collect();
+    for v in versions.into_iter().rev() {
+        if stay.len() >= keep {
+            break;
+        }
+        if !stay.contains(&v) {
+            stay.push(v);
+        }
+    }
+    stay
 }
 
 #[cfg(test)]
@@ -369,6 +389,16 @@ mod tests {
         // Nothing more to remove: nothing is touched.
         assert!(a.prune(2, Some(&v("1.0"))).unwrap().is_empty());
         assert_eq!(a.prune(1, None).unwrap(), vec![v("1.0")]);
+        // Keeping one, running 1.10: an older image would be pruned at once, so it is not
+        // worth copying; a newer one would replace it.
+        let survivors = |adding: &[&str], keep| {
+            let adding: Vec<Version> = adding.iter().map(|x| v(x)).collect();
+            a.survivors(&adding, keep, Some(&v("1.10"))).unwrap()
+        };
+        assert_eq!(survivors(&["1.2"], 1), vec![v("1.10")]);
+        assert_eq!(survivors(&["2.0"], 2), vec![v("1.10"), v("2.0")]);
+        // Two candidates at once (both slots): the older one would not stay.
+        assert_eq!(survivors(&["0.9", "1.5"], 2), vec![v("1.10"), v("1.5")]);
     }
 
     #[test]

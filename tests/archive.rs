@@ -300,3 +300,48 @@ async fn without_an_archive_or_its_storage() {
         );
     }
 }
+
+/// Every path under `dir` with its modification time and contents.
+fn tree(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::metadata(&p).unwrap();
+            if m.is_dir() {
+                todo.push(p.clone());
+                out.push((p, m.modified().unwrap(), Vec::new()));
+            } else {
+                out.push((p.clone(), m.modified().unwrap(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_with_nothing_to_archive_write_nothing() {
+    // Keeping one image: the running 1.1. The 1.0 in the other slot would be pruned at once,
+    // so it is never copied, round after round.
+    let (mut t, usb) = archived_world(1).await;
+    commit_newest(&mut t, &["1.0", "1.1"]).await;
+    assert_eq!(listed(&t).await, entries(&[("1.1", true)]));
+    // The daemon checks the index every round (policy notify) with 1.0 still in slot A.
+    t.agent()
+        .set_policy(fwguard::config::Policy::Notify)
+        .unwrap();
+    let before = tree(&usb);
+    let fetched = t.world.server.as_ref().unwrap().ranges("/index.toml").len();
+    run_daemon_for(t.agent(), 2500).await;
+    assert!(t.world.server.as_ref().unwrap().ranges("/index.toml").len() >= fetched + 2);
+    let after = tree(&usb);
+    let changed: Vec<_> = after
+        .iter()
+        .filter(|e| !before.contains(e))
+        .map(|e| &e.0)
+        .collect();
+    assert!(after == before, "the archive changed: {changed:?}");
+    assert_eq!(listed(&t).await, entries(&[("1.1", true)]));
+}

@@ -45,7 +45,7 @@ struct Opened {
     image: PathBuf,
 }
 
-fn describe(rec: &SlotRecord, r: &Release) -> Option<String> {
+fn mismatch(rec: &SlotRecord, r: &Release) -> Option<String> {
     if hex::encode(r.sha256) != rec.sha256 || r.size != rec.size {
         return Some(format!(
             "the kept signed index lists {} with another image (sha256 {}, {} bytes) than the slot holds",
@@ -265,7 +265,7 @@ impl Agent {
             let listed = index.releases().iter().find(|r| {
                 r.version == rec.version
                     && r.boards.iter().any(|b| b == &self.board.id)
-                    && describe(rec, r).is_none()
+                    && mismatch(rec, r).is_none()
             });
             if let Some(r) = listed {
                 self.archive_keep_index(index, r);
@@ -314,11 +314,22 @@ impl Agent {
         if !todo.is_empty() {
             a.clean_leftovers()?;
         }
+        // Only what the prune afterwards would keep is copied.
+        let running = self.running().ok().map(|(_, h)| h.version);
+        let adding: Vec<Version> = todo.iter().map(|(_, r, _)| r.version.clone()).collect();
+        let stay = a.survivors(&adding, cfg.keep, running.as_ref())?;
         let mut stored = false;
         for (slot, rec, signed) in todo {
             let v = &rec.version;
+            if !stay.contains(v) {
+                tracing::debug!(
+                    "archive: not copying {v}: keeping {}, it would be pruned at once",
+                    cfg.keep
+                );
+                continue;
+            }
             let problem = match self.archived_release(&st, signed.clone(), v) {
-                Ok((_, r)) => describe(rec, &r),
+                Ok((_, r)) => mismatch(rec, &r),
                 Err(e) => Some(e.to_string()),
             };
             if let Some(problem) = problem {
@@ -345,7 +356,6 @@ impl Agent {
             stored = true;
         }
         if stored {
-            let running = self.running().ok().map(|(_, h)| h.version);
             for v in a.prune(cfg.keep, running.as_ref())? {
                 tracing::info!("archive: removed {v} (keeping {})", cfg.keep);
             }
