@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::{fwguard, history_has, run_daemon_for, world, TestWorld};
-use fwguard::index::build::{IndexDraft, NewRelease};
+use common::{fwguard, history_has, release, run_daemon_for, world, TestWorld};
+use fwguard::index::build::IndexDraft;
 use fwguard::index::unix_now;
 use fwguard::sim::Behaviour;
 use fwguard::Slot;
@@ -223,18 +223,8 @@ async fn what_the_archive_cannot_vouch_for_is_refused_and_changes_nothing() {
     .await;
 
     // Today's security floor is above it: refused unless forced.
-    let release = |v: &str| {
-        NewRelease::from_image(
-            v.parse().unwrap(),
-            vec!["sim".into()],
-            vec!["stable".into()],
-            vec![format!("images/fw-{v}.img")],
-            &t.world.www.join(format!("images/fw-{v}.img")),
-        )
-        .unwrap()
-    };
     let mut d = IndexDraft::new(50, unix_now(), unix_now() + 86_400);
-    d.add_release(release("1.1")).unwrap();
+    d.add_release(release(&t, "1.1")).unwrap();
     d.set_security_floor("sim", Some("1.1".parse().unwrap()));
     t.world
         .write_index(d.to_toml().as_bytes(), &t.world.key)

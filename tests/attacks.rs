@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{world, TestWorld};
+use common::{release, world, TestWorld};
 use fwguard::agent::{Action, UpdateMode};
 use fwguard::error::{EXIT_NETWORK, EXIT_VERIFICATION};
-use fwguard::index::build::{sign_bytes, IndexDraft, NewRelease};
+use fwguard::index::build::{sign_bytes, IndexDraft};
 use fwguard::index::root::root_toml;
 use fwguard::index::sign::SecretKey;
 use fwguard::index::unix_now;
@@ -20,17 +20,6 @@ const DAY: u64 = 86_400;
 
 fn keys(n: usize) -> Vec<SecretKey> {
     (0..n).map(|_| SecretKey::generate().unwrap()).collect()
-}
-
-fn release(t: &TestWorld, version: &str) -> NewRelease {
-    NewRelease::from_image(
-        version.parse().unwrap(),
-        vec!["sim".into()],
-        vec!["stable".into()],
-        vec![format!("images/fw-{version}.img")],
-        &t.world.www.join(format!("images/fw-{version}.img")),
-    )
-    .unwrap()
 }
 
 /// Publish an index signed by every key in `signers`.

@@ -140,6 +140,18 @@ impl TestWorld {
     }
 }
 
+/// The release entry (board `sim`, channel `stable`) for the world's image of `version`.
+pub fn release(t: &TestWorld, version: &str) -> fwguard::index::build::NewRelease {
+    fwguard::index::build::NewRelease::from_image(
+        version.parse().unwrap(),
+        vec!["sim".into()],
+        vec!["stable".into()],
+        vec![format!("images/fw-{version}.img")],
+        &t.world.www.join(format!("images/fw-{version}.img")),
+    )
+    .unwrap()
+}
+
 pub fn history_has(st: &PersistedState, event: &str, version: &str) -> bool {
     st.history
         .iter()
