@@ -46,7 +46,7 @@ fn partial(r: &Release, target: Slot, cp: &Checkpoint) -> Partial {
     }
 }
 
-pub(super) fn expected(r: &Release) -> Expected {
+fn expected(r: &Release) -> Expected {
     Expected {
         size: r.size,
         sha256: r.sha256,

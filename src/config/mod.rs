@@ -302,11 +302,11 @@ impl Validator<'_> {
             },
             archive: match raw.archive {
                 None => None,
+                Some(a) if a.dir.as_os_str().is_empty() => {
+                    return Err(self.err("archive.dir", "must not be empty"))
+                }
                 Some(a) => Some(ArchiveSettings {
-                    dir: match a.dir.as_os_str().is_empty() {
-                        true => return Err(self.err("archive.dir", "must not be empty")),
-                        false => self.path_rel(a.dir),
-                    },
+                    dir: self.path_rel(a.dir),
                     keep: match a.keep.unwrap_or(2) {
                         0 => return Err(self.err("archive.keep", "must be at least 1")),
                         n => n as usize,
