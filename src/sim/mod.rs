@@ -9,6 +9,8 @@ pub mod demo;
 #[cfg(feature = "demo")]
 pub mod httpd;
 #[cfg(feature = "demo")]
+pub mod wan;
+#[cfg(feature = "demo")]
 pub mod world;
 
 pub use boot::BootReport;

@@ -3,14 +3,13 @@
 //! booted firmware can break. Used by `fwguard demo` and by the integration tests.
 
 use super::httpd::{ServeOptions, Server};
+use super::wan::Wan;
 use super::{firmware_image_for, Behaviour, BootReport, SimError, SimRouter};
 use crate::index::build::{sign_bytes, IndexDraft, NewRelease};
 use crate::index::sign::SecretKey;
 use crate::version::Version;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use tokio::net::TcpListener;
 
 /// Firmware build time of the simulated images (2026-11-01T00:00:00Z).
 pub const BUILD_TIME: u64 = 1_793_491_200;
@@ -34,49 +33,6 @@ impl Default for WorldOptions {
             serve: ServeOptions::default(),
             board: super::BOARD_ID.into(),
         }
-    }
-}
-
-/// The internet endpoint the router's health checks reach; down while the booted firmware
-/// breaks the WAN (connections are refused).
-pub struct Wan {
-    addr: SocketAddr,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Wan {
-    async fn start() -> std::io::Result<Wan> {
-        let l = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = l.local_addr()?;
-        Ok(Wan {
-            addr,
-            task: Some(Self::serve(l)),
-        })
-    }
-
-    fn serve(l: TcpListener) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            while let Ok((sock, _)) = l.accept().await {
-                drop(sock);
-            }
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    pub async fn set_up(&mut self, up: bool) -> std::io::Result<()> {
-        match (up, self.task.is_some()) {
-            (true, false) => self.task = Some(Self::serve(TcpListener::bind(self.addr).await?)),
-            (false, true) => {
-                let t = self.task.take().expect("running");
-                t.abort();
-                let _ = t.await;
-            }
-            _ => {}
-        }
-        Ok(())
     }
 }
 
