@@ -3,10 +3,11 @@
 
 mod common;
 
-use common::{run_daemon_for, world};
+use common::{run_daemon_for, run_daemon_until, world};
 use fwguard::agent::{Action, By, DaemonExit, UpdateMode};
 use fwguard::config::Policy;
 use fwguard::error::Error;
+use fwguard::state::{PersistedState, UpdateState};
 use fwguard::Slot;
 
 const IMAGE: &str = "/images/fw-1.1.img";
@@ -82,7 +83,10 @@ async fn the_owners_policy_wins_over_the_configuration() {
 
     // Notify: the daemon checks, reports, and downloads nothing.
     t.agent().set_policy(Policy::Notify).unwrap();
-    assert_eq!(run_daemon_for(t.agent(), 2500).await, DaemonExit::Stopped);
+    assert_eq!(
+        run_daemon_until(t.agent(), || t.index_fetches() >= 2).await,
+        DaemonExit::Stopped
+    );
     assert!(
         server().ranges("/index.toml").len() >= 2,
         "notify checks each interval"
@@ -92,11 +96,12 @@ async fn the_owners_policy_wins_over_the_configuration() {
 
     // Download-only: staged, not armed.
     t.agent().set_policy(Policy::DownloadOnly).unwrap();
-    assert_eq!(run_daemon_for(t.agent(), 2500).await, DaemonExit::Stopped);
-    assert!(matches!(
-        t.state().update,
-        fwguard::state::UpdateState::Staged { .. }
-    ));
+    let staged = |s: &PersistedState| matches!(s.update, UpdateState::Staged { .. });
+    assert_eq!(
+        t.run_daemon_past(t.agent(), staged).await,
+        DaemonExit::Stopped
+    );
+    assert!(matches!(t.state().update, UpdateState::Staged { .. }));
     assert!(!t.world.router.reboot_requested());
 
     // Auto: installed and rebooted into the trial.

@@ -6,7 +6,7 @@ mod common;
 
 use common::{run_daemon_for, world, FAST_TRIAL};
 use fwguard::agent::DaemonExit;
-use fwguard::state::UpdateState;
+use fwguard::state::{PersistedState, UpdateState};
 use std::sync::Arc;
 
 #[tokio::test]
@@ -33,7 +33,11 @@ async fn the_daemon_reboots_into_an_update_only_inside_the_window() {
 
     // Outside: staged (written and verified), no reboot.
     assert!(!at(now).in_maintenance_window());
-    assert_eq!(run_daemon_for(at(now), 1500).await, DaemonExit::Stopped);
+    let staged = |s: &PersistedState| matches!(s.update, UpdateState::Staged { .. });
+    assert_eq!(
+        t.run_daemon_past(at(now), staged).await,
+        DaemonExit::Stopped
+    );
     assert!(
         matches!(t.state().update, UpdateState::Staged { .. }),
         "{:?}",

@@ -107,20 +107,40 @@ impl TestWorld {
 
     /// Run the daemon until it asks for a reboot, or until `done` holds for the state.
     pub async fn settle_until(&self, done: impl Fn(&PersistedState) -> bool) -> DaemonExit {
-        let agent = self.agent();
         let store = StateStore::new(self.settings().state_dir);
-        let idle = async {
-            loop {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        run_daemon_until(self.agent(), || {
+            store.load().map(|s| done(&s)).unwrap_or(false)
+        })
+        .await
+    }
+
+    /// How many times the vendor's server was asked for the index.
+    pub fn index_fetches(&self) -> usize {
+        let server = self.world.server.as_ref().expect("the server runs");
+        server.ranges("/index.toml").len()
+    }
+
+    /// Run `agent`'s daemon until `done` holds for the state and a later round has begun
+    /// (one more index request), so the round that made `done` true ran to its end; or
+    /// until it asks for a reboot.
+    pub async fn run_daemon_past(
+        &self,
+        agent: Agent,
+        done: impl Fn(&PersistedState) -> bool,
+    ) -> DaemonExit {
+        let store = StateStore::new(self.settings().state_dir);
+        let since = std::cell::Cell::new(None);
+        run_daemon_until(agent, || match since.get() {
+            Some(n) => self.index_fetches() > n,
+            None => {
+                let n = self.index_fetches();
                 if store.load().map(|s| done(&s)).unwrap_or(false) {
-                    return;
+                    since.set(Some(n));
                 }
+                false
             }
-        };
-        tokio::time::timeout(Duration::from_secs(30), agent.run_daemon(idle))
-            .await
-            .expect("daemon settles in time")
-            .expect("daemon runs")
+        })
+        .await
     }
 
     /// Install the newest release, boot it and let the daemon judge it.
@@ -183,5 +203,22 @@ pub async fn run_daemon_for(agent: Agent, ms: u64) -> DaemonExit {
     tokio::time::timeout(Duration::from_secs(30), agent.run_daemon(stop))
         .await
         .expect("daemon stops in time")
+        .expect("daemon runs")
+}
+
+/// Run `agent`'s daemon until `done` holds (asked every 20 ms) or it asks for a reboot,
+/// 30 s at most.
+pub async fn run_daemon_until(agent: Agent, done: impl Fn() -> bool) -> DaemonExit {
+    let stop = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if done() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), agent.run_daemon(stop))
+        .await
+        .expect("the daemon gets there in time")
         .expect("daemon runs")
 }
