@@ -216,15 +216,11 @@ impl Archive {
         Ok(())
     }
 
-    /// Store the entry for `v`: the signed index and the image `write_image` writes, in a
-    /// temporary directory first, each file synced, then renamed into place (replacing an
-    /// older entry for `v`).
-    pub fn store<E: From<ArchiveError>>(
-        &self,
-        v: &Version,
-        signed: &UntrustedIndex,
-        write_image: impl FnOnce(&mut File) -> Result<(), E>,
-    ) -> Result<(), E> {
+    /// Begin the entry for `v`: the signed index, synced, in a temporary directory, and
+    /// an empty image file there for the caller to fill; [`NewEntry::finish`] puts it in
+    /// place. An entry never finished is a leftover that [`Archive::clean_leftovers`]
+    /// removes.
+    pub fn begin(&self, v: &Version, signed: &UntrustedIndex) -> Result<NewEntry, ArchiveError> {
         let tmp = self.dir.join(format!("{TEMP_PREFIX}{v}"));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
@@ -232,25 +228,14 @@ impl Archive {
         std::fs::create_dir(&tmp).map_err(io(&tmp))?;
         write_synced(&tmp.join(INDEX), &signed.bytes)?;
         write_synced(&tmp.join(SIGNATURES), &signed.signatures)?;
-        let image = tmp.join(IMAGE);
-        let mut f = File::create(&image).map_err(io(&image))?;
-        write_image(&mut f)?;
-        f.sync_all().map_err(io(&image))?;
-        drop(f);
-        sync_dir(&tmp).map_err(io(&tmp))?;
-        crate::failpoint::hit("archive-copied");
-        let dest = self.entry_dir(v);
-        let old = self.dir.join(format!("{OLD_PREFIX}{v}"));
-        let replacing = dest.exists();
-        if replacing {
-            std::fs::rename(&dest, &old).map_err(io(&dest))?;
-        }
-        std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
-        sync_dir(&self.dir).map_err(io(&self.dir))?;
-        if replacing {
-            std::fs::remove_dir_all(&old).map_err(io(&old))?;
-        }
-        Ok(())
+        let path = tmp.join(IMAGE);
+        let image = File::create(&path).map_err(io(&path))?;
+        Ok(NewEntry {
+            dir: self.dir.clone(),
+            version: v.clone(),
+            tmp,
+            image,
+        })
     }
 
     /// The versions a prune to `keep` would leave if `adding` were archived too (so that an
@@ -308,6 +293,52 @@ fn kept(mut versions: Vec<Version>, keep: usize, running: Option<&Version>) -> V
     stay
 }
 
+/// An archive entry being assembled (see [`Archive::begin`]).
+pub struct NewEntry {
+    dir: PathBuf,
+    version: Version,
+    tmp: PathBuf,
+    image: File,
+}
+
+impl NewEntry {
+    /// Append to the image.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
+        let path = self.tmp.join(IMAGE);
+        self.image.write_all(bytes).map_err(io(&path))
+    }
+
+    /// Flush what was written so far to the storage (so that the final sync of a large
+    /// image does not wait on all of it at once).
+    pub fn sync(&mut self) -> Result<(), ArchiveError> {
+        let path = self.tmp.join(IMAGE);
+        self.image.sync_data().map_err(io(&path))
+    }
+
+    /// Sync the image and rename the entry into place, replacing an older entry for the
+    /// same version.
+    pub fn finish(self) -> Result<(), ArchiveError> {
+        let image = self.tmp.join(IMAGE);
+        self.image.sync_all().map_err(io(&image))?;
+        drop(self.image);
+        sync_dir(&self.tmp).map_err(io(&self.tmp))?;
+        crate::failpoint::hit("archive-copied");
+        let v = &self.version;
+        let dest = self.dir.join(v.as_str());
+        let old = self.dir.join(format!("{OLD_PREFIX}{v}"));
+        let replacing = dest.exists();
+        if replacing {
+            std::fs::rename(&dest, &old).map_err(io(&dest))?;
+        }
+        std::fs::rename(&self.tmp, &dest).map_err(io(&dest))?;
+        sync_dir(&self.dir).map_err(io(&self.dir))?;
+        if replacing {
+            std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,10 +360,10 @@ mod tests {
     };
 
     fn store(a: &Archive, version: &str, image: &[u8]) {
-        a.store(&v(version), &signed(version), |f| {
-            f.write_all(image).map_err(io(Path::new("image")))
-        })
-        .unwrap();
+        let mut e = a.begin(&v(version), &signed(version)).unwrap();
+        e.write(image).unwrap();
+        e.sync().unwrap();
+        e.finish().unwrap();
     }
 
     #[test]
@@ -360,13 +391,10 @@ mod tests {
     fn a_failed_copy_leaves_no_entry_and_its_leftovers_are_cleaned() {
         let d = tempfile::tempdir().unwrap();
         let a = Archive::new(d.path());
-        let r = a.store(&v("1.2"), &signed("x"), |_| {
-            Err(ArchiveError::Missing {
-                version: v("1.2"),
-                dir: "copy failed".into(),
-            })
-        });
-        assert!(r.is_err());
+        // The copy fails halfway: the entry is never finished.
+        let mut e = a.begin(&v("1.2"), &signed("x")).unwrap();
+        e.write(b"half an ima").unwrap();
+        drop(e);
         assert!(a.versions().unwrap().is_empty());
         assert!(d.path().join(".tmp-1.2").exists());
         a.clean_leftovers().unwrap();

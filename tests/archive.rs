@@ -334,3 +334,77 @@ async fn rounds_with_nothing_to_archive_write_nothing() {
     assert!(after == before, "the archive changed: {changed:?}");
     assert_eq!(listed(&t).await, entries(&[("1.1", true)]));
 }
+
+/// A long copy into the archive does not starve the daemon's systemd watchdog feeder: it
+/// reaches the service manager (a notify socket here) between the daemon's
+/// `STATUS=archiving …` and `STATUS=archive copy of … ended`, not only after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_is_fed_while_an_image_is_archived() {
+    let opts = fwguard::sim::world::WorldOptions {
+        payload_len: 8 << 20,
+        slot_size: 12 << 20,
+        ..Default::default()
+    };
+    let mut t = common::world_with("off", opts).await;
+    let usb = t.world.root.join("usb");
+    std::fs::create_dir_all(&usb).unwrap();
+    add_archive(&t, &usb, 2);
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    t.agent()
+        .update(fwguard::agent::UpdateMode::Install)
+        .await
+        .unwrap();
+    assert_eq!(t.power_cycle().await.version.as_str(), "1.1");
+
+    // The daemon (WatchdogSec=20ms: fed every 10 ms) commits the trial, then archives the
+    // two known-good images.
+    let sock_path = t.world.root.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut child = tokio::process::Command::new(common::BIN)
+        .arg("--config")
+        .arg(&t.cfg)
+        .arg("daemon")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "20000")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let got = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while seen
+            .iter()
+            .filter(|m: &&String| m.ends_with("ended"))
+            .count()
+            < 2
+        {
+            let n = sock.recv(&mut buf).expect("a notification within 30 s");
+            seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        seen
+    })
+    .await
+    .unwrap();
+    child.start_kill().unwrap();
+    let statuses: Vec<&String> = got.iter().filter(|m| m.starts_with("STATUS=")).collect();
+    assert_eq!(
+        statuses,
+        [
+            "STATUS=archiving 1.0 from slot A",
+            "STATUS=archive copy of 1.0 ended",
+            "STATUS=archiving 1.1 from slot B",
+            "STATUS=archive copy of 1.1 ended",
+        ]
+    );
+    for copy in got.split(|m| m.starts_with("STATUS=archiving")).skip(1) {
+        let during = copy.iter().take_while(|m| !m.ends_with("ended"));
+        let fed = during.filter(|m| *m == "WATCHDOG=1").count();
+        assert!(
+            fed >= 2,
+            "the watchdog was fed {fed} times during a copy: {got:?}"
+        );
+    }
+    assert_eq!(listed(&t).await, entries(&[("1.0", true), ("1.1", true)]));
+}

@@ -8,10 +8,10 @@
 use super::check::MAX_SIG_BYTES;
 use super::offline::{file_url, hash_file};
 use super::{Action, Agent, By};
-use crate::archive::{Archive, ArchiveError, Limits};
+use crate::archive::{Archive, ArchiveError, Limits, NewEntry};
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
-use crate::flash::{self, FlashError};
+use crate::flash::{self, FlashError, SlotDevice};
 use crate::index::{format_time, IndexError, Release, UntrustedIndex, VerifiedIndex};
 use crate::slot::Slot;
 use crate::state::{PersistedState, SlotRecord, UpdateState};
@@ -276,16 +276,16 @@ impl Agent {
     /// The daemon, between rounds: copy each known-good slot's image whose signed index is
     /// kept into the archive, prune it to `keep`, drop kept indexes no slot needs. Logs
     /// what fails and carries on; skipped while anything else holds the state lock.
-    pub(super) fn archive_known_good(&self) {
+    pub(super) async fn archive_known_good(&self) {
         if self.settings.archive.is_none() {
             return;
         }
-        if let Err(e) = self.try_archive() {
+        if let Err(e) = self.try_archive().await {
             tracing::warn!("archive: {e}");
         }
     }
 
-    fn try_archive(&self) -> Result<()> {
+    async fn try_archive(&self) -> Result<()> {
         let cfg = self
             .settings
             .archive
@@ -319,6 +319,7 @@ impl Agent {
         let adding: Vec<Version> = todo.iter().map(|(_, r, _)| r.version.clone()).collect();
         let stay = a.survivors(&adding, cfg.keep, running.as_ref())?;
         let mut stored = false;
+        let notifier = super::notify::Notifier::from_env();
         for (slot, rec, signed) in todo {
             let v = &rec.version;
             if !stay.contains(v) {
@@ -337,20 +338,10 @@ impl Agent {
                 a.drop_incoming(v)?;
                 continue;
             }
-            a.store(v, &signed, |f| -> Result<()> {
-                let sha = flash::copy_prefix(self.board.slot(slot), rec.size, f)?;
-                if hex::encode(sha) != rec.sha256 {
-                    return Err(FlashError::Verify {
-                        slot,
-                        what: format!(
-                            "its first {} bytes no longer hash to {v}'s sha256",
-                            rec.size
-                        ),
-                    }
-                    .into());
-                }
-                Ok(())
-            })?;
+            notifier.notify(&format!("STATUS=archiving {v} from slot {slot}"));
+            let copied = copy_slot(self.board.slot(slot), rec, a.begin(v, &signed)?).await;
+            notifier.notify(&format!("STATUS=archive copy of {v} ended"));
+            copied?;
             tracing::info!("archived {v} (from slot {slot}) in {}", a.dir().display());
             a.drop_incoming(v)?;
             stored = true;
@@ -367,4 +358,37 @@ impl Agent {
         }
         Ok(())
     }
+}
+
+/// How much of a copy goes to the storage before it is synced (see [`copy_slot`]).
+const SYNC_EVERY: u64 = 4 << 20;
+
+/// Copy a known-good slot's image into a new archive entry and finish it if the copy
+/// hashes to the slot's record. Other tasks of the daemon run between pieces (a long copy
+/// to slow USB storage must not starve the systemd watchdog feeder), and the image is
+/// synced every few MiB, so no single sync waits on the whole image.
+async fn copy_slot(dev: &dyn SlotDevice, rec: &SlotRecord, mut entry: NewEntry) -> Result<()> {
+    let mut copy = flash::PrefixCopy::new(dev, rec.size)?;
+    let mut synced = 0;
+    while let Some(piece) = copy.next_piece()? {
+        entry.write(piece)?;
+        if copy.done() - synced >= SYNC_EVERY {
+            entry.sync()?;
+            synced = copy.done();
+        }
+        tokio::task::yield_now().await;
+    }
+    let sha = copy.finish()?;
+    if hex::encode(sha) != rec.sha256 {
+        return Err(FlashError::Verify {
+            slot: dev.slot(),
+            what: format!(
+                "its first {} bytes no longer hash to {}'s sha256",
+                rec.size, rec.version
+            ),
+        }
+        .into());
+    }
+    entry.finish()?;
+    Ok(())
 }

@@ -60,11 +60,11 @@ impl Agent {
             self.send_outcomes().await;
             // A known-good image not archived yet is copied before anything else is
             // installed, and again after a round that noted one (the factory firmware).
-            self.archive_known_good();
+            self.archive_known_good().await;
             if let (_, Some(why)) = self.round().await {
                 return Ok(DaemonExit::Reboot(why));
             }
-            self.archive_known_good();
+            self.archive_known_good().await;
             tokio::select! {
                 _ = tokio::time::sleep(self.next_check()) => {}
                 _ = wake.recv() => tracing::info!("checking now, as asked (`fwguard check --now`)"),

@@ -10,16 +10,19 @@ pub mod mtd;
 pub mod mtd_char;
 pub mod mtd_image;
 pub mod mtd_slot;
+mod read;
 pub mod ubi;
 
 use crate::slot::Slot;
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
+use std::io::Read;
 
 pub use file::FileSlot;
 pub use mtd::{Mtd, MtdInfo};
 pub use mtd_char::MtdChar;
 pub use mtd_slot::MtdSlot;
+use read::read_back;
+pub use read::{copy_prefix, hash_prefix, read_head, PrefixCopy};
 
 /// Bytes at the start of a slot that are invalidated first (zeroed in a file, erased on raw
 /// flash) and written last, so a slot never looks like a complete image until every byte is
@@ -348,83 +351,6 @@ pub fn verify_existing(
         size: expected.size,
         sha256,
     })
-}
-
-/// Hash the first `len` bytes of a slot.
-pub fn hash_prefix(dev: &dyn SlotDevice, len: u64) -> Result<[u8; 32], FlashError> {
-    copy_prefix(dev, len, &mut std::io::sink())
-}
-
-/// Copy the first `len` bytes of a slot to `out` (an archive copy), returning their SHA-256.
-pub fn copy_prefix(
-    dev: &dyn SlotDevice,
-    len: u64,
-    out: &mut dyn Write,
-) -> Result<[u8; 32], FlashError> {
-    let mut hasher = Sha256::new();
-    let mut failed = None;
-    let total = read_back(dev, len, "read back", |_, bytes| {
-        hasher.update(bytes);
-        if failed.is_none() {
-            failed = out.write_all(bytes).err();
-        }
-    })?;
-    if let Some(source) = failed {
-        return Err(FlashError::Io {
-            slot: dev.slot(),
-            device: dev.describe(),
-            op: "write the copy",
-            source,
-        });
-    }
-    if total != len {
-        return Err(FlashError::Verify {
-            slot: dev.slot(),
-            what: format!("slot ends after {total} bytes, expected {len}"),
-        });
-    }
-    Ok(hasher.finalize().into())
-}
-
-/// Read the first `len` bytes of a slot in order, handing each piece (with its offset) to
-/// `f`; returns how many bytes there were (less than `len` when the slot ends first).
-fn read_back(
-    dev: &dyn SlotDevice,
-    len: u64,
-    op: &'static str,
-    mut f: impl FnMut(u64, &[u8]),
-) -> Result<u64, FlashError> {
-    let mut r = dev.reader()?.take(len);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut at = 0u64;
-    loop {
-        let n = r.read(&mut buf).map_err(|source| FlashError::Io {
-            slot: dev.slot(),
-            device: dev.describe(),
-            op,
-            source,
-        })?;
-        if n == 0 {
-            return Ok(at);
-        }
-        f(at, &buf[..n]);
-        at += n as u64;
-    }
-}
-
-/// Read the first `len` bytes of a slot (for headers).
-pub fn read_head(dev: &dyn SlotDevice, len: usize) -> Result<Vec<u8>, FlashError> {
-    let mut buf = Vec::with_capacity(len);
-    dev.reader()?
-        .take(len as u64)
-        .read_to_end(&mut buf)
-        .map_err(|source| FlashError::Io {
-            slot: dev.slot(),
-            device: dev.describe(),
-            op: "read header",
-            source,
-        })?;
-    Ok(buf)
 }
 
 /// Proof that a slot holds exactly the expected image, read back from the device.
