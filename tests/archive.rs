@@ -358,36 +358,10 @@ async fn the_watchdog_is_fed_while_an_image_is_archived() {
 
     // The daemon (WatchdogSec=20ms: fed every 10 ms) commits the trial, then archives the
     // two known-good images.
-    let sock_path = t.world.root.join("notify.sock");
-    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut child = tokio::process::Command::new(common::BIN)
-        .arg("--config")
-        .arg(&t.cfg)
-        .arg("daemon")
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "20000")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let got = tokio::task::spawn_blocking(move || {
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 256];
-        while seen
-            .iter()
-            .filter(|m: &&String| m.ends_with("ended"))
-            .count()
-            < 2
-        {
-            let n = sock.recv(&mut buf).expect("a notification within 30 s");
-            seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-        seen
+    let got = common::notifications_until(&t, 20_000, |seen| {
+        seen.iter().filter(|m| m.ends_with("ended")).count() == 2
     })
-    .await
-    .unwrap();
-    child.start_kill().unwrap();
+    .await;
     let statuses: Vec<&String> = got.iter().filter(|m| m.starts_with("STATUS=")).collect();
     assert_eq!(
         statuses,

@@ -268,33 +268,9 @@ async fn history_and_sim_commands() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_notifies_readiness_and_feeds_the_watchdog() {
     let t = world("off").await;
-    let sock_path = t.world.root.join("notify.sock");
-    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let mut child = tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(&t.cfg)
-        .arg("daemon")
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "200000")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let got = tokio::task::spawn_blocking(move || {
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 64];
-        while seen.len() < 3 {
-            let n = sock.recv(&mut buf).expect("a notification within 10 s");
-            seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-        seen
-    })
-    .await
-    .unwrap();
+    let got = common::notifications_until(&t, 200_000, |seen| seen.len() >= 3).await;
     assert_eq!(got[0], "READY=1");
     assert!(got[1..].iter().all(|m| m == "WATCHDOG=1"), "{got:?}");
-    child.start_kill().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

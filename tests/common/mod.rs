@@ -222,3 +222,39 @@ pub async fn run_daemon_until(agent: Agent, done: impl Fn() -> bool) -> DaemonEx
         .expect("the daemon gets there in time")
         .expect("daemon runs")
 }
+
+/// Run the fwguard daemon binary under a service manager that asks for a watchdog of
+/// `watchdog_usec` (its notify socket a datagram socket here), collect what it sends until
+/// `done` holds for the messages so far (30 s at most), then kill it.
+pub async fn notifications_until(
+    t: &TestWorld,
+    watchdog_usec: u64,
+    done: impl Fn(&[String]) -> bool + Send + 'static,
+) -> Vec<String> {
+    let sock_path = t.world.root.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("--config")
+        .arg(&t.cfg)
+        .arg("daemon")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", watchdog_usec.to_string())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let got = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !done(&seen) {
+            let n = sock.recv(&mut buf).expect("a notification within 30 s");
+            seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        seen
+    })
+    .await
+    .unwrap();
+    child.start_kill().unwrap();
+    got
+}
