@@ -13,7 +13,7 @@
 //! verifies the index's signatures against the trust root in force and the image's hash
 //! against the entry before it lists or installs anything.
 
-use crate::fsutil::{sync_dir, write_atomic};
+use crate::fsutil::{sync_dir, write_atomic, write_synced};
 use crate::index::UntrustedIndex;
 use crate::version::Version;
 use std::fs::File;
@@ -72,13 +72,6 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, ArchiveError> {
         });
     }
     Ok(bytes)
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
-    let mut f = File::create(path).map_err(io(path))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(io(path))
 }
 
 /// Bounds for the signed index files read back from the archive.
@@ -226,8 +219,10 @@ impl Archive {
             std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
         }
         std::fs::create_dir(&tmp).map_err(io(&tmp))?;
-        write_synced(&tmp.join(INDEX), &signed.bytes)?;
-        write_synced(&tmp.join(SIGNATURES), &signed.signatures)?;
+        for (name, bytes) in [(INDEX, &signed.bytes), (SIGNATURES, &signed.signatures)] {
+            let p = tmp.join(name);
+            write_synced(&p, bytes).map_err(io(&p))?;
+        }
         let path = tmp.join(IMAGE);
         let image = File::create(&path).map_err(io(&path))?;
         Ok(NewEntry {
