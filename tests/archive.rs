@@ -191,6 +191,27 @@ async fn what_the_archive_cannot_vouch_for_is_refused_and_changes_nothing() {
     );
     assert!(out.contains("1.1        verified"), "{out}");
     refused(&t, &install, 6, "1.0/image.bin").await;
+    // Grown to 1 TiB (sparse): refused by its size, without hashing a terabyte.
+    std::fs::File::options()
+        .write(true)
+        .open(&image)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let o = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        fwguard(&t.cfg, &["archive", "list"]),
+    )
+    .await
+    .expect("an oversized image is refused without reading it");
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("1099511627776 bytes; the signed index kept with it says"),
+        "{}",
+        text(&o)
+    );
+    refused(&t, &install, 6, "1099511627776 bytes").await;
     std::fs::write(&image, orig).unwrap();
 
     // Its kept index edited: the signature no longer matches.

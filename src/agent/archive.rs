@@ -103,6 +103,19 @@ impl Agent {
         let signed = a.entry_index(version, self.archive_limits())?;
         let (index, release) = self.archived_release(st, signed, version)?;
         let image = a.image_path(version);
+        // A file of another size is refused without reading it (it could be any size).
+        if let Some(len) = std::fs::metadata(&image).ok().map(|m| m.len()) {
+            if len != release.size {
+                return Err(ArchiveError::Mismatch {
+                    path: image,
+                    problem: format!(
+                        "{len} bytes; the signed index kept with it says {} bytes",
+                        release.size
+                    ),
+                }
+                .into());
+            }
+        }
         let got = hash_file(&image)?;
         if got.size != release.size || got.sha256 != release.sha256 {
             return Err(ArchiveError::Mismatch {

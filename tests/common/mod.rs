@@ -25,6 +25,7 @@ pub async fn fwguard(cfg: &Path, args: &[&str]) -> Output {
         .arg(cfg)
         .args(args)
         .env_remove("FWGUARD_CONFIG")
+        .kill_on_drop(true)
         .output()
         .await
         .expect("the fwguard binary runs")
