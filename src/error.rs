@@ -46,6 +46,11 @@ pub enum Error {
     Disallowed(#[from] crate::state::Disallowed),
     #[error("{0}")]
     Refused(String),
+    #[error("the bootloader has a trial of slot {slot} armed that fwguard's state does not explain (its state was lost, or the environment was changed by hand); refusing to write a slot or commit while the bootloader may still fall back to slot {fallback}: let the boot counter decide, or set the environment back by hand (`fwguard status` shows it)")]
+    UnexplainedTrial {
+        slot: crate::Slot,
+        fallback: crate::Slot,
+    },
     #[error(transparent)]
     Index(#[from] crate::index::IndexError),
     #[error(transparent)]
@@ -75,7 +80,9 @@ impl Error {
         match self {
             Error::Config(_) | Error::Preflight(_) => EXIT_CONFIG,
             Error::InUse { .. } | Error::DaemonRunning { .. } => EXIT_IN_USE,
-            Error::Disallowed(_) | Error::Refused(_) => EXIT_DISALLOWED,
+            Error::Disallowed(_) | Error::Refused(_) | Error::UnexplainedTrial { .. } => {
+                EXIT_DISALLOWED
+            }
             Error::Index(_) => EXIT_VERIFICATION,
             Error::Archive(e) if e.is_verification() => EXIT_VERIFICATION,
             Error::Archive(crate::archive::ArchiveError::Missing { .. }) => EXIT_DISALLOWED,

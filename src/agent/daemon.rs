@@ -23,7 +23,7 @@ impl Agent {
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
                 .map_err(|e| crate::error::Error::Other(format!("cannot handle SIGUSR1: {e}")))?;
         let _claim = self.claim_daemon()?;
-        let situation = self.reconcile()?;
+        let mut situation = self.reconcile()?;
         // Under systemd (Type=notify): ready once this boot is known, then keep the watchdog
         // fed; the feeding stops if the daemon's thread hangs.
         let notifier = super::notify::Notifier::from_env();
@@ -36,7 +36,18 @@ impl Agent {
                 }
             });
         }
+        // A trial armed that the state does not explain: write nothing, let the bootloader's
+        // counter decide, and look again each interval (the owner may set the env right).
+        while let Situation::Unexplained(_) = situation {
+            tokio::select! {
+                _ = tokio::time::sleep(self.next_check()) => {}
+                _ = wake.recv() => {}
+                _ = &mut shutdown => return Ok(DaemonExit::Stopped),
+            }
+            situation = self.reconcile()?;
+        }
         match situation {
+            Situation::Unexplained(_) => unreachable!("waited out above"),
             Situation::NeedsReboot(why) => {
                 self.reboot(why.clone())?;
                 return Ok(DaemonExit::Reboot(why));
@@ -105,6 +116,7 @@ impl Agent {
     /// `boot-complete.target`; the daemon does the rest.
     pub async fn assess(&self) -> Result<Action> {
         match self.reconcile()? {
+            Situation::Unexplained(why) => Ok(Action::UpToDate(why)),
             Situation::NeedsReboot(why) => self.reboot(why),
             Situation::Idle => {
                 let mut never = std::pin::pin!(std::future::pending::<()>());

@@ -63,6 +63,7 @@ impl Agent {
             }
             .into());
         }
+        self.ensure_trial_explained(st)?;
         if let Some(good) = st.known_good {
             if good != booted {
                 return Err(Error::Refused(format!(

@@ -13,6 +13,7 @@ mod install;
 mod notify;
 mod offline;
 mod owner;
+mod recover;
 mod report;
 mod round;
 mod status;
@@ -25,9 +26,9 @@ pub use daemon::DaemonExit;
 pub use diag::{redact_config, PARTS as DIAG_PARTS};
 pub use health::HealthRecord;
 pub use install::{By, UpdateMode};
+pub use recover::Situation;
 pub use round::{RoundRecord, RoundResult};
 pub use status::Status;
-pub use trial::Situation;
 
 use crate::board::Board;
 use crate::config::Settings;

@@ -19,6 +19,7 @@ impl Agent {
         self.preflight()?;
         let _lock = self.lock()?;
         let mut st = self.load()?;
+        self.ensure_trial_explained(&st)?;
         let (_, header) = self.running()?;
         let (index, _) = self.fetch_index(&mut st, header.build_time).await?;
         let mut probe = st.clone();
@@ -150,17 +151,48 @@ impl Agent {
         self.roll_back(&held, "rollback requested by the owner".into(), None, true)
     }
 
-    /// `fwguard mark-good`: commit the running trial now.
+    /// `fwguard mark-good`: commit the running trial now. Only the trial that is running: the
+    /// trial slot must be the booted one, and the bootloader must still have it armed (it has
+    /// not given it up); otherwise nothing is written.
     pub fn mark_good(&self) -> Result<Action> {
         let held = self.lock()?;
-        match self.load()?.update {
-            UpdateState::Trial { .. } => self.commit(
-                &held,
-                Report {
-                    results: Vec::new(),
-                },
-                "marked good by the owner",
-            ),
+        let st = self.load()?;
+        self.ensure_trial_explained(&st)?;
+        match st.update {
+            UpdateState::Trial { slot, release, .. } => {
+                let booted = self.board.platform.booted_slot()?;
+                let boot = self.board.bootloader.read_state()?;
+                let problem = if booted != slot {
+                    Some(format!(
+                        "slot {booted} is running, not the trial slot {slot}"
+                    ))
+                } else if boot.fell_back_from == Some(slot) || !boot.trial || boot.primary != slot {
+                    Some(format!(
+                        "the bootloader no longer has slot {slot} armed on trial (next boot: slot {}{})",
+                        boot.primary,
+                        if boot.fell_back_from == Some(slot) {
+                            format!("; it gave slot {slot} up")
+                        } else {
+                            String::new()
+                        }
+                    ))
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    return Err(Error::Refused(format!(
+                        "not marking {} good: {problem}; `fwguard daemon` (or a reboot) settles the trial",
+                        release.version
+                    )));
+                }
+                self.commit(
+                    &held,
+                    Report {
+                        results: Vec::new(),
+                    },
+                    "marked good by the owner",
+                )
+            }
             UpdateState::Idle => Ok(Action::UpToDate(
                 "the running firmware is already committed".into(),
             )),

@@ -75,6 +75,12 @@ impl Agent {
                 st.rollbacks_in_a_row
             ));
         }
+        if !super::recover::trial_explained(&st, &boot) {
+            notices.push(format!(
+                "the bootloader has a trial of slot {} armed that fwguard did not arm (state lost, or the environment changed by hand): fwguard writes nothing until the boot counter settles it; slot {} is its fallback",
+                boot.primary, !boot.primary
+            ));
+        }
         if st.pin_insecure {
             notices.push("the pinned version was forced below the security floor".into());
         }

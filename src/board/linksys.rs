@@ -46,7 +46,10 @@ pub fn board(s: &LinksysSettings) -> Result<Board, BoardError> {
     };
     Ok(Board::new(
         s.id.clone(),
-        Box::new(LinksysDual::new(EnvStore::from_fw_env(&s.env), s_env)),
+        Box::new(LinksysDual::new(
+            EnvStore::from_fw_env_on(&s.env, &s.sysfs),
+            s_env,
+        )),
         [slot(Slot::A)?, slot(Slot::B)?],
         Box::new(LinksysPlatform {
             table,

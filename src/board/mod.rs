@@ -82,7 +82,7 @@ impl Board {
                 reboot_command,
             } => Board::new(
                 id.clone(),
-                Box::new(UBootAb::with_store(EnvStore::from_fw_env(env))),
+                Box::new(UBootAb::with_store(EnvStore::from_fw_env_on(env, sysfs))),
                 [
                     slot_device(Slot::A, slot_a, sysfs)?,
                     slot_device(Slot::B, slot_b, sysfs)?,

@@ -2,6 +2,12 @@
 //! U-Boot tools keep it (each copy with a flags byte; the valid copy with the newer flags is
 //! the current one; a change is written to the other copy with the flags counted up, so a
 //! power cut mid-write leaves the current copy intact).
+//!
+//! Which copy is current depends on the flag scheme of the board's env driver, and fwguard
+//! must follow the one U-Boot uses, or it would believe its own copy while U-Boot reads the
+//! other: NAND, MMC, SPI flash and files count the flags up ([`FlagScheme::Incremental`]);
+//! parallel NOR flash marks the new copy active (1) and the old one obsolete (0)
+//! ([`FlagScheme::Boolean`], as U-Boot's env/flash.c and fw_env.c do for `MTD_NORFLASH`).
 
 use super::fw_env::FwEnvConfig;
 use super::uboot::{EnvLocation, PAD};
@@ -12,6 +18,51 @@ use super::BootError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvStore {
     copies: Vec<EnvLocation>,
+    scheme: FlagScheme,
+}
+
+/// How the flags bytes of a redundant pair say which copy is current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagScheme {
+    /// Each write counts the flags up (0 follows 255); the newer copy is current.
+    Incremental,
+    /// The current copy's flags are 1 (active), the other's 0 (obsolete).
+    Boolean,
+}
+
+/// U-Boot's flags of an active and an obsolete copy (boolean scheme).
+const ACTIVE: u8 = 1;
+const OBSOLETE: u8 = 0;
+
+impl FlagScheme {
+    /// The scheme of the env driver for `device`: boolean on parallel NOR flash (sysfs
+    /// `class/mtd/mtdN/type` is `nor`), incremental anywhere else.
+    pub fn for_device(device: &std::path::Path, sysfs: &std::path::Path) -> FlagScheme {
+        let nor = crate::flash::mtd::mtd_name(device).is_some_and(|mtd| {
+            std::fs::read_to_string(sysfs.join("class/mtd").join(mtd).join("type"))
+                .is_ok_and(|t| t.trim() == "nor")
+        });
+        if nor {
+            FlagScheme::Boolean
+        } else {
+            FlagScheme::Incremental
+        }
+    }
+
+    /// Which of two valid copies (by their flags) is current: 0 or 1, as U-Boot decides.
+    pub fn current(self, f0: u8, f1: u8) -> usize {
+        match self {
+            FlagScheme::Incremental => usize::from(newer(f1, f0)),
+            FlagScheme::Boolean => match (f0, f1) {
+                (ACTIVE, OBSOLETE) => 0,
+                (OBSOLETE, ACTIVE) => 1,
+                (a, b) if a == b => 0,
+                (0xff, _) => 0,
+                (_, 0xff) => 1,
+                _ => 0,
+            },
+        }
+    }
 }
 
 /// The copy the bootloader will read at the next boot, decoded.
@@ -34,7 +85,10 @@ pub fn newer(a: u8, b: u8) -> bool {
 
 impl EnvStore {
     pub fn single(copy: EnvLocation) -> Self {
-        EnvStore { copies: vec![copy] }
+        EnvStore {
+            copies: vec![copy],
+            scheme: FlagScheme::Incremental,
+        }
     }
 
     /// A redundant pair; both copies must have the same size.
@@ -42,10 +96,29 @@ impl EnvStore {
         assert_eq!(first.size, second.size, "redundant copies differ in size");
         EnvStore {
             copies: vec![first, second],
+            scheme: FlagScheme::Incremental,
         }
     }
 
-    /// The copies a parsed `fw_env.config` describes.
+    /// The same copies, with the flags read and written in `scheme`.
+    pub fn with_scheme(mut self, scheme: FlagScheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    pub fn scheme(&self) -> FlagScheme {
+        self.scheme
+    }
+
+    /// The copies a parsed `fw_env.config` describes, with the flag scheme of the device
+    /// they are on (its MTD type from `sysfs`).
+    pub fn from_fw_env_on(cfg: &FwEnvConfig, sysfs: &std::path::Path) -> Self {
+        let store = Self::from_fw_env(cfg);
+        let scheme = FlagScheme::for_device(&store.copies[0].path, sysfs);
+        store.with_scheme(scheme)
+    }
+
+    /// The copies a parsed `fw_env.config` describes (incremental flags).
     pub fn from_fw_env(cfg: &FwEnvConfig) -> Self {
         let loc = |i: usize| EnvLocation {
             path: cfg.copies[i].device.clone(),
@@ -109,7 +182,11 @@ impl EnvStore {
             (Some(Ok(a)), None) => Ok(pick(0, a)),
             (Some(Err(e)), None) => Err(Self::format_err(&self.copies[0], e)),
             (Some(Ok(a)), Some(Ok(b))) => {
-                if newer(b.flags.unwrap_or(0), a.flags.unwrap_or(0)) {
+                if self
+                    .scheme
+                    .current(a.flags.unwrap_or(0), b.flags.unwrap_or(0))
+                    == 1
+                {
                     Ok(pick(1, b))
                 } else {
                     Ok(pick(0, a))
@@ -146,7 +223,12 @@ impl EnvStore {
     pub fn write_fresh(&self, vars: &EnvVars) -> Result<(), BootError> {
         let layout = self.layout();
         for (i, copy) in self.copies.iter().enumerate().rev() {
-            let bytes = uboot_env::encode(vars, layout, u8::from(i == 0), copy.size, PAD)
+            let flags = match (self.scheme, i) {
+                (FlagScheme::Boolean, 0) => ACTIVE,
+                (FlagScheme::Boolean, _) => OBSOLETE,
+                (FlagScheme::Incremental, i) => u8::from(i == 0),
+            };
+            let bytes = uboot_env::encode(vars, layout, flags, copy.size, PAD)
                 .map_err(|e| Self::format_err(copy, e))?;
             copy.write_raw(&bytes)?;
         }
@@ -182,14 +264,25 @@ impl EnvStore {
     /// current one and hold exactly `vars`.
     pub fn write(&self, current: &Current, vars: &EnvVars) -> Result<(), BootError> {
         let layout = self.layout();
-        let (target, flags) = match layout {
-            Layout::Single => (0, 0),
-            Layout::Redundant => (1 - current.index, current.flags.wrapping_add(1)),
+        let (target, flags) = match (layout, self.scheme) {
+            (Layout::Single, _) => (0, 0),
+            (Layout::Redundant, FlagScheme::Incremental) => {
+                (1 - current.index, current.flags.wrapping_add(1))
+            }
+            (Layout::Redundant, FlagScheme::Boolean) => (1 - current.index, ACTIVE),
         };
         let copy = &self.copies[target];
         let bytes = uboot_env::encode(vars, layout, flags, copy.size, PAD)
             .map_err(|e| Self::format_err(copy, e))?;
         copy.write_raw(&bytes)?;
+        if (layout, self.scheme) == (Layout::Redundant, FlagScheme::Boolean) {
+            // Then the old copy becomes obsolete (its flags byte is outside the CRC). A power
+            // cut before this leaves both active, and U-Boot then reads the first copy.
+            let old = &self.copies[current.index];
+            let mut raw = old.read_raw()?;
+            raw[4] = OBSOLETE;
+            old.write_raw(&raw)?;
+        }
         let back = self.read()?;
         if back.index != target || &back.vars != vars {
             return Err(BootError::ReadBack {
@@ -259,6 +352,69 @@ mod tests {
         assert_eq!((cur.index, cur.vars.get("boot_slot")), (1, Some("B")));
         s.write(&cur, &v).unwrap();
         assert_eq!(s.read().unwrap().vars.get("boot_slot"), Some("A"));
+    }
+
+    /// U-Boot's choice of the current copy on parallel NOR flash (env/flash.c, fw_env.c
+    /// FLAG_BOOLEAN), written out here independently of fwguard's code.
+    fn uboot_nor_current(f0: u8, f1: u8) -> usize {
+        if f0 == 1 && f1 == 0 {
+            0
+        } else if f0 == 0 && f1 == 1 {
+            1
+        } else if f0 == f1 || f0 == 0xff {
+            0
+        } else if f1 == 0xff {
+            1
+        } else {
+            0
+        }
+    }
+
+    #[test]
+    fn on_nor_flash_the_written_copy_is_the_one_u_boot_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = pair(dir.path()).with_scheme(FlagScheme::Boolean);
+        s.write_fresh(&EnvVars::from_pairs(&[("boot_slot", "A")]).unwrap())
+            .unwrap();
+        for (n, slot) in ["B", "A", "B", "B2"].into_iter().enumerate() {
+            let cur = s.read().unwrap();
+            let mut v = cur.vars.clone();
+            v.set("boot_slot", slot).unwrap();
+            s.write(&cur, &v).unwrap();
+            let flags: Vec<u8> = s
+                .copies()
+                .iter()
+                .map(|c| c.read_raw().unwrap()[4])
+                .collect();
+            let uboot = uboot_nor_current(flags[0], flags[1]);
+            assert_eq!(uboot, s.read().unwrap().index, "write {n}: flags {flags:?}");
+            let raw = s.copies()[uboot].read_raw().unwrap();
+            let seen = uboot_env::decode(&raw, Layout::Redundant).unwrap();
+            assert_eq!(seen.vars.get("boot_slot"), Some(slot), "write {n}");
+        }
+        // Counting the flags up instead (what fwguard did on every board) leaves U-Boot on
+        // the old copy: copy 1 gets flags 2 while copy 0 keeps 1, and U-Boot reads copy 0.
+        assert_eq!(uboot_nor_current(1, 2), 0);
+        assert_eq!(FlagScheme::Incremental.current(1, 2), 1);
+    }
+
+    #[test]
+    fn the_flag_scheme_follows_the_mtd_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let class = dir.path().join("class/mtd/mtd1");
+        std::fs::create_dir_all(&class).unwrap();
+        std::fs::write(class.join("type"), "nor\n").unwrap();
+        let dev = std::path::Path::new("/dev/mtd1");
+        assert_eq!(FlagScheme::for_device(dev, dir.path()), FlagScheme::Boolean);
+        std::fs::write(class.join("type"), "nand\n").unwrap();
+        assert_eq!(
+            FlagScheme::for_device(dev, dir.path()),
+            FlagScheme::Incremental
+        );
+        assert_eq!(
+            FlagScheme::for_device(std::path::Path::new("/dev/mmcblk0"), dir.path()),
+            FlagScheme::Incremental
+        );
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub enum UpdateState {
         from: Slot,
         to: Slot,
         reason: String,
+        /// Reboots so far that did not land in `to` (the bootloader did not act on the
+        /// switch); bounded, so an env the bootloader does not read cannot loop forever.
+        #[serde(default)]
+        attempts: u8,
     },
 }
 
@@ -99,6 +103,11 @@ pub enum Event {
     },
     /// Running the slot rolled back to.
     RolledBack,
+    /// The armed trial or the rollback did not take effect at this boot: reboot once more,
+    /// counted.
+    RetryBoot,
+    /// The rollback never took effect within its attempts: stop rebooting.
+    RollbackFailed,
 }
 
 impl Event {
@@ -114,6 +123,8 @@ impl Event {
             Event::Abandoned => "abandon the trial",
             Event::Rollback { .. } => "roll back",
             Event::RolledBack => "finish a rollback",
+            Event::RetryBoot => "retry the boot",
+            Event::RollbackFailed => "give up the rollback",
         }
     }
 }
@@ -222,6 +233,7 @@ pub fn transition(state: &UpdateState, event: Event) -> Result<UpdateState, Disa
             from: *slot,
             to,
             reason,
+            attempts: 0,
         },
         (
             S::Idle,
@@ -235,8 +247,39 @@ pub fn transition(state: &UpdateState, event: Event) -> Result<UpdateState, Disa
             from: !to,
             to,
             reason,
+            attempts: 0,
         },
-        (S::RollingBack { .. }, E::RolledBack) => S::Idle,
+        (S::RollingBack { .. }, E::RolledBack | E::RollbackFailed) => S::Idle,
+        (
+            S::Armed {
+                release,
+                target,
+                previous,
+                arm_attempts,
+            },
+            E::RetryBoot,
+        ) => S::Armed {
+            release: release.clone(),
+            target: *target,
+            previous: *previous,
+            arm_attempts: arm_attempts.saturating_add(1),
+        },
+        (
+            S::RollingBack {
+                version,
+                from,
+                to,
+                reason,
+                attempts,
+            },
+            E::RetryBoot,
+        ) => S::RollingBack {
+            version: version.clone(),
+            from: *from,
+            to: *to,
+            reason: reason.clone(),
+            attempts: attempts.saturating_add(1),
+        },
         (s, e) => {
             return Err(Disallowed {
                 event: e.name(),
@@ -430,6 +473,37 @@ mod tests {
             transition(&trial(), Event::Abandoned).unwrap(),
             UpdateState::Idle
         );
+    }
+
+    #[test]
+    fn retried_boots_are_counted_and_a_rollback_can_be_given_up() {
+        let a = transition(&armed(), Event::RetryBoot).unwrap();
+        assert!(matches!(
+            a,
+            UpdateState::Armed {
+                arm_attempts: 2,
+                ..
+            }
+        ));
+        let r = transition(
+            &trial(),
+            Event::Rollback {
+                to: Slot::A,
+                version: "1.1".parse().unwrap(),
+                reason: "wan".into(),
+            },
+        )
+        .unwrap();
+        let r = transition(&r, Event::RetryBoot).unwrap();
+        assert!(matches!(r, UpdateState::RollingBack { attempts: 1, .. }));
+        assert_eq!(
+            transition(&r, Event::RollbackFailed).unwrap(),
+            UpdateState::Idle
+        );
+        for s in [UpdateState::Idle, staged(), trial()] {
+            assert!(transition(&s, Event::RetryBoot).is_err());
+            assert!(transition(&s, Event::RollbackFailed).is_err());
+        }
     }
 
     #[test]
