@@ -68,3 +68,91 @@ async fn the_support_bundle_holds_every_part_without_secrets() {
     assert!(part("doctor.txt").contains("ok   running slot: running A"));
     assert!(!part("log.txt").is_empty());
 }
+
+/// Credentials in the index URL and in a health check's URL reach error texts, check
+/// details and the commit's detail; none of them may reach the history, the state, the
+/// status, the queued outcome report, the runtime records or the bundle.
+#[tokio::test]
+async fn credentials_in_urls_never_reach_what_fwguard_writes() {
+    let mut t = world("off").await;
+    t.world.publish(&["1.1"]).unwrap();
+    let cfg = std::fs::read_to_string(&t.cfg).unwrap();
+    let url = t.world.index_url();
+    let with_creds = url.replace("http://", "http://idxuser:idxpass@");
+    let cfg = cfg.replace(
+        &format!("url = \"{url}\""),
+        &format!("url = \"{with_creds}\""),
+    );
+    // An advisory-free check that fails before and after the update (so it is excused and
+    // its detail lands in the commit's detail), with credentials and a token in its URL.
+    let check = "\n[[health.check]]\nname = \"lan-admin\"\nkind = \"http\"\nurl = \"http://admin:hunter2@127.0.0.1:9/status?token=s3cret\"\ntimeout = \"500ms\"\n\n[report]\nurl = \"http://127.0.0.1:9/report\"\ntimeout = \"1s\"\n";
+    std::fs::write(&t.cfg, format!("{cfg}{check}")).unwrap();
+    // The image is missing at first: the failed install's error names its URL.
+    let img = t.world.www.join("images/fw-1.1.img");
+    let kept = std::fs::read(&img).unwrap();
+    std::fs::remove_file(&img).unwrap();
+    let o = common::fwguard(&t.cfg, &["update", "--force"]).await;
+    assert_eq!(o.status.code(), Some(fwguard::error::EXIT_NETWORK));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("404"));
+    std::fs::write(&img, kept).unwrap();
+    let o = common::fwguard(&t.cfg, &["update", "--force"]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    t.power_cycle().await;
+    t.settle().await;
+    let st = t.state();
+    assert!(
+        common::history_has(&st, "committed", "1.1"),
+        "{:?}",
+        st.history
+    );
+    assert_eq!(
+        st.outcomes.len(),
+        1,
+        "the report stays queued (receiver down)"
+    );
+    let out = t.cfg.parent().unwrap().join("bundle.tar.gz");
+    let o = common::fwguard(&t.cfg, &["diag", "-o", out.to_str().unwrap()]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let status = common::fwguard(&t.cfg, &["status", "--json"]).await;
+    let history = common::fwguard(&t.cfg, &["history"]).await;
+    let mut texts = vec![
+        (
+            "state.json",
+            std::fs::read_to_string(t.settings().state_dir.join("state.json")).unwrap(),
+        ),
+        (
+            "status",
+            String::from_utf8_lossy(&status.stdout).into_owned(),
+        ),
+        (
+            "history",
+            String::from_utf8_lossy(&history.stdout).into_owned(),
+        ),
+        ("outcome", serde_json::to_string(&st.outcomes).unwrap()),
+    ];
+    for f in ["health.json", "round.json"] {
+        if let Ok(s) = std::fs::read_to_string(t.settings().runtime_dir.join(f)) {
+            texts.push((f, s));
+        }
+    }
+    for p in fwguard::agent::DIAG_PARTS {
+        let text = common::tools::tool(
+            "tar",
+            &[
+                "xzf",
+                out.to_str().unwrap(),
+                "-O",
+                &format!("fwguard-diag/{p}"),
+            ],
+        );
+        texts.push((p, text));
+    }
+    // What would have carried them: the failed install and the excused check's detail.
+    let joined: String = texts.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(joined.contains("install-failed") && joined.contains("lan-admin"));
+    for (name, text) in &texts {
+        for secret in ["idxpass", "hunter2", "s3cret"] {
+            assert!(!text.contains(secret), "{secret} in {name}: {text}");
+        }
+    }
+}

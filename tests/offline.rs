@@ -121,3 +121,61 @@ async fn what_the_signed_index_does_not_vouch_for_is_refused() {
     assert!(after[..4096].iter().all(|&b| b == 0) || after == before);
     assert!(!t.world.router.reboot_requested());
 }
+
+#[tokio::test]
+async fn an_image_for_another_board_is_refused_before_anything_is_written() {
+    let t = world("off").await;
+    // The index lists 1.3 twice: this board's image, and another board's image.
+    let v13: fwguard::Version = "1.3".parse().unwrap();
+    let other = fwguard::sim::firmware_image_for(
+        "other",
+        &v13,
+        fwguard::sim::world::BUILD_TIME,
+        1 << 20,
+        fwguard::sim::Behaviour::GOOD,
+    );
+    let other_path = t.world.www.join("images/other-1.3.img");
+    std::fs::write(&other_path, &other).unwrap();
+    let mut world = t;
+    world
+        .world
+        .add_image("1.3", fwguard::sim::Behaviour::GOOD)
+        .unwrap();
+    let t = world;
+    let now = fwguard::index::unix_now().max(fwguard::sim::world::BUILD_TIME);
+    let mut d = fwguard::index::build::IndexDraft::new(1, now, now + 86400);
+    d.add_release(common::release(&t, "1.3")).unwrap();
+    d.add_release(
+        fwguard::index::build::NewRelease::from_image(
+            v13.clone(),
+            vec!["other".into()],
+            vec!["stable".into()],
+            vec!["images/other-1.3.img".into()],
+            &other_path,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    t.world
+        .write_index(d.to_toml().as_bytes(), &t.world.key)
+        .unwrap();
+    let before = t.snapshot();
+    let e = t
+        .agent()
+        .install_offline(
+            &other_path,
+            Some(&t.world.www.join("index.toml")),
+            UpdateMode::Install,
+            true,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("for board other, not for this board (sim)"),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), fwguard::error::EXIT_DISALLOWED);
+    assert_eq!(t.snapshot(), before, "the fallback slot was written");
+    assert!(!t.world.router.reboot_requested());
+}

@@ -21,57 +21,6 @@ pub const PARTS: [&str; 9] = [
     "log.txt",
 ];
 
-/// Remove what must not leave the device from a configuration text: values of keys that name
-/// a secret, credentials in URLs (`user:pass@`) and URL query strings.
-pub fn redact_config(text: &str) -> String {
-    const SECRET_KEYS: [&str; 5] = ["password", "passwd", "secret", "token", "credential"];
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        let redacted = match trimmed.split_once('=') {
-            Some((key, _)) if !trimmed.starts_with('#') => {
-                let k = key.trim().to_ascii_lowercase();
-                if SECRET_KEYS.iter().any(|s| k.contains(s)) {
-                    format!("{} = \"<removed>\"", key.trim_end())
-                } else {
-                    redact_urls(line)
-                }
-            }
-            _ => line.to_string(),
-        };
-        out.push_str(&redacted);
-        out.push('\n');
-    }
-    out
-}
-
-/// `scheme://user:pass@host/path?query` -> `scheme://<removed>@host/path?<removed>`.
-fn redact_urls(line: &str) -> String {
-    let mut out = String::new();
-    let mut rest = line;
-    while let Some(at) = rest.find("://") {
-        out.push_str(&rest[..at + 3]);
-        rest = &rest[at + 3..];
-        let end = rest
-            .find(|c: char| c == '"' || c == '\'' || c.is_whitespace())
-            .unwrap_or(rest.len());
-        let (url, tail) = rest.split_at(end);
-        let host_end = url.find('/').unwrap_or(url.len());
-        let url = match url[..host_end].rfind('@') {
-            Some(i) => format!("<removed>@{}", &url[i + 1..]),
-            None => url.to_string(),
-        };
-        let url = match url.split_once('?') {
-            Some((base, _)) => format!("{base}?<removed>"),
-            None => url,
-        };
-        out.push_str(&url);
-        rest = tail;
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Recent lines of the agent's log from the system's log: OpenWrt's `logread`, else
 /// systemd's `journalctl`.
 fn recent_log() -> String {
@@ -131,13 +80,13 @@ impl Agent {
             .map(|s| s.history.clone())
             .map_err(|e| crate::error::Error::Refused(format!("state unreadable: {e}")));
         let config = std::fs::read_to_string(&self.settings.path)
-            .map(|t| redact_config(&t))
+            .map(|t| crate::redact::config(&t))
             .unwrap_or_else(|e| format!("# {}: {e}\n", self.settings.path.display()));
         let bootloader = match self.board.bootloader.dump() {
             Ok(vars) => {
                 let mut t = format!("{}\n", self.board.bootloader.describe());
                 for (k, v) in vars {
-                    t.push_str(&format!("{k}={v}\n"));
+                    t.push_str(&format!("{k}={}\n", crate::redact::variable(&k, &v)));
                 }
                 t
             }
@@ -165,7 +114,9 @@ impl Agent {
             BoardSettings::Grub(_) => "grub",
             BoardSettings::Script(_) => "script",
         };
-        vec![
+        // Older state files and the system log may hold URLs with credentials: every part
+        // loses them here too.
+        [
             ("versions.txt", versions + &format!("profile {profile}\n")),
             ("status.json", json(status)),
             ("state.json", json(state)),
@@ -176,6 +127,9 @@ impl Agent {
             ("health.json", json(Ok(self.last_health()))),
             ("log.txt", recent_log()),
         ]
+        .into_iter()
+        .map(|(name, text)| (name, crate::redact::text(&text)))
+        .collect()
     }
 
     /// Write the bundle to `out` as a gzip-compressed tar.
@@ -195,30 +149,5 @@ impl Agent {
         let mut gz = tar.into_inner()?;
         gz.flush()?;
         gz.finish()?.sync_all()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_removed() {
-        let text = "# a comment with password = x\n[index]\nurl = \"https://bob:hunter2@updates.example.com/i.toml?token=abc\"\napi_token = \"s3cret\"\nchannel = \"stable\"\nargv = [\"curl\", \"http://h/x?key=1\"]\n";
-        let r = redact_config(text);
-        assert!(
-            !r.contains("hunter2")
-                && !r.contains("abc")
-                && !r.contains("s3cret")
-                && !r.contains("key=1"),
-            "{r}"
-        );
-        assert!(
-            r.contains("url = \"https://<removed>@updates.example.com/i.toml?<removed>\""),
-            "{r}"
-        );
-        assert!(r.contains("api_token = \"<removed>\""), "{r}");
-        assert!(r.contains("channel = \"stable\"") && r.contains("# a comment with password = x"));
-        assert!(r.contains("\"http://h/x?<removed>\""), "{r}");
     }
 }

@@ -46,6 +46,11 @@ fn partial(r: &Release, target: Slot, cp: &Checkpoint) -> Partial {
     }
 }
 
+/// Whether two releases are the same image.
+fn same_image(a: &Release, b: &Release) -> bool {
+    (&a.version, a.size, a.sha256) == (&b.version, b.size, b.sha256)
+}
+
 fn expected(r: &Release) -> Expected {
     Expected {
         size: r.size,
@@ -126,10 +131,12 @@ impl Agent {
             Choice::UpToDate { reason } => return Ok(Action::UpToDate(reason)),
             Choice::Install(r) => *r,
         };
+        // The same image (version, size, hash) is staged already: an edit of the release's
+        // other metadata in the index (its rollout, say) is no reason to write it again.
         let staged = match &st.update {
             UpdateState::Staged {
                 release: r, target, ..
-            } if *r == release => {
+            } if same_image(r, &release) => {
                 flash::verify_existing(self.board.slot(*target), &expected(&release)).ok()
             }
             _ => None,
@@ -220,6 +227,20 @@ impl Agent {
                     head: hex::decode(p.head).ok()?,
                 })
             });
+        // Every source streamed wrong images for this release too often: refused before the
+        // slot is invalidated (a hostile mirror cannot keep it invalid forever).
+        let sha = hex::encode(release.sha256);
+        let given_up = release
+            .urls
+            .iter()
+            .all(|u| resolve(&base_url, u).is_ok_and(|u| st.source_given_up(&sha, u.as_str())));
+        if given_up {
+            return Err(Error::Refused(format!(
+                "not installing {}: each of its sources streamed an image other than the signed one {} times; not trying them again (the vendor must fix its mirrors, or publish the release again)",
+                release.version,
+                crate::state::MAX_BAD_STREAMS
+            )));
+        }
         // Persist the intent before the slot is touched.
         st.apply(Event::Begin {
             release: release.clone(),
@@ -242,6 +263,7 @@ impl Agent {
         {
             Ok(verified) => {
                 st.partial = None;
+                st.forget_bad_sources(&hex::encode(release.sha256));
                 st.apply(Event::Verified)?;
                 st.set_slot(
                     target,
@@ -296,6 +318,7 @@ impl Agent {
         // At most 16 checkpoints (state writes) per install, none smaller than 64 KiB.
         let step = (release.size / 16).max(64 * 1024);
         let mut errors = Vec::new();
+        let sha = hex::encode(release.sha256);
         for url in &release.urls {
             let url = match resolve(base_url, url) {
                 Ok(u) => u,
@@ -304,6 +327,13 @@ impl Agent {
                     continue;
                 }
             };
+            if st.source_given_up(&sha, url.as_str()) {
+                errors.push(format!(
+                    "{url}: skipped, it streamed a wrong image {} times",
+                    crate::state::MAX_BAD_STREAMS
+                ));
+                continue;
+            }
             let resumed = match &resume_from {
                 Some(cp) => flash::resume(dev, &exp, cp)?,
                 None => None,
@@ -352,8 +382,16 @@ impl Agent {
                 .await;
             match got {
                 Ok(_) => {}
-                Err(SinkOr::Sink(e)) => return Err(e),
-                Err(SinkOr::Fetch(e)) if e.is_verification() => return Err(e.into()),
+                Err(SinkOr::Sink(e)) => {
+                    if matches!(e, Error::Flash(FlashError::Oversize { .. })) {
+                        st.note_bad_source(&sha, url.as_str());
+                    }
+                    return Err(e);
+                }
+                Err(SinkOr::Fetch(e)) if e.is_verification() => {
+                    st.note_bad_source(&sha, url.as_str());
+                    return Err(e.into());
+                }
                 Err(SinkOr::Fetch(e)) => {
                     tracing::warn!("{e}");
                     errors.push(e.to_string());
@@ -365,7 +403,16 @@ impl Agent {
                     continue;
                 }
             }
-            let written = writer.finish(&exp)?;
+            let written = match writer.finish(&exp) {
+                Ok(w) => w,
+                Err(e) => {
+                    // The stream was not the signed image: this source's fault.
+                    if matches!(e, FlashError::Verify { .. }) {
+                        st.note_bad_source(&sha, url.as_str());
+                    }
+                    return Err(e.into());
+                }
+            };
             crate::failpoint::hit("install-written");
             let verified = written.verify(dev, &exp)?;
             self.check_header(target, release)?;

@@ -23,7 +23,7 @@ pub use archive::ArchivedImage;
 pub use check::CheckReport;
 pub use confirm::Confirmed;
 pub use daemon::DaemonExit;
-pub use diag::{redact_config, PARTS as DIAG_PARTS};
+pub use diag::PARTS as DIAG_PARTS;
 pub use health::HealthRecord;
 pub use install::{By, UpdateMode};
 pub use recover::Situation;
@@ -185,7 +185,7 @@ impl Agent {
             event: event.to_string(),
             version: version.cloned(),
             slot,
-            detail: detail.into(),
+            detail: crate::redact::text(&detail.into()),
             checks: Vec::new(),
         }
     }

@@ -65,9 +65,11 @@ impl Agent {
         self.update_from(mode, By::Owner { force }, &source).await
     }
 
-    /// The release an image file is, by its hash, with the checks a pin of that version
-    /// gets (listed for this board, not pulled, not below the floor); its bytes then come
-    /// from the file.
+    /// The release an image file is, by its hash among this board's releases, with the
+    /// checks a pin of that version gets (not pulled, not below the floor); its bytes then
+    /// come from the file. Everything that can be known before writing is checked here:
+    /// an image of another board, or one whose version this board's index entry gives
+    /// other bytes, is refused with nothing written.
     pub(super) fn choose_image(
         &self,
         index: &VerifiedIndex,
@@ -75,17 +77,25 @@ impl Agent {
         running: &Version,
         image: &ImageFile,
     ) -> Result<Choice> {
-        let release = index
-            .releases()
-            .iter()
-            .find(|r| r.sha256 == image.sha256 && r.size == image.size)
-            .ok_or_else(|| {
-                Error::Refused(format!(
+        let board = &self.board.id;
+        let same = |r: &&crate::index::Release| r.sha256 == image.sha256 && r.size == image.size;
+        let for_board = |r: &&crate::index::Release| r.boards.iter().any(|b| b == board);
+        let Some(release) = index.releases().iter().filter(for_board).find(same) else {
+            let elsewhere = index.releases().iter().find(same);
+            return Err(Error::Refused(match elsewhere {
+                Some(r) => format!(
+                    "{} is release {} for board {}, not for this board ({board}); nothing was written",
+                    image.path.display(),
+                    r.version,
+                    r.boards.join(", ")
+                ),
+                None => format!(
                     "{} (sha256 {}) is not a release in the signed index",
                     image.path.display(),
                     hex::encode(image.sha256)
-                ))
-            })?;
+                ),
+            }));
+        };
         let mut probe = st.clone();
         probe.pin = Some(release.version.clone());
         probe.pin_insecure = false;
@@ -93,6 +103,13 @@ impl Agent {
         probe.denylist.retain(|d| d.version != release.version);
         Ok(match self.choose(index, &probe, running)? {
             Choice::Install(mut r) => {
+                if !same(&&*r) {
+                    return Err(Error::Refused(format!(
+                        "the signed index lists {} for this board ({board}) with another image than {}; nothing was written",
+                        r.version,
+                        image.path.display()
+                    )));
+                }
                 r.urls = vec![file_url(&image.path)?];
                 Choice::Install(r)
             }

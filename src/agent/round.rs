@@ -174,7 +174,7 @@ impl Agent {
             started_ms,
             finished_ms: now_ms(),
             result,
-            outcome,
+            outcome: crate::redact::text(&outcome),
             exit_code,
         };
         if let Err(e) = self.write_runtime("round.json", &record) {

@@ -160,7 +160,8 @@ async fn run_one(http: &Http, spec: &CheckSpec, now: u64, floor: u64) -> CheckRe
         name: spec.name.clone(),
         passed,
         duration_ms: start.elapsed().as_millis() as u64,
-        detail,
+        // Kept in history, health.json and outcome reports: no credentials or tokens.
+        detail: crate::redact::text(&detail),
     }
 }
 

@@ -104,6 +104,11 @@ pub struct PersistedState {
     /// same slot continues from there instead of starting over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<Partial>,
+    /// Sources (a mirror, a file) that streamed a wrong image for a release (size or hash
+    /// not as signed): after [`MAX_BAD_STREAMS`] such streams a source is not tried again
+    /// for that release, so a hostile mirror cannot keep the inactive slot invalid forever.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bad_sources: Vec<BadSource>,
     /// Outcomes waiting to be reported to the vendor (`[report]`), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outcomes: Vec<Outcome>,
@@ -127,6 +132,20 @@ pub struct Outcome {
     /// Unix seconds (the device's clock).
     pub at: u64,
 }
+
+/// Wrong images streamed from one source for one release (by its signed hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadSource {
+    pub sha256: String,
+    /// The source, without credentials or query.
+    pub url: String,
+    pub failures: u32,
+}
+
+/// Wrong streams after which a source is given up for a release.
+pub const MAX_BAD_STREAMS: u32 = 3;
+/// Most bad sources remembered (the oldest are forgotten first).
+const BAD_SOURCES_MAX: usize = 32;
 
 /// A checkpoint of an interrupted install: the release (by its signed hash), the slot, the
 /// bytes durably written, and the held-back first bytes of the image (hex), which were never
@@ -161,6 +180,7 @@ impl Default for PersistedState {
             channel: None,
             hold: false,
             partial: None,
+            bad_sources: Vec::new(),
             outcomes: Vec::new(),
             history: Vec::new(),
         }
@@ -207,9 +227,45 @@ impl PersistedState {
         self.denylist.retain(|d| d.version != version);
         self.denylist.push(DenyEntry {
             version,
-            reason,
+            reason: crate::redact::text(&reason),
             at,
         });
+    }
+
+    /// A wrong image came from `url` for the release with hash `sha256`.
+    pub fn note_bad_source(&mut self, sha256: &str, url: &str) {
+        let url = crate::redact::text(url);
+        match self
+            .bad_sources
+            .iter_mut()
+            .find(|b| b.sha256 == sha256 && b.url == url)
+        {
+            Some(b) => b.failures += 1,
+            None => {
+                self.bad_sources.push(BadSource {
+                    sha256: sha256.to_string(),
+                    url,
+                    failures: 1,
+                });
+                if self.bad_sources.len() > BAD_SOURCES_MAX {
+                    self.bad_sources.remove(0);
+                }
+            }
+        }
+    }
+
+    /// Whether `url` gave wrong images for the release with hash `sha256` too often to be
+    /// tried again.
+    pub fn source_given_up(&self, sha256: &str, url: &str) -> bool {
+        let url = crate::redact::text(url);
+        self.bad_sources
+            .iter()
+            .any(|b| b.sha256 == sha256 && b.url == url && b.failures >= MAX_BAD_STREAMS)
+    }
+
+    /// The release with hash `sha256` was written right: forget its bad streams.
+    pub fn forget_bad_sources(&mut self, sha256: &str) {
+        self.bad_sources.retain(|b| b.sha256 != sha256);
     }
 
     pub fn record(&mut self, entry: HistoryEntry) {
