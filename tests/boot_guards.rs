@@ -111,28 +111,34 @@ async fn mark_good_refuses_a_trial_the_bootloader_gave_up() {
     assert!(history_has(&st, "trial-failed", "1.1"));
 }
 
-/// A board whose fw_env.config names another environment than the one the (simulated)
-/// bootloader reads: the `uboot` profile over the sim router's slots, with its env copied.
-fn wrong_env_agent(t: &TestWorld) -> (Agent, PathBuf) {
+/// The world's config with a `uboot` board over the sim router's files: the env at `env`,
+/// the slots at `slot_a` and `slot_b`. Returns the config's path.
+fn uboot_config(t: &TestWorld, env: &std::path::Path, slot_a: &str, slot_b: &str) -> PathBuf {
     let router = t.world.router.dir();
-    let stray = t.world.root.join("stray-env.img");
-    if !stray.exists() {
-        std::fs::copy(t.world.router.env_path(), &stray).unwrap();
-    }
     let text = std::fs::read_to_string(&t.cfg).unwrap();
     let board = format!(
-        "[board]\nprofile = \"uboot\"\nid = \"sim\"\nenv_device = \"{}\"\nenv_size = {}\nslot_a = \"{}\"\nslot_b = \"{}\"\ncmdline = \"{}\"\nreboot_command = [\"touch\", \"{}\"]\n",
-        stray.display(),
+        "[board]\nprofile = \"uboot\"\nid = \"sim\"\nenv_device = \"{}\"\nenv_size = {}\nslot_a = \"{slot_a}\"\nslot_b = \"{slot_b}\"\ncmdline = \"{}\"\nreboot_command = [\"touch\", \"{}\"]\n",
+        env.display(),
         fwguard::sim::ENV_SIZE,
-        t.world.router.slot_path(Slot::A).display(),
-        t.world.router.slot_path(Slot::B).display(),
         router.join("cmdline").display(),
         router.join("reboot-requested").display(),
     );
     let start = text.find("[board]").unwrap();
     let end = start + text[start..].find("\n[trial]").unwrap();
-    let cfg = t.world.root.join("etc/wrong-env.toml");
+    let cfg = t.world.root.join("etc/uboot.toml");
     std::fs::write(&cfg, format!("{}{board}{}", &text[..start], &text[end..])).unwrap();
+    cfg
+}
+
+/// A board whose fw_env.config names another environment than the one the (simulated)
+/// bootloader reads: the `uboot` profile over the sim router's slots, with its env copied.
+fn wrong_env_agent(t: &TestWorld) -> (Agent, PathBuf) {
+    let stray = t.world.root.join("stray-env.img");
+    if !stray.exists() {
+        std::fs::copy(t.world.router.env_path(), &stray).unwrap();
+    }
+    let slot = |s| t.world.router.slot_path(s).display().to_string();
+    let cfg = uboot_config(t, &stray, &slot(Slot::A), &slot(Slot::B));
     let agent = Agent::from_settings(Settings::load(&cfg).unwrap()).unwrap();
     (agent, stray)
 }
@@ -214,4 +220,45 @@ async fn a_staged_release_whose_arm_took_effect_is_judged_on_its_trial_boot() {
     let st = t.state();
     assert_eq!(st.known_good, Some(Slot::B), "{:?}", st.history);
     assert!(history_has(&st, "committed", "1.1"));
+}
+
+#[tokio::test]
+async fn two_names_for_one_slot_are_refused_in_the_config_and_before_every_write() {
+    let mut t = world("off").await;
+    t.world.publish(&["1.1"]).unwrap();
+    let env = t.world.router.env_path();
+    let a = t.world.router.slot_path(Slot::A).display().to_string();
+    // In the configuration: a symlink to slot A, and an MTD partition under its two names.
+    let link = t.world.root.join("slot-b-link.img");
+    std::os::unix::fs::symlink(&a, &link).unwrap();
+    let cfg = uboot_config(&t, &env, &a, &link.display().to_string());
+    let e = Settings::load(&cfg).unwrap_err().to_string();
+    assert!(
+        e.contains("board.slot_b") && e.contains("the same file"),
+        "{e}"
+    );
+    let cfg = uboot_config(&t, &env, "/dev/mtd5", "/dev/mtdblock5");
+    let e = Settings::load(&cfg).unwrap_err().to_string();
+    assert!(e.contains("MTD partition mtd5"), "{e}");
+    // Before a write: slot B's device is replaced by a link to slot A after the daemon read
+    // its configuration.
+    let b = t.world.root.join("slot-b-moved.img");
+    std::fs::copy(t.world.router.slot_path(Slot::B), &b).unwrap();
+    let cfg = uboot_config(&t, &env, &a, &b.display().to_string());
+    let agent = Agent::from_settings(Settings::load(&cfg).unwrap()).unwrap();
+    std::fs::remove_file(&b).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    let before = t.snapshot();
+    let e = agent.update(UpdateMode::StageOnly).await.unwrap_err();
+    assert_eq!(e.exit_code(), fwguard::error::EXIT_CONFIG, "{e}");
+    assert!(e.to_string().contains("same storage"), "{e}");
+    assert_eq!(t.snapshot(), before, "the running slot was written");
+    // Read now, the configuration itself is refused.
+    let doctor = fwguard(&cfg, &["doctor"]).await;
+    let text = String::from_utf8_lossy(&doctor.stderr);
+    assert_eq!(doctor.status.code(), Some(fwguard::error::EXIT_CONFIG));
+    assert!(
+        text.contains("board.slot_b") && text.contains("the same file"),
+        "{text}"
+    );
 }

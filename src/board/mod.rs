@@ -2,6 +2,7 @@
 //! running, which boot this is, how to reboot), built from the configuration. Nothing above
 //! this module knows whether the board is real or simulated.
 
+pub mod identity;
 pub mod linksys;
 pub mod mtd_table;
 pub mod preflight;

@@ -134,13 +134,51 @@ fn copy_geometry(env: &FwEnvConfig, c: &EnvDevice, sysfs: &Path) -> Finding {
 /// flash it is on, the Linksys partitions.
 fn layout(settings: &BoardSettings) -> Vec<Finding> {
     match settings {
-        BoardSettings::UBoot { env, sysfs, .. } => env_geometry(env, sysfs),
+        BoardSettings::UBoot {
+            env,
+            sysfs,
+            slot_a,
+            slot_b,
+            ..
+        } => {
+            let mut v = env_geometry(env, sysfs);
+            v.push(slots_apart(slot_a, slot_b, sysfs));
+            v
+        }
         BoardSettings::Linksys(l) => {
             let mut v = env_geometry(&l.env, &l.sysfs);
             v.extend(super::linksys::preflight(l));
             v
         }
-        BoardSettings::Sim { .. } | BoardSettings::Grub(_) | BoardSettings::Script(_) => Vec::new(),
+        BoardSettings::Grub(o) | BoardSettings::Script(o) => {
+            vec![slots_apart(&o.slot_a, &o.slot_b, &o.sysfs)]
+        }
+        BoardSettings::Sim { dir } => {
+            let sim = crate::sim::SimRouter::open(dir);
+            vec![slots_apart(
+                &sim.slot_path(crate::Slot::A),
+                &sim.slot_path(crate::Slot::B),
+                Path::new("/sys"),
+            )]
+        }
+    }
+}
+
+/// The two slots are different storage (checked again before every write: a symlink or a
+/// device node made after the configuration was read must not turn the other slot into the
+/// running one).
+fn slots_apart(a: &Path, b: &Path, sysfs: &Path) -> Finding {
+    const CHECK: &str = "slots";
+    match super::identity::overlap(a, b, sysfs) {
+        None => Finding::ok(
+            CHECK,
+            format!("slot A {} and slot B {} are different storage", a.display(), b.display()),
+        ),
+        Some(why) => Finding::fail(
+            CHECK,
+            format!("slot A and slot B are the same storage ({why}): an update would overwrite the running firmware"),
+            "give slot_a and slot_b the two different partitions".into(),
+        ),
     }
 }
 
@@ -202,18 +240,6 @@ pub fn all(settings: &BoardSettings, board: Result<&Board, &BoardError>) -> Vec<
                 ),
             ),
         });
-    }
-    let same = std::fs::canonicalize(board.slot(crate::Slot::A).describe())
-        .ok()
-        .zip(std::fs::canonicalize(board.slot(crate::Slot::B).describe()).ok())
-        .is_some_and(|(a, b)| a == b);
-    if same {
-        out.push(Finding::fail(
-            "slot",
-            "slot A and slot B are the same device: an update would overwrite the running firmware"
-                .into(),
-            "give slot_a and slot_b the two different partitions".into(),
-        ));
     }
     out
 }

@@ -195,10 +195,14 @@ impl Validator<'_> {
                 reboot_command,
             }));
         }
-        let slot_a = need(raw.slot_a.clone(), "slot_a")?;
-        let slot_b = need(raw.slot_b.clone(), "slot_b")?;
-        if slot_a == slot_b {
-            return Err(self.err("board.slot_b", "must differ from board.slot_a"));
+        let slot_a = self.path_rel(need(raw.slot_a.clone(), "slot_a")?);
+        let slot_b = self.path_rel(need(raw.slot_b.clone(), "slot_b")?);
+        let sysfs = dir(raw.sysfs.clone(), "/sys");
+        if let Some(why) = crate::board::identity::overlap(&slot_a, &slot_b, &sysfs) {
+            return Err(self.err(
+                "board.slot_b",
+                format!("must differ from board.slot_a: {why}, so an update would overwrite the running firmware"),
+            ));
         }
         let other = |bootloader: Vec<String>| OtherBoot {
             id: id.clone(),
