@@ -13,8 +13,8 @@
 //! verifies the index's signatures against the trust root in force and the image's hash
 //! against the entry before it lists or installs anything.
 
-use crate::fsutil::{sync_dir, write_atomic, write_synced};
 use crate::index::UntrustedIndex;
+use crate::safedir::{Kind, SafeDir};
 use crate::version::Version;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -60,16 +60,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
     }
 }
 
-/// Read at most `max` bytes of `path`, refusing a longer file.
-fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, ArchiveError> {
-    let f = File::open(path).map_err(io(path))?;
+/// Read at most `max` bytes of the file `name` in `dir`, refusing a longer file.
+fn read_bounded(dir: &SafeDir, name: &str, max: u64) -> Result<Vec<u8>, ArchiveError> {
+    let path = dir.path().join(name);
+    let f = dir.open(name).map_err(io(&path))?;
     let mut bytes = Vec::new();
-    f.take(max + 1).read_to_end(&mut bytes).map_err(io(path))?;
+    f.take(max + 1).read_to_end(&mut bytes).map_err(io(&path))?;
     if bytes.len() as u64 > max {
-        return Err(ArchiveError::TooLarge {
-            path: path.to_path_buf(),
-            max,
-        });
+        return Err(ArchiveError::TooLarge { path, max });
     }
     Ok(bytes)
 }
@@ -81,6 +79,9 @@ pub struct Limits {
     pub signatures: u64,
 }
 
+/// The archive. Everything in it is reached through [`SafeDir`]: a symlink planted on the
+/// storage (the root itself, `.incoming`, an entry, a file) is never followed, so nothing
+/// outside the archive is read, written or removed through one.
 #[derive(Debug, Clone)]
 pub struct Archive {
     dir: PathBuf,
@@ -95,6 +96,11 @@ impl Archive {
         &self.dir
     }
 
+    /// The archive's directory, opened (refused when it is a symlink or not mounted).
+    fn root(&self) -> Result<SafeDir, ArchiveError> {
+        SafeDir::open_root(&self.dir).map_err(io(&self.dir))
+    }
+
     pub fn entry_dir(&self, v: &Version) -> PathBuf {
         self.dir.join(v.as_str())
     }
@@ -103,17 +109,39 @@ impl Archive {
         self.entry_dir(v).join(IMAGE)
     }
 
-    fn incoming_dir(&self, v: &Version) -> PathBuf {
-        self.dir.join(INCOMING).join(v.as_str())
+    /// The entry of `v`, if it is a real directory.
+    fn entry(&self, v: &Version) -> Result<SafeDir, ArchiveError> {
+        let root = self.root()?;
+        match root.kind(v.as_str()).map_err(io(&self.dir))? {
+            Some(Kind::Dir) => root.dir(v.as_str()).map_err(io(&self.entry_dir(v))),
+            _ => Err(ArchiveError::Missing {
+                version: v.clone(),
+                dir: self.dir.clone(),
+            }),
+        }
+    }
+
+    /// The size of the image kept for `v` (a link there is refused).
+    pub fn image_len(&self, v: &Version) -> Result<u64, ArchiveError> {
+        self.entry(v)?
+            .file_len(IMAGE)
+            .map_err(io(&self.image_path(v)))
+    }
+
+    /// The image kept for `v`, opened for reading (a link there is refused).
+    pub fn open_image(&self, v: &Version) -> Result<File, ArchiveError> {
+        self.entry(v)?.open(IMAGE).map_err(io(&self.image_path(v)))
     }
 
     /// The versions with an entry, lowest first (a directory named as a version).
     pub fn versions(&self) -> Result<Vec<Version>, ArchiveError> {
-        let mut out: Vec<Version> = std::fs::read_dir(&self.dir)
+        let mut out: Vec<Version> = self
+            .root()?
+            .entries()
             .map_err(io(&self.dir))?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .into_iter()
+            .filter(|(_, k)| *k == Kind::Dir)
+            .filter_map(|(name, _)| name.parse().ok())
             .collect();
         out.sort();
         Ok(out)
@@ -122,88 +150,99 @@ impl Archive {
     /// Whether an entry for `v` holds an image of `size` bytes (its contents are checked
     /// when it is listed or installed).
     pub fn holds(&self, v: &Version, size: u64) -> bool {
-        std::fs::metadata(self.image_path(v)).is_ok_and(|m| m.len() == size)
+        self.image_len(v).is_ok_and(|len| len == size)
     }
 
-    fn read_signed(&self, dir: &Path, limits: Limits) -> Result<UntrustedIndex, ArchiveError> {
+    fn read_signed(&self, dir: &SafeDir, limits: Limits) -> Result<UntrustedIndex, ArchiveError> {
         Ok(UntrustedIndex {
-            bytes: read_bounded(&dir.join(INDEX), limits.index)?,
-            signatures: read_bounded(&dir.join(SIGNATURES), limits.signatures)?,
+            bytes: read_bounded(dir, INDEX, limits.index)?,
+            signatures: read_bounded(dir, SIGNATURES, limits.signatures)?,
         })
     }
 
     /// The signed index kept with the entry for `v` (not verified here).
     pub fn entry_index(&self, v: &Version, limits: Limits) -> Result<UntrustedIndex, ArchiveError> {
-        let dir = self.entry_dir(v);
-        if !dir.is_dir() {
-            return Err(ArchiveError::Missing {
-                version: v.clone(),
-                dir: self.dir.clone(),
-            });
-        }
-        self.read_signed(&dir, limits)
+        self.read_signed(&self.entry(v)?, limits)
+    }
+
+    fn incoming(&self, v: &Version) -> Option<SafeDir> {
+        self.root().ok()?.dir(INCOMING).ok()?.dir(v.as_str()).ok()
     }
 
     /// The signed index kept for `v` before its image was archived, if any.
     pub fn incoming_index(&self, v: &Version, limits: Limits) -> Option<UntrustedIndex> {
-        self.read_signed(&self.incoming_dir(v), limits).ok()
+        self.read_signed(&self.incoming(v)?, limits).ok()
     }
 
     /// Keep the signed index a release of version `v` is installed from, until its image is
     /// archived. Writes nothing when the same bytes are kept already; returns whether it
     /// wrote.
     pub fn keep_index(&self, v: &Version, signed: &UntrustedIndex) -> Result<bool, ArchiveError> {
-        let dir = self.incoming_dir(v);
-        let same =
-            |name: &str, bytes: &[u8]| std::fs::read(dir.join(name)).is_ok_and(|b| b == bytes);
-        if same(INDEX, &signed.bytes) && same(SIGNATURES, &signed.signatures) {
+        let unbounded = Limits {
+            index: signed.bytes.len() as u64,
+            signatures: signed.signatures.len() as u64,
+        };
+        if self
+            .incoming(v)
+            .and_then(|d| self.read_signed(&d, unbounded).ok())
+            .is_some_and(|kept| kept.bytes == signed.bytes && kept.signatures == signed.signatures)
+        {
             return Ok(false);
         }
-        if !self.dir.is_dir() {
-            // The archive's storage is not mounted: nothing is created in its place.
-            return Err(io(&self.dir)(std::io::ErrorKind::NotFound.into()));
-        }
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        // The archive's storage not mounted (or its root a link): nothing is created.
+        let root = self.root()?;
+        let at = self.dir.join(INCOMING).join(v.as_str());
+        let dir = root
+            .create_dir(INCOMING)
+            .and_then(|d| d.create_dir(v.as_str()))
+            .map_err(io(&at))?;
         // The signatures go second: a kept index is whole only once both are in place, and
         // a mismatched pair fails verification (it is then kept again).
-        write_atomic(&dir.join(INDEX), &signed.bytes).map_err(io(&dir))?;
-        write_atomic(&dir.join(SIGNATURES), &signed.signatures).map_err(io(&dir))?;
+        dir.write_atomic(INDEX, &signed.bytes).map_err(io(&at))?;
+        dir.write_atomic(SIGNATURES, &signed.signatures)
+            .map_err(io(&at))?;
         Ok(true)
     }
 
     /// Forget the kept index of `v`.
     pub fn drop_incoming(&self, v: &Version) -> Result<(), ArchiveError> {
-        let dir = self.incoming_dir(v);
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&dir)(e)),
-            _ => Ok(()),
+        let at = self.dir.join(INCOMING);
+        let root = self.root()?;
+        match root.kind(INCOMING).map_err(io(&at))? {
+            Some(Kind::Dir) => root
+                .dir(INCOMING)
+                .and_then(|d| d.remove_all(v.as_str()))
+                .map_err(io(&at)),
+            // A planted link (or anything else) named .incoming goes, not what it points at.
+            Some(_) => root.remove_all(INCOMING).map_err(io(&at)),
+            None => Ok(()),
         }
     }
 
     /// The versions with a kept index.
     pub fn incoming_versions(&self) -> Vec<Version> {
-        std::fs::read_dir(self.dir.join(INCOMING))
+        let Some(dir) = self.root().ok().and_then(|r| r.dir(INCOMING).ok()) else {
+            return Vec::new();
+        };
+        dir.entries()
+            .unwrap_or_default()
             .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|(_, k)| *k == Kind::Dir)
+            .filter_map(|(name, _)| name.parse().ok())
             .collect()
     }
 
     /// Remove what a power cut left of an entry being assembled or replaced.
     pub fn clean_leftovers(&self) -> Result<(), ArchiveError> {
-        for e in std::fs::read_dir(&self.dir)
-            .map_err(io(&self.dir))?
-            .flatten()
-        {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
+        let root = self.root()?;
+        for (name, _) in root.entries().map_err(io(&self.dir))? {
             if name.starts_with(TEMP_PREFIX) || name.starts_with(OLD_PREFIX) {
-                let p = e.path();
+                let p = self.dir.join(&name);
                 tracing::info!(
                     "archive: removing {}, left by an interrupted copy",
                     p.display()
                 );
-                std::fs::remove_dir_all(&p).map_err(io(&p))?;
+                root.remove_all(&name).map_err(io(&p))?;
             }
         }
         Ok(())
@@ -214,20 +253,20 @@ impl Archive {
     /// place. An entry never finished is a leftover that [`Archive::clean_leftovers`]
     /// removes.
     pub fn begin(&self, v: &Version, signed: &UntrustedIndex) -> Result<NewEntry, ArchiveError> {
-        let tmp = self.dir.join(format!("{TEMP_PREFIX}{v}"));
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-        }
-        std::fs::create_dir(&tmp).map_err(io(&tmp))?;
+        let root = self.root()?;
+        let tmp_name = format!("{TEMP_PREFIX}{v}");
+        let at = self.dir.join(&tmp_name);
+        root.remove_all(&tmp_name).map_err(io(&at))?;
+        let tmp = root.create_dir(&tmp_name).map_err(io(&at))?;
         for (name, bytes) in [(INDEX, &signed.bytes), (SIGNATURES, &signed.signatures)] {
-            let p = tmp.join(name);
-            write_synced(&p, bytes).map_err(io(&p))?;
+            tmp.write_synced(name, bytes).map_err(io(&at.join(name)))?;
         }
-        let path = tmp.join(IMAGE);
-        let image = File::create(&path).map_err(io(&path))?;
+        let image = tmp.create_new(IMAGE).map_err(io(&at.join(IMAGE)))?;
         Ok(NewEntry {
+            root,
             dir: self.dir.clone(),
             version: v.clone(),
+            tmp_name,
             tmp,
             image,
         })
@@ -255,14 +294,15 @@ impl Archive {
     ) -> Result<Vec<Version>, ArchiveError> {
         let versions = self.versions()?;
         let stay = kept(versions.clone(), keep, running);
+        let root = self.root()?;
         let mut removed = Vec::new();
         for v in versions.into_iter().rev().filter(|v| !stay.contains(v)) {
-            let dir = self.entry_dir(&v);
-            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            root.remove_all(v.as_str())
+                .map_err(io(&self.entry_dir(&v)))?;
             removed.push(v);
         }
         if !removed.is_empty() {
-            sync_dir(&self.dir).map_err(io(&self.dir))?;
+            root.sync().map_err(io(&self.dir))?;
         }
         Ok(removed)
     }
@@ -290,45 +330,49 @@ fn kept(mut versions: Vec<Version>, keep: usize, running: Option<&Version>) -> V
 
 /// An archive entry being assembled (see [`Archive::begin`]).
 pub struct NewEntry {
+    root: SafeDir,
     dir: PathBuf,
     version: Version,
-    tmp: PathBuf,
+    tmp_name: String,
+    tmp: SafeDir,
     image: File,
 }
 
 impl NewEntry {
     /// Append to the image.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
-        let path = self.tmp.join(IMAGE);
+        let path = self.tmp.path().join(IMAGE);
         self.image.write_all(bytes).map_err(io(&path))
     }
 
     /// Flush what was written so far to the storage (so that the final sync of a large
     /// image does not wait on all of it at once).
     pub fn sync(&mut self) -> Result<(), ArchiveError> {
-        let path = self.tmp.join(IMAGE);
+        let path = self.tmp.path().join(IMAGE);
         self.image.sync_data().map_err(io(&path))
     }
 
     /// Sync the image and rename the entry into place, replacing an older entry for the
     /// same version.
     pub fn finish(self) -> Result<(), ArchiveError> {
-        let image = self.tmp.join(IMAGE);
+        let image = self.tmp.path().join(IMAGE);
         self.image.sync_all().map_err(io(&image))?;
         drop(self.image);
-        sync_dir(&self.tmp).map_err(io(&self.tmp))?;
+        self.tmp.sync().map_err(io(self.tmp.path()))?;
         crate::failpoint::hit("archive-copied");
-        let v = &self.version;
-        let dest = self.dir.join(v.as_str());
-        let old = self.dir.join(format!("{OLD_PREFIX}{v}"));
-        let replacing = dest.exists();
+        let v = self.version.as_str();
+        let dest = self.dir.join(v);
+        let old = format!("{OLD_PREFIX}{v}");
+        let replacing = self.root.kind(v).map_err(io(&dest))?.is_some();
         if replacing {
-            std::fs::rename(&dest, &old).map_err(io(&dest))?;
+            self.root.rename(v, &old).map_err(io(&dest))?;
         }
-        std::fs::rename(&self.tmp, &dest).map_err(io(&dest))?;
-        sync_dir(&self.dir).map_err(io(&self.dir))?;
+        self.root.rename(&self.tmp_name, v).map_err(io(&dest))?;
+        self.root.sync().map_err(io(&self.dir))?;
         if replacing {
-            std::fs::remove_dir_all(&old).map_err(io(&old))?;
+            self.root
+                .remove_all(&old)
+                .map_err(io(&self.dir.join(&old)))?;
         }
         Ok(())
     }
@@ -438,12 +482,62 @@ mod tests {
             signatures: 1024,
         };
         assert!(a.incoming_index(&v("1.1"), small).is_none());
-        let e = a
-            .read_signed(&d.path().join(".incoming/1.1"), small)
-            .unwrap_err();
+        let kept = SafeDir::open_root(&d.path().join(".incoming/1.1")).unwrap();
+        let e = a.read_signed(&kept, small).unwrap_err();
         assert!(e.to_string().contains("larger than the 3 bytes"), "{e}");
         a.drop_incoming(&v("1.1")).unwrap();
         assert!(a.incoming_versions().is_empty());
+    }
+
+    #[test]
+    fn links_planted_in_the_archive_are_never_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("usb");
+        let outside = d.path().join("outside");
+        std::fs::create_dir_all(root.join(".incoming/1.1")).unwrap();
+        std::fs::create_dir_all(outside.join("1.2")).unwrap();
+        std::fs::write(outside.join("victim"), b"keep").unwrap();
+        std::fs::write(outside.join("1.2/data"), b"keep").unwrap();
+        let a = Archive::new(&root);
+        // A link at the kept index's temporary: the index is kept, the target untouched.
+        std::os::unix::fs::symlink(
+            outside.join("victim"),
+            root.join(".incoming/1.1/index.toml.new"),
+        )
+        .unwrap();
+        assert!(a.keep_index(&v("1.1"), &signed("idx")).unwrap());
+        assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"keep");
+        assert_eq!(a.incoming_index(&v("1.1"), LIMITS).unwrap().bytes, b"idx");
+        // .incoming a link to a directory of version-named directories: never entered,
+        // cleaning removes the link only.
+        std::fs::remove_dir_all(root.join(".incoming")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join(".incoming")).unwrap();
+        assert!(a.incoming_versions().is_empty());
+        assert!(a.keep_index(&v("1.2"), &signed("idx")).is_err());
+        a.drop_incoming(&v("1.2")).unwrap();
+        assert!(outside.join("1.2/data").exists());
+        // An entry that is a link, or an entry whose image is one: not an entry, not read.
+        std::os::unix::fs::symlink(outside.join("1.2"), root.join("1.2")).unwrap();
+        std::fs::create_dir_all(root.join("1.3")).unwrap();
+        std::os::unix::fs::symlink(outside.join("victim"), root.join("1.3/image.bin")).unwrap();
+        assert_eq!(a.versions().unwrap(), vec![v("1.3")]);
+        assert!(a.entry_index(&v("1.2"), LIMITS).is_err());
+        assert!(a.open_image(&v("1.3")).is_err() && a.image_len(&v("1.3")).is_err());
+        assert!(!a.holds(&v("1.3"), 4));
+        a.prune(0, None).unwrap();
+        std::fs::write(root.join(".tmp-1.4"), b"").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join(".old-1.5")).unwrap();
+        a.clean_leftovers().unwrap();
+        assert!(outside.join("1.2/data").exists() && outside.join("victim").exists());
+        assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"keep");
+        // The archive's directory itself a link: refused, naming it.
+        let linked = Archive::new(d.path().join("usb-link"));
+        std::os::unix::fs::symlink(&outside, d.path().join("usb-link")).unwrap();
+        let e = linked.versions().unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(linked.keep_index(&v("1.1"), &signed("idx")).is_err());
+        assert!(linked.begin(&v("1.1"), &signed("idx")).is_err());
+        assert!(outside.join("1.2/data").exists());
     }
 
     #[test]

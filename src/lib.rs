@@ -20,6 +20,7 @@ pub mod fsutil;
 pub mod health;
 pub mod index;
 pub mod redact;
+pub mod safedir;
 pub mod sim;
 pub mod slot;
 pub mod state;

@@ -6,7 +6,7 @@
 //! floor. Archiving never writes the state.
 
 use super::check::MAX_SIG_BYTES;
-use super::offline::{file_url, hash_file};
+use super::offline::{file_url, hash_reader};
 use super::{Action, Agent, By};
 use crate::archive::{Archive, ArchiveError, Limits, NewEntry};
 use crate::config::ConfigError;
@@ -104,7 +104,7 @@ impl Agent {
         let (index, release) = self.archived_release(st, signed, version)?;
         let image = a.image_path(version);
         // A file of another size is refused without reading it (it could be any size).
-        if let Some(len) = std::fs::metadata(&image).ok().map(|m| m.len()) {
+        if let Ok(len) = a.image_len(version) {
             if len != release.size {
                 return Err(ArchiveError::Mismatch {
                     path: image,
@@ -116,7 +116,7 @@ impl Agent {
                 .into());
             }
         }
-        let got = hash_file(&image)?;
+        let got = hash_reader(&image, a.open_image(version)?)?;
         if got.size != release.size || got.sha256 != release.sha256 {
             return Err(ArchiveError::Mismatch {
                 path: image,

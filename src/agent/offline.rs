@@ -120,7 +120,12 @@ impl Agent {
 
 pub(super) fn hash_file(path: &Path) -> Result<ImageFile> {
     let err = |e: std::io::Error| Error::Refused(format!("{}: {e}", path.display()));
-    let mut f = std::fs::File::open(path).map_err(err)?;
+    hash_reader(path, std::fs::File::open(path).map_err(err)?)
+}
+
+/// Hash an image opened already (as `path`).
+pub(super) fn hash_reader(path: &Path, mut f: impl std::io::Read) -> Result<ImageFile> {
+    let err = |e: std::io::Error| Error::Refused(format!("{}: {e}", path.display()));
     let mut h = Sha256::new();
     let size = std::io::copy(&mut f, &mut h).map_err(err)?;
     Ok(ImageFile {

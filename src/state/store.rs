@@ -1,8 +1,9 @@
 //! Atomic persistence (temp file, fsync, rename, fsync dir) and the agent lock.
 
 use super::{PersistedState, StateError, SCHEMA};
+use crate::safedir::SafeDir;
 use nix::fcntl::{Flock, FlockArg};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 pub struct StateStore {
@@ -34,15 +35,19 @@ impl StateStore {
         }
     }
 
+    /// The state directory, created if missing and opened without following links (a
+    /// symlinked state directory, or a link planted inside it, is refused).
+    fn root(&self) -> Result<SafeDir, StateError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| self.io(&self.dir, e))?;
+        SafeDir::open_root(&self.dir).map_err(|e| self.io(&self.dir, e))
+    }
+
     /// Take the lock; `wait` blocks until it is free, else a held lock is an error.
     pub fn lock(&self, wait: bool) -> Result<Option<Lock>, StateError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| self.io(&self.dir, e))?;
         let path = self.dir.join("lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        let f = self
+            .root()?
+            .open_or_create("lock")
             .map_err(|e| self.io(&path, e))?;
         let arg = if wait {
             FlockArg::LockExclusive
@@ -59,13 +64,25 @@ impl StateStore {
     /// Load the state; a missing file is a fresh device.
     pub fn load(&self) -> Result<PersistedState, StateError> {
         let path = self.path();
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
+        let root = match SafeDir::open_root(&self.dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(PersistedState::default())
+            }
+            Err(e) => return Err(self.io(&self.dir, e)),
+        };
+        let mut bytes = Vec::new();
+        match root.open("state.json") {
+            Ok(f) => {
+                use std::io::Read;
+                (&f).read_to_end(&mut bytes)
+                    .map_err(|e| self.io(&path, e))?;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(PersistedState::default())
             }
             Err(e) => return Err(self.io(&path, e)),
-        };
+        }
         let v: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
                 path: path.clone(),
@@ -86,11 +103,12 @@ impl StateStore {
 
     /// Write the whole state atomically and durably.
     pub fn save(&self, state: &PersistedState) -> Result<(), StateError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| self.io(&self.dir, e))?;
+        let root = self.root()?;
         let path = self.path();
         let mut bytes = serde_json::to_vec_pretty(state).expect("state serialises");
         bytes.push(b'\n');
-        crate::fsutil::write_atomic(&path, &bytes).map_err(|e| self.io(&path, e))
+        root.write_atomic("state.json", &bytes)
+            .map_err(|e| self.io(&path, e))
     }
 }
 
@@ -119,6 +137,32 @@ mod tests {
         assert!(store.lock(false).unwrap().is_none());
         drop(held);
         assert!(store.lock(false).unwrap().is_some());
+    }
+
+    #[test]
+    fn links_in_the_state_directory_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let store = StateStore::new(dir.path().join("s"));
+        std::fs::create_dir_all(store.dir()).unwrap();
+        for name in ["state.json.new", "lock"] {
+            std::os::unix::fs::symlink(&victim, store.dir().join(name)).unwrap();
+        }
+        // The planted temporary is replaced, not written through.
+        store.save(&PersistedState::default()).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        // A linked lock file or state file is refused, the target untouched.
+        assert!(store.lock(false).is_err());
+        std::fs::remove_file(store.dir().join("state.json")).unwrap();
+        std::os::unix::fs::symlink(&victim, store.dir().join("state.json")).unwrap();
+        let e = store.load().unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        // A symlinked state directory is refused.
+        let linked = StateStore::new(dir.path().join("linked"));
+        std::os::unix::fs::symlink(dir.path().join("s"), dir.path().join("linked")).unwrap();
+        assert!(linked.save(&PersistedState::default()).is_err());
     }
 
     #[test]
