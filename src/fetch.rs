@@ -368,6 +368,27 @@ impl<E> From<FetchError> for SinkOr<E> {
     }
 }
 
+/// The local file of a `file://` URL: refused when any part of its path is a symbolic link
+/// (an offline install or the archive is a tree on removable storage that someone else may
+/// have prepared), or when it is not a regular file (a FIFO or a device node would hang the
+/// read or feed it what is no image).
+fn open_no_links(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let real = std::fs::canonicalize(path)?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(std::io::Error::other("not a file path"));
+    };
+    if real != path {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "the path passes through a symbolic link (it leads to {}); fwguard reads no file through one: give the real path",
+                real.display()
+            ),
+        ));
+    }
+    crate::safedir::SafeDir::open_root(dir)?.open(name)
+}
+
 fn read_file<E>(
     url: &Url,
     start: u64,
@@ -382,7 +403,7 @@ fn read_file<E>(
         path: path.display().to_string(),
         source,
     };
-    let mut f = std::fs::File::open(&path).map_err(ferr)?;
+    let mut f = open_no_links(&path).map_err(ferr)?;
     std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(start)).map_err(ferr)?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;

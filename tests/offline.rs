@@ -179,3 +179,44 @@ async fn an_image_for_another_board_is_refused_before_anything_is_written() {
     assert_eq!(t.snapshot(), before, "the fallback slot was written");
     assert!(!t.world.router.reboot_requested());
 }
+
+#[tokio::test]
+async fn nothing_on_the_stick_is_read_through_a_symbolic_link() {
+    let (t, usb) = offline().await;
+    let before = t.snapshot();
+    let refused = |e: fwguard::error::Error| {
+        let msg = e.to_string();
+        assert!(msg.contains("symbolic link"), "{msg}");
+    };
+    // The stick's directory given as a link.
+    let link = usb.path().parent().unwrap().join(format!(
+        "{}-link",
+        usb.path().file_name().unwrap().to_str().unwrap()
+    ));
+    std::os::unix::fs::symlink(usb.path(), &link).unwrap();
+    let a = t.agent();
+    refused(
+        a.install_offline(&link, None, UpdateMode::StageOnly, true)
+            .await
+            .unwrap_err(),
+    );
+    // The index, or the images directory, replaced by links into the stick's other tree.
+    let real = usb.path().join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::rename(usb.path().join("images"), real.join("images")).unwrap();
+    std::os::unix::fs::symlink(real.join("images"), usb.path().join("images")).unwrap();
+    refused(
+        a.install_offline(usb.path(), None, UpdateMode::StageOnly, true)
+            .await
+            .unwrap_err(),
+    );
+    std::fs::rename(usb.path().join("index.toml"), real.join("index.toml")).unwrap();
+    std::os::unix::fs::symlink(real.join("index.toml"), usb.path().join("index.toml")).unwrap();
+    refused(
+        a.install_offline(usb.path(), None, UpdateMode::StageOnly, true)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(t.snapshot()[0], before[0], "the running slot changed");
+    assert_eq!(t.snapshot()[2], before[2], "the env changed");
+}

@@ -21,9 +21,23 @@ pub(super) struct ImageFile {
     pub sha256: [u8; 32],
 }
 
+/// The `file://` URL of `path`, made absolute but not resolved: a symbolic link anywhere in
+/// it is then refused when the file is read.
 pub(super) fn file_url(path: &Path) -> Result<String> {
-    let abs = std::fs::canonicalize(path)
+    let abs = std::path::absolute(path)
         .map_err(|e| Error::Refused(format!("{}: {e}", path.display())))?;
+    // `.` and `..` resolved by name, not by following anything.
+    let mut clean = std::path::PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    let abs = clean;
     reqwest::Url::from_file_path(&abs)
         .map(|u| u.to_string())
         .map_err(|_| Error::Refused(format!("{}: not a usable path", abs.display())))
@@ -40,8 +54,14 @@ impl Agent {
         mode: UpdateMode,
         force: bool,
     ) -> Result<Action> {
-        let meta = std::fs::metadata(path)
+        let meta = std::fs::symlink_metadata(path)
             .map_err(|e| Error::Refused(format!("{}: {e}", path.display())))?;
+        if meta.file_type().is_symlink() {
+            return Err(Error::Refused(format!(
+                "{} is a symbolic link; fwguard installs nothing through one: give the real path",
+                path.display()
+            )));
+        }
         let (index_path, image) = if meta.is_dir() {
             (
                 index
