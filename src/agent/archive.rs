@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::flash::{self, FlashError, SlotDevice};
 use crate::index::{format_time, IndexError, Release, UntrustedIndex, VerifiedIndex};
 use crate::slot::Slot;
-use crate::state::{PersistedState, SlotRecord, UpdateState};
+use crate::state::{Note, PersistedState, SlotRecord, UpdateState};
 use crate::version::Version;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -230,17 +230,16 @@ impl Agent {
         let base = file_url(&a.entry_dir(&version))?;
         let verified = self.install(&mut st, &release, booted, base).await?;
         // Pinned in the same state write that arms the trial.
-        st.pin = Some(version.clone());
-        st.pin_insecure = floor.is_some();
-        st.hold = false;
-        st.rollbacks_in_a_row = 0;
-        st.denylist.retain(|d| d.version != version);
-        st.record(self.entry(
-            "archive-install",
-            Some(&version),
-            Some(verified.slot()),
-            format!("{detail}; pinned (`fwguard unpin` follows the channel again)"),
-        ));
+        let facts = self.facts(&st);
+        st.note(
+            Note::Pinned {
+                version: version.clone(),
+                insecure: floor.is_some(),
+                detail: format!("{detail}; pinned (`fwguard unpin` follows the channel again)"),
+                from_archive: true,
+            },
+            &facts,
+        );
         self.arm_and_reboot(&mut st, &verified, booted)
     }
 

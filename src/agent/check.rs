@@ -6,7 +6,7 @@ use crate::fetch::{resolve, FetchError};
 use crate::index::root::TrustRoot;
 use crate::index::select::{select, Choice, Wanted};
 use crate::index::{UntrustedIndex, VerifiedIndex};
-use crate::state::PersistedState;
+use crate::state::{Note, PersistedState};
 use crate::version::Version;
 
 /// Cap for a detached signature file.
@@ -72,12 +72,8 @@ impl Agent {
             // A new root starts a new epoch of index versions (recovery from a fast-forward
             // attack); the time floor still refuses anything issued before what was seen.
             st.last_index = None;
-            st.record(self.entry(
-                "root-rotated",
-                None,
-                None,
-                format!("trust root version {next} accepted"),
-            ));
+            let facts = self.facts(st);
+            st.note(Note::RootRotated { version: next }, &facts);
             changed = true;
             root = new;
         }

@@ -9,7 +9,7 @@ use crate::flash::{self, Checkpoint, Expected, FlashError, VerifiedSlot};
 use crate::index::select::Choice;
 use crate::index::Release;
 use crate::slot::Slot;
-use crate::state::{Disallowed, Event, Partial, PersistedState, SlotRecord, UpdateState};
+use crate::state::{Disallowed, Event, Note, Partial, PersistedState, UpdateState};
 
 /// Who asked for an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,17 +182,17 @@ impl Agent {
                 verdict.failing.join("; ")
             )
         };
-        st.baseline = Some(self.settings.health.passing(&report));
-        if matches!(by, By::Owner { .. }) {
-            st.rollbacks_in_a_row = 0;
-        }
-        st.record(self.entry_with_checks(
-            "baseline",
-            Some(&release.version),
-            None,
-            detail,
-            report.results,
-        ));
+        let facts = self.facts(st);
+        st.note(
+            Note::Baseline {
+                version: release.version.clone(),
+                passing: self.settings.health.passing(&report),
+                checks: report.results,
+                detail,
+                by_owner: matches!(by, By::Owner { .. }),
+            },
+            &facts,
+        );
         Ok(())
     }
 
@@ -242,17 +242,13 @@ impl Agent {
             )));
         }
         // Persist the intent before the slot is touched.
-        st.apply(Event::Begin {
-            release: release.clone(),
-            target,
-        })?;
-        st.set_slot(target, None);
-        st.record(self.entry(
-            "install",
-            Some(&release.version),
-            Some(target),
-            format!("writing {} bytes into slot {target}", release.size),
-        ));
+        st.apply(
+            Event::Begin {
+                release: release.clone(),
+                target,
+            },
+            &self.facts(st),
+        )?;
         self.save(st)?;
         crate::failpoint::hit("install-begun");
         tracing::info!("installing {} into slot {target}", release.version);
@@ -262,24 +258,7 @@ impl Agent {
             .await
         {
             Ok(verified) => {
-                st.partial = None;
-                st.forget_bad_sources(&hex::encode(release.sha256));
-                st.apply(Event::Verified)?;
-                st.set_slot(
-                    target,
-                    Some(SlotRecord {
-                        version: release.version.clone(),
-                        size: release.size,
-                        sha256: hex::encode(release.sha256),
-                        good: false,
-                    }),
-                );
-                st.record(self.entry(
-                    "verified",
-                    Some(&release.version),
-                    Some(target),
-                    "image read back and verified",
-                ));
+                st.apply(Event::Verified, &self.facts(st))?;
                 self.save(st)?;
                 crate::failpoint::hit("install-verified");
                 Ok(verified)
@@ -290,13 +269,8 @@ impl Agent {
                 if !matches!(&e, Error::Fetch(f) if !f.is_verification()) {
                     st.partial = None;
                 }
-                st.apply(Event::Failed)?;
-                st.record(self.entry(
-                    "install-failed",
-                    Some(&release.version),
-                    Some(target),
-                    e.to_string(),
-                ));
+                let facts = self.facts(st);
+                st.apply(Event::Failed { why: e.to_string() }, &facts)?;
                 self.save(st)?;
                 Err(e)
             }
@@ -464,26 +438,12 @@ impl Agent {
                 .into())
             }
         };
-        st.apply(Event::Arm { previous: booted })?;
-        st.record(self.entry(
-            "armed",
-            Some(&version),
-            Some(verified.slot()),
-            format!(
-                "trial boot of slot {} armed; previous slot {booted}",
-                verified.slot()
-            ),
-        ));
+        st.apply(Event::Arm { previous: booted }, &self.facts(st))?;
         self.save(st)?;
         crate::failpoint::hit("arm-persisted");
         if let Err(e) = self.board.bootloader.arm_trial(verified, booted) {
-            st.apply(Event::Rearm)?;
-            st.record(self.entry(
-                "arm-failed",
-                Some(&version),
-                Some(verified.slot()),
-                e.to_string(),
-            ));
+            let facts = self.facts(st);
+            st.apply(Event::ArmFailed { why: e.to_string() }, &facts)?;
             self.save(st)?;
             return Err(e.into());
         }

@@ -35,10 +35,10 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::fetch::Fetcher;
 use crate::firmware::{Header, HEADER_LEN};
-use crate::health::{CheckResult, Checker};
+use crate::health::Checker;
 use crate::index::unix_now;
 use crate::slot::Slot;
-use crate::state::{HistoryEntry, Lock, PersistedState, StateStore};
+use crate::state::{Facts, Lock, PersistedState, Reporter, StateStore};
 use crate::version::Version;
 
 /// What an operation did.
@@ -173,34 +173,15 @@ impl Agent {
         })
     }
 
-    fn entry(
-        &self,
-        event: &str,
-        version: Option<&Version>,
-        slot: Option<Slot>,
-        detail: impl Into<String>,
-    ) -> HistoryEntry {
-        HistoryEntry {
+    /// The facts every change is recorded with: the clock, and who outcomes are reported as
+    /// (when `[report]` is set).
+    pub(crate) fn facts(&self, st: &PersistedState) -> Facts {
+        Facts {
             at: self.now(),
-            event: event.to_string(),
-            version: version.cloned(),
-            slot,
-            detail: crate::redact::text(&detail.into()),
-            checks: Vec::new(),
-        }
-    }
-
-    fn entry_with_checks(
-        &self,
-        event: &str,
-        version: Option<&Version>,
-        slot: Option<Slot>,
-        detail: impl Into<String>,
-        checks: Vec<CheckResult>,
-    ) -> HistoryEntry {
-        HistoryEntry {
-            checks,
-            ..self.entry(event, version, slot, detail)
+            reporter: self.settings.report.as_ref().map(|_| Reporter {
+                device: self.device_id(st).to_string(),
+                board: self.board.id.clone(),
+            }),
         }
     }
 

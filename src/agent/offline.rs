@@ -116,11 +116,7 @@ impl Agent {
                 ),
             }));
         };
-        let mut probe = st.clone();
-        probe.pin = Some(release.version.clone());
-        probe.pin_insecure = false;
-        probe.hold = false;
-        probe.denylist.retain(|d| d.version != release.version);
+        let probe = st.as_pinned(&release.version, false);
         Ok(match self.choose(index, &probe, running)? {
             Choice::Install(mut r) => {
                 if !same(&&*r) {

@@ -7,7 +7,7 @@ use crate::config::Policy;
 use crate::error::{Error, Result};
 use crate::health::Report;
 use crate::index::select::Choice;
-use crate::state::UpdateState;
+use crate::state::{Note, UpdateState};
 use crate::version::Version;
 
 impl Agent {
@@ -22,13 +22,9 @@ impl Agent {
         self.ensure_trial_explained(&st)?;
         let (_, header) = self.running()?;
         let (index, _) = self.fetch_index(&mut st, header.build_time).await?;
-        let mut probe = st.clone();
-        probe.pin = Some(version.clone());
-        probe.pin_insecure = force_insecure;
-        probe.rollbacks_in_a_row = 0;
-        probe.denylist.retain(|d| d.version != version);
         // Refuses a version the index does not list for this board, a pulled one, and one
         // below the security floor unless forced.
+        let probe = st.as_pinned(&version, force_insecure);
         let choice = self.choose(&index, &probe, &header.version)?;
         let below_floor = index
             .security_floor(&self.board.id)
@@ -40,13 +36,19 @@ impl Agent {
                 );
                 format!("pinned by the owner BELOW THE SECURITY FLOOR {floor} (--force-insecure)")
             }
-            None => {
-                probe.pin_insecure = false;
-                "pinned by the owner".to_string()
-            }
+            None => "pinned by the owner".to_string(),
         };
-        probe.record(self.entry("pin", Some(&version), None, detail));
-        self.save(&probe)?;
+        let facts = self.facts(&st);
+        st.note(
+            Note::Pinned {
+                version: version.clone(),
+                insecure: below_floor.is_some(),
+                detail,
+                from_archive: false,
+            },
+            &facts,
+        );
+        self.save(&st)?;
         Ok(Action::Done(match choice {
             Choice::UpToDate { .. } => format!("pinned {version}; it is already running"),
             Choice::Install(_) => {
@@ -62,11 +64,8 @@ impl Agent {
         if st.pin.is_none() && !st.hold {
             return Ok(Action::UpToDate("no version is pinned or held".into()));
         }
-        let old = st.pin.take();
-        st.hold = false;
-        st.pin_insecure = false;
-        st.rollbacks_in_a_row = 0;
-        st.record(self.entry("unpin", old.as_ref(), None, "following the channel again"));
+        let facts = self.facts(&st);
+        st.note(Note::Unpinned, &facts);
         self.save(&st)?;
         Ok(Action::Done(format!(
             "following channel {} again",
@@ -85,8 +84,13 @@ impl Agent {
                 header.version
             )));
         }
-        st.hold = true;
-        st.record(self.entry("hold", Some(&header.version), None, "held by the owner"));
+        let facts = self.facts(&st);
+        st.note(
+            Note::Held {
+                version: header.version.clone(),
+            },
+            &facts,
+        );
         self.save(&st)?;
         Ok(Action::Done(format!("holding at {}", header.version)))
     }
@@ -101,13 +105,13 @@ impl Agent {
                 policy.as_str()
             )));
         }
-        st.policy = Some(policy.as_str().to_string());
-        st.record(self.entry(
-            "policy",
-            None,
-            None,
-            format!("policy set to {} by the owner", policy.as_str()),
-        ));
+        let facts = self.facts(&st);
+        st.note(
+            Note::PolicySet {
+                policy: policy.as_str().to_string(),
+            },
+            &facts,
+        );
         self.save(&st)?;
         Ok(Action::Done(format!("policy is now {}", policy.as_str())))
     }
@@ -131,13 +135,13 @@ impl Agent {
                 "already following channel {channel}"
             )));
         }
-        st.channel = Some(channel.to_string());
-        st.record(self.entry(
-            "channel",
-            None,
-            None,
-            format!("following channel {channel}, set by the owner"),
-        ));
+        let facts = self.facts(&st);
+        st.note(
+            Note::ChannelSet {
+                channel: channel.to_string(),
+            },
+            &facts,
+        );
         self.save(&st)?;
         Ok(Action::Done(format!("following channel {channel}")))
     }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::flash::{self, Expected, VerifiedSlot};
 use crate::health::Report;
 use crate::slot::Slot;
-use crate::state::{Event, PersistedState, SlotRecord, UpdateState};
+use crate::state::{Event, Note, PersistedState, SlotRecord, UpdateState};
 
 /// What this boot is, once reconciled with the persisted state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +40,9 @@ pub(super) fn trial_explained(st: &PersistedState, boot: &BootState) -> bool {
             boot.primary == *target
         }
         UpdateState::Trial { slot, .. } => boot.primary == *slot,
-        UpdateState::Idle | UpdateState::Installing { .. } | UpdateState::RollingBack { .. } => {
-            false
-        }
+        // Cut off between persisting the rollback and the env switch: the trial left.
+        UpdateState::RollingBack { from, .. } => boot.primary == *from,
+        UpdateState::Idle | UpdateState::Installing { .. } => false,
     }
 }
 
@@ -89,22 +89,19 @@ impl Agent {
         }
         let size = header.image_size();
         let sha = flash::hash_prefix(self.board.slot(booted), size)?;
-        st.set_slot(
-            booted,
-            Some(SlotRecord {
-                version: header.version.clone(),
-                size,
-                sha256: hex::encode(sha),
-                good: true,
-            }),
+        let record = SlotRecord {
+            version: header.version.clone(),
+            size,
+            sha256: hex::encode(sha),
+            good: true,
+        };
+        st.note(
+            Note::Adopted {
+                slot: booted,
+                record,
+            },
+            &self.facts(st),
         );
-        st.known_good = Some(booted);
-        st.record(self.entry(
-            "adopted",
-            Some(&header.version),
-            Some(booted),
-            "running committed firmware recorded as known-good",
-        ));
         Ok(true)
     }
 
@@ -125,6 +122,7 @@ impl Agent {
         }
         let boot_id = self.board.platform.boot_id()?;
         let now_ms = self.board.platform.uptime_ms();
+        let facts = self.facts(&st);
         let mut changed = false;
         let situation = match st.update.clone() {
             UpdateState::Idle => {
@@ -132,8 +130,6 @@ impl Agent {
                 Situation::Idle
             }
             UpdateState::Installing { release, target } => {
-                st.apply(Event::Failed)?;
-                st.set_slot(target, None);
                 let detail = match &st.partial {
                     Some(p) if p.target == target && p.version == release.version => format!(
                         "write was cut off; slot left invalid; the next install resumes after byte {}",
@@ -141,27 +137,15 @@ impl Agent {
                     ),
                     _ => "write was cut off; slot left invalid, will install again".into(),
                 };
-                st.record(self.entry(
-                    "install-interrupted",
-                    Some(&release.version),
-                    Some(target),
-                    detail,
-                ));
+                st.apply(Event::Interrupted { detail }, &facts)?;
                 changed = true;
                 Situation::Idle
             }
-            UpdateState::Staged { release, .. } if boot.trial => {
+            UpdateState::Staged { .. } if boot.trial => {
                 // Arming wrote the env but its read-back failed, so the state went back to
                 // staged: the bootloader will boot (or booted) the staged slot on trial.
-                st.apply(Event::Arm {
-                    previous: !boot.primary,
-                })?;
-                st.record(self.entry(
-                    "armed",
-                    Some(&release.version),
-                    Some(boot.primary),
-                    "the trial boot was armed in the environment although its read-back had failed",
-                ));
+                let previous = !boot.primary;
+                st.apply(Event::Arm { previous }, &facts)?;
                 changed = true;
                 self.reconcile_armed(&mut st, booted, &boot, boot_id, now_ms)?
             }
@@ -171,7 +155,6 @@ impl Agent {
                 self.reconcile_armed(&mut st, booted, &boot, boot_id, now_ms)?
             }
             UpdateState::Trial {
-                release,
                 slot,
                 previous,
                 boot_id: old_id,
@@ -179,11 +162,13 @@ impl Agent {
             } => {
                 if booted != slot {
                     let why = format!("trial of slot {slot} ended without a commit: the bootloader returned to slot {previous}");
-                    st.apply(Event::Abandoned)?;
-                    st.deny(release.version.clone(), why.clone(), self.now());
-                    st.rollbacks_in_a_row += 1;
-                    st.record(self.entry("trial-failed", Some(&release.version), Some(slot), why));
-                    self.queue_outcome(&mut st);
+                    st.apply(
+                        Event::Abandoned {
+                            why,
+                            by_bootloader: true,
+                        },
+                        &facts,
+                    )?;
                     changed = true;
                     Situation::Idle
                 } else if !boot.trial {
@@ -199,52 +184,32 @@ impl Agent {
                     Situation::Idle
                 } else {
                     if old_id != boot_id {
-                        st.apply(Event::BootedTrial {
-                            boot_id,
-                            started_ms: now_ms,
-                        })?;
-                        st.record(self.entry(
-                            "trial-reboot",
-                            Some(&release.version),
-                            Some(slot),
-                            format!("rebooted during the trial (bootcount {})", boot.bootcount),
-                        ));
+                        st.apply(
+                            Event::BootedTrial {
+                                boot_id,
+                                started_ms: now_ms,
+                                bootcount: boot.bootcount,
+                            },
+                            &facts,
+                        )?;
                         changed = true;
                     }
                     Situation::Trial
                 }
             }
             UpdateState::RollingBack {
-                version,
-                from,
-                to,
-                reason,
-                attempts,
+                from, to, attempts, ..
             } => {
                 changed = true;
                 if booted == to {
-                    st.apply(Event::RolledBack)?;
-                    st.known_good = Some(to);
-                    st.record(self.entry(
-                        "rolled-back",
-                        Some(&version),
-                        Some(to),
-                        format!("running slot {to} again ({reason})"),
-                    ));
-                    self.queue_outcome(&mut st);
+                    st.apply(Event::RolledBack, &facts)?;
                     Situation::Idle
                 } else if attempts >= MAX_ARM_ATTEMPTS {
-                    st.apply(Event::RollbackFailed)?;
-                    st.record(self.entry(
-                        "rollback-failed",
-                        Some(&version),
-                        Some(from),
-                        format!("the bootloader kept booting slot {from} after {attempts} reboots into slot {to}: it does not read the environment fwguard writes (check its location with `fwguard doctor`); staying on slot {from}"),
-                    ));
+                    st.apply(Event::RollbackFailed, &facts)?;
                     Situation::Idle
                 } else {
                     let verified = self.verify_recorded(&st, to)?;
-                    st.apply(Event::RetryBoot)?;
+                    st.apply(Event::RetryBoot, &facts)?;
                     self.save(&st)?;
                     self.board.bootloader.switch_to(&verified)?;
                     Situation::NeedsReboot(format!(
@@ -281,17 +246,16 @@ impl Agent {
         else {
             unreachable!("called in the armed state");
         };
+        let facts = self.facts(st);
         if booted == target {
-            st.apply(Event::BootedTrial {
-                boot_id,
-                started_ms: now_ms,
-            })?;
-            st.record(self.entry(
-                "trial-started",
-                Some(&release.version),
-                Some(target),
-                format!("booted slot {target} on trial"),
-            ));
+            st.apply(
+                Event::BootedTrial {
+                    boot_id,
+                    started_ms: now_ms,
+                    bootcount: boot.bootcount,
+                },
+                &facts,
+            )?;
             return Ok(Situation::Trial);
         }
         let gave_up = boot.fell_back_from == Some(target);
@@ -306,30 +270,19 @@ impl Agent {
                 // agree again.
                 self.board.bootloader.commit(booted)?;
             }
-            st.apply(Event::Abandoned)?;
-            st.deny(release.version.clone(), why.clone(), self.now());
-            st.rollbacks_in_a_row += 1;
-            st.record(self.entry("trial-failed", Some(&release.version), Some(target), why));
-            if gave_up {
-                self.queue_outcome(st);
-            }
+            let by_bootloader = gave_up;
+            st.apply(Event::Abandoned { why, by_bootloader }, &facts)?;
             return Ok(Situation::Idle);
         }
         if boot.primary == target && boot.trial {
-            st.apply(Event::RetryBoot)?;
+            st.apply(Event::RetryBoot, &facts)?;
             return Ok(Situation::NeedsReboot(format!(
                 "trial boot of {} was armed but not yet booted (boot {} of at most {MAX_ARM_ATTEMPTS})",
                 release.version,
                 arm_attempts + 1
             )));
         }
-        st.apply(Event::Rearm)?;
-        st.record(self.entry(
-            "arm-interrupted",
-            Some(&release.version),
-            Some(target),
-            "the boot switch was cut off; the image stays staged",
-        ));
+        st.apply(Event::Rearm, &facts)?;
         Ok(Situation::Idle)
     }
 }

@@ -3,7 +3,7 @@
 use super::{Action, Agent};
 use crate::error::{Error, Result};
 use crate::health::Report;
-use crate::state::{Event, Lock, PersistedState, SlotRecord, UpdateState};
+use crate::state::{Event, Lock, PersistedState, UpdateState};
 use std::future::Future;
 use std::time::Duration;
 
@@ -24,26 +24,14 @@ impl Agent {
         };
         self.board.bootloader.commit(slot)?;
         crate::failpoint::hit("commit-env-written");
-        st.apply(Event::Commit)?;
-        st.set_slot(
-            slot,
-            Some(SlotRecord {
-                version: release.version.clone(),
-                size: release.size,
-                sha256: hex::encode(release.sha256),
-                good: true,
-            }),
-        );
-        st.known_good = Some(slot);
-        st.rollbacks_in_a_row = 0;
-        st.record(self.entry_with_checks(
-            "committed",
-            Some(&release.version),
-            Some(slot),
-            detail,
-            report.results,
-        ));
-        self.queue_outcome(st);
+        let facts = self.facts(st);
+        st.apply(
+            Event::Commit {
+                checks: report.results,
+                detail: detail.to_string(),
+            },
+            &facts,
+        )?;
         Ok(release.version)
     }
 
@@ -84,27 +72,17 @@ impl Agent {
             UpdateState::Trial { release, .. } => release.version.clone(),
             _ => self.header_of(booted)?.version,
         };
-        st.apply(Event::Rollback {
-            to,
-            version: version.clone(),
-            reason: reason.clone(),
-        })?;
-        // The version left is denylisted either way: the agent does not re-install what the
-        // owner rolled back from, nor what failed its checks.
-        st.deny(version.clone(), reason.clone(), self.now());
-        // The owner acting resets the count of automatic rollbacks; the agent's own adds one.
-        if by_owner {
-            st.rollbacks_in_a_row = 0;
-        } else {
-            st.rollbacks_in_a_row += 1;
-        }
-        st.record(self.entry_with_checks(
-            "rollback",
-            Some(&version),
-            Some(booted),
-            format!("switching to slot {to}: {reason}"),
-            report.map(|r| r.results).unwrap_or_default(),
-        ));
+        let facts = self.facts(&st);
+        st.apply(
+            Event::Rollback {
+                to,
+                version: version.clone(),
+                reason,
+                checks: report.map(|r| r.results).unwrap_or_default(),
+                by_owner,
+            },
+            &facts,
+        )?;
         self.save(&st)?;
         crate::failpoint::hit("rollback-persisted");
         self.board.bootloader.switch_to(&verified)?;

@@ -11,6 +11,7 @@
 //!  Idle/Trial --Rollback--> RollingBack --RolledBack--> Idle
 //! ```
 
+use crate::health::CheckResult;
 use crate::index::Release;
 use crate::slot::Slot;
 use crate::version::Version;
@@ -77,29 +78,45 @@ impl UpdateState {
     }
 }
 
+/// What happened, with the facts its bookkeeping needs (see `state/apply.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// Start writing `release` into `target`.
     Begin { release: Release, target: Slot },
     /// The written image read back correctly.
     Verified,
-    /// Installing or staging failed; the target slot holds nothing bootable.
-    Failed,
+    /// Installing failed, or a staged image was given up: the target slot holds nothing
+    /// bootable.
+    Failed { why: String },
+    /// An install was cut off (a power cut), found at the next start.
+    Interrupted { detail: String },
     /// About to arm the trial of the staged slot, leaving `previous`.
     Arm { previous: Slot },
+    /// Arming failed; the image stays staged.
+    ArmFailed { why: String },
     /// The armed switch never took effect (power cut before the env write): back to staged.
     Rearm,
-    /// Running the trial slot in boot `boot_id`.
-    BootedTrial { boot_id: String, started_ms: u64 },
-    /// Health checks passed.
-    Commit,
-    /// The bootloader gave the trial slot up and booted the previous slot.
-    Abandoned,
-    /// Leave `version` for slot `to` because of `reason`.
+    /// Running the trial slot in boot `boot_id` (the bootloader has counted `bootcount`).
+    BootedTrial {
+        boot_id: String,
+        started_ms: u64,
+        bootcount: u32,
+    },
+    /// Health checks passed, or the owner said so.
+    Commit {
+        checks: Vec<CheckResult>,
+        detail: String,
+    },
+    /// The trial is over without a commit: the bootloader gave the slot up
+    /// (`by_bootloader`), or its boot switch never took effect.
+    Abandoned { why: String, by_bootloader: bool },
+    /// Leave `version` for slot `to` because of `reason` (the checks that decided it).
     Rollback {
         to: Slot,
         version: Version,
         reason: String,
+        checks: Vec<CheckResult>,
+        by_owner: bool,
     },
     /// Running the slot rolled back to.
     RolledBack,
@@ -115,12 +132,14 @@ impl Event {
         match self {
             Event::Begin { .. } => "begin an install",
             Event::Verified => "mark verified",
-            Event::Failed => "abandon the install",
+            Event::Failed { .. } => "abandon the install",
+            Event::Interrupted { .. } => "clean up an interrupted install",
             Event::Arm { .. } => "arm a trial boot",
+            Event::ArmFailed { .. } => "record a failed arm",
             Event::Rearm => "re-arm",
             Event::BootedTrial { .. } => "start a trial",
-            Event::Commit => "commit",
-            Event::Abandoned => "abandon the trial",
+            Event::Commit { .. } => "commit",
+            Event::Abandoned { .. } => "abandon the trial",
             Event::Rollback { .. } => "roll back",
             Event::RolledBack => "finish a rollback",
             Event::RetryBoot => "retry the boot",
@@ -136,20 +155,23 @@ pub struct Disallowed {
     pub state: &'static str,
 }
 
-/// The only way states change.
-pub fn transition(state: &UpdateState, event: Event) -> Result<UpdateState, Disallowed> {
+/// The only way states change: the next state, or a refusal of a pair not in the graph.
+/// The bookkeeping of each change is [`PersistedState::apply`](super::PersistedState::apply).
+pub fn transition(state: &UpdateState, event: &Event) -> Result<UpdateState, Disallowed> {
     use Event as E;
     use UpdateState as S;
     let next = match (state, event) {
-        (S::Idle | S::Staged { .. }, E::Begin { release, target }) => {
-            S::Installing { release, target }
-        }
+        (S::Idle | S::Staged { .. }, E::Begin { release, target }) => S::Installing {
+            release: release.clone(),
+            target: *target,
+        },
         (S::Installing { release, target }, E::Verified) => S::Staged {
             release: release.clone(),
             target: *target,
             arm_attempts: 0,
         },
-        (S::Installing { .. } | S::Staged { .. }, E::Failed) => S::Idle,
+        (S::Installing { .. } | S::Staged { .. }, E::Failed { .. }) => S::Idle,
+        (S::Installing { .. }, E::Interrupted { .. }) => S::Idle,
         (
             S::Staged {
                 release,
@@ -157,10 +179,10 @@ pub fn transition(state: &UpdateState, event: Event) -> Result<UpdateState, Disa
                 arm_attempts,
             },
             E::Arm { previous },
-        ) if previous != *target => S::Armed {
+        ) if previous != target => S::Armed {
             release: release.clone(),
             target: *target,
-            previous,
+            previous: *previous,
             arm_attempts: arm_attempts.saturating_add(1),
         },
         (
@@ -170,7 +192,7 @@ pub fn transition(state: &UpdateState, event: Event) -> Result<UpdateState, Disa
                 arm_attempts,
                 ..
             },
-            E::Rearm,
+            E::Rearm | E::ArmFailed { .. },
         ) => S::Staged {
             release: release.clone(),
             target: *target,
@@ -186,13 +208,14 @@ pub fn transition(state: &UpdateState, event: Event) -> Result<UpdateState, Disa
             E::BootedTrial {
                 boot_id,
                 started_ms,
+                ..
             },
         ) => S::Trial {
             release: release.clone(),
             slot: *target,
             previous: *previous,
-            boot_id,
-            started_ms,
+            boot_id: boot_id.clone(),
+            started_ms: *started_ms,
             boots: 1,
         },
         (
@@ -207,32 +230,34 @@ pub fn transition(state: &UpdateState, event: Event) -> Result<UpdateState, Disa
             E::BootedTrial {
                 boot_id,
                 started_ms,
+                ..
             },
         ) => {
-            let same_boot = *old == boot_id;
+            let same_boot = old == boot_id;
             S::Trial {
                 release: release.clone(),
                 slot: *slot,
                 previous: *previous,
-                started_ms: if same_boot { *old_start } else { started_ms },
+                started_ms: if same_boot { *old_start } else { *started_ms },
                 boots: if same_boot { *boots } else { boots + 1 },
-                boot_id,
+                boot_id: boot_id.clone(),
             }
         }
-        (S::Trial { .. }, E::Commit) => S::Idle,
-        (S::Armed { .. } | S::Trial { .. }, E::Abandoned) => S::Idle,
+        (S::Trial { .. }, E::Commit { .. }) => S::Idle,
+        (S::Armed { .. } | S::Trial { .. }, E::Abandoned { .. }) => S::Idle,
         (
             S::Trial { slot, .. },
             E::Rollback {
                 to,
                 version,
                 reason,
+                ..
             },
-        ) if to != *slot => S::RollingBack {
-            version,
+        ) if to != slot => S::RollingBack {
+            version: version.clone(),
             from: *slot,
-            to,
-            reason,
+            to: *to,
+            reason: reason.clone(),
             attempts: 0,
         },
         (
@@ -241,12 +266,13 @@ pub fn transition(state: &UpdateState, event: Event) -> Result<UpdateState, Disa
                 to,
                 version,
                 reason,
+                ..
             },
         ) => S::RollingBack {
-            version,
-            from: !to,
-            to,
-            reason,
+            version: version.clone(),
+            from: !*to,
+            to: *to,
+            reason: reason.clone(),
             attempts: 0,
         },
         (S::RollingBack { .. }, E::RolledBack | E::RollbackFailed) => S::Idle,
@@ -288,243 +314,4 @@ pub fn transition(state: &UpdateState, event: Event) -> Result<UpdateState, Disa
         }
     };
     Ok(next)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rel() -> Release {
-        Release {
-            version: "1.1".parse().unwrap(),
-            boards: vec!["sim".into()],
-            channels: vec!["stable".into()],
-            urls: vec!["fw.img".into()],
-            size: 1,
-            sha256: [0; 32],
-            min_from: None,
-            pulled: None,
-            rollout: None,
-        }
-    }
-
-    fn staged() -> UpdateState {
-        UpdateState::Staged {
-            release: rel(),
-            target: Slot::B,
-            arm_attempts: 0,
-        }
-    }
-
-    fn armed() -> UpdateState {
-        transition(&staged(), Event::Arm { previous: Slot::A }).unwrap()
-    }
-
-    fn trial() -> UpdateState {
-        transition(
-            &armed(),
-            Event::BootedTrial {
-                boot_id: "b1".into(),
-                started_ms: 5,
-            },
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn happy_path() {
-        let s = transition(
-            &UpdateState::Idle,
-            Event::Begin {
-                release: rel(),
-                target: Slot::B,
-            },
-        )
-        .unwrap();
-        assert_eq!(s.name(), "installing");
-        let s = transition(&s, Event::Verified).unwrap();
-        assert_eq!(s, staged());
-        assert!(matches!(
-            armed(),
-            UpdateState::Armed {
-                arm_attempts: 1,
-                previous: Slot::A,
-                ..
-            }
-        ));
-        assert!(matches!(
-            trial(),
-            UpdateState::Trial {
-                slot: Slot::B,
-                boots: 1,
-                ..
-            }
-        ));
-        assert_eq!(
-            transition(&trial(), Event::Commit).unwrap(),
-            UpdateState::Idle
-        );
-    }
-
-    #[test]
-    fn trial_reboot_counts_boots_and_restarts_the_clock() {
-        let t = trial();
-        let same = transition(
-            &t,
-            Event::BootedTrial {
-                boot_id: "b1".into(),
-                started_ms: 99,
-            },
-        )
-        .unwrap();
-        assert!(matches!(
-            same,
-            UpdateState::Trial {
-                boots: 1,
-                started_ms: 5,
-                ..
-            }
-        ));
-        let next = transition(
-            &t,
-            Event::BootedTrial {
-                boot_id: "b2".into(),
-                started_ms: 7,
-            },
-        )
-        .unwrap();
-        assert!(matches!(
-            next,
-            UpdateState::Trial {
-                boots: 2,
-                started_ms: 7,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn rollbacks() {
-        let r = transition(
-            &trial(),
-            Event::Rollback {
-                to: Slot::A,
-                version: "1.1".parse().unwrap(),
-                reason: "wan".into(),
-            },
-        )
-        .unwrap();
-        assert!(matches!(
-            r,
-            UpdateState::RollingBack {
-                from: Slot::B,
-                to: Slot::A,
-                ..
-            }
-        ));
-        assert_eq!(
-            transition(&r, Event::RolledBack).unwrap(),
-            UpdateState::Idle
-        );
-        let manual = transition(
-            &UpdateState::Idle,
-            Event::Rollback {
-                to: Slot::B,
-                version: "1.0".parse().unwrap(),
-                reason: "owner".into(),
-            },
-        )
-        .unwrap();
-        assert!(matches!(
-            manual,
-            UpdateState::RollingBack {
-                from: Slot::A,
-                to: Slot::B,
-                ..
-            }
-        ));
-        // A trial cannot "roll back" onto itself.
-        assert!(transition(
-            &trial(),
-            Event::Rollback {
-                to: Slot::B,
-                version: "1.1".parse().unwrap(),
-                reason: "x".into()
-            }
-        )
-        .is_err());
-    }
-
-    #[test]
-    fn rearm_and_abandon() {
-        let s = transition(&armed(), Event::Rearm).unwrap();
-        assert!(matches!(
-            s,
-            UpdateState::Staged {
-                arm_attempts: 1,
-                ..
-            }
-        ));
-        assert_eq!(
-            transition(&armed(), Event::Abandoned).unwrap(),
-            UpdateState::Idle
-        );
-        assert_eq!(
-            transition(&trial(), Event::Abandoned).unwrap(),
-            UpdateState::Idle
-        );
-    }
-
-    #[test]
-    fn retried_boots_are_counted_and_a_rollback_can_be_given_up() {
-        let a = transition(&armed(), Event::RetryBoot).unwrap();
-        assert!(matches!(
-            a,
-            UpdateState::Armed {
-                arm_attempts: 2,
-                ..
-            }
-        ));
-        let r = transition(
-            &trial(),
-            Event::Rollback {
-                to: Slot::A,
-                version: "1.1".parse().unwrap(),
-                reason: "wan".into(),
-            },
-        )
-        .unwrap();
-        let r = transition(&r, Event::RetryBoot).unwrap();
-        assert!(matches!(r, UpdateState::RollingBack { attempts: 1, .. }));
-        assert_eq!(
-            transition(&r, Event::RollbackFailed).unwrap(),
-            UpdateState::Idle
-        );
-        for s in [UpdateState::Idle, staged(), trial()] {
-            assert!(transition(&s, Event::RetryBoot).is_err());
-            assert!(transition(&s, Event::RollbackFailed).is_err());
-        }
-    }
-
-    #[test]
-    fn disallowed_pairs() {
-        let begin = || Event::Begin {
-            release: rel(),
-            target: Slot::B,
-        };
-        // No second update while one is armed, on trial or rolling back.
-        for s in [armed(), trial()] {
-            let e = transition(&s, begin()).unwrap_err();
-            assert_eq!(e.event, "begin an install");
-        }
-        assert!(transition(&UpdateState::Idle, Event::Commit).is_err());
-        assert!(transition(&UpdateState::Idle, Event::Verified).is_err());
-        assert!(transition(&staged(), Event::Arm { previous: Slot::B }).is_err());
-        assert!(transition(&trial(), Event::Verified).is_err());
-        let e = transition(&UpdateState::Idle, Event::RolledBack).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "cannot finish a rollback while the update state is idle"
-        );
-    }
 }

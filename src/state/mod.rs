@@ -1,12 +1,17 @@
 //! Persistent agent state: one versioned JSON file, written atomically, guarded by a lock.
 
+mod apply;
+#[cfg(test)]
+mod edges;
+mod history;
 pub mod machine;
 mod store;
 
+pub use apply::{Facts, Note, Reporter};
+pub use history::{HistoryEntry, HistoryEvent, HISTORY_MAX};
 pub use machine::{transition, Disallowed, Event, UpdateState};
 pub use store::{Lock, StateStore};
 
-use crate::health::CheckResult;
 use crate::index::LastIndex;
 use crate::slot::Slot;
 use crate::version::Version;
@@ -14,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 pub const SCHEMA: u32 = 1;
-const HISTORY_MAX: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -45,20 +49,6 @@ pub struct DenyEntry {
     pub version: Version,
     pub reason: String,
     pub at: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    /// Unix seconds (the device clock; may be wrong before NTP).
-    pub at: u64,
-    pub event: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<Version>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slot: Option<Slot>,
-    pub detail: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<CheckResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,17 +192,11 @@ impl PersistedState {
         }
     }
 
-    pub fn set_slot(&mut self, s: Slot, rec: Option<SlotRecord>) {
+    fn set_slot(&mut self, s: Slot, rec: Option<SlotRecord>) {
         match s {
             Slot::A => self.slot_a = rec,
             Slot::B => self.slot_b = rec,
         }
-    }
-
-    /// Apply an event through the state machine.
-    pub fn apply(&mut self, event: Event) -> Result<(), Disallowed> {
-        self.update = transition(&self.update, event)?;
-        Ok(())
     }
 
     pub fn is_denylisted(&self, v: &Version) -> bool {
@@ -223,7 +207,7 @@ impl PersistedState {
         self.denylist.iter().map(|d| d.version.clone()).collect()
     }
 
-    pub fn deny(&mut self, version: Version, reason: String, at: u64) {
+    fn deny(&mut self, version: Version, reason: String, at: u64) {
         self.denylist.retain(|d| d.version != version);
         self.denylist.push(DenyEntry {
             version,
@@ -264,11 +248,11 @@ impl PersistedState {
     }
 
     /// The release with hash `sha256` was written right: forget its bad streams.
-    pub fn forget_bad_sources(&mut self, sha256: &str) {
+    fn forget_bad_sources(&mut self, sha256: &str) {
         self.bad_sources.retain(|b| b.sha256 != sha256);
     }
 
-    pub fn record(&mut self, entry: HistoryEntry) {
+    fn record(&mut self, entry: HistoryEntry) {
         self.history.push(entry);
         if self.history.len() > HISTORY_MAX {
             let drop = self.history.len() - HISTORY_MAX;
