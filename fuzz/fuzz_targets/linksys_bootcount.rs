@@ -38,7 +38,7 @@ impl Mtd for MemMtd {
     }
     fn erase(&self, offset: u64) -> io::Result<()> {
         let es = self.info.erase_size;
-        if offset % es != 0 || offset + es > self.info.size {
+        if !offset.is_multiple_of(es) || offset + es > self.info.size {
             return Err(io::Error::other(format!("erase at {offset:#x}")));
         }
         self.bytes.lock().unwrap()[offset as usize..(offset + es) as usize].fill(0xff);
@@ -47,7 +47,10 @@ impl Mtd for MemMtd {
     fn program(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         let ws = self.info.write_size;
         let end = offset + data.len() as u64;
-        if offset % ws != 0 || data.len() as u64 % ws != 0 || end > self.info.size {
+        if !offset.is_multiple_of(ws)
+            || !(data.len() as u64).is_multiple_of(ws)
+            || end > self.info.size
+        {
             return Err(io::Error::other(format!(
                 "program {:#x} at {offset:#x}",
                 data.len()
