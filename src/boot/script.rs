@@ -41,6 +41,12 @@ fn default_limit() -> u32 {
     3
 }
 
+/// Parse the vendor command's answer to `get-active` (its standard output; whitespace around
+/// it is ignored): one JSON object with the fields of [`Answer`], nothing else.
+pub fn parse_answer(text: &str) -> Result<Answer, serde_json::Error> {
+    serde_json::from_str(text.trim())
+}
+
 pub struct ScriptBoot {
     argv: Vec<String>,
 }
@@ -102,7 +108,7 @@ impl ScriptBoot {
 
     pub fn get_active(&self) -> Result<Answer, BootError> {
         let text = self.run(&["get-active"])?;
-        serde_json::from_str(text.trim()).map_err(|e| {
+        parse_answer(&text).map_err(|e| {
             self.fail(
                 &["get-active"],
                 format!("unexpected answer {:?}: {e}", text.trim()),
