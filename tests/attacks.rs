@@ -373,6 +373,7 @@ async fn a_pulled_release_is_never_installed_and_its_owner_is_told() {
     let mut d = fresh(&t, 1, &["1.0", "1.1", "1.3"]);
     d.set_pulled(
         &"1.3".parse().unwrap(),
+        None,
         Some("corrupts the 5 GHz calibration".into()),
     )
     .unwrap();
@@ -383,11 +384,13 @@ async fn a_pulled_release_is_never_installed_and_its_owner_is_told() {
     let mut d = fresh(&t, 3, &["1.0", "1.1", "1.3"]);
     d.set_pulled(
         &"1.0".parse().unwrap(),
+        None,
         Some("leaks the admin password".into()),
     )
     .unwrap();
     d.set_pulled(
         &"1.3".parse().unwrap(),
+        None,
         Some("corrupts the 5 GHz calibration".into()),
     )
     .unwrap();
@@ -476,6 +479,7 @@ async fn staged_rollout_admits_this_device_by_its_bucket() {
     let mut d = fresh(&t, 1, &["1.0", "1.1"]);
     d.set_rollout(
         &"1.1".parse().unwrap(),
+        None,
         now - 60,
         &[(0, bucket), (3600, 100)],
     )
@@ -491,9 +495,9 @@ async fn staged_rollout_admits_this_device_by_its_bucket() {
     assert_eq!(a, again);
     // Halted: nobody new gets it, even in an open wave.
     let mut d = fresh(&t, 2, &["1.0", "1.1"]);
-    d.set_rollout(&"1.1".parse().unwrap(), now - 60, &[(0, 100)])
+    d.set_rollout(&"1.1".parse().unwrap(), None, now - 60, &[(0, 100)])
         .unwrap();
-    d.set_halted(&"1.1".parse().unwrap(), true).unwrap();
+    d.set_halted(&"1.1".parse().unwrap(), None, true).unwrap();
     publish(&t, &d, &[&t.world.key]);
     let a = t.agent().update(UpdateMode::Install).await.unwrap();
     assert!(
@@ -502,7 +506,7 @@ async fn staged_rollout_admits_this_device_by_its_bucket() {
     );
     // Its wave open: installed.
     let mut d = fresh(&t, 3, &["1.0", "1.1"]);
-    d.set_rollout(&"1.1".parse().unwrap(), now - 60, &[(0, bucket + 1)])
+    d.set_rollout(&"1.1".parse().unwrap(), None, now - 60, &[(0, bucket + 1)])
         .unwrap();
     publish(&t, &d, &[&t.world.key]);
     installs(&t, "1.1").await;
