@@ -119,18 +119,43 @@ impl Roots {
     }
 }
 
-/// Resolve a URL from the index against the index's own URL.
+/// Resolve a URL from the index (an image, or `root/<n>.root.toml`) against the index's own
+/// URL.
+///
+/// A relative URL is resolved against the index URL's path and, when it has no query of its
+/// own and stays on the index's host, gets the index URL's query string. A query on the index
+/// URL (`https://host/fw/index.toml?token=abc`) is how a CDN grants access to the vendor's
+/// directory: a token, or a signed policy for the path prefix (a CloudFront custom policy
+/// with a wildcard resource, an Akamai token ACL `/fw/*`), and every file published beside
+/// the index needs it (a query that grants the index alone would not open its `.sig`
+/// either). An absolute URL is used as written, so the token is never sent to another host,
+/// and a per-object signed URL (S3 presigned) is written into the index whole.
 pub fn resolve(base: &str, url: &str) -> Result<Url, FetchError> {
     let bad = |problem: String| FetchError::BadUrl {
         url: url.to_string(),
         problem,
     };
     let base = Url::parse(base).map_err(|e| bad(format!("index URL: {e}")))?;
-    let u = base.join(url).map_err(|e| bad(e.to_string()))?;
+    let relative = Url::parse(url).is_err();
+    let mut u = base.join(url).map_err(|e| bad(e.to_string()))?;
+    let same_host = u.scheme() == base.scheme()
+        && u.host_str() == base.host_str()
+        && u.port_or_known_default() == base.port_or_known_default();
+    if relative && same_host && u.query().is_none() {
+        u.set_query(base.query());
+    }
     match u.scheme() {
         "http" | "https" | "file" => Ok(u),
         other => Err(bad(format!("scheme {other:?} is not http, https or file"))),
     }
+}
+
+/// The detached signature of the file at `url`: `.sig` appended to its path, its query string
+/// kept (`.../index.toml.sig?token=abc`).
+pub fn signature_url(url: &Url) -> Url {
+    let mut sig = url.clone();
+    sig.set_path(&format!("{}.sig", url.path()));
+    sig
 }
 
 /// The slowest transfer tolerated: fewer than `min_bytes_per_sec` on average over any
@@ -399,5 +424,56 @@ fn read_file<E>(
             }));
         }
         sink(&buf[..n]).map_err(SinkOr::Sink)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_beside_an_index_url_with_a_query_keep_the_query_after_their_own_path() {
+        let index = "https://cdn.example/fw/index.toml?token=abc";
+        let url = resolve(index, index).unwrap();
+        assert_eq!(url.as_str(), index);
+        assert_eq!(
+            signature_url(&url).as_str(),
+            "https://cdn.example/fw/index.toml.sig?token=abc"
+        );
+        let root = resolve(index, "root/2.root.toml").unwrap();
+        assert_eq!(
+            root.as_str(),
+            "https://cdn.example/fw/root/2.root.toml?token=abc"
+        );
+        assert_eq!(
+            signature_url(&root).as_str(),
+            "https://cdn.example/fw/root/2.root.toml.sig?token=abc"
+        );
+        assert_eq!(
+            resolve(index, "images/fw-2.0.img").unwrap().as_str(),
+            "https://cdn.example/fw/images/fw-2.0.img?token=abc"
+        );
+        // A relative URL with a query of its own keeps its own.
+        assert_eq!(
+            resolve(index, "images/fw.img?sig=x").unwrap().as_str(),
+            "https://cdn.example/fw/images/fw.img?sig=x"
+        );
+        // The token never goes to another host, nor into an absolute URL.
+        for other in [
+            "https://mirror.example/fw.img",
+            "//mirror.example/fw.img",
+            "http://cdn.example/fw/images/fw.img",
+            "https://cdn.example:8443/fw/images/fw.img",
+        ] {
+            assert_eq!(resolve(index, other).unwrap().query(), None, "{other}");
+        }
+        // Without a query nothing changes.
+        let plain = resolve("http://127.0.0.1:8080/index.toml", "root/2.root.toml").unwrap();
+        assert_eq!(plain.as_str(), "http://127.0.0.1:8080/root/2.root.toml");
+        assert_eq!(
+            signature_url(&resolve("file:///media/usb/index.toml", "index.toml").unwrap()).as_str(),
+            "file:///media/usb/index.toml.sig"
+        );
+        assert!(resolve(index, "ftp://cdn.example/fw.img").is_err());
     }
 }
