@@ -1,8 +1,10 @@
 //! Fetching the index and images over HTTP(S) (reqwest with rustls) or from `file://` URLs,
-//! streaming with size caps enforced as bytes arrive and an overall deadline.
+//! streaming with size caps enforced as bytes arrive, an overall deadline and a minimum rate
+//! (a `file://` read too: a hung USB stick must not hold the agent forever).
+
+mod file;
 
 use reqwest::Url;
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +177,55 @@ impl Default for MinRate {
     }
 }
 
+fn too_slow(url: &str, got: u64, rate: MinRate) -> FetchError {
+    FetchError::TooSlow {
+        url: url.to_string(),
+        got,
+        secs: rate.window.as_secs(),
+        min: rate.min_bytes_per_sec,
+    }
+}
+
+/// The bytes of a transfer counted per window of its [`MinRate`].
+struct RateWindow {
+    rate: MinRate,
+    start: Instant,
+    bytes: u64,
+}
+
+impl RateWindow {
+    fn new(rate: MinRate) -> RateWindow {
+        RateWindow {
+            rate,
+            start: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    /// How long the next piece may take before this window closes.
+    fn left(&self) -> Duration {
+        self.rate.window.saturating_sub(self.start.elapsed())
+    }
+
+    fn add(&mut self, n: usize) {
+        self.bytes += n as u64;
+    }
+
+    /// When the window is over: `Err(bytes in it)` if they are below the rate, else a new
+    /// window begins.
+    fn check(&mut self) -> Result<(), u64> {
+        if self.start.elapsed() >= self.rate.window {
+            if (self.bytes as f64)
+                < self.rate.min_bytes_per_sec as f64 * self.rate.window.as_secs_f64()
+            {
+                return Err(self.bytes);
+            }
+            (self.start, self.bytes) = (Instant::now(), 0);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
@@ -273,22 +324,17 @@ impl Fetcher {
         sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<u64, SinkOr<E>> {
         let u = url.to_string();
+        let rate = self.rate;
+        let slow = |got: u64| too_slow(&u, got, rate);
         let work = async {
             if url.scheme() == "file" {
-                return read_file(url, start, cap, sink);
+                return file::read_file(url, start, cap, rate, sink).await;
             }
             self.roots.check(url)?;
             let mut req = self.client.get(url.clone());
             if start > 0 {
                 req = req.header(reqwest::header::RANGE, format!("bytes={start}-"));
             }
-            let rate = self.rate;
-            let slow = |got: u64| FetchError::TooSlow {
-                url: u.clone(),
-                got,
-                secs: rate.window.as_secs(),
-                min: rate.min_bytes_per_sec,
-            };
             let mut resp = match tokio::time::timeout(rate.window, req.send()).await {
                 Ok(r) => r.map_err(|source| FetchError::Transport {
                     url: u.clone(),
@@ -332,12 +378,11 @@ impl Fetcher {
                 }));
             }
             let mut total = 0u64;
-            let (mut window_start, mut window_bytes) = (Instant::now(), 0u64);
+            let mut window = RateWindow::new(rate);
             loop {
-                let left = rate.window.saturating_sub(window_start.elapsed());
-                match tokio::time::timeout(left, resp.chunk()).await {
+                match tokio::time::timeout(window.left(), resp.chunk()).await {
                     Ok(Ok(Some(chunk))) => {
-                        window_bytes += chunk.len() as u64;
+                        window.add(chunk.len());
                         let drop = skip.min(chunk.len() as u64) as usize;
                         skip -= drop as u64;
                         let chunk = &chunk[drop..];
@@ -359,14 +404,7 @@ impl Fetcher {
                     }
                     Err(_) => {}
                 }
-                if window_start.elapsed() >= rate.window {
-                    if (window_bytes as f64)
-                        < rate.min_bytes_per_sec as f64 * rate.window.as_secs_f64()
-                    {
-                        return Err(SinkOr::Fetch(slow(window_bytes)));
-                    }
-                    (window_start, window_bytes) = (Instant::now(), 0);
-                }
+                window.check().map_err(|got| SinkOr::Fetch(slow(got)))?;
             }
             Ok(total)
         };
@@ -390,40 +428,6 @@ pub enum SinkOr<E> {
 impl<E> From<FetchError> for SinkOr<E> {
     fn from(e: FetchError) -> Self {
         SinkOr::Fetch(e)
-    }
-}
-
-fn read_file<E>(
-    url: &Url,
-    start: u64,
-    cap: u64,
-    sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
-) -> Result<u64, SinkOr<E>> {
-    let path = url.to_file_path().map_err(|_| FetchError::BadUrl {
-        url: url.to_string(),
-        problem: "not a local file path".into(),
-    })?;
-    let ferr = |source| FetchError::File {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut f = std::fs::File::open(&path).map_err(ferr)?;
-    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(start)).map_err(ferr)?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(ferr)?;
-        if n == 0 {
-            return Ok(total);
-        }
-        total += n as u64;
-        if total > cap {
-            return Err(SinkOr::Fetch(FetchError::TooLarge {
-                url: url.to_string(),
-                limit: cap,
-            }));
-        }
-        sink(&buf[..n]).map_err(SinkOr::Sink)?;
     }
 }
 

@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::{history_has, world};
+use common::roots::reconfigure;
+use common::{fwguard, history_has, world};
 use fwguard::agent::{Action, UpdateMode};
-use fwguard::error::Error;
+use fwguard::error::{Error, EXIT_NETWORK};
 use fwguard::Slot;
 use std::path::Path;
 
@@ -120,4 +121,36 @@ async fn what_the_signed_index_does_not_vouch_for_is_refused() {
     let after = std::fs::read(t.world.router.slot_path(Slot::B)).unwrap();
     assert!(after[..4096].iter().all(|&b| b == 0) || after == before);
     assert!(!t.world.router.reboot_requested());
+}
+
+#[tokio::test]
+async fn an_index_on_a_device_that_never_answers_fails_as_a_fetch_error_within_fetch_timeout() {
+    let t = world("off").await;
+    // A FIFO nobody writes stands in for a dead USB stick: opening it never returns.
+    let usb = t.world.root.join("usb");
+    std::fs::create_dir_all(&usb).unwrap();
+    let fifo = usb.join("index.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let url = t.world.index_url();
+    reconfigure(&t, |c| {
+        c.replace(
+            &format!("[index]\nurl = \"{url}\""),
+            &format!(
+                "[index]\nurl = \"file://{}\"\nfetch_timeout = \"1s\"",
+                fifo.display()
+            ),
+        )
+    });
+    assert!(t.settings().index.url.starts_with("file://"));
+    let start = std::time::Instant::now();
+    let o = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        fwguard(&t.cfg, &["check"]),
+    )
+    .await
+    .expect("fwguard check gives up on the FIFO");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(EXIT_NETWORK), "{err}");
+    assert!(err.contains("no complete answer within 1 s"), "{err}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
 }
