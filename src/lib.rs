@@ -10,6 +10,7 @@ pub mod archive;
 pub mod board;
 pub mod boot;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod error;
 pub mod failpoint;

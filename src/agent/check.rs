@@ -2,7 +2,7 @@
 
 use super::Agent;
 use crate::error::{Error, Result};
-use crate::fetch::{resolve, FetchError};
+use crate::fetch::{resolve, signature_url, FetchError};
 use crate::index::root::TrustRoot;
 use crate::index::select::{select, Choice, Wanted};
 use crate::index::{UntrustedIndex, VerifiedIndex};
@@ -64,7 +64,7 @@ impl Agent {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let sig_url = resolve(base, &format!("root/{next}.root.toml.sig"))?;
+            let sig_url = signature_url(&url);
             let sigs = self.fetcher.fetch_bytes(&sig_url, MAX_SIG_BYTES).await?;
             let new = root.rotate(&bytes, &sigs)?;
             tracing::info!("trust root rotated from version {} to {next}", root.version);
@@ -108,7 +108,7 @@ impl Agent {
         let root = self.trust_root(st)?;
         let (root, rotated) = self.rotate_root(st, root, index_url).await?;
         let url = resolve(index_url, index_url)?;
-        let sig_url = resolve(index_url, &format!("{index_url}.sig"))?;
+        let sig_url = signature_url(&url);
         let bytes = self.fetcher.fetch_bytes(&url, cfg.max_index_bytes).await?;
         let signatures = self.fetcher.fetch_bytes(&sig_url, MAX_SIG_BYTES).await?;
         let floor = st.time_floor.max(build_time);

@@ -194,11 +194,33 @@ fn init_logging(verbose: Option<u8>, syslog: Option<&std::path::Path>) -> bool {
     to_syslog
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+/// The runtime of one command. Dropped, it waits a moment for blocking work still running,
+/// never longer: a read abandoned at its deadline (a `file://` fetch from a hung device) may
+/// never return, and dropping a runtime would wait for it forever.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for Runtime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("the runtime runs until dropped")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+        }
+    }
+}
+
+fn runtime() -> Runtime {
+    Runtime(Some(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime"),
+    ))
 }
 
 fn load_agent(flag: Option<&std::path::Path>) -> Result<Agent, Error> {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod linksys;
+pub mod roots;
 pub mod tools;
 pub mod vendor_script;
 
