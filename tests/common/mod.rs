@@ -4,6 +4,7 @@
 
 pub mod linksys;
 pub mod tools;
+pub mod trust;
 pub mod vendor_script;
 
 use fwguard::agent::{Agent, DaemonExit};
