@@ -19,6 +19,7 @@ pub mod flash;
 pub mod fsutil;
 pub mod health;
 pub mod index;
+pub mod runtime_dir;
 pub mod sim;
 pub mod slot;
 pub mod state;
