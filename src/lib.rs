@@ -21,6 +21,7 @@ pub mod fsutil;
 pub mod health;
 pub mod index;
 pub mod redact;
+pub mod runtime_dir;
 pub mod safedir;
 pub mod sim;
 pub mod slot;

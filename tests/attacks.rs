@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::roots::{publish_root, reconfigure, use_root};
+use common::trust::{draft, fresh, keys, publish, publish_root, reconfigure, use_root, DAY};
 use common::{release, world, TestWorld};
 use fwguard::agent::{Action, UpdateMode};
 use fwguard::error::{EXIT_NETWORK, EXIT_VERIFICATION};
-use fwguard::index::build::{sign_bytes, IndexDraft};
+use fwguard::index::build::IndexDraft;
 use fwguard::index::root::root_toml;
 use fwguard::index::sign::SecretKey;
 use fwguard::index::unix_now;
@@ -16,36 +16,6 @@ use fwguard::sim::httpd::Fault;
 use fwguard::sim::world::BUILD_TIME;
 use fwguard::sim::Behaviour;
 use std::sync::Arc;
-
-const DAY: u64 = 86_400;
-
-fn keys(n: usize) -> Vec<SecretKey> {
-    (0..n).map(|_| SecretKey::generate().unwrap()).collect()
-}
-
-/// Publish an index signed by every key in `signers`.
-fn publish(t: &TestWorld, draft: &IndexDraft, signers: &[&SecretKey]) {
-    let bytes = draft.to_toml();
-    std::fs::write(t.world.www.join("index.toml"), &bytes).unwrap();
-    let sigs: String = signers
-        .iter()
-        .map(|k| sign_bytes(k, bytes.as_bytes(), "k.pub"))
-        .collect();
-    std::fs::write(t.world.www.join("index.toml.sig"), sigs).unwrap();
-}
-
-fn draft(t: &TestWorld, version: u64, issued: u64, expires: u64, releases: &[&str]) -> IndexDraft {
-    let mut d = IndexDraft::new(version, issued, expires);
-    for r in releases {
-        d.add_release(release(t, r)).unwrap();
-    }
-    d
-}
-
-fn fresh(t: &TestWorld, version: u64, releases: &[&str]) -> IndexDraft {
-    let now = unix_now();
-    draft(t, version, now, now + 30 * DAY, releases)
-}
 
 async fn refused(t: &TestWorld, code: i32, words: &str) {
     let before = t.snapshot();

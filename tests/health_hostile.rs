@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::roots::reconfigure;
+use common::trust::reconfigure;
 use common::world;
 use fwguard::fetch::Roots;
 use fwguard::health::Checker;

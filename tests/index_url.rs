@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::roots::{publish_root, reconfigure, use_root};
+use common::trust::{publish_root, reconfigure, use_root};
 use common::world;
 use fwguard::agent::{Action, UpdateMode};
 use fwguard::index::root::root_toml;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::roots::reconfigure;
+use common::trust::reconfigure;
 use common::{fwguard, history_has, world};
 use fwguard::agent::{Action, UpdateMode};
 use fwguard::error::{Error, EXIT_NETWORK};

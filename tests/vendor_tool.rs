@@ -491,3 +491,59 @@ fn pull_unpull_rollout_and_floor_act_on_every_boards_entry_or_the_one_board_name
         "{text}"
     );
 }
+
+#[test]
+fn a_root_rotation_can_reset_the_time_floor_of_devices() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    for k in ["index", "root"] {
+        ok(
+            d,
+            &[
+                "keygen",
+                "-s",
+                &format!("{k}.sec"),
+                "-p",
+                &format!("{k}.pub"),
+            ],
+        );
+    }
+    let keys = ["--index-key", "index.pub", "--root-key", "root.pub"];
+    ok(d, &[&["init", "root.toml"][..], &keys].concat());
+    let rotate = |floor: &str| {
+        tool(
+            d,
+            &[
+                &["rotate-root", ".", "--current", "root.toml"][..],
+                &keys,
+                &["--reset-time-floor", floor],
+            ]
+            .concat(),
+        )
+    };
+    // A time that is not RFC 3339 is named.
+    let o = rotate("tomorrow");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("\"tomorrow\" is not an RFC 3339"), "{err}");
+    let o = rotate("2026-12-01T00:00:00Z");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("reset their time floor to 2026-12-01T00:00:00Z"),
+        "{out}"
+    );
+    let root = std::fs::read_to_string(d.join("root/2.root.toml")).unwrap();
+    assert!(
+        root.contains("time_floor = \"2026-12-01T00:00:00Z\""),
+        "{root}"
+    );
+    ok(d, &["sign", "root/2.root.toml", "-s", "root.sec"]);
+    ok(d, &["new", "index.toml"]);
+    ok(d, &["sign", "index.toml", "-s", "index.sec"]);
+    let out = ok(d, &["verify", ".", "--root", "root.toml"]);
+    assert!(
+        out.contains("root version 2 resets devices' time floor to 2026-12-01T00:00:00Z"),
+        "{out}"
+    );
+}

@@ -129,7 +129,8 @@ enum Command {
         output: Option<std::path::PathBuf>,
     },
     /// Check the board: where the bootloader env is and whether it fits the flash, the env
-    /// itself, the running slot, the slots; each failure with a fix (exit 3 on any failure)
+    /// itself, the running slot, the slots, and that the runtime directory is in RAM; each
+    /// failure with a fix (exit 3 on any failure)
     Doctor,
     /// The simulated router
     #[command(subcommand)]
@@ -325,14 +326,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Health { json } => {
             let agent = load_agent(cfg)?;
-            let outcome = rt.block_on(agent.health_now());
-            let record = agent.last_health();
+            let r = rt.block_on(agent.manual_health_round());
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&record).expect("record serialises")
+                    serde_json::to_string_pretty(&r).expect("record serialises")
                 );
-            } else if let Some(r) = &record {
+            } else {
                 for c in &r.report.results {
                     let mark = if c.passed { "pass" } else { "FAIL" };
                     println!("{mark} {} ({} ms): {}", c.name, c.duration_ms, c.detail);
@@ -341,7 +341,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                     println!("advisory, not blocking: {a}");
                 }
             }
-            outcome?;
+            r.passed()?;
         }
         Command::Daemon => {
             let agent = load_agent(cfg)?;
@@ -449,7 +449,7 @@ fn doctor(cfg: Option<&std::path::Path>) -> Result<i32, Error> {
         config::BoardSettings::Script(o) => ("script", o.id.as_str()),
     };
     println!("board {id} (profile {profile})");
-    let findings = crate::board::preflight::all(&settings.board, board.as_ref());
+    let findings = crate::board::preflight::all(&settings, board.as_ref());
     for f in &findings {
         println!(
             "{} {}: {}",
