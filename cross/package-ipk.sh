@@ -15,7 +15,10 @@ trap 'rm -rf "$work"' EXIT
 data=$work/data ctrl=$work/control
 install -D -m 0755 "$bin" "$data/usr/sbin/fwguard"
 install -D -m 0755 packaging/openwrt/files/fwguard.init "$data/etc/init.d/fwguard"
-install -D -m 0644 packaging/config.toml "$data/etc/fwguard/config.toml"
+# The example config with an OpenWrt runtime directory (/var/run: tmpfs; see the sed script).
+install -d "$data/etc/fwguard"
+sed -f packaging/openwrt/files/config.sed packaging/config.toml > "$data/etc/fwguard/config.toml"
+chmod 0644 "$data/etc/fwguard/config.toml"
 install -D -m 0755 packaging/openwrt/files/fwguard.uci-defaults "$data/etc/uci-defaults/90-fwguard"
 install -D -m 0644 packaging/openwrt/files/fwguard.keep "$data/lib/upgrade/keep.d/fwguard"
 mkdir -p "$ctrl"

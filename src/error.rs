@@ -7,7 +7,7 @@
 //! | 0 | - | success |
 //! | 1 | internal | unexpected failure (a bug, or the host misbehaving) |
 //! | 2 | usage | command-line usage error (wrong flag or argument) |
-//! | 3 | config | the configuration file is missing, unreadable or invalid, or the board's env location does not fit its flash (`doctor`, preflight) |
+//! | 3 | config | the configuration file is missing, unreadable or invalid, the board's env location does not fit its flash (`doctor`, preflight), or `agent.runtime_dir` is not in RAM |
 //! | 4 | in use | another fwguard process holds the state lock |
 //! | 5 | disallowed | the command is not allowed in the current update state |
 //! | 6 | verification | a signature, hash, size, board or version check refused the input |
@@ -67,6 +67,8 @@ pub enum Error {
     Archive(#[from] crate::archive::ArchiveError),
     #[error(transparent)]
     Sim(#[from] crate::sim::SimError),
+    #[error(transparent)]
+    RuntimeDir(#[from] crate::runtime_dir::RuntimeDirError),
     #[error("health checks failed: {0}")]
     Unhealthy(String),
     #[error("{0}")]
@@ -79,6 +81,7 @@ impl Error {
         use crate::flash::FlashError;
         match self {
             Error::Config(_) | Error::Preflight(_) => EXIT_CONFIG,
+            Error::RuntimeDir(e) if e.is_refusal() => EXIT_CONFIG,
             Error::InUse { .. } | Error::DaemonRunning { .. } => EXIT_IN_USE,
             Error::Disallowed(_) | Error::Refused(_) | Error::UnexplainedTrial { .. } => {
                 EXIT_DISALLOWED
@@ -97,6 +100,7 @@ impl Error {
             | Error::State(_)
             | Error::Board(_)
             | Error::Archive(_)
+            | Error::RuntimeDir(_)
             | Error::Sim(_) => EXIT_DEVICE,
             Error::Unhealthy(_) => EXIT_UNHEALTHY,
             Error::Other(_) => EXIT_INTERNAL,

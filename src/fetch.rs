@@ -1,8 +1,10 @@
 //! Fetching the index and images over HTTP(S) (reqwest with rustls) or from `file://` URLs,
-//! streaming with size caps enforced as bytes arrive and an overall deadline.
+//! streaming with size caps enforced as bytes arrive, an overall deadline and a minimum rate
+//! (a `file://` read too: a hung USB stick must not hold the agent forever).
+
+mod file;
 
 use reqwest::Url;
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
@@ -119,18 +121,43 @@ impl Roots {
     }
 }
 
-/// Resolve a URL from the index against the index's own URL.
+/// Resolve a URL from the index (an image, or `root/<n>.root.toml`) against the index's own
+/// URL.
+///
+/// A relative URL is resolved against the index URL's path and, when it has no query of its
+/// own and stays on the index's host, gets the index URL's query string. A query on the index
+/// URL (`https://host/fw/index.toml?token=abc`) is how a CDN grants access to the vendor's
+/// directory: a token, or a signed policy for the path prefix (a CloudFront custom policy
+/// with a wildcard resource, an Akamai token ACL `/fw/*`), and every file published beside
+/// the index needs it (a query that grants the index alone would not open its `.sig`
+/// either). An absolute URL is used as written, so the token is never sent to another host,
+/// and a per-object signed URL (S3 presigned) is written into the index whole.
 pub fn resolve(base: &str, url: &str) -> Result<Url, FetchError> {
     let bad = |problem: String| FetchError::BadUrl {
         url: url.to_string(),
         problem,
     };
     let base = Url::parse(base).map_err(|e| bad(format!("index URL: {e}")))?;
-    let u = base.join(url).map_err(|e| bad(e.to_string()))?;
+    let relative = Url::parse(url).is_err();
+    let mut u = base.join(url).map_err(|e| bad(e.to_string()))?;
+    let same_host = u.scheme() == base.scheme()
+        && u.host_str() == base.host_str()
+        && u.port_or_known_default() == base.port_or_known_default();
+    if relative && same_host && u.query().is_none() {
+        u.set_query(base.query());
+    }
     match u.scheme() {
         "http" | "https" | "file" => Ok(u),
         other => Err(bad(format!("scheme {other:?} is not http, https or file"))),
     }
+}
+
+/// The detached signature of the file at `url`: `.sig` appended to its path, its query string
+/// kept (`.../index.toml.sig?token=abc`).
+pub fn signature_url(url: &Url) -> Url {
+    let mut sig = url.clone();
+    sig.set_path(&format!("{}.sig", url.path()));
+    sig
 }
 
 /// The slowest transfer tolerated: fewer than `min_bytes_per_sec` on average over any
@@ -147,6 +174,55 @@ impl Default for MinRate {
             min_bytes_per_sec: 1024,
             window: Duration::from_secs(30),
         }
+    }
+}
+
+fn too_slow(url: &str, got: u64, rate: MinRate) -> FetchError {
+    FetchError::TooSlow {
+        url: url.to_string(),
+        got,
+        secs: rate.window.as_secs(),
+        min: rate.min_bytes_per_sec,
+    }
+}
+
+/// The bytes of a transfer counted per window of its [`MinRate`].
+struct RateWindow {
+    rate: MinRate,
+    start: Instant,
+    bytes: u64,
+}
+
+impl RateWindow {
+    fn new(rate: MinRate) -> RateWindow {
+        RateWindow {
+            rate,
+            start: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    /// How long the next piece may take before this window closes.
+    fn left(&self) -> Duration {
+        self.rate.window.saturating_sub(self.start.elapsed())
+    }
+
+    fn add(&mut self, n: usize) {
+        self.bytes += n as u64;
+    }
+
+    /// When the window is over: `Err(bytes in it)` if they are below the rate, else a new
+    /// window begins.
+    fn check(&mut self) -> Result<(), u64> {
+        if self.start.elapsed() >= self.rate.window {
+            if (self.bytes as f64)
+                < self.rate.min_bytes_per_sec as f64 * self.rate.window.as_secs_f64()
+            {
+                return Err(self.bytes);
+            }
+            (self.start, self.bytes) = (Instant::now(), 0);
+        }
+        Ok(())
     }
 }
 
@@ -248,22 +324,17 @@ impl Fetcher {
         sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<u64, SinkOr<E>> {
         let u = url.to_string();
+        let rate = self.rate;
+        let slow = |got: u64| too_slow(&u, got, rate);
         let work = async {
             if url.scheme() == "file" {
-                return read_file(url, start, cap, sink);
+                return file::read_file(url, start, cap, rate, sink).await;
             }
             self.roots.check(url)?;
             let mut req = self.client.get(url.clone());
             if start > 0 {
                 req = req.header(reqwest::header::RANGE, format!("bytes={start}-"));
             }
-            let rate = self.rate;
-            let slow = |got: u64| FetchError::TooSlow {
-                url: u.clone(),
-                got,
-                secs: rate.window.as_secs(),
-                min: rate.min_bytes_per_sec,
-            };
             let mut resp = match tokio::time::timeout(rate.window, req.send()).await {
                 Ok(r) => r.map_err(|source| FetchError::Transport {
                     url: u.clone(),
@@ -307,12 +378,11 @@ impl Fetcher {
                 }));
             }
             let mut total = 0u64;
-            let (mut window_start, mut window_bytes) = (Instant::now(), 0u64);
+            let mut window = RateWindow::new(rate);
             loop {
-                let left = rate.window.saturating_sub(window_start.elapsed());
-                match tokio::time::timeout(left, resp.chunk()).await {
+                match tokio::time::timeout(window.left(), resp.chunk()).await {
                     Ok(Ok(Some(chunk))) => {
-                        window_bytes += chunk.len() as u64;
+                        window.add(chunk.len());
                         let drop = skip.min(chunk.len() as u64) as usize;
                         skip -= drop as u64;
                         let chunk = &chunk[drop..];
@@ -334,14 +404,7 @@ impl Fetcher {
                     }
                     Err(_) => {}
                 }
-                if window_start.elapsed() >= rate.window {
-                    if (window_bytes as f64)
-                        < rate.min_bytes_per_sec as f64 * rate.window.as_secs_f64()
-                    {
-                        return Err(SinkOr::Fetch(slow(window_bytes)));
-                    }
-                    (window_start, window_bytes) = (Instant::now(), 0);
-                }
+                window.check().map_err(|got| SinkOr::Fetch(slow(got)))?;
             }
             Ok(total)
         };
@@ -368,57 +431,53 @@ impl<E> From<FetchError> for SinkOr<E> {
     }
 }
 
-/// The local file of a `file://` URL: refused when any part of its path is a symbolic link
-/// (an offline install or the archive is a tree on removable storage that someone else may
-/// have prepared), or when it is not a regular file (a FIFO or a device node would hang the
-/// read or feed it what is no image).
-fn open_no_links(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let real = std::fs::canonicalize(path)?;
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
-        return Err(std::io::Error::other("not a file path"));
-    };
-    if real != path {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!(
-                "the path passes through a symbolic link (it leads to {}); fwguard reads no file through one: give the real path",
-                real.display()
-            ),
-        ));
-    }
-    crate::safedir::SafeDir::open_root(dir)?.open(name)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn read_file<E>(
-    url: &Url,
-    start: u64,
-    cap: u64,
-    sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
-) -> Result<u64, SinkOr<E>> {
-    let path = url.to_file_path().map_err(|_| FetchError::BadUrl {
-        url: url.to_string(),
-        problem: "not a local file path".into(),
-    })?;
-    let ferr = |source| FetchError::File {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut f = open_no_links(&path).map_err(ferr)?;
-    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(start)).map_err(ferr)?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(ferr)?;
-        if n == 0 {
-            return Ok(total);
+    #[test]
+    fn files_beside_an_index_url_with_a_query_keep_the_query_after_their_own_path() {
+        let index = "https://cdn.example/fw/index.toml?token=abc";
+        let url = resolve(index, index).unwrap();
+        assert_eq!(url.as_str(), index);
+        assert_eq!(
+            signature_url(&url).as_str(),
+            "https://cdn.example/fw/index.toml.sig?token=abc"
+        );
+        let root = resolve(index, "root/2.root.toml").unwrap();
+        assert_eq!(
+            root.as_str(),
+            "https://cdn.example/fw/root/2.root.toml?token=abc"
+        );
+        assert_eq!(
+            signature_url(&root).as_str(),
+            "https://cdn.example/fw/root/2.root.toml.sig?token=abc"
+        );
+        assert_eq!(
+            resolve(index, "images/fw-2.0.img").unwrap().as_str(),
+            "https://cdn.example/fw/images/fw-2.0.img?token=abc"
+        );
+        // A relative URL with a query of its own keeps its own.
+        assert_eq!(
+            resolve(index, "images/fw.img?sig=x").unwrap().as_str(),
+            "https://cdn.example/fw/images/fw.img?sig=x"
+        );
+        // The token never goes to another host, nor into an absolute URL.
+        for other in [
+            "https://mirror.example/fw.img",
+            "//mirror.example/fw.img",
+            "http://cdn.example/fw/images/fw.img",
+            "https://cdn.example:8443/fw/images/fw.img",
+        ] {
+            assert_eq!(resolve(index, other).unwrap().query(), None, "{other}");
         }
-        total += n as u64;
-        if total > cap {
-            return Err(SinkOr::Fetch(FetchError::TooLarge {
-                url: url.to_string(),
-                limit: cap,
-            }));
-        }
-        sink(&buf[..n]).map_err(SinkOr::Sink)?;
+        // Without a query nothing changes.
+        let plain = resolve("http://127.0.0.1:8080/index.toml", "root/2.root.toml").unwrap();
+        assert_eq!(plain.as_str(), "http://127.0.0.1:8080/root/2.root.toml");
+        assert_eq!(
+            signature_url(&resolve("file:///media/usb/index.toml", "index.toml").unwrap()).as_str(),
+            "file:///media/usb/index.toml.sig"
+        );
+        assert!(resolve(index, "ftp://cdn.example/fw.img").is_err());
     }
 }

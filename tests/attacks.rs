@@ -4,10 +4,11 @@
 
 mod common;
 
+use common::trust::{draft, fresh, keys, publish, publish_root, reconfigure, use_root, DAY};
 use common::{release, world, TestWorld};
 use fwguard::agent::{Action, UpdateMode};
 use fwguard::error::{EXIT_NETWORK, EXIT_VERIFICATION};
-use fwguard::index::build::{sign_bytes, IndexDraft};
+use fwguard::index::build::IndexDraft;
 use fwguard::index::root::root_toml;
 use fwguard::index::sign::SecretKey;
 use fwguard::index::unix_now;
@@ -15,78 +16,6 @@ use fwguard::sim::httpd::Fault;
 use fwguard::sim::world::BUILD_TIME;
 use fwguard::sim::Behaviour;
 use std::sync::Arc;
-
-const DAY: u64 = 86_400;
-
-fn keys(n: usize) -> Vec<SecretKey> {
-    (0..n).map(|_| SecretKey::generate().unwrap()).collect()
-}
-
-/// Publish an index signed by every key in `signers`.
-fn publish(t: &TestWorld, draft: &IndexDraft, signers: &[&SecretKey]) {
-    let bytes = draft.to_toml();
-    std::fs::write(t.world.www.join("index.toml"), &bytes).unwrap();
-    let sigs: String = signers
-        .iter()
-        .map(|k| sign_bytes(k, bytes.as_bytes(), "k.pub"))
-        .collect();
-    std::fs::write(t.world.www.join("index.toml.sig"), sigs).unwrap();
-}
-
-fn draft(t: &TestWorld, version: u64, issued: u64, expires: u64, releases: &[&str]) -> IndexDraft {
-    let mut d = IndexDraft::new(version, issued, expires);
-    for r in releases {
-        d.add_release(release(t, r)).unwrap();
-    }
-    d
-}
-
-fn fresh(t: &TestWorld, version: u64, releases: &[&str]) -> IndexDraft {
-    let now = unix_now();
-    draft(t, version, now, now + 30 * DAY, releases)
-}
-
-/// Rewrite the config: `edit` gets the text.
-fn reconfigure(t: &TestWorld, edit: impl Fn(String) -> String) {
-    let text = std::fs::read_to_string(&t.cfg).unwrap();
-    std::fs::write(&t.cfg, edit(text)).unwrap();
-}
-
-/// Trust a root (index keys k-of-n, root keys) instead of the fixed vendor key.
-fn use_root(t: &TestWorld, index: &[&SecretKey], k: usize, root: &[&SecretKey], rk: usize) {
-    let text = root_toml(
-        1,
-        &index.iter().map(|x| x.public()).collect::<Vec<_>>(),
-        k,
-        &root.iter().map(|x| x.public()).collect::<Vec<_>>(),
-        rk,
-    );
-    let p = t.world.root.join("root.toml");
-    std::fs::write(&p, text).unwrap();
-    reconfigure(t, |c| {
-        c.lines()
-            .map(|l| {
-                if l.starts_with("trusted_key_files") {
-                    format!("root = \"{}\"", p.display())
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
-}
-
-/// Publish `text` as the next root (root/2.root.toml), signed by `signers`.
-fn publish_root(t: &TestWorld, text: &str, signers: &[&SecretKey]) {
-    std::fs::create_dir_all(t.world.www.join("root")).unwrap();
-    std::fs::write(t.world.www.join("root/2.root.toml"), text).unwrap();
-    let sigs: String = signers
-        .iter()
-        .map(|k| sign_bytes(k, text.as_bytes(), "root"))
-        .collect();
-    std::fs::write(t.world.www.join("root/2.root.toml.sig"), sigs).unwrap();
-}
 
 async fn refused(t: &TestWorld, code: i32, words: &str) {
     let before = t.snapshot();
@@ -373,6 +302,7 @@ async fn a_pulled_release_is_never_installed_and_its_owner_is_told() {
     let mut d = fresh(&t, 1, &["1.0", "1.1", "1.3"]);
     d.set_pulled(
         &"1.3".parse().unwrap(),
+        None,
         Some("corrupts the 5 GHz calibration".into()),
     )
     .unwrap();
@@ -383,11 +313,13 @@ async fn a_pulled_release_is_never_installed_and_its_owner_is_told() {
     let mut d = fresh(&t, 3, &["1.0", "1.1", "1.3"]);
     d.set_pulled(
         &"1.0".parse().unwrap(),
+        None,
         Some("leaks the admin password".into()),
     )
     .unwrap();
     d.set_pulled(
         &"1.3".parse().unwrap(),
+        None,
         Some("corrupts the 5 GHz calibration".into()),
     )
     .unwrap();
@@ -476,6 +408,7 @@ async fn staged_rollout_admits_this_device_by_its_bucket() {
     let mut d = fresh(&t, 1, &["1.0", "1.1"]);
     d.set_rollout(
         &"1.1".parse().unwrap(),
+        None,
         now - 60,
         &[(0, bucket), (3600, 100)],
     )
@@ -491,9 +424,9 @@ async fn staged_rollout_admits_this_device_by_its_bucket() {
     assert_eq!(a, again);
     // Halted: nobody new gets it, even in an open wave.
     let mut d = fresh(&t, 2, &["1.0", "1.1"]);
-    d.set_rollout(&"1.1".parse().unwrap(), now - 60, &[(0, 100)])
+    d.set_rollout(&"1.1".parse().unwrap(), None, now - 60, &[(0, 100)])
         .unwrap();
-    d.set_halted(&"1.1".parse().unwrap(), true).unwrap();
+    d.set_halted(&"1.1".parse().unwrap(), None, true).unwrap();
     publish(&t, &d, &[&t.world.key]);
     let a = t.agent().update(UpdateMode::Install).await.unwrap();
     assert!(
@@ -502,7 +435,7 @@ async fn staged_rollout_admits_this_device_by_its_bucket() {
     );
     // Its wave open: installed.
     let mut d = fresh(&t, 3, &["1.0", "1.1"]);
-    d.set_rollout(&"1.1".parse().unwrap(), now - 60, &[(0, bucket + 1)])
+    d.set_rollout(&"1.1".parse().unwrap(), None, now - 60, &[(0, bucket + 1)])
         .unwrap();
     publish(&t, &d, &[&t.world.key]);
     installs(&t, "1.1").await;

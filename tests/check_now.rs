@@ -115,7 +115,7 @@ async fn the_running_daemon_is_woken_and_its_round_reported() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let run = t.world.root.join("run");
+    let run = t.world.runtime_dir();
     let first = round_where(&run.join("round.json"), |r| {
         r.result == RoundResult::UpToDate
     })

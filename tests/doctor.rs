@@ -7,6 +7,7 @@ mod common;
 
 use common::linksys::Flash;
 use common::vendor_script::vendor_script;
+use common::{disk_dir, ram_dir};
 use fwguard::boot::env_store::EnvStore;
 use fwguard::boot::uboot::EnvLocation;
 use fwguard::sim::SimRouter;
@@ -18,6 +19,8 @@ const ERASE: u64 = 0x20000;
 
 struct Board {
     dir: tempfile::TempDir,
+    /// The runtime directory's parent, in RAM.
+    run: tempfile::TempDir,
 }
 
 impl Board {
@@ -52,12 +55,13 @@ impl Board {
         .unwrap();
         let key = fwguard::index::sign::SecretKey::generate().unwrap();
         std::fs::write(d.join("vendor.pub"), key.public().to_file("test")).unwrap();
+        let run = ram_dir();
         std::fs::write(
             d.join("config.toml"),
             format!(
                 r#"[agent]
 state_dir = "state"
-runtime_dir = "run"
+runtime_dir = "{run}/fwguard"
 
 [index]
 url = "http://127.0.0.1:9/index.toml"
@@ -73,11 +77,25 @@ slot_b = "{d}/slot-b.img"
 cmdline = "{d}/cmdline"
 reboot_command = ["true"]
 "#,
-                d = d.display()
+                d = d.display(),
+                run = run.path().display(),
             ),
         )
         .unwrap();
-        Board { dir }
+        Board { dir, run }
+    }
+
+    /// Point the configuration's runtime directory at `path`.
+    fn set_runtime_dir(&self, path: &std::path::Path) {
+        let cfg = std::fs::read_to_string(self.path("config.toml")).unwrap();
+        let cfg: Vec<String> = cfg
+            .lines()
+            .map(|l| match l.starts_with("runtime_dir = ") {
+                true => format!("runtime_dir = \"{}\"", path.display()),
+                false => l.to_string(),
+            })
+            .collect();
+        std::fs::write(self.path("config.toml"), cfg.join("\n")).unwrap();
     }
 
     /// Point the configuration's slot B at `path`.
@@ -135,6 +153,7 @@ fn doctor_reports_a_healthy_board() {
         "next boot A",
         "ok   running slot: running A; updates write slot B",
         "ok   slot: slot B: ",
+        "ok   runtime dir: ",
     ] {
         assert!(out.contains(want), "{want:?} not in:\n{out}");
     }
@@ -197,6 +216,41 @@ fn a_missing_sector_size_on_flash_and_a_bad_env_are_named() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("board.env_config"), "{err}");
     assert!(err.contains("cannot read it"), "{err}");
+}
+
+#[test]
+fn doctor_fails_a_runtime_dir_on_disk_naming_the_key_and_the_fix() {
+    let b = Board::new(&format!("DEV 0x0 0x4000 {ERASE:#x}"));
+    let (code, out, _) = b.run(&["doctor"]);
+    assert_eq!(code, 0, "{out}");
+    // Not there yet: its nearest existing ancestor, in RAM, is what it will be on.
+    let in_ram = format!(
+        "ok   runtime dir: {}/fwguard does not exist yet (fwguard creates it): {} is on tmpfs",
+        b.run.path().display(),
+        b.run.path().display()
+    );
+    assert!(out.contains(&in_ram), "{out}");
+    let disk = disk_dir();
+    for run in [disk.path().to_path_buf(), disk.path().join("fwguard")] {
+        b.set_runtime_dir(&run);
+        let (code, out, _) = b.run(&["doctor"]);
+        assert_eq!(code, 3, "{out}");
+        assert!(
+            out.contains(&format!(
+                "FAIL runtime dir: agent.runtime_dir {}",
+                run.display()
+            )),
+            "{out}"
+        );
+        assert!(out.contains("not in RAM (tmpfs or ramfs)"), "{out}");
+        assert!(
+            out.contains("fix: set agent.runtime_dir to a directory on tmpfs"),
+            "{out}"
+        );
+        assert!(out.contains("/var/run/fwguard on OpenWrt"), "{out}");
+        b.set_runtime_dir(&b.run.path().join("fwguard"));
+    }
+    assert!(!disk.path().join("fwguard").exists(), "doctor created it");
 }
 
 #[test]
@@ -325,10 +379,12 @@ fn doctor_on(dir: &std::path::Path, board: &str) -> (Option<i32>, String) {
     let key = fwguard::index::sign::SecretKey::generate().unwrap();
     std::fs::write(dir.join("vendor.pub"), key.public().to_file("t")).unwrap();
     let cfg = dir.join("config.toml");
+    let run = ram_dir();
     std::fs::write(
         &cfg,
         format!(
-            "[agent]\nstate_dir = \"state\"\n[index]\nurl = \"http://127.0.0.1:9/i\"\ntrusted_key_files = [\"vendor.pub\"]\n[board]\n{board}"
+            "[agent]\nstate_dir = \"state\"\nruntime_dir = \"{}\"\n[index]\nurl = \"http://127.0.0.1:9/i\"\ntrusted_key_files = [\"vendor.pub\"]\n[board]\n{board}",
+            run.path().display()
         ),
     )
     .unwrap();

@@ -149,3 +149,32 @@ fn vendor_command_failures_are_named() {
         "{e}"
     );
 }
+
+#[test]
+fn a_vendor_command_that_writes_a_megabyte_to_stderr_answers_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let b = vendor_script(dir.path(), "chatty");
+    b.arm_trial(&verified_slot(dir.path(), Slot::B), Slot::A)
+        .unwrap();
+    assert_eq!(b.read_state().unwrap().primary, Slot::B);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_vendor_command_that_leaves_a_process_holding_its_output_returns_when_it_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let b = vendor_script(dir.path(), "forks");
+    let s = b.read_state().unwrap();
+    assert_eq!((s.primary, s.trial), (Slot::A, false));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+}

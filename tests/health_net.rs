@@ -14,6 +14,8 @@ struct Setup {
     net: Net,
     cfg: std::path::PathBuf,
     _tmp: tempfile::TempDir,
+    /// The runtime directory's parent, in RAM (fwguard writes runtime files nowhere else).
+    _run: tempfile::TempDir,
 }
 
 /// A config with every check kind, for this net's WAN interface. The process and listen
@@ -24,6 +26,7 @@ fn setup(extra: &str) -> Setup {
 
 fn setup_with(extra: &str, edit: impl Fn(String) -> String) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
+    let run = tempfile::tempdir_in("/dev/shm").unwrap();
     let www = tmp.path().join("www");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("ok.txt"), "ok\n").unwrap();
@@ -114,7 +117,7 @@ name = "clock"
 kind = "clock"
 "#,
             state = tmp.path().join("state").display(),
-            run = tmp.path().join("run").display(),
+            run = run.path().join("run").display(),
             sim = tmp.path().join("sim").display(),
             flag = tmp.path().join("flag").display(),
         ),
@@ -126,6 +129,7 @@ kind = "clock"
         net,
         cfg,
         _tmp: tmp,
+        _run: run,
     };
     // The router's own services: a named process and a local listener.
     let sleep = s.net.dir.join(&svc);
@@ -424,7 +428,7 @@ url = "http://{ISP}/index.toml"
 timeout = "2s"
 "#,
             state = world.root.join("state").display(),
-            run = world.root.join("run").display(),
+            run = world.runtime_dir().display(),
             key = world.root.join("vendor/vendor.pub").display(),
             router = world.router.dir().display(),
             wan = net.wan,

@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::{history_has, world};
+use common::trust::reconfigure;
+use common::{fwguard, history_has, world};
 use fwguard::agent::{Action, UpdateMode};
-use fwguard::error::Error;
+use fwguard::error::{Error, EXIT_NETWORK};
 use fwguard::Slot;
 use std::path::Path;
 
@@ -219,4 +220,36 @@ async fn nothing_on_the_stick_is_read_through_a_symbolic_link() {
     );
     assert_eq!(t.snapshot()[0], before[0], "the running slot changed");
     assert_eq!(t.snapshot()[2], before[2], "the env changed");
+}
+
+#[tokio::test]
+async fn an_index_on_a_device_that_never_answers_fails_as_a_fetch_error_within_fetch_timeout() {
+    let t = world("off").await;
+    // A FIFO nobody writes stands in for a dead USB stick: opening it never returns.
+    let usb = t.world.root.join("usb");
+    std::fs::create_dir_all(&usb).unwrap();
+    let fifo = usb.join("index.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let url = t.world.index_url();
+    reconfigure(&t, |c| {
+        c.replace(
+            &format!("[index]\nurl = \"{url}\""),
+            &format!(
+                "[index]\nurl = \"file://{}\"\nfetch_timeout = \"1s\"",
+                fifo.display()
+            ),
+        )
+    });
+    assert!(t.settings().index.url.starts_with("file://"));
+    let start = std::time::Instant::now();
+    let o = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        fwguard(&t.cfg, &["check"]),
+    )
+    .await
+    .expect("fwguard check gives up on the FIFO");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(EXIT_NETWORK), "{err}");
+    assert!(err.contains("no complete answer within 1 s"), "{err}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
 }

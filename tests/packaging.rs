@@ -116,8 +116,39 @@ fn openwrt_ipk() {
             && init.contains("procd_set_param respawn")
             && init.contains("daemon")
     );
-    // The shipped config is the documented example, and it parses.
+    // The shipped config is the documented example, and it parses; but its runtime
+    // directory is /var/run/fwguard: /run may not exist on OpenWrt (`mkdir -p` would put it
+    // on the overlay, on flash), while /var is /tmp there, a tmpfs.
+    sh(Command::new("tar")
+        .arg("xzf")
+        .arg(x.path().join("data.tar.gz"))
+        .arg("./etc/fwguard/config.toml")
+        .current_dir(x.path()));
+    let shipped = x.path().join("etc/fwguard/config.toml");
+    let settings = fwguard::config::Settings::load(&shipped).unwrap();
+    assert_eq!(settings.runtime_dir, Path::new("/var/run/fwguard"));
+    let example = std::fs::read_to_string(repo("packaging/config.toml")).unwrap();
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    let differ: Vec<(&str, &str)> = example
+        .lines()
+        .zip(text.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(
+        (differ, example.lines().count()),
+        (
+            vec![(
+                "runtime_dir = \"/run/fwguard\"",
+                "runtime_dir = \"/var/run/fwguard\""
+            )],
+            text.lines().count()
+        ),
+        "the OpenWrt config differs from the example in more than its runtime directory"
+    );
     fwguard::config::Settings::load(&repo("packaging/config.toml")).unwrap();
+    // The OpenWrt buildroot package installs the same edit.
+    let makefile = std::fs::read_to_string(repo("packaging/openwrt/Makefile")).unwrap();
+    assert!(makefile.contains("sed -f ./files/config.sed"), "{makefile}");
 }
 
 #[test]

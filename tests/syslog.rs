@@ -96,3 +96,42 @@ async fn without_a_syslog_socket_the_log_stays_on_stderr_saying_why() {
     assert!(err.contains("logging to stderr"), "{err}");
     assert!(err.contains("INFO accepted index version 1"), "{err}");
 }
+
+/// Fill the receive queue of the socket at `path` (bound, never read) until no sender can add
+/// to it: a syslog daemon that stopped reading.
+fn fill(path: &std::path::Path) -> Vec<UnixDatagram> {
+    let mut senders = Vec::new();
+    for _ in 0..1000 {
+        let s = UnixDatagram::unbound().unwrap();
+        s.connect(path).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let mut sent = 0;
+        while s.send(b"<30>filler: a line nobody reads").is_ok() {
+            sent += 1;
+        }
+        senders.push(s);
+        if sent == 0 {
+            return senders;
+        }
+    }
+    panic!("the socket at {} never filled", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_syslog_socket_nobody_reads_drops_lines_instead_of_blocking_the_agent() {
+    let mut t = world("off").await;
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    let path = t.world.root.join("log.sock");
+    let _unread = UnixDatagram::bind(&path).unwrap();
+    let _fillers = fill(&path);
+    let run = tokio::process::Command::new(BIN)
+        .arg(format!("--syslog={}", path.display()))
+        .args(["-vv", "--config", t.cfg.to_str().unwrap(), "check"])
+        .kill_on_drop(true)
+        .output();
+    let o = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("fwguard check ends although its syslog socket is full")
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+}

@@ -318,3 +318,232 @@ fn a_payload_is_wrapped_into_a_firmware_image() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("header"));
     assert!(!d.join("e.img").exists());
 }
+
+/// What each board's entry of `version` says: (board, pulled reason, rollout state).
+fn entries(dir: &Path, version: &str) -> Vec<(String, Option<String>, Option<bool>)> {
+    let text = std::fs::read_to_string(dir.join("index.toml")).unwrap();
+    let doc: toml::Table = toml::from_str(&text).unwrap();
+    let mut out = Vec::new();
+    for r in doc["release"].as_array().unwrap() {
+        if r["version"].as_str() != Some(version) {
+            continue;
+        }
+        for b in r["boards"].as_array().unwrap() {
+            out.push((
+                b.as_str().unwrap().to_string(),
+                r.get("pulled").map(|p| p.as_str().unwrap().to_string()),
+                r.get("rollout").map(|ro| ro["halted"].as_bool().unwrap()),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn fails(dir: &Path, args: &[&str], words: &str) {
+    let o = tool(dir, args);
+    assert_eq!(o.status.code(), Some(1), "{args:?} should fail");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(words), "{err:?} does not mention {words:?}");
+}
+
+#[test]
+fn pull_unpull_rollout_and_floor_act_on_every_boards_entry_or_the_one_board_named() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    std::fs::write(d.join("fw.img"), b"firmware").unwrap();
+    ok(d, &["new", "index.toml"]);
+    for boards in [&["a"][..], &["b"], &["c", "d"]] {
+        let mut args = vec!["add-release", "index.toml", "--version", "2.0"];
+        for b in boards {
+            args.extend(["--board", b]);
+        }
+        ok(d, &[&args[..], &["--image", "fw.img"]].concat());
+    }
+    let pulled = |r: &str| Some(r.to_string());
+
+    // Every board's entry, a line each.
+    let out = ok(
+        d,
+        &[
+            "pull",
+            "index.toml",
+            "--version",
+            "2.0",
+            "--reason",
+            "bricks",
+        ],
+    );
+    let all_pulled: Vec<_> = ["a", "b", "c", "d"]
+        .map(|b| (b.to_string(), pulled("bricks"), None))
+        .into();
+    assert_eq!(entries(d, "2.0"), all_pulled);
+    for b in ["a", "b", "c", "d"] {
+        assert!(
+            out.contains(&format!("2.0 for board {b}: pulled (bricks)")),
+            "{out}"
+        );
+    }
+
+    // One board's, splitting the entry it shares with another board.
+    let out = ok(
+        d,
+        &["unpull", "index.toml", "--version", "2.0", "--board", "c"],
+    );
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("2.0 for board"))
+            .collect::<Vec<_>>(),
+        ["2.0 for board c: offered again"]
+    );
+    let e = entries(d, "2.0");
+    assert_eq!(e[2], ("c".into(), None, None));
+    assert_eq!(e[3], ("d".into(), pulled("bricks"), None));
+    ok(
+        d,
+        &["unpull", "index.toml", "--version", "2.0", "--board", "b"],
+    );
+    fails(
+        d,
+        &["unpull", "index.toml", "--version", "2.0", "--board", "zz"],
+        "release 2.0 has no entry for board \"zz\"",
+    );
+    fails(
+        d,
+        &["unpull", "index.toml", "--version", "2.0", "--board", "b"],
+        "nothing to change: 2.0 for board b: left as it was (not pulled)",
+    );
+    ok(d, &["unpull", "index.toml", "--version", "2.0"]);
+
+    // Rollouts likewise: set on all, halted on one.
+    let out = ok(
+        d,
+        &[
+            "rollout",
+            "index.toml",
+            "--version",
+            "2.0",
+            "--wave",
+            "1h:10",
+        ],
+    );
+    assert_eq!(out.matches("rollout set in 1 wave(s)").count(), 4, "{out}");
+    let out = ok(
+        d,
+        &[
+            "rollout",
+            "index.toml",
+            "--version",
+            "2.0",
+            "--halt",
+            "--board",
+            "d",
+        ],
+    );
+    assert!(out.contains("2.0 for board d: rollout halted"), "{out}");
+    let halted: Vec<_> = entries(d, "2.0").into_iter().map(|e| e.2).collect();
+    assert_eq!(halted, [Some(false), Some(false), Some(false), Some(true)]);
+    fails(
+        d,
+        &[
+            "rollout",
+            "index.toml",
+            "--version",
+            "2.0",
+            "--wave",
+            "1h:1",
+            "--board",
+            "zz",
+        ],
+        "no entry for board \"zz\"",
+    );
+
+    // A floor is per board already: it names the change and refuses a board no release is for.
+    let out = ok(
+        d,
+        &["floor", "index.toml", "--board", "a", "--version", "1.5"],
+    );
+    assert!(
+        out.contains("security floor of board a: set to 1.5"),
+        "{out}"
+    );
+    let out = ok(
+        d,
+        &["floor", "index.toml", "--board", "a", "--version", "2.0"],
+    );
+    assert!(
+        out.contains("security floor of board a: 1.5 -> 2.0"),
+        "{out}"
+    );
+    fails(
+        d,
+        &["floor", "index.toml", "--board", "zz", "--version", "1.5"],
+        "no release of the index is for board \"zz\"",
+    );
+    fails(
+        d,
+        &["floor", "index.toml", "--board", "b", "--clear"],
+        "board \"b\" has no security floor to clear",
+    );
+    let text = std::fs::read_to_string(d.join("index.toml")).unwrap();
+    assert!(
+        text.contains("a = \"2.0\"") && !text.contains("zz"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_root_rotation_can_reset_the_time_floor_of_devices() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    for k in ["index", "root"] {
+        ok(
+            d,
+            &[
+                "keygen",
+                "-s",
+                &format!("{k}.sec"),
+                "-p",
+                &format!("{k}.pub"),
+            ],
+        );
+    }
+    let keys = ["--index-key", "index.pub", "--root-key", "root.pub"];
+    ok(d, &[&["init", "root.toml"][..], &keys].concat());
+    let rotate = |floor: &str| {
+        tool(
+            d,
+            &[
+                &["rotate-root", ".", "--current", "root.toml"][..],
+                &keys,
+                &["--reset-time-floor", floor],
+            ]
+            .concat(),
+        )
+    };
+    // A time that is not RFC 3339 is named.
+    let o = rotate("tomorrow");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("\"tomorrow\" is not an RFC 3339"), "{err}");
+    let o = rotate("2026-12-01T00:00:00Z");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("reset their time floor to 2026-12-01T00:00:00Z"),
+        "{out}"
+    );
+    let root = std::fs::read_to_string(d.join("root/2.root.toml")).unwrap();
+    assert!(
+        root.contains("time_floor = \"2026-12-01T00:00:00Z\""),
+        "{root}"
+    );
+    ok(d, &["sign", "root/2.root.toml", "-s", "root.sec"]);
+    ok(d, &["new", "index.toml"]);
+    ok(d, &["sign", "index.toml", "-s", "index.sec"]);
+    let out = ok(d, &["verify", ".", "--root", "root.toml"]);
+    assert!(
+        out.contains("root version 2 resets devices' time floor to 2026-12-01T00:00:00Z"),
+        "{out}"
+    );
+}

@@ -2,10 +2,10 @@
 
 use super::Agent;
 use crate::error::{Error, Result};
-use crate::fetch::{resolve, FetchError};
+use crate::fetch::{resolve, signature_url, FetchError};
 use crate::index::root::TrustRoot;
 use crate::index::select::{select, Choice, Wanted};
-use crate::index::{UntrustedIndex, VerifiedIndex};
+use crate::index::{format_time, UntrustedIndex, VerifiedIndex};
 use crate::state::{Note, PersistedState};
 use crate::version::Version;
 
@@ -40,12 +40,15 @@ impl Agent {
         }
     }
 
-    /// Follow root rotations published next to the index (`root/<version>.root.toml`).
+    /// Follow root rotations published next to the index (`root/<version>.root.toml`). A
+    /// rotated root with a `time_floor` resets the device's time floor to it, never below
+    /// `build_time` (the running firmware's).
     async fn rotate_root(
         &self,
         st: &mut PersistedState,
         mut root: TrustRoot,
         base: &str,
+        build_time: u64,
     ) -> Result<(TrustRoot, bool)> {
         let mut changed = false;
         for _ in 0..MAX_ROTATIONS {
@@ -64,20 +67,46 @@ impl Agent {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let sig_url = resolve(base, &format!("root/{next}.root.toml.sig"))?;
+            let sig_url = signature_url(&url);
             let sigs = self.fetcher.fetch_bytes(&sig_url, MAX_SIG_BYTES).await?;
             let new = root.rotate(&bytes, &sigs)?;
             tracing::info!("trust root rotated from version {} to {next}", root.version);
             st.root = new.text().map(str::to_string);
             // A new root starts a new epoch of index versions (recovery from a fast-forward
-            // attack); the time floor still refuses anything issued before what was seen.
+            // attack); the time floor still refuses anything issued before what was seen,
+            // unless the root resets it (recovery from a fast-forwarded time).
             st.last_index = None;
             let facts = self.facts(st);
             st.note(Note::RootRotated { version: next }, &facts);
+            if let Some(reset) = new.time_floor {
+                self.reset_time_floor(st, next, reset, build_time);
+            }
             changed = true;
             root = new;
         }
         Ok((root, changed))
+    }
+
+    /// Set the time floor to what root version `root` says, or to `build_time` if that is
+    /// later (a floor below the running firmware's build time would believe a clock at 1970).
+    fn reset_time_floor(&self, st: &mut PersistedState, root: u64, reset: u64, build_time: u64) {
+        let floor = reset.max(build_time);
+        let clamped = if floor > reset {
+            format!(
+                " (the running firmware's build time; the root says {})",
+                format_time(reset)
+            )
+        } else {
+            String::new()
+        };
+        let detail = format!(
+            "trust root version {root} reset the time floor from {} to {}{clamped}",
+            format_time(st.time_floor),
+            format_time(floor)
+        );
+        tracing::warn!("{detail}");
+        let facts = self.facts(st);
+        st.note(Note::TimeFloorReset { floor, detail }, &facts);
     }
 
     /// Fetch the index and verify it against the trust root and the persisted state.
@@ -102,9 +131,9 @@ impl Agent {
     ) -> Result<(VerifiedIndex, bool)> {
         let cfg = &self.settings.index;
         let root = self.trust_root(st)?;
-        let (root, rotated) = self.rotate_root(st, root, index_url).await?;
+        let (root, rotated) = self.rotate_root(st, root, index_url, build_time).await?;
         let url = resolve(index_url, index_url)?;
-        let sig_url = resolve(index_url, &format!("{index_url}.sig"))?;
+        let sig_url = signature_url(&url);
         let bytes = self.fetcher.fetch_bytes(&url, cfg.max_index_bytes).await?;
         let signatures = self.fetcher.fetch_bytes(&sig_url, MAX_SIG_BYTES).await?;
         let floor = st.time_floor.max(build_time);

@@ -93,7 +93,7 @@ impl Agent {
             Err(e) => format!("{}\nunreadable: {e}\n", self.board.bootloader.describe()),
         };
         let board = Ok(&self.board);
-        let doctor: String = crate::board::preflight::all(&self.settings.board, board)
+        let doctor: String = crate::board::preflight::all(&self.settings, board)
             .iter()
             .map(|f| {
                 format!(

@@ -1,5 +1,6 @@
 //! Health rounds as the agent runs them: with the device's clock and time floor, recorded
-//! in a runtime file (RAM, not flash) so `fwguard status` can show the latest one.
+//! in a runtime file (RAM, not flash: refused elsewhere) so `fwguard status` can show the
+//! latest one.
 
 use super::Agent;
 use crate::error::{Error, Result};
@@ -14,6 +15,17 @@ pub struct HealthRecord {
     pub phase: String,
     pub report: Report,
     pub verdict: Verdict,
+}
+
+impl HealthRecord {
+    /// Ok when every required check passed; else the failing ones.
+    pub fn passed(&self) -> Result<()> {
+        if self.verdict.passed() {
+            Ok(())
+        } else {
+            Err(Error::Unhealthy(self.verdict.failing.join("; ")))
+        }
+    }
 }
 
 impl Agent {
@@ -38,6 +50,12 @@ impl Agent {
         phase: &str,
         baseline: Option<&[String]>,
     ) -> (Report, Verdict) {
+        let record = self.health_record(phase, baseline).await;
+        (record.report, record.verdict)
+    }
+
+    /// A health round, as recorded in `<runtime_dir>/health.json` (when that is in RAM).
+    async fn health_record(&self, phase: &str, baseline: Option<&[String]>) -> HealthRecord {
         let plan = &self.settings.health;
         let report = self
             .checker
@@ -51,25 +69,23 @@ impl Agent {
             verdict: verdict.clone(),
         };
         if let Err(e) = self.write_runtime("health.json", &record) {
-            tracing::warn!("cannot record the health round: {e}");
+            tracing::error!("cannot record the health round: {e}");
         }
-        (report, verdict)
+        record
     }
 
-    /// Write `<runtime_dir>/name` (tmpfs: what must not wear the flash) by rename.
+    /// Write `<runtime_dir>/name` by rename; refused unless the directory is in RAM (what
+    /// is rewritten this often must not wear the flash).
     pub(super) fn write_runtime(
         &self,
         name: &str,
         record: &impl serde::Serialize,
-    ) -> std::io::Result<()> {
-        let dir = &self.settings.runtime_dir;
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!("{name}.tmp"));
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(record).expect("record serialises"),
-        )?;
-        std::fs::rename(tmp, dir.join(name))
+    ) -> std::result::Result<(), crate::runtime_dir::RuntimeDirError> {
+        crate::runtime_dir::write(
+            &self.settings.runtime_dir,
+            name,
+            &serde_json::to_vec_pretty(record).expect("record serialises"),
+        )
     }
 
     /// The latest health round, if one ran since the runtime directory was last cleared.
@@ -80,11 +96,14 @@ impl Agent {
 
     /// `fwguard health`: one round now, judged without a baseline. Changes no state.
     pub async fn health_now(&self) -> Result<(Report, Verdict)> {
-        let (report, verdict) = self.health_round("manual", None).await;
-        if verdict.passed() {
-            Ok((report, verdict))
-        } else {
-            Err(Error::Unhealthy(verdict.failing.join("; ")))
-        }
+        let record = self.manual_health_round().await;
+        record.passed()?;
+        Ok((record.report, record.verdict))
+    }
+
+    /// One round now, judged without a baseline, with its record (also when the runtime
+    /// directory refused it). Changes no state.
+    pub async fn manual_health_round(&self) -> HealthRecord {
+        self.health_record("manual", None).await
     }
 }

@@ -44,9 +44,10 @@ pub enum RoundResult {
 }
 
 /// The daemon's claim on `<runtime_dir>/daemon.pid`: an exclusive lock held while it runs,
-/// with its process id inside for `fwguard check --now`.
+/// with its process id inside for `fwguard check --now`. None: the runtime directory is not
+/// in RAM, so the daemon runs without its pid file.
 pub struct DaemonLock {
-    _flock: Flock<File>,
+    _flock: Option<Flock<File>>,
 }
 
 fn now_ms() -> u64 {
@@ -65,7 +66,7 @@ impl Agent {
     fn try_pid_lock(&self) -> Result<std::result::Result<Flock<File>, File>> {
         let path = self.pid_path();
         let io = |e: std::io::Error| Error::Other(format!("{}: {e}", path.display()));
-        std::fs::create_dir_all(&self.settings.runtime_dir).map_err(io)?;
+        crate::runtime_dir::create(&self.settings.runtime_dir)?;
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -80,15 +81,26 @@ impl Agent {
         }
     }
 
-    /// Claim the daemon's pid file (one daemon per device).
+    /// Claim the daemon's pid file (one daemon per device). A runtime directory that is not in
+    /// RAM is logged and the daemon runs without it: refusing to run would leave a trial boot
+    /// unjudged (the bootloader would then roll back a good update) and install nothing.
     pub(super) fn claim_daemon(&self) -> Result<DaemonLock> {
-        match self.try_pid_lock()? {
+        let claim = match self.try_pid_lock() {
+            Err(Error::RuntimeDir(e)) if e.is_refusal() => {
+                tracing::error!(
+                    "{e}; the daemon runs without its pid file, so `fwguard check --now` cannot wake it"
+                );
+                return Ok(DaemonLock { _flock: None });
+            }
+            other => other?,
+        };
+        match claim {
             Ok(mut lock) => {
                 let path = self.pid_path();
                 lock.set_len(0)
                     .and_then(|_| writeln!(&mut *lock, "{}", std::process::id()))
                     .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-                Ok(DaemonLock { _flock: lock })
+                Ok(DaemonLock { _flock: Some(lock) })
             }
             Err(f) => Err(Error::DaemonRunning {
                 pid: read_pid(f).map_or("unknown".into(), |p| p.to_string()),
@@ -178,7 +190,7 @@ impl Agent {
             exit_code,
         };
         if let Err(e) = self.write_runtime("round.json", &record) {
-            tracing::warn!("cannot record the round in the runtime directory: {e}");
+            tracing::error!("cannot record the round in the runtime directory: {e}");
         }
         (record, reboot)
     }

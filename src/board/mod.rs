@@ -222,21 +222,26 @@ impl Platform for LinuxPlatform {
     }
 }
 
-/// Run the configured reboot command; Ok once it was accepted.
+/// How long the reboot command may take to accept the reboot.
+const REBOOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Run the configured reboot command; Ok once it was accepted. Its output is read while it
+/// runs (a full pipe never stalls it) and it is killed past [`REBOOT_TIMEOUT`].
 pub(crate) fn run_reboot(argv: &[String]) -> Result<(), BoardError> {
     let command = argv.join(" ");
-    let status = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .status()
-        .map_err(|e| BoardError::Reboot {
-            command: command.clone(),
-            detail: e.to_string(),
-        })?;
-    if !status.success() {
-        return Err(BoardError::Reboot {
-            command,
-            detail: status.to_string(),
-        });
+    let fail = |detail: String| BoardError::Reboot {
+        command: command.clone(),
+        detail,
+    };
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| fail("no command".into()))?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let done =
+        crate::command::run(program, &args, REBOOT_TIMEOUT).map_err(|e| fail(e.to_string()))?;
+    if !done.status.success() {
+        let err = String::from_utf8_lossy(&done.stderr.kept);
+        return Err(fail(format!("{}: {}", done.status, err.trim())));
     }
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! Preflight checks of a board's update path, run by `fwguard doctor` and, for the ones that
 //! would make a write go wrong, before any write: the environment's geometry against the
-//! flash it lives on, the environment itself, the running slot, the slots.
+//! flash it lives on, the environment itself, the running slot, the slots; and that the
+//! runtime directory is in RAM.
 
 use super::{Board, BoardError};
 use crate::boot::fw_env::{EnvDevice, FwEnvConfig};
-use crate::config::BoardSettings;
+use crate::config::{BoardSettings, Settings};
 use crate::flash::mtd::mtd_name;
 use std::path::Path;
 
@@ -182,9 +183,24 @@ fn slots_apart(a: &Path, b: &Path, sysfs: &Path) -> Finding {
     }
 }
 
+/// The runtime directory is in RAM (tmpfs or ramfs), or will be once created.
+pub fn runtime_dir(dir: &Path) -> Finding {
+    const CHECK: &str = "runtime dir";
+    match crate::runtime_dir::check(dir) {
+        Ok(in_ram) => Finding::ok(CHECK, in_ram.to_string()),
+        Err(e) => Finding::fail(CHECK, e.problem(), crate::runtime_dir::FIX.into()),
+    }
+}
+
 /// Every check, for `fwguard doctor`; `board` is what building the board from the settings
 /// gave (finding its partitions and devices).
-pub fn all(settings: &BoardSettings, board: Result<&Board, &BoardError>) -> Vec<Finding> {
+pub fn all(settings: &Settings, board: Result<&Board, &BoardError>) -> Vec<Finding> {
+    let mut out = board_checks(&settings.board, board);
+    out.push(runtime_dir(&settings.runtime_dir));
+    out
+}
+
+fn board_checks(settings: &BoardSettings, board: Result<&Board, &BoardError>) -> Vec<Finding> {
     let mut out = layout(settings);
     let board = match board {
         Ok(b) => b,

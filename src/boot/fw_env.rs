@@ -107,17 +107,29 @@ impl FwEnvConfig {
             } else {
                 None
             };
-            if let Some(s) = sector_size {
-                if s == 0 {
-                    return Err(err(line, "sector size 0".into()));
+            // What the copy occupies: its sectors, or (none given) the environment itself.
+            let span = match sector_size {
+                Some(0) => return Err(err(line, "sector size 0".into())),
+                Some(s) => {
+                    let n = sectors.unwrap_or(1).max(1);
+                    let span = s.checked_mul(n).ok_or_else(|| {
+                        err(line, format!("{n} sectors of {s:#x} bytes exceed 64 bits"))
+                    })?;
+                    if span < size {
+                        return Err(err(
+                            line,
+                            format!("the environment ({size} bytes) does not fit in {span} bytes of sectors"),
+                        ));
+                    }
+                    span
                 }
-                let span = s * sectors.unwrap_or(1).max(1);
-                if span < size {
-                    return Err(err(
-                        line,
-                        format!("the environment ({size} bytes) does not fit in {span} bytes of sectors"),
-                    ));
-                }
+                None => size,
+            };
+            if offset.checked_add(span).is_none() {
+                return Err(err(
+                    line,
+                    format!("the copy at {offset:#x} ({span:#x} bytes) ends past 64 bits"),
+                ));
             }
             copies.push(EnvDevice {
                 device: PathBuf::from(fields[0]),
@@ -211,5 +223,22 @@ mod tests {
         assert_eq!(e.line, 0);
         let e = parse("/a 0 64\n/b 0 64\n/c 0 64\n").unwrap_err();
         assert_eq!(e.line, 3);
+    }
+
+    #[test]
+    fn extents_past_64_bits_are_refused_not_overflowed() {
+        // These overflowed (a panic with overflow checks, a wrapped span or overlap test
+        // without); found while writing the fw_env_config fuzz target.
+        let e = parse("/dev/mtd1 0 0x4000 0x8000000000000000 2\n").unwrap_err();
+        assert!(e.problem.contains("exceed 64 bits"), "{e}");
+        let e = parse("/dev/a 0 0x4000\n/dev/a 0xffffffffffffffff 0x4000\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.problem.contains("ends past 64 bits"), "{e}");
+        let e = parse("/dev/a 0xffffffffffff0000 0x4000 0x10000 1\n").unwrap_err();
+        assert!(e.problem.contains("ends past 64 bits"), "{e}");
+        // Its end must be a 64-bit offset too.
+        assert!(parse("/dev/a 0xffffffffffffc000 0x4000\n").is_err());
+        let c = parse("/dev/a 0xffffffffffffbfff 0x4000\n").unwrap();
+        assert_eq!(c.copies[0].offset, 0xffff_ffff_ffff_bfff);
     }
 }

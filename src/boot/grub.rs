@@ -29,6 +29,8 @@ pub enum GrubEnvError {
     Line { line: usize, problem: String },
     #[error("the variables need {need} bytes; the block holds {size}")]
     TooBig { need: usize, size: usize },
+    #[error("variable name {0:?} cannot be written in the block (it starts with '#' or holds a newline)")]
+    BadName(String),
 }
 
 /// Decode a block.
@@ -50,47 +52,65 @@ pub fn decode(bytes: &[u8]) -> Result<EnvVars, GrubEnvError> {
             continue;
         }
         // A line ends at an unescaped newline.
-        let mut line = Vec::new();
         let mut i = 0;
-        let mut ended = false;
+        let mut end = None;
         while i < rest.len() {
             match rest[i] {
-                b'\\' if i + 1 < rest.len() => {
-                    line.push(rest[i + 1]);
-                    i += 2;
-                }
+                b'\\' if i + 1 < rest.len() => i += 2,
                 b'\n' => {
-                    i += 1;
-                    ended = true;
+                    end = Some(i);
                     break;
                 }
-                b => {
-                    line.push(b);
-                    i += 1;
-                }
+                _ => i += 1,
             }
         }
         let bad = |problem: &str| GrubEnvError::Line {
             line: line_no,
             problem: problem.into(),
         };
-        if !ended {
+        let Some(end) = end else {
             return Err(bad("not terminated by a newline (a torn write?)"));
-        }
-        rest = &rest[i..];
-        let text = String::from_utf8(line).map_err(|_| bad("not UTF-8"))?;
-        let (name, value) = text
-            .split_once('=')
+        };
+        let line = &rest[..end];
+        rest = &rest[end + 1..];
+        // As GRUB reads it: the name as written, up to the first '='; only the value is
+        // escaped.
+        let eq = line
+            .iter()
+            .position(|&b| b == b'=')
             .ok_or_else(|| bad("expected name=value"))?;
-        vars.set(name, value).map_err(|e| bad(&e.to_string()))?;
+        let name = std::str::from_utf8(&line[..eq]).map_err(|_| bad("not UTF-8"))?;
+        if name.contains('\n') {
+            return Err(bad("the name holds a newline"));
+        }
+        let mut value = Vec::with_capacity(line.len() - eq);
+        let mut escaped = line[eq + 1..].iter();
+        while let Some(&b) = escaped.next() {
+            value.push(if b == b'\\' {
+                *escaped.next().unwrap_or(&b)
+            } else {
+                b
+            });
+        }
+        let value = String::from_utf8(value).map_err(|_| bad("not UTF-8"))?;
+        vars.set(name, &value).map_err(|e| bad(&e.to_string()))?;
     }
     Ok(vars)
+}
+
+/// Whether GRUB reads `name` back as written: it is taken as written up to the first '=', so
+/// it must not start a comment or hold a newline.
+fn writable_name(name: &str) -> bool {
+    !name.starts_with('#') && !name.contains('\n')
 }
 
 /// Encode `vars` into a block of `size` bytes.
 pub fn encode(vars: &EnvVars, size: usize) -> Result<Vec<u8>, GrubEnvError> {
     let mut out = SIGNATURE.to_vec();
     for (name, value) in vars.iter() {
+        if !writable_name(name) {
+            return Err(GrubEnvError::BadName(name.to_string()));
+        }
         out.extend_from_slice(name.as_bytes());
         out.push(b'=');
         for &b in value.as_bytes() {
@@ -225,5 +245,33 @@ mod tests {
             encode(&big, DEFAULT_SIZE),
             Err(GrubEnvError::TooBig { .. })
         ));
+    }
+
+    /// A name starting with '#' was written as a comment line (found by the grub_env fuzz
+    /// target), and a name with a backslash was unescaped on reading but written as it is
+    /// (seen while writing the target): such a block read back other variables than were
+    /// written, after it had replaced the file.
+    #[test]
+    fn names_read_as_grub_reads_them_and_unwritable_names_are_refused() {
+        // GRUB takes a name as written up to the first '='; only the value is escaped.
+        let block = |body: &[u8]| [SIGNATURE, body].concat();
+        let v = decode(&block(b"a\\b=c\\\\d\n")).unwrap();
+        assert_eq!(v.get("a\\b"), Some("c\\d"));
+        let v = decode(&block(b"x\\=1\n")).unwrap();
+        assert_eq!(v.get("x\\"), Some("1"));
+        for v in [v, vars(&[("\\#y", "2"), ("z\\\\", "\n")])] {
+            assert_eq!(decode(&encode(&v, DEFAULT_SIZE).unwrap()).unwrap(), v);
+        }
+        // A newline in a name (escaped, as GRUB would keep it: backslash and all) is refused.
+        assert!(matches!(
+            decode(&block(b"a\\\nb=1\n")),
+            Err(GrubEnvError::Line { line: 2, .. })
+        ));
+        for name in ["#x", "a\nb"] {
+            assert_eq!(
+                encode(&vars(&[(name, "1")]), DEFAULT_SIZE),
+                Err(GrubEnvError::BadName(name.into()))
+            );
+        }
     }
 }

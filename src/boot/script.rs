@@ -16,10 +16,10 @@
 use super::{BootError, BootState, Bootloader};
 use crate::flash::VerifiedSlot;
 use crate::slot::Slot;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How long the vendor command may take (its answer is small; a pipe never fills).
+/// How long the vendor command may take. Its stdout and stderr are read while it runs (a
+/// pipe never fills), 64 KiB of each kept; past this it is killed with its process group.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -41,6 +41,12 @@ fn default_limit() -> u32 {
     3
 }
 
+/// Parse the vendor command's answer to `get-active` (its standard output; whitespace around
+/// it is ignored): one JSON object with the fields of [`Answer`], nothing else.
+pub fn parse_answer(text: &str) -> Result<Answer, serde_json::Error> {
+    serde_json::from_str(text.trim())
+}
+
 pub struct ScriptBoot {
     argv: Vec<String>,
 }
@@ -60,49 +66,31 @@ impl ScriptBoot {
     }
 
     fn run(&self, args: &[&str]) -> Result<String, BootError> {
-        use std::io::Read;
-        let mut child = Command::new(&self.argv[0])
-            .args(&self.argv[1..])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+        let mut all: Vec<&str> = self.argv[1..].iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        let done = crate::command::run(&self.argv[0], &all, TIMEOUT)
             .map_err(|e| self.fail(args, e.to_string()))?;
-        let started = Instant::now();
-        let status = loop {
-            match child
-                .try_wait()
-                .map_err(|e| self.fail(args, e.to_string()))?
-            {
-                Some(status) => break status,
-                None if started.elapsed() > TIMEOUT => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(self.fail(args, format!("no answer within {TIMEOUT:?}; killed")));
-                }
-                None => std::thread::sleep(Duration::from_millis(10)),
-            }
-        };
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        if let Some(mut o) = child.stdout.take() {
-            let _ = o.read_to_end(&mut out);
+        if !done.status.success() {
+            let err = String::from_utf8_lossy(&done.stderr.kept);
+            return Err(self.fail(args, format!("{}: {}", done.status, err.trim())));
         }
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_end(&mut err);
-        }
-        if !status.success() {
+        if done.stdout.truncated() {
             return Err(self.fail(
                 args,
-                format!("{status}: {}", String::from_utf8_lossy(&err).trim()),
+                format!(
+                    "it printed {} bytes, more than the {} an answer may have",
+                    done.stdout.total,
+                    crate::command::KEPT
+                ),
             ));
         }
-        String::from_utf8(out).map_err(|_| self.fail(args, "output is not UTF-8".into()))
+        String::from_utf8(done.stdout.kept)
+            .map_err(|_| self.fail(args, "output is not UTF-8".into()))
     }
 
     pub fn get_active(&self) -> Result<Answer, BootError> {
         let text = self.run(&["get-active"])?;
-        serde_json::from_str(text.trim()).map_err(|e| {
+        parse_answer(&text).map_err(|e| {
             self.fail(
                 &["get-active"],
                 format!("unexpected answer {:?}: {e}", text.trim()),

@@ -129,7 +129,8 @@ enum Command {
         output: Option<std::path::PathBuf>,
     },
     /// Check the board: where the bootloader env is and whether it fits the flash, the env
-    /// itself, the running slot, the slots; each failure with a fix (exit 3 on any failure)
+    /// itself, the running slot, the slots, and that the runtime directory is in RAM; each
+    /// failure with a fix (exit 3 on any failure)
     Doctor,
     /// The simulated router
     #[command(subcommand)]
@@ -194,11 +195,33 @@ fn init_logging(verbose: Option<u8>, syslog: Option<&std::path::Path>) -> bool {
     to_syslog
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+/// The runtime of one command. Dropped, it waits a moment for blocking work still running,
+/// never longer: a read abandoned at its deadline (a `file://` fetch from a hung device) may
+/// never return, and dropping a runtime would wait for it forever.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for Runtime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("the runtime runs until dropped")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+        }
+    }
+}
+
+fn runtime() -> Runtime {
+    Runtime(Some(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime"),
+    ))
 }
 
 fn load_agent(flag: Option<&std::path::Path>) -> Result<Agent, Error> {
@@ -303,14 +326,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Health { json } => {
             let agent = load_agent(cfg)?;
-            let outcome = rt.block_on(agent.health_now());
-            let record = agent.last_health();
+            let r = rt.block_on(agent.manual_health_round());
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&record).expect("record serialises")
+                    serde_json::to_string_pretty(&r).expect("record serialises")
                 );
-            } else if let Some(r) = &record {
+            } else {
                 for c in &r.report.results {
                     let mark = if c.passed { "pass" } else { "FAIL" };
                     println!("{mark} {} ({} ms): {}", c.name, c.duration_ms, c.detail);
@@ -319,7 +341,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                     println!("advisory, not blocking: {a}");
                 }
             }
-            outcome?;
+            r.passed()?;
         }
         Command::Daemon => {
             let agent = load_agent(cfg)?;
@@ -427,7 +449,7 @@ fn doctor(cfg: Option<&std::path::Path>) -> Result<i32, Error> {
         config::BoardSettings::Script(o) => ("script", o.id.as_str()),
     };
     println!("board {id} (profile {profile})");
-    let findings = crate::board::preflight::all(&settings.board, board.as_ref());
+    let findings = crate::board::preflight::all(&settings, board.as_ref());
     for f in &findings {
         println!(
             "{} {}: {}",

@@ -113,7 +113,8 @@ pub struct Settings {
     pub board: BoardSettings,
     pub trial: TrialSettings,
     pub health: Plan,
-    /// Where fwguard keeps files that must not wear the flash (the last health report).
+    /// Where fwguard keeps files that must not wear the flash (the last health report): only
+    /// ever written when it is on tmpfs or ramfs (`crate::runtime_dir`).
     pub runtime_dir: PathBuf,
     /// Automatic rollbacks in a row after which automatic installs stop until the owner acts.
     pub max_rollbacks: u32,

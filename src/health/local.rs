@@ -3,6 +3,7 @@
 
 /// A process whose name (`/proc/PID/comm`, or the executable's file name) is `name` runs.
 pub fn process(name: &str) -> Result<String, String> {
+    use std::os::unix::ffi::OsStrExt;
     let dir = std::fs::read_dir("/proc").map_err(|e| format!("/proc: {e}"))?;
     for e in dir.flatten() {
         let file_name = e.file_name();
@@ -12,20 +13,28 @@ pub fn process(name: &str) -> Result<String, String> {
         else {
             continue;
         };
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        let exe = std::fs::read_link(e.path().join("exe"))
-            .ok()
-            .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
-            .unwrap_or_default();
-        // comm is cut at 15 characters by the kernel.
-        if comm.trim_end() == name
-            || (name.len() > 15 && comm.trim_end() == &name[..15])
-            || exe == name
-        {
+        // Bytes: a name cut by the kernel may end inside a character (not UTF-8).
+        let comm = std::fs::read(e.path().join("comm")).unwrap_or_default();
+        let exe = std::fs::read_link(e.path().join("exe")).ok();
+        let exe = exe
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|f| f.as_bytes());
+        if comm_matches(&comm, name) || (!name.is_empty() && exe == Some(name.as_bytes())) {
             return Ok(format!("{name} runs as pid {pid}"));
         }
     }
     Err(format!("no process named {name}"))
+}
+
+/// The kernel keeps the first 15 bytes of a process name in `/proc/PID/comm` (16 with the
+/// NUL), cutting a character in two if need be: compare bytes, as it does.
+fn comm_matches(comm: &[u8], name: &str) -> bool {
+    const TASK_COMM_MAX: usize = 15;
+    let comm = comm.strip_suffix(b"\n").unwrap_or(comm);
+    let name = name.as_bytes();
+    let cut = &name[..name.len().min(TASK_COMM_MAX)];
+    !name.is_empty() && comm == cut
 }
 
 /// Transport of a `listen` check.
@@ -114,6 +123,18 @@ mod tests {
         assert_eq!(listening_ports(tcp, Proto::Tcp), vec![8080]);
         let udp = "  sl  local_address rem_address   st\n 7: 00000000:0035 00000000:0000 07 00000000:00000000\n";
         assert_eq!(listening_ports(udp, Proto::Udp), vec![53]);
+    }
+
+    #[test]
+    fn a_long_name_matches_its_first_15_bytes_even_inside_a_character() {
+        let name = "ü".repeat(10); // 20 bytes: byte 15 is inside the 8th character
+        let comm = [&name.as_bytes()[..15], b"\n"].concat();
+        assert!(comm_matches(&comm, &name));
+        assert!(comm_matches(b"dnsmasq\n", "dnsmasq"));
+        assert!(!comm_matches(b"dnsmasq\n", "dnsmas"));
+        assert!(comm_matches(b"averylongdaemon\n", "averylongdaemonname"));
+        assert!(!comm_matches(b"\n", ""));
+        assert!(!comm_matches(&comm, &"ü".repeat(7)));
     }
 
     #[test]

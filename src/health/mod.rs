@@ -227,19 +227,22 @@ async fn probe_io(http: &Http, kind: &CheckKind) -> Result<String, String> {
             .map(|_| format!("connected to {address}"))
             .map_err(|e| format!("connect {address}: {e}")),
         CheckKind::Command { argv } => {
-            let status = tokio::process::Command::new(&argv[0])
-                .args(&argv[1..])
+            let Some((program, args)) = argv.split_first() else {
+                return Err("no program to run".into());
+            };
+            let status = tokio::process::Command::new(program)
+                .args(args)
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .kill_on_drop(true)
                 .status()
                 .await
-                .map_err(|e| format!("{}: {e}", argv[0]))?;
+                .map_err(|e| format!("{program}: {e}"))?;
             if status.success() {
-                Ok(format!("{} exited 0", argv[0]))
+                Ok(format!("{program} exited 0"))
             } else {
-                Err(format!("{} failed: {status}", argv[0]))
+                Err(format!("{program} failed: {status}"))
             }
         }
         other => Err(format!("{other:?} is not an I/O probe")),

@@ -28,8 +28,27 @@ fn sys(path: &str) -> Result<String, String> {
         .map_err(|e| format!("{path}: {e}"))
 }
 
+/// Refuse a name the kernel never gives an interface (its `dev_valid_name`: 1 to 15 bytes,
+/// not `.` or `..`, no `/`, `:` or white space), before it becomes a path under /sys.
+fn interface_name(name: &str) -> Result<(), String> {
+    let bad = name.is_empty()
+        || name.len() > 15
+        || name == "."
+        || name == ".."
+        || name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace());
+    if bad {
+        return Err(format!(
+            "{name:?} is not an interface name (1 to 15 bytes, no /, : or space)"
+        ));
+    }
+    Ok(())
+}
+
 /// The interface exists, is administratively and operationally up, and has carrier.
 pub fn link(interface: &str) -> Result<String, String> {
+    interface_name(interface)?;
     let base = format!("/sys/class/net/{interface}");
     if !std::path::Path::new(&base).exists() {
         return Err(format!("no interface {interface}"));
@@ -56,6 +75,7 @@ fn routable(ip: &IpAddr) -> bool {
 
 /// The interface has an address of the family (a WAN lease), IPv4 or global IPv6.
 pub fn address(interface: &str, family: Family) -> Result<String, String> {
+    interface_name(interface)?;
     let addrs = nix::ifaddrs::getifaddrs().map_err(|e| format!("getifaddrs: {e}"))?;
     let mut found = Vec::new();
     for a in addrs.filter(|a| a.interface_name == interface) {
@@ -237,6 +257,29 @@ mod tests {
             None,
             "the reject route on lo is no default"
         );
+    }
+
+    #[test]
+    fn names_no_interface_can_have_are_refused_before_any_path_is_built() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../../etc",
+            "wan:1",
+            "a b",
+            "eth\0",
+            "sixteen-bytes-xx",
+        ] {
+            assert!(
+                link(bad).unwrap_err().contains("is not an interface name"),
+                "{bad:?}"
+            );
+            assert!(address(bad, Family::Any).is_err(), "{bad:?}");
+        }
+        assert!(interface_name("wan").is_ok());
+        assert!(interface_name("ü".repeat(7).as_str()).is_ok());
+        assert!(link("fwg-no-such-if").unwrap_err().contains("no interface"));
     }
 
     #[test]

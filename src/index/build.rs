@@ -126,30 +126,101 @@ impl IndexDraft {
         Ok(())
     }
 
-    fn release_mut(&mut self, version: &Version) -> Result<&mut ReleaseDoc, String> {
-        self.doc
-            .releases
-            .iter_mut()
-            .find(|r| &r.version == version)
-            .ok_or_else(|| format!("the index has no release {version}"))
+    /// Apply `change` to the entries of `version`: every board's, or only `board`'s (an
+    /// entry that lists `board` among others is split first, so the others stay as they
+    /// were). All or nothing: on an error the draft is left as it was. Returns one line per
+    /// board of each entry, saying what changed or why it was left as it was; it is an
+    /// error when nothing changed.
+    fn edit_entries(
+        &mut self,
+        version: &Version,
+        board: Option<&str>,
+        mut change: impl FnMut(&mut ReleaseDoc) -> Edit,
+    ) -> Result<Vec<String>, String> {
+        let mut releases = self.doc.releases.clone();
+        let mut picked: Vec<usize> = (0..releases.len())
+            .filter(|&i| &releases[i].version == version)
+            .collect();
+        if picked.is_empty() {
+            return Err(format!("the index has no release {version}"));
+        }
+        if let Some(board) = board {
+            let i = *picked
+                .iter()
+                .find(|&&i| releases[i].boards.iter().any(|b| b == board))
+                .ok_or_else(|| {
+                    let boards: Vec<&str> = picked
+                        .iter()
+                        .flat_map(|&i| releases[i].boards.iter().map(String::as_str))
+                        .collect();
+                    format!(
+                        "release {version} has no entry for board {board:?} (its boards: {})",
+                        boards.join(", ")
+                    )
+                })?;
+            if releases[i].boards.len() > 1 {
+                releases[i].boards.retain(|b| b != board);
+                let mut own = releases[i].clone();
+                own.boards = vec![board.to_string()];
+                releases.insert(i + 1, own);
+                picked = vec![i + 1];
+            } else {
+                picked = vec![i];
+            }
+        }
+        let mut lines = Vec::new();
+        let mut changed = false;
+        for i in picked {
+            let line = match change(&mut releases[i]) {
+                Edit::Changed(what) => {
+                    changed = true;
+                    what
+                }
+                Edit::Unchanged(why) => format!("left as it was ({why})"),
+            };
+            for b in &releases[i].boards {
+                lines.push(format!("{version} for board {b}: {line}"));
+            }
+        }
+        if !changed {
+            return Err(format!("nothing to change: {}", lines.join("; ")));
+        }
+        self.doc.releases = releases;
+        Ok(lines)
     }
 
-    /// Withdraw a release (`Some(reason)`) or put it back (`None`).
-    pub fn set_pulled(&mut self, version: &Version, reason: Option<String>) -> Result<(), String> {
+    /// Withdraw a release (`Some(reason)`) or put it back (`None`), for every board or one.
+    pub fn set_pulled(
+        &mut self,
+        version: &Version,
+        board: Option<&str>,
+        reason: Option<String>,
+    ) -> Result<Vec<String>, String> {
         if reason.as_deref() == Some("") {
             return Err("a pulled release needs a reason".into());
         }
-        self.release_mut(version)?.pulled = reason;
-        Ok(())
+        self.edit_entries(version, board, |r| match (&r.pulled, &reason) {
+            (Some(old), Some(new)) if old == new => Edit::Unchanged("already pulled".into()),
+            (None, None) => Edit::Unchanged("not pulled".into()),
+            (_, Some(new)) => {
+                r.pulled = Some(new.clone());
+                Edit::Changed(format!("pulled ({new})"))
+            }
+            (Some(_), None) => {
+                r.pulled = None;
+                Edit::Changed("offered again".into())
+            }
+        })
     }
 
     /// Set a staged rollout: `waves` are (delay after `start`, percent of devices).
     pub fn set_rollout(
         &mut self,
         version: &Version,
+        board: Option<&str>,
         start: u64,
         waves: &[(u64, u8)],
-    ) -> Result<(), String> {
+    ) -> Result<Vec<String>, String> {
         let doc = RolloutDoc {
             start: format_time(start),
             waves: waves
@@ -162,32 +233,55 @@ impl IndexDraft {
             halted: false,
         };
         check_rollout(&doc)?;
-        self.release_mut(version)?.rollout = Some(doc);
-        Ok(())
+        self.edit_entries(version, board, |r| {
+            r.rollout = Some(doc.clone());
+            Edit::Changed(format!("rollout set in {} wave(s)", waves.len()))
+        })
     }
 
-    /// Halt (`true`) or resume (`false`) a release's rollout.
-    pub fn set_halted(&mut self, version: &Version, halted: bool) -> Result<(), String> {
-        let r = self.release_mut(version)?;
-        let ro = r
-            .rollout
-            .as_mut()
-            .ok_or_else(|| format!("release {} has no rollout", r.version))?;
-        ro.halted = halted;
-        Ok(())
+    /// Halt (`true`) or resume (`false`) a release's rollout, for every board or one.
+    pub fn set_halted(
+        &mut self,
+        version: &Version,
+        board: Option<&str>,
+        halted: bool,
+    ) -> Result<Vec<String>, String> {
+        let verb = if halted { "halted" } else { "resumed" };
+        self.edit_entries(version, board, |r| match r.rollout.as_mut() {
+            None => Edit::Unchanged("no rollout".into()),
+            Some(ro) if ro.halted == halted => Edit::Unchanged(format!("rollout already {verb}")),
+            Some(ro) => {
+                ro.halted = halted;
+                Edit::Changed(format!("rollout {verb}"))
+            }
+        })
     }
 
-    /// Set (`Some`) or clear (`None`) the security floor of `board`.
-    pub fn set_security_floor(&mut self, board: &str, floor: Option<Version>) {
+    /// Whether a release of the index lists `board`.
+    pub fn has_board(&self, board: &str) -> bool {
+        self.doc
+            .releases
+            .iter()
+            .any(|r| r.boards.iter().any(|b| b == board))
+    }
+
+    /// Set (`Some`) or clear (`None`) the security floor of `board`; returns the one it had.
+    pub fn set_security_floor(&mut self, board: &str, floor: Option<Version>) -> Option<Version> {
         match floor {
             Some(v) => self.doc.index.security_floor.insert(board.to_string(), v),
             None => self.doc.index.security_floor.remove(board),
-        };
+        }
     }
 
     pub fn to_toml(&self) -> String {
         toml::to_string(&self.doc).expect("index document serialises")
     }
+}
+
+/// What an edit did to one entry.
+enum Edit {
+    Changed(String),
+    Unchanged(String),
 }
 
 /// Sign the exact bytes of an index file; returns the signature file text.

@@ -11,10 +11,17 @@
 //! index_keys = ["RW...", "RW...", "RW..."]
 //! root_threshold = 1
 //! root_keys = ["RW..."]
+//! time_floor = "2026-12-01T00:00:00Z"   # optional
 //! ```
+//!
+//! `time_floor` recovers from a fast-forwarded *time* (an index signed with an `issued_at`
+//! far in the future, which raised every device's time floor there): when a root carrying it
+//! is accepted by rotation, the device's time floor becomes that time (never below the
+//! running firmware's build time). A rotation without it keeps the floor. A root installed
+//! with the device never changes the floor.
 
 use super::sign::PublicKey;
-use super::{IndexError, TrustPolicy};
+use super::{format_time, parse_time, IndexError, TrustPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -29,6 +36,9 @@ pub(crate) struct RootDoc {
     pub index_keys: Vec<String>,
     pub root_threshold: usize,
     pub root_keys: Vec<String>,
+    /// RFC 3339: the time floor a device takes when it accepts this root by rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_floor: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +46,9 @@ pub struct TrustRoot {
     pub version: u64,
     pub index: TrustPolicy,
     pub root: TrustPolicy,
+    /// The time floor (unix seconds) a device resets to when it accepts this root by
+    /// rotation; None: the floor is kept.
+    pub time_floor: Option<u64>,
     /// The root file's exact text (kept so a rotated root can be persisted as it was signed).
     text: Option<String>,
 }
@@ -76,6 +89,7 @@ impl TrustRoot {
                 keys: Vec::new(),
                 threshold: 1,
             },
+            time_floor: None,
             text: None,
         }
     }
@@ -93,6 +107,12 @@ impl TrustRoot {
             version: doc.version,
             index: policy("index", &doc.index_keys, doc.index_threshold)?,
             root: policy("root", &doc.root_keys, doc.root_threshold)?,
+            time_floor: doc
+                .time_floor
+                .as_deref()
+                .map(parse_time)
+                .transpose()
+                .map_err(|e| bad(format!("time_floor: {e}")))?,
             text: Some(text.to_string()),
         })
     }
@@ -132,7 +152,34 @@ impl TrustRoot {
     }
 }
 
-/// Write a root file (vendor side).
+/// A root file to write (vendor side).
+#[derive(Debug, Clone)]
+pub struct NewRoot<'a> {
+    pub version: u64,
+    pub index: &'a [PublicKey],
+    pub index_threshold: usize,
+    pub root: &'a [PublicKey],
+    pub root_threshold: usize,
+    /// Reset the time floor of devices that rotate to this root to this time (unix seconds).
+    pub time_floor: Option<u64>,
+}
+
+impl NewRoot<'_> {
+    pub fn to_toml(&self) -> String {
+        let doc = RootDoc {
+            format: ROOT_FORMAT,
+            version: self.version,
+            index_threshold: self.index_threshold,
+            index_keys: self.index.iter().map(PublicKey::to_base64).collect(),
+            root_threshold: self.root_threshold,
+            root_keys: self.root.iter().map(PublicKey::to_base64).collect(),
+            time_floor: self.time_floor.map(format_time),
+        };
+        toml::to_string(&doc).expect("root serialises")
+    }
+}
+
+/// Write a root file that keeps devices' time floor (vendor side).
 pub fn root_toml(
     version: u64,
     index: &[PublicKey],
@@ -140,13 +187,62 @@ pub fn root_toml(
     root: &[PublicKey],
     root_threshold: usize,
 ) -> String {
-    let doc = RootDoc {
-        format: ROOT_FORMAT,
+    NewRoot {
         version,
+        index,
         index_threshold,
-        index_keys: index.iter().map(PublicKey::to_base64).collect(),
+        root,
         root_threshold,
-        root_keys: root.iter().map(PublicKey::to_base64).collect(),
-    };
-    toml::to_string(&doc).expect("root serialises")
+        time_floor: None,
+    }
+    .to_toml()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::sign::SecretKey;
+
+    fn new_root(time_floor: Option<u64>) -> String {
+        let k = [SecretKey::generate().unwrap().public()];
+        NewRoot {
+            version: 2,
+            index: &k,
+            index_threshold: 1,
+            root: &k,
+            root_threshold: 1,
+            time_floor,
+        }
+        .to_toml()
+    }
+
+    #[test]
+    fn a_root_without_a_time_floor_keeps_the_floor() {
+        let text = new_root(None);
+        assert!(!text.contains("time_floor"), "{text}");
+        assert_eq!(TrustRoot::parse(&text).unwrap().time_floor, None);
+    }
+
+    #[test]
+    fn a_root_with_a_time_floor_carries_it_in_rfc3339() {
+        let text = new_root(Some(1_796_083_200));
+        assert!(
+            text.contains("time_floor = \"2026-12-01T00:00:00Z\""),
+            "{text}"
+        );
+        assert_eq!(
+            TrustRoot::parse(&text).unwrap().time_floor,
+            Some(1_796_083_200)
+        );
+    }
+
+    #[test]
+    fn a_time_floor_that_is_not_a_time_is_refused_naming_the_field() {
+        let text = new_root(None) + "time_floor = \"soon\"\n";
+        let err = TrustRoot::parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("time_floor: \"soon\" is not an RFC 3339"),
+            "{err}"
+        );
+    }
 }

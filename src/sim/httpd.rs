@@ -32,8 +32,16 @@ pub enum Fault {
 }
 
 type Faults = Arc<Mutex<HashMap<String, Fault>>>;
-/// Every request: path and `Range` header.
-type Log = Arc<Mutex<Vec<(String, Option<String>)>>>;
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+struct Request {
+    path: String,
+    query: Option<String>,
+    range: Option<String>,
+}
+
+/// Every request, in order.
+type Log = Arc<Mutex<Vec<Request>>>;
 
 /// A running server; stops when dropped or on [`Server::stop`].
 pub struct Server {
@@ -89,12 +97,22 @@ impl Server {
 
     /// The `Range` headers of the requests for `path` so far, in order (None: no range).
     pub fn ranges(&self, path: &str) -> Vec<Option<String>> {
+        self.requests(path, |r| r.range.clone())
+    }
+
+    /// The query strings of the requests for `path` so far, in order (None: no `?`). Files
+    /// are served by path whatever the query.
+    pub fn queries(&self, path: &str) -> Vec<Option<String>> {
+        self.requests(path, |r| r.query.clone())
+    }
+
+    fn requests<T>(&self, path: &str, what: impl Fn(&Request) -> T) -> Vec<T> {
         self.log
             .lock()
             .expect("request log")
             .iter()
-            .filter(|(p, _)| p == path)
-            .map(|(_, r)| r.clone())
+            .filter(|r| r.path == path)
+            .map(what)
             .collect()
     }
 
@@ -168,18 +186,19 @@ async fn handle(
         .filter_map(|l| l.split_once(':'))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("range"))
         .map(|(_, v)| v.trim().to_string());
-    log.lock().expect("request log").push((
-        target.split('?').next().unwrap_or("").to_string(),
-        range.clone(),
-    ));
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (target, None),
+    };
+    log.lock().expect("request log").push(Request {
+        path: path.to_string(),
+        query,
+        range: range.clone(),
+    });
     if method != "GET" && method != "HEAD" {
         return respond(&mut sock, "405 Method Not Allowed", "only GET and HEAD\n").await;
     }
-    let fault = faults
-        .lock()
-        .expect("fault table")
-        .get(target.split('?').next().unwrap_or(""))
-        .copied();
+    let fault = faults.lock().expect("fault table").get(path).copied();
     match fault {
         Some(Fault::Endless) => {
             sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n").await?;

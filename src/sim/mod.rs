@@ -50,6 +50,8 @@ pub enum SimError {
     Firmware(#[from] firmware::HeaderError),
     #[error("sim router: no bootable slot: {0}")]
     NoBootableSlot(String),
+    #[error("sim router: no tmpfs for its runtime directory (fwguard writes runtime files only in RAM): tried {tried}")]
+    NoRam { tried: String },
 }
 
 /// How a simulated firmware behaves once booted.

@@ -36,6 +36,39 @@ impl Default for WorldOptions {
     }
 }
 
+/// The world's runtime directory: in RAM, as on a router (fwguard writes runtime files
+/// nowhere else), so outside `root`; removed with the world.
+#[derive(Debug)]
+struct RamDir(PathBuf);
+
+impl RamDir {
+    fn create() -> Result<RamDir, SimError> {
+        let bases = [PathBuf::from("/dev/shm"), std::env::temp_dir()];
+        let base = bases
+            .iter()
+            .find(|b| crate::runtime_dir::check(b).is_ok_and(|r| r.checked == **b))
+            .ok_or_else(|| SimError::NoRam {
+                tried: bases
+                    .iter()
+                    .map(|b| b.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let mut id = [0u8; 8];
+        getrandom::getrandom(&mut id)
+            .map_err(|e| SimError::NoBootableSlot(format!("no randomness: {e}")))?;
+        let dir = base.join(format!("fwguard-sim-{}", hex::encode(id)));
+        std::fs::create_dir(&dir).map_err(|e| io(&dir, e))?;
+        Ok(RamDir(dir))
+    }
+}
+
+impl Drop for RamDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub struct World {
     pub root: PathBuf,
     pub router: SimRouter,
@@ -44,6 +77,7 @@ pub struct World {
     pub server: Option<Server>,
     pub wan: Wan,
     opts: WorldOptions,
+    run: RamDir,
     index_version: u64,
     images: BTreeMap<String, (Version, PathBuf)>,
 }
@@ -99,6 +133,7 @@ impl World {
             server: Some(server),
             wan,
             opts,
+            run: RamDir::create()?,
             index_version: 0,
             images: BTreeMap::new(),
         };
@@ -106,6 +141,12 @@ impl World {
             .insert("1.0".into(), (v1, w.www.join("images/fw-1.0.img")));
         std::fs::write(w.www.join("images/fw-1.0.img"), &img).map_err(|e| io(&w.www, e))?;
         Ok(w)
+    }
+
+    /// The agent's runtime directory (`agent.runtime_dir`): on a tmpfs, removed with the
+    /// world. It does not exist until fwguard creates it.
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.run.0.join("run")
     }
 
     pub fn index_url(&self) -> String {
@@ -203,7 +244,7 @@ expect_status = 200
 timeout = "2s"
 "#,
             state = self.root.join("state").display(),
-            run = self.root.join("run").display(),
+            run = self.runtime_dir().display(),
             url = self.index_url(),
             key = self.root.join("vendor/vendor.pub").display(),
             router = self.router.dir().display(),

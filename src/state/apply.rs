@@ -63,6 +63,9 @@ pub enum Note {
     ChannelSet { channel: String },
     /// A rotated trust root was accepted.
     RootRotated { version: u64 },
+    /// A rotated trust root set the time floor back to `floor` (recovery from an index whose
+    /// `issued_at` was fast-forwarded).
+    TimeFloorReset { floor: u64, detail: String },
     /// These outcomes reached the vendor.
     Delivered { outcomes: Vec<Outcome> },
 }
@@ -444,6 +447,10 @@ impl PersistedState {
             Note::RootRotated { version } => {
                 let detail = format!("trust root version {version} accepted");
                 entry(H::RootRotated, None, None, detail)
+            }
+            Note::TimeFloorReset { floor, detail } => {
+                self.time_floor = floor;
+                entry(H::TimeFloorReset, None, None, detail)
             }
             Note::Delivered { outcomes } => {
                 self.outcomes.retain(|o| !outcomes.contains(o));

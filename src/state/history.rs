@@ -60,6 +60,7 @@ history_events! {
     RolledBack => "rolled-back",
     RollbackFailed => "rollback-failed",
     RootRotated => "root-rotated",
+    TimeFloorReset => "time-floor-reset",
     Pin => "pin",
     Unpin => "unpin",
     Hold => "hold",

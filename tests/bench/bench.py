@@ -153,7 +153,7 @@ def main():
     ctx.work.mkdir(parents=True, exist_ok=True)
     make_keys(ctx)
     nginx = Nginx(ctx)
-    cases, results = [], []
+    cases, results, fw = [], [], None
     try:
         makers = {"floor-copy": CatSync, "floor-hash": OpensslHash,
                   "fwguard-http": lambda c: Fwguard(c, "http", nginx),
@@ -175,7 +175,7 @@ def main():
         idle_rows = idle_daemon(ctx, fw, idle, 1 if a.smoke else 5)
         index_line = None if a.smoke else index_bench(REPO)
     finally:
-        for c in cases:
+        for c in cases + ([fw] if fw else []):
             c.teardown()
         nginx.stop()
         restore_host_files()

@@ -190,12 +190,14 @@ class Fwguard(Case):
         self.router = self.dir / "router"
         self.config = self.dir / "config.toml"
         self.env_config = self.dir / "fw_env.config"
+        # In RAM, as on a router: fwguard writes runtime files on tmpfs only.
+        self.run = Path("/dev/shm") / f"fwguard-bench-{os.getpid()}-{self.name}"
 
     def write_config(self, index_url: str, extra: str = ""):
         self.index_url = index_url
         self.config.write_text(f"""[agent]
 state_dir = "{self.dir}/state"
-runtime_dir = "{self.dir}/run"
+runtime_dir = "{self.run}"
 {extra}
 [index]
 url = "{index_url}"
@@ -238,13 +240,16 @@ soak = "0s"
         self.write_config(f"{base}/index.toml")
 
     def prep(self):
-        for d in ("router", "state", "run"):
-            shutil.rmtree(self.dir / d, ignore_errors=True)
+        for d in (self.dir / "router", self.dir / "state", self.run):
+            shutil.rmtree(d, ignore_errors=True)
         sh("cp", "-a", "--sparse=always", self.pristine, self.router)
         sh(self.ctx.fwguard, "sim", "reboot", self.router)
 
     def command(self):
         return [str(self.ctx.fwguard), "-c", str(self.config), "update"]
+
+    def teardown(self):
+        shutil.rmtree(self.run, ignore_errors=True)
 
     def artifact(self):
         return self.fw_image

@@ -54,7 +54,7 @@ def classify(fw: Fwguard, calls) -> dict[str, int]:
             c["slot-b"] += result if "write" in name else 0
         elif path.startswith(f"{fw.dir}/state/") and not path.endswith("/lock"):
             c["state"] += 1
-        elif path.startswith(f"{fw.dir}/run/"):
+        elif path.startswith(f"{fw.run}/"):
             c["runtime"] += 1
     return c
 

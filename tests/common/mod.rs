@@ -4,6 +4,7 @@
 
 pub mod linksys;
 pub mod tools;
+pub mod trust;
 pub mod vendor_script;
 
 use fwguard::agent::{Agent, DaemonExit};
@@ -29,6 +30,29 @@ pub async fn fwguard(cfg: &Path, args: &[&str]) -> Output {
         .output()
         .await
         .expect("the fwguard binary runs")
+}
+
+/// A directory in RAM (tmpfs, under /dev/shm), where a runtime directory belongs.
+pub fn ram_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("fwguard-test-")
+        .tempdir_in("/dev/shm")
+        .expect("/dev/shm (tmpfs) is writable")
+}
+
+/// A directory on the build machine's disk (in the target directory), where no runtime file
+/// may go.
+pub fn disk_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let fs = nix::sys::statfs::statfs(d.path())
+        .unwrap()
+        .filesystem_type();
+    assert!(
+        fs != nix::sys::statfs::TMPFS_MAGIC && fs.0 as u64 != 0x8584_58f6,
+        "{} is in RAM: these tests need the target directory on a disk",
+        d.path().display()
+    );
+    d
 }
 
 pub const WAN_DOWN: Behaviour = Behaviour {
@@ -75,6 +99,19 @@ pub async fn world_with(policy: &str, opts: WorldOptions) -> TestWorld {
 }
 
 impl TestWorld {
+    /// Point `agent.runtime_dir` at `dir`.
+    pub fn set_runtime_dir(&self, dir: &Path) {
+        let text = std::fs::read_to_string(&self.cfg).unwrap();
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| match l.starts_with("runtime_dir = ") {
+                true => format!("runtime_dir = \"{}\"", dir.display()),
+                false => l.to_string(),
+            })
+            .collect();
+        std::fs::write(&self.cfg, text.join("\n")).unwrap();
+    }
+
     pub fn settings(&self) -> Settings {
         Settings::load(&self.cfg).expect("config loads")
     }

@@ -1,5 +1,6 @@
 //! A vendor boot command in Python for the `script` backend: its state in a JSON file next
-//! to it; `mode` says how it misbehaves (ok, fails, garbage, ignores).
+//! to it; `mode` says how it misbehaves (ok, fails, garbage, ignores, chatty: 1 MiB on
+//! stderr first, forks: leaves a `sleep 60` holding its stdout and stderr).
 
 use fwguard::boot::script::ScriptBoot;
 use std::path::Path;
@@ -17,10 +18,15 @@ pub fn vendor_script(dir: &Path, mode: &str) -> ScriptBoot {
     std::fs::write(
         &script,
         format!(
-            r#"import json, sys
+            r#"import json, subprocess, sys
 state_path, mode = {state:?}, {mode:?}
 s = json.load(open(state_path))
 cmd = sys.argv[1]
+if mode == "chatty":
+    sys.stderr.write("x" * (1 << 20))
+    sys.stderr.flush()
+if mode == "forks":
+    subprocess.Popen(["sleep", "60"])
 if mode == "fails":
     sys.exit("flash is locked")
 if cmd == "get-active":

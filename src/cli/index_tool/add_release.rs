@@ -47,6 +47,9 @@ pub fn run(a: Args) -> Result<(), ToolError> {
     let (size, sha) = (rel.size, hex::encode(rel.sha256));
     edit_index(&a.index, &a.expires_in, |d| {
         d.add_release(rel)?;
-        Ok(format!("added {} ({size} bytes, sha256 {sha})", a.version))
+        Ok(vec![format!(
+            "added {} ({size} bytes, sha256 {sha})",
+            a.version
+        )])
     })
 }

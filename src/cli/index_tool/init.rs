@@ -1,5 +1,5 @@
 use super::{read_keys, write_file, ToolError};
-use crate::index::root::{root_toml, TrustRoot};
+use crate::index::root::{NewRoot, TrustRoot};
 use std::path::PathBuf;
 
 /// The keys and thresholds of a trust root (shared by `init` and `rotate-root`).
@@ -20,15 +20,18 @@ pub struct RootKeys {
 }
 
 impl RootKeys {
-    /// The root file text for `version`, checked as a device would parse it.
-    pub fn root_text(&self, version: u64) -> Result<String, ToolError> {
-        let text = root_toml(
+    /// The root file text for `version` (resetting devices' time floor to `time_floor` when
+    /// they rotate to it), checked as a device would parse it.
+    pub fn root_text(&self, version: u64, time_floor: Option<u64>) -> Result<String, ToolError> {
+        let text = NewRoot {
             version,
-            &read_keys(&self.index_keys)?,
-            self.index_threshold,
-            &read_keys(&self.root_keys)?,
-            self.root_threshold,
-        );
+            index: &read_keys(&self.index_keys)?,
+            index_threshold: self.index_threshold,
+            root: &read_keys(&self.root_keys)?,
+            root_threshold: self.root_threshold,
+            time_floor,
+        }
+        .to_toml();
         TrustRoot::parse(&text)?;
         Ok(text)
     }
@@ -48,7 +51,7 @@ pub fn run(a: Args) -> Result<(), ToolError> {
     if a.root.exists() {
         return Err(ToolError(format!("{} exists", a.root.display())));
     }
-    write_file(&a.root, a.keys.root_text(a.version)?.as_bytes())?;
+    write_file(&a.root, a.keys.root_text(a.version, None)?.as_bytes())?;
     println!(
         "created trust root {} (version {})",
         a.root.display(),

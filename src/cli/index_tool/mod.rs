@@ -80,22 +80,23 @@ pub(crate) fn parse_secs(s: &str) -> Result<u64, ToolError> {
         .map_err(|e| ToolError(format!("{s:?} is not a duration such as 90d: {e}")))
 }
 
-/// Load an index, apply `edit`, bump its version and times, write it back.
+/// Load an index, apply `edit`, bump its version and times, write it back. `edit` returns
+/// what it changed, a line each (printed).
 pub(crate) fn edit_index(
     path: &Path,
     expires_in: &str,
-    edit: impl FnOnce(&mut crate::index::build::IndexDraft) -> Result<String, String>,
+    edit: impl FnOnce(&mut crate::index::build::IndexDraft) -> Result<Vec<String>, String>,
 ) -> Result<(), ToolError> {
     let mut draft = crate::index::build::IndexDraft::parse(&read_text(path)?)
         .map_err(|e| ToolError(format!("{}: {e}", path.display())))?;
-    let what = edit(&mut draft).map_err(ToolError)?;
+    let lines = edit(&mut draft).map_err(ToolError)?;
     let now = crate::index::unix_now();
     draft.bump(now, now + parse_secs(expires_in)?);
     write_file(path, draft.to_toml().as_bytes())?;
-    println!(
-        "{what}; index version is now {}; sign it again",
-        draft.version()
-    );
+    for line in lines {
+        println!("{line}");
+    }
+    println!("index version is now {}; sign it again", draft.version());
     Ok(())
 }
 

@@ -8,6 +8,9 @@ pub struct Args {
     index: PathBuf,
     #[arg(long)]
     version: Version,
+    /// Only this board's entry of the version [default: every board's]
+    #[arg(long)]
+    board: Option<String>,
     /// A wave as DELAY:PERCENT, e.g. 1h:1 4h:5 1d:15 (repeatable; replaces the waves)
     #[arg(long = "wave", conflicts_with_all = ["halt", "resume"])]
     waves: Vec<String>,
@@ -27,12 +30,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<(), ToolError> {
     if a.halt || a.resume {
         return edit_index(&a.index, &a.expires_in, |d| {
-            d.set_halted(&a.version, a.halt)?;
-            Ok(format!(
-                "rollout of {} {}",
-                a.version,
-                if a.halt { "halted" } else { "resumed" }
-            ))
+            d.set_halted(&a.version, a.board.as_deref(), a.halt)
         });
     }
     if a.waves.is_empty() {
@@ -55,11 +53,6 @@ pub fn run(a: Args) -> Result<(), ToolError> {
         None => unix_now(),
     };
     edit_index(&a.index, &a.expires_in, |d| {
-        d.set_rollout(&a.version, start, &waves)?;
-        Ok(format!(
-            "rollout of {} set in {} wave(s)",
-            a.version,
-            waves.len()
-        ))
+        d.set_rollout(&a.version, a.board.as_deref(), start, &waves)
     })
 }

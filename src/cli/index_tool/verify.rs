@@ -54,6 +54,13 @@ fn check(a: &Args) -> Result<String, String> {
             .rotate(&read(&next)?, &read(&sig)?)
             .map_err(|e| format!("{}: {e}", next.display()))?;
         notes.push(format!("root rotated to version {}", root.version));
+        if let Some(at) = root.time_floor {
+            notes.push(format!(
+                "root version {} resets devices' time floor to {}",
+                root.version,
+                format_time(at)
+            ));
+        }
     }
     let sig = PathBuf::from(format!("{}.sig", index.display()));
     let ix = UntrustedIndex {
