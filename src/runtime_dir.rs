@@ -179,16 +179,28 @@ pub fn create(dir: &Path) -> Result<(), RuntimeDirError> {
     })
 }
 
-/// Replace `dir/name` with `bytes` (a temporary file, then a rename), in RAM only.
-pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), RuntimeDirError> {
+/// The runtime directory, created if missing, opened without following links (a symlinked
+/// runtime directory, or a link planted in it, is refused: on OpenWrt it is under the
+/// world-writable /tmp).
+pub fn open(dir: &Path) -> Result<crate::safedir::SafeDir, RuntimeDirError> {
     create(dir)?;
-    let tmp = dir.join(format!("{name}.tmp"));
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RuntimeDirError::Io { path, source }
-    };
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, dir.join(name)).map_err(io(&dir.join(name)))
+    crate::safedir::SafeDir::open_root(dir).map_err(|source| RuntimeDirError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Replace `dir/name` with `bytes` (a temporary file created exclusively, then a rename), in
+/// RAM only.
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), RuntimeDirError> {
+    use std::io::Write;
+    let root = open(dir)?;
+    let tmp = format!("{name}.tmp");
+    let io = |path: PathBuf| move |source| RuntimeDirError::Io { path, source };
+    root.create_new(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(io(dir.join(&tmp)))?;
+    root.rename(&tmp, name).map_err(io(dir.join(name)))
 }
 
 #[cfg(test)]
@@ -217,5 +229,25 @@ mod tests {
         assert!(msg.starts_with("agent.runtime_dir /proc/fwguard does not exist yet (fwguard creates it): /proc is on a file system of type 0x9fa0, not in RAM"), "{msg}");
         assert!(msg.ends_with(&format!("; fix: {FIX}")), "{msg}");
         assert_eq!(fs_name(FsType(0x794c_7630 as _)), "overlayfs");
+    }
+
+    #[test]
+    fn links_in_the_runtime_dir_are_never_followed() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let victim = shm.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let dir = shm.path().join("run");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("health.json.tmp")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("round.json")).unwrap();
+        write(&dir, "health.json", b"{}").unwrap();
+        write(&dir, "round.json", b"{}").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(std::fs::read(dir.join("round.json")).unwrap(), b"{}");
+        std::os::unix::fs::symlink(&victim, dir.join("daemon.pid")).unwrap();
+        assert!(open(&dir).unwrap().open_or_create("daemon.pid").is_err());
+        let linked = shm.path().join("linked");
+        std::os::unix::fs::symlink(&dir, &linked).unwrap();
+        assert!(write(&linked, "health.json", b"{}").is_err());
     }
 }

@@ -66,13 +66,8 @@ impl Agent {
     fn try_pid_lock(&self) -> Result<std::result::Result<Flock<File>, File>> {
         let path = self.pid_path();
         let io = |e: std::io::Error| Error::Other(format!("{}: {e}", path.display()));
-        crate::runtime_dir::create(&self.settings.runtime_dir)?;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
+        let f = crate::runtime_dir::open(&self.settings.runtime_dir)?
+            .open_or_create("daemon.pid")
             .map_err(io)?;
         match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => Ok(Ok(lock)),
