@@ -13,6 +13,7 @@ mod install;
 mod notify;
 mod offline;
 mod owner;
+pub mod plan;
 mod recover;
 mod report;
 mod round;
@@ -26,7 +27,7 @@ pub use daemon::DaemonExit;
 pub use diag::PARTS as DIAG_PARTS;
 pub use health::HealthRecord;
 pub use install::{By, UpdateMode};
-pub use recover::Situation;
+pub use plan::Situation;
 pub use round::{RoundRecord, RoundResult};
 pub use status::Status;
 

@@ -75,7 +75,7 @@ impl Agent {
                 st.rollbacks_in_a_row
             ));
         }
-        if !super::recover::trial_explained(&st, &boot) {
+        if !super::plan::trial_explained(&st, &boot) {
             notices.push(format!(
                 "the bootloader has a trial of slot {} armed that fwguard did not arm (state lost, or the environment changed by hand): fwguard writes nothing until the boot counter settles it; slot {} is its fallback",
                 boot.primary, !boot.primary

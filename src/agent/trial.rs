@@ -9,7 +9,7 @@ use std::time::Duration;
 
 impl Agent {
     /// Commit the running trial: bootloader first, then the state.
-    pub(super) fn finish_commit(
+    fn finish_commit(
         &self,
         st: &mut PersistedState,
         report: Report,
