@@ -165,3 +165,40 @@ async fn without_a_report_url_nothing_is_queued() {
     assert!(history_has(&t.state(), "committed", "1.1"));
     assert!(t.state().outcomes.is_empty());
 }
+
+/// The commonest brick: a firmware that never reaches userspace, so fwguard never runs on
+/// it. Once the bootloader gives it up, the old firmware's fwguard reports exactly one
+/// `trial-failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_the_bootloader_gave_up_before_fwguard_ran_is_reported_once() {
+    let mut t = world("off").await;
+    let r = Receiver::start(0).await;
+    with_report(&t, &r);
+    t.world.add_image("1.3", common::PANICS).unwrap();
+    t.world.publish(&["1.0", "1.3"]).unwrap();
+    install(&t).await;
+    // The sim's U-Boot tries slot B until its boot limit, then boots A again.
+    let back = t.power_cycle().await;
+    assert_eq!(back.slot, fwguard::Slot::A);
+    assert!(
+        back.log.iter().any(|l| l.contains("ROLLBACK from B")),
+        "{:?}",
+        back.log
+    );
+    t.settle_until(|s| history_has(s, "trial-failed", "1.3") && s.outcomes.is_empty())
+        .await;
+    // A later round sends nothing more.
+    common::run_daemon_for(t.agent(), 1500).await;
+    let got = r.accepted();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["result"], "trial-failed");
+    assert_eq!(got[0]["release"], "1.3");
+    assert!(
+        got[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("never reached userspace"),
+        "{}",
+        got[0]
+    );
+}
