@@ -49,6 +49,7 @@ class Server:
     def __init__(self, root):
         self.root = root
         self.requests = []  # (path, status)
+        self.reports = []  # the outcome reports POSTed to /report, as JSON
         self.gate = None  # (path, bytes before the stall)
         self.gate_reached = threading.Event()
         self.gate_open = threading.Event()
@@ -59,6 +60,18 @@ class Server:
 
             def log_message(self, *a):
                 pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                if self.path.split("?")[0] != "/report":
+                    self.send_error(404)
+                    return
+                server.reports.append(json.loads(body))
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.send_header("Connection", "close")
+                self.end_headers()
 
             def do_GET(self):
                 path = self.path.split("?")[0]
@@ -329,6 +342,13 @@ class Harness:
         self.boots("1.0", "A", False, 0)
         self.step("U-Boot gives B up after bootlimit tries; A (1.0) boots")
 
+    def reported(self, version, result):
+        """The vendor's report endpoint got exactly one outcome for `version`: `result`."""
+        got = [r for r in self.server.reports if r.get("release") == version]
+        check(len(got) == 1 and got[0].get("result") == result,
+              f"reports for {version}: {got} (expected one {result!r})")
+        self.step(f"the vendor's endpoint got one {result!r} report for {version}")
+
     def never_retried(self, version):
         """fwguard records the failed release and later checks pass it over."""
         b = self.board
@@ -388,6 +408,7 @@ class Harness:
         self.boots("1.0", "A", False, 0)
         self.step("A (1.0) boots, committed")
         self.never_retried("3.0")
+        self.reported("3.0", "rolled-back")
         self.end("A", "1.0", denied="3.0", events=("rollback", "rolled-back"))
 
     # 3 ------------------------------------------------------------------------------------
@@ -398,6 +419,7 @@ class Harness:
         self.written_and_armed("4.0")
         self.bad_trial("4.0", r"Kernel panic - not syncing", "kernel panic, reboot")
         self.never_retried("4.0")
+        self.reported("4.0", "trial-failed")
         self.end("A", "1.0", denied="4.0", ab_rollback="B", events=("trial-failed",))
 
     # 4 ------------------------------------------------------------------------------------
