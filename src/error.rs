@@ -64,7 +64,7 @@ pub enum Error {
     #[error(transparent)]
     Board(#[from] crate::board::BoardError),
     #[error(transparent)]
-    Archive(#[from] crate::archive::ArchiveError),
+    Archive(#[from] crate::archive_dir::ArchiveError),
     #[error(transparent)]
     Sim(#[from] crate::sim::SimError),
     #[error(transparent)]
@@ -88,7 +88,7 @@ impl Error {
             }
             Error::Index(_) => EXIT_VERIFICATION,
             Error::Archive(e) if e.is_verification() => EXIT_VERIFICATION,
-            Error::Archive(crate::archive::ArchiveError::Missing { .. }) => EXIT_DISALLOWED,
+            Error::Archive(crate::archive_dir::ArchiveError::Missing { .. }) => EXIT_DISALLOWED,
             Error::Fetch(e) if e.is_verification() => EXIT_VERIFICATION,
             Error::Fetch(e) if e.is_config() => EXIT_CONFIG,
             Error::Fetch(_) => EXIT_NETWORK,

@@ -6,7 +6,7 @@
 //! run fwguard.
 
 pub mod agent;
-pub mod archive;
+pub mod archive_dir;
 pub mod board;
 pub mod boot;
 pub mod cli;

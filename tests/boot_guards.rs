@@ -183,7 +183,7 @@ async fn an_env_the_bootloader_does_not_read_gives_the_release_up_after_three_bo
     assert!(st.is_denylisted(&"1.1".parse().unwrap()));
     // The env fwguard writes points at the running slot again, and the bootloader's own env
     // was never touched.
-    let stray_vars = fwguard::boot::uboot::EnvLocation {
+    let stray_vars = fwguard::boot::env_store::EnvLocation {
         path: stray,
         offset: 0,
         size: fwguard::sim::ENV_SIZE,

@@ -5,7 +5,7 @@
 mod common;
 
 use common::tools::tool;
-use fwguard::boot::uboot::EnvLocation;
+use fwguard::boot::env_store::EnvLocation;
 use fwguard::boot::uboot_env::EnvVars;
 use fwguard::sim::{firmware_image, Behaviour, SimRouter, ENV_SIZE};
 use std::path::Path;

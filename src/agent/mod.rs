@@ -3,7 +3,7 @@
 //! Every operation that changes anything takes the state lock, reloads the persisted state,
 //! and persists each state change before the action it announces.
 
-mod archive;
+mod archiving;
 mod check;
 mod confirm;
 mod daemon;
@@ -20,7 +20,7 @@ mod round;
 mod status;
 mod trial;
 
-pub use archive::ArchivedImage;
+pub use archiving::ArchivedImage;
 pub use check::CheckReport;
 pub use confirm::Confirmed;
 pub use daemon::DaemonExit;

@@ -16,7 +16,8 @@ pub mod world;
 pub use boot::BootReport;
 
 use crate::board::{self, Board, BoardError, Platform};
-use crate::boot::uboot::{EnvLocation, UBootAb};
+use crate::boot::env_store::EnvLocation;
+use crate::boot::uboot::UBootAb;
 use crate::boot::uboot_env::EnvVars;
 use crate::firmware;
 use crate::flash::FileSlot;

@@ -8,7 +8,7 @@
 use super::check::MAX_SIG_BYTES;
 use super::offline::{file_url, hash_reader};
 use super::{Action, Agent, By};
-use crate::archive::{Archive, ArchiveError, Limits, NewEntry};
+use crate::archive_dir::{Archive, ArchiveError, Limits, NewEntry};
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
 use crate::flash::{self, FlashError, SlotDevice};
