@@ -9,11 +9,11 @@
 //! | 2 | usage | command-line usage error (wrong flag or argument) |
 //! | 3 | config | the configuration file is missing, unreadable or invalid, the board's env location does not fit its flash (`doctor`, preflight), or `agent.runtime_dir` is not in RAM |
 //! | 4 | in use | another fwguard process holds the state lock |
-//! | 5 | disallowed | the command is not allowed in the current update state |
-//! | 6 | verification | a signature, hash, size, board or version check refused the input |
+//! | 5 | disallowed | the command is not allowed in the current update state (or by this device's rules: a denylisted or below-the-floor version, a trial fwguard cannot account for) |
+//! | 6 | verification | a signature, hash, size, board or version check refused the input, or the signed index does not offer what was asked for |
 //! | 7 | network | the index or image could not be fetched |
-//! | 8 | device | reading or writing a slot, the bootloader env or the state failed |
-//! | 9 | unhealthy | health checks failed (`fwguard health`) |
+//! | 8 | device | reading or writing a slot, the bootloader env, the state or an offline install's medium failed |
+//! | 9 | unhealthy | health checks failed (`fwguard health`, or the running firmware's before an install) |
 //! | 10 | nothing to do | `check` found no update (only with `check --exit-code`) |
 
 use std::path::PathBuf;
@@ -34,8 +34,28 @@ pub const EXIT_NO_UPDATE: i32 = 10;
 pub enum Error {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("preflight: {0}")]
-    Preflight(String),
+    /// A board check that must pass before anything is written failed.
+    #[error("preflight: {}", .0.message())]
+    Preflight(Box<crate::board::preflight::Finding>),
+    /// The signed index does not offer what was asked for (a pin, an image file).
+    #[error(transparent)]
+    Selection(#[from] crate::index::select::SelectError),
+    /// An image file the signed index does not vouch for (offline install).
+    #[error("{0}")]
+    NotInIndex(String),
+    /// Reading the offline install's medium (a USB stick, a directory) failed.
+    #[error("{path}: {source}")]
+    Medium {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The running firmware fails required health checks, so nothing is installed.
+    #[error("not installing {version}: the running firmware fails required health checks ({failing}); fix that first, or `fwguard update --force`")]
+    Baseline {
+        version: crate::version::Version,
+        failing: String,
+    },
     #[error(
         "another fwguard process is busy (lock {path} is held); try again when it has finished"
     )]
@@ -81,6 +101,10 @@ impl Error {
         use crate::flash::FlashError;
         match self {
             Error::Config(_) | Error::Preflight(_) => EXIT_CONFIG,
+            Error::Selection(e) => e.exit_code(),
+            Error::NotInIndex(_) => EXIT_VERIFICATION,
+            Error::Medium { .. } => EXIT_DEVICE,
+            Error::Baseline { .. } => EXIT_UNHEALTHY,
             Error::RuntimeDir(e) if e.is_refusal() => EXIT_CONFIG,
             Error::InUse { .. } | Error::DaemonRunning { .. } => EXIT_IN_USE,
             Error::Disallowed(_) | Error::Refused(_) | Error::UnexplainedTrial { .. } => {

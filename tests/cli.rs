@@ -290,3 +290,55 @@ async fn assess_judges_a_trial_boot_and_exits() {
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
     assert!(text(&o).0.contains("committed 1.1"), "{:?}", text(&o));
 }
+
+/// Every exit code of the table (README, src/error.rs), each made to happen once through the
+/// binary, with the class of failure it stands for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_exit_code_is_what_the_table_says() {
+    use fwguard::error::*;
+    let mut t = world("off").await;
+    let run = |args: &'static [&'static str]| {
+        let cfg = t.cfg.clone();
+        async move { fwguard(&cfg, args).await }
+    };
+    let code = |o: &Output| o.status.code().unwrap();
+    // 10: nothing to install; 0: something to install.
+    t.world.publish(&["1.0"]).unwrap();
+    assert_eq!(code(&run(&["check", "--exit-code"]).await), EXIT_NO_UPDATE);
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    assert_eq!(code(&run(&["check", "--exit-code"]).await), EXIT_OK);
+    // 2: usage.
+    assert_eq!(code(&run(&["check", "--bogus"]).await), EXIT_USAGE);
+    // 3: configuration.
+    let missing = fwguard(&t.world.root.join("nowhere.toml"), &["status"]).await;
+    assert_eq!(code(&missing), EXIT_CONFIG);
+    // 6: the signed index does not list the pinned version for this board.
+    let o = run(&["pin", "7.7"]).await;
+    assert_eq!(code(&o), EXIT_VERIFICATION, "{:?}", text(&o));
+    assert!(text(&o).1.contains("is not in the index"), "{:?}", text(&o));
+    // 9: the running firmware fails a required check (the WAN is down), so no install.
+    t.world.wan.set_up(false).await.unwrap();
+    let o = run(&["update"]).await;
+    assert_eq!(code(&o), EXIT_UNHEALTHY, "{:?}", text(&o));
+    assert!(text(&o).1.contains("fails required health checks"));
+    assert_eq!(code(&run(&["health"]).await), EXIT_UNHEALTHY);
+    t.world.wan.set_up(true).await.unwrap();
+    // 8: an offline install's medium that cannot be read.
+    let o = run(&["install", "/nonexistent/usb"]).await;
+    assert_eq!(code(&o), EXIT_DEVICE, "{:?}", text(&o));
+    // 5: not allowed in this state (mark-good while staged).
+    assert_eq!(code(&run(&["update", "--stage-only"]).await), EXIT_OK);
+    let o = run(&["mark-good"]).await;
+    assert_eq!(code(&o), EXIT_DISALLOWED, "{:?}", text(&o));
+    // 4: another fwguard holds the lock.
+    let store = fwguard::state::StateStore::new(t.settings().state_dir);
+    let held = store.lock(false).unwrap().unwrap();
+    assert_eq!(code(&run(&["update"]).await), EXIT_IN_USE);
+    drop(held);
+    // 7: the vendor's server is gone.
+    t.world.server.take().unwrap().stop();
+    assert_eq!(code(&run(&["check"]).await), EXIT_NETWORK);
+    // 1: an internal failure (the bundle cannot be written where asked).
+    let o = run(&["diag", "-o", "/nonexistent/dir/bundle.tar.gz"]).await;
+    assert_eq!(code(&o), EXIT_INTERNAL, "{:?}", text(&o));
+}

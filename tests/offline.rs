@@ -176,7 +176,7 @@ async fn an_image_for_another_board_is_refused_before_anything_is_written() {
             .contains("for board other, not for this board (sim)"),
         "{e}"
     );
-    assert_eq!(e.exit_code(), fwguard::error::EXIT_DISALLOWED);
+    assert_eq!(e.exit_code(), fwguard::error::EXIT_VERIFICATION);
     assert_eq!(t.snapshot(), before, "the fallback slot was written");
     assert!(!t.world.router.reboot_requested());
 }

@@ -1,7 +1,7 @@
 //! Fetching and verifying the trust root and the index, and choosing a release.
 
 use super::Agent;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fetch::{resolve, signature_url, FetchError};
 use crate::index::root::TrustRoot;
 use crate::index::select::{select, Choice, Wanted};
@@ -181,7 +181,7 @@ impl Agent {
             denylist: &deny,
             device_id: self.device_id(st),
         };
-        select(index, &want).map_err(|e| Error::Refused(e.to_string()))
+        Ok(select(index, &want)?)
     }
 
     /// `fwguard check`: what would be installed. Writes only when a newer root or index was

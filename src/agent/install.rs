@@ -168,11 +168,10 @@ impl Agent {
         let (report, verdict) = self.health_round("baseline", None).await;
         let forced = by == By::Owner { force: true };
         if !verdict.passed() && !forced {
-            return Err(Error::Refused(format!(
-                "not installing {}: the running firmware fails required health checks ({}); fix that first, or `fwguard update --force`",
-                release.version,
-                verdict.failing.join("; ")
-            )));
+            return Err(Error::Baseline {
+                version: release.version.clone(),
+                failing: verdict.failing.join("; "),
+            });
         }
         let detail = if verdict.passed() {
             "health checks on the running firmware pass".to_string()

@@ -24,8 +24,10 @@ pub(super) struct ImageFile {
 /// The `file://` URL of `path`, made absolute but not resolved: a symbolic link anywhere in
 /// it is then refused when the file is read.
 pub(super) fn file_url(path: &Path) -> Result<String> {
-    let abs = std::path::absolute(path)
-        .map_err(|e| Error::Refused(format!("{}: {e}", path.display())))?;
+    let abs = std::path::absolute(path).map_err(|source| Error::Medium {
+        path: path.to_path_buf(),
+        source,
+    })?;
     // `.` and `..` resolved by name, not by following anything.
     let mut clean = std::path::PathBuf::new();
     for c in abs.components() {
@@ -54,8 +56,10 @@ impl Agent {
         mode: UpdateMode,
         force: bool,
     ) -> Result<Action> {
-        let meta = std::fs::symlink_metadata(path)
-            .map_err(|e| Error::Refused(format!("{}: {e}", path.display())))?;
+        let meta = std::fs::symlink_metadata(path).map_err(|source| Error::Medium {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if meta.file_type().is_symlink() {
             return Err(Error::Refused(format!(
                 "{} is a symbolic link; fwguard installs nothing through one: give the real path",
@@ -102,7 +106,7 @@ impl Agent {
         let for_board = |r: &&crate::index::Release| r.boards.iter().any(|b| b == board);
         let Some(release) = index.releases().iter().filter(for_board).find(same) else {
             let elsewhere = index.releases().iter().find(same);
-            return Err(Error::Refused(match elsewhere {
+            return Err(Error::NotInIndex(match elsewhere {
                 Some(r) => format!(
                     "{} is release {} for board {}, not for this board ({board}); nothing was written",
                     image.path.display(),
@@ -120,7 +124,7 @@ impl Agent {
         Ok(match self.choose(index, &probe, running)? {
             Choice::Install(mut r) => {
                 if !same(&&*r) {
-                    return Err(Error::Refused(format!(
+                    return Err(Error::NotInIndex(format!(
                         "the signed index lists {} for this board ({board}) with another image than {}; nothing was written",
                         r.version,
                         image.path.display()
@@ -135,13 +139,19 @@ impl Agent {
 }
 
 pub(super) fn hash_file(path: &Path) -> Result<ImageFile> {
-    let err = |e: std::io::Error| Error::Refused(format!("{}: {e}", path.display()));
+    let err = |source| Error::Medium {
+        path: path.to_path_buf(),
+        source,
+    };
     hash_reader(path, std::fs::File::open(path).map_err(err)?)
 }
 
 /// Hash an image opened already (as `path`).
 pub(super) fn hash_reader(path: &Path, mut f: impl std::io::Read) -> Result<ImageFile> {
-    let err = |e: std::io::Error| Error::Refused(format!("{}: {e}", path.display()));
+    let err = |source| Error::Medium {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut h = Sha256::new();
     let size = std::io::copy(&mut f, &mut h).map_err(err)?;
     Ok(ImageFile {

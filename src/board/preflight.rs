@@ -261,11 +261,10 @@ fn board_checks(settings: &BoardSettings, board: Result<&Board, &BoardError>) ->
 }
 
 /// The checks that must pass before anything is written (the ones a write would make
-/// worse); the first failure as an error message.
-pub fn before_write(settings: &BoardSettings) -> Result<(), String> {
-    let findings = layout(settings);
-    match findings.into_iter().find(|f| !f.ok) {
-        Some(f) => Err(f.message()),
+/// worse); the first failure.
+pub fn before_write(settings: &BoardSettings) -> Result<(), Finding> {
+    match layout(settings).into_iter().find(|f| !f.ok) {
+        Some(f) => Err(f),
         None => Ok(()),
     }
 }

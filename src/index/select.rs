@@ -44,6 +44,22 @@ pub enum SelectError {
     },
 }
 
+impl SelectError {
+    /// The stable exit code: what the signed index does not vouch for (a version it does
+    /// not list for this board, or one the vendor pulled) is refused as verification (6);
+    /// what this device's rules hold back (rolled back here, below the floor, needing a
+    /// stepping stone) as not allowed now (5).
+    pub fn exit_code(&self) -> i32 {
+        use crate::error::{EXIT_DISALLOWED, EXIT_VERIFICATION};
+        match self {
+            SelectError::PinnedMissing { .. } | SelectError::Pulled { .. } => EXIT_VERIFICATION,
+            SelectError::PinnedDenylisted(_)
+            | SelectError::BelowFloor { .. }
+            | SelectError::NotFrom { .. } => EXIT_DISALLOWED,
+        }
+    }
+}
+
 /// Why an otherwise newer release is not offered to this device, if it is not.
 fn excluded(r: &Release, want: &Wanted<'_>, now: u64) -> Option<String> {
     if let Some(why) = &r.pulled {
