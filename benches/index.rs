@@ -88,7 +88,7 @@ fn main() {
         keys: vec![key.public()],
         threshold: 1,
     };
-    let now = fwguard::index::unix_now();
+    let now = fwguard::time::unix_now();
     let idx = index(releases, &key, now);
     // The newest release of board-7 is the last one added for it.
     let newest = (0..releases).rfind(|i| i % BOARDS == 7).unwrap() / BOARDS;

@@ -26,6 +26,7 @@ pub mod safedir;
 pub mod sim;
 pub mod slot;
 pub mod state;
+pub mod time;
 pub mod version;
 
 pub use error::{Error, Result};

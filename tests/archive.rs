@@ -8,8 +8,8 @@ mod common;
 
 use common::{fwguard, history_has, release, run_daemon_for, run_daemon_until, world, TestWorld};
 use fwguard::index::build::IndexDraft;
-use fwguard::index::unix_now;
 use fwguard::sim::Behaviour;
+use fwguard::time::unix_now;
 use fwguard::Slot;
 use std::path::{Path, PathBuf};
 use std::process::Output;

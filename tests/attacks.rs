@@ -11,10 +11,10 @@ use fwguard::error::{EXIT_NETWORK, EXIT_VERIFICATION};
 use fwguard::index::build::IndexDraft;
 use fwguard::index::root::root_toml;
 use fwguard::index::sign::SecretKey;
-use fwguard::index::unix_now;
 use fwguard::sim::httpd::Fault;
 use fwguard::sim::world::BUILD_TIME;
 use fwguard::sim::Behaviour;
+use fwguard::time::unix_now;
 use std::sync::Arc;
 
 async fn refused(t: &TestWorld, code: i32, words: &str) {

@@ -94,7 +94,7 @@ fn example_index_verifies_with_the_test_key() {
         threshold: 1,
     };
     let v = ix
-        .verify(&trust, None, fwguard::index::unix_now(), 0)
+        .verify(&trust, None, fwguard::time::unix_now(), 0)
         .unwrap();
     assert_eq!(v.releases().len(), 2);
     // The listed sizes and hashes are those of the example images.
@@ -115,7 +115,7 @@ fn example_root_and_index_verify_as_a_device_would() {
         bytes: std::fs::read(dir.join("index.toml")).unwrap(),
         signatures: std::fs::read(dir.join("index.toml.sig")).unwrap(),
     }
-    .verify(&root.index, None, fwguard::index::unix_now(), 0)
+    .verify(&root.index, None, fwguard::time::unix_now(), 0)
     .unwrap();
     assert_eq!(ix.security_floor("sim").map(|v| v.as_str()), Some("1.0"));
     assert!(ix.releases().iter().any(|r| r.rollout.is_some()));

@@ -176,7 +176,7 @@ async fn every_check_kind_ends_in_a_result_on_hostile_names_and_answers() {
 
     let checker = Checker::new(Roots::load(&settings.ca_bundle).unwrap());
     let start = Instant::now();
-    let report = checker.run_all(&specs, fwguard::index::unix_now(), 0).await;
+    let report = checker.run_all(&specs, fwguard::time::unix_now(), 0).await;
     assert!(start.elapsed() < Duration::from_secs(20), "bounded in time");
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a check panicked");
     assert_eq!(report.results.len(), specs.len());

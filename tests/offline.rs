@@ -143,7 +143,7 @@ async fn an_image_for_another_board_is_refused_before_anything_is_written() {
         .add_image("1.3", fwguard::sim::Behaviour::GOOD)
         .unwrap();
     let t = world;
-    let now = fwguard::index::unix_now().max(fwguard::sim::world::BUILD_TIME);
+    let now = fwguard::time::unix_now().max(fwguard::sim::world::BUILD_TIME);
     let mut d = fwguard::index::build::IndexDraft::new(1, now, now + 86400);
     d.add_release(common::release(&t, "1.3")).unwrap();
     d.add_release(

@@ -8,9 +8,9 @@ use fwguard::agent::{Action, UpdateMode};
 use fwguard::error::{EXIT_NETWORK, EXIT_VERIFICATION};
 use fwguard::index::build::{IndexDraft, NewRelease};
 use fwguard::index::sign::SecretKey;
-use fwguard::index::unix_now;
 use fwguard::sim::world::BUILD_TIME;
 use fwguard::state::UpdateState;
+use fwguard::time::unix_now;
 
 fn release(t: &TestWorld, version: &str, boards: &[&str]) -> NewRelease {
     NewRelease::from_image(

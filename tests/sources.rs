@@ -7,8 +7,8 @@ mod common;
 use common::{release, world};
 use fwguard::agent::{Action, By, UpdateMode};
 use fwguard::index::build::IndexDraft;
-use fwguard::index::unix_now;
 use fwguard::sim::world::BUILD_TIME;
+use fwguard::time::unix_now;
 
 fn publish(t: &common::TestWorld, version: u64, rels: Vec<fwguard::index::build::NewRelease>) {
     let now = unix_now().max(BUILD_TIME);

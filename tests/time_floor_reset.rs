@@ -10,8 +10,8 @@ use common::{world, TestWorld, FAST_TRIAL};
 use fwguard::agent::DaemonExit;
 use fwguard::index::root::root_toml;
 use fwguard::index::sign::SecretKey;
-use fwguard::index::{format_time, unix_now};
 use fwguard::sim::world::BUILD_TIME;
+use fwguard::time::{format_time, unix_now};
 
 /// 2099-01-01T00:00:00Z.
 const Y2099: u64 = 4_070_908_800;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 async fn the_daemon_reboots_into_an_update_only_inside_the_window() {
     let mut t = world("auto").await;
     t.world.publish(&["1.0", "1.1"]).unwrap();
-    let now = fwguard::index::unix_now();
+    let now = fwguard::time::unix_now();
     // A daily window two to three hours from now, in a zone 5 h west of UTC.
     let local = (now as i64 - 5 * 3600).rem_euclid(86_400) / 60;
     let hm = |m: i64| {

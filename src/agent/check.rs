@@ -5,8 +5,9 @@ use crate::error::Result;
 use crate::fetch::{resolve, signature_url, FetchError};
 use crate::index::root::TrustRoot;
 use crate::index::select::{select, Choice, Wanted};
-use crate::index::{format_time, UntrustedIndex, VerifiedIndex};
+use crate::index::{UntrustedIndex, VerifiedIndex};
 use crate::state::{Note, PersistedState};
+use crate::time::format_time;
 use crate::version::Version;
 
 /// Cap for a detached signature file.

@@ -137,7 +137,7 @@ impl Agent {
         let file = std::fs::File::create(out)?;
         let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
         let mut tar = tar::Builder::new(gz);
-        let now = crate::index::unix_now();
+        let now = crate::time::unix_now();
         for (name, text) in self.diag_parts() {
             let mut h = tar::Header::new_gnu();
             h.set_size(text.len() as u64);

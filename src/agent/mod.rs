@@ -37,9 +37,9 @@ use crate::error::{Error, Result};
 use crate::fetch::Fetcher;
 use crate::firmware::{Header, HEADER_LEN};
 use crate::health::Checker;
-use crate::index::unix_now;
 use crate::slot::Slot;
 use crate::state::{Facts, Lock, PersistedState, Reporter, StateStore};
+use crate::time::unix_now;
 use crate::version::Version;
 
 /// What an operation did.

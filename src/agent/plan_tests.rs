@@ -9,17 +9,7 @@ use crate::state::{Partial, UpdateState as S};
 use Slot::{A, B};
 
 fn rel() -> Release {
-    Release {
-        version: "1.1".parse().unwrap(),
-        boards: vec!["sim".into()],
-        channels: vec!["stable".into()],
-        urls: vec!["fw.img".into()],
-        size: 10,
-        sha256: [7; 32],
-        min_from: None,
-        pulled: None,
-        rollout: None,
-    }
+    Release::sample()
 }
 
 fn states() -> Vec<(&'static str, S)> {

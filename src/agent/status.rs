@@ -3,9 +3,9 @@
 use super::Agent;
 use crate::boot::BootState;
 use crate::error::Result;
-use crate::index::format_time;
 use crate::slot::Slot;
 use crate::state::{DenyEntry, SlotRecord, UpdateState};
+use crate::time::format_time;
 use crate::version::Version;
 use serde::Serialize;
 use std::fmt;
@@ -231,7 +231,7 @@ impl fmt::Display for Status {
                 f,
                 "health:       {} round at {}: {} of {} checks pass{}",
                 h.phase,
-                crate::index::format_time(h.at),
+                crate::time::format_time(h.at),
                 h.report.results.len() - failing,
                 h.report.results.len(),
                 if h.verdict.failing.is_empty() {

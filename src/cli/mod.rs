@@ -10,8 +10,8 @@ mod syslog;
 use crate::agent::{Action, Agent, By, DaemonExit, RoundResult, UpdateMode};
 use crate::config::{self, Settings};
 use crate::error::{Error, EXIT_NO_UPDATE, EXIT_OK};
-use crate::index::format_time;
 use crate::index::select::Choice;
+use crate::time::format_time;
 use crate::version::Version;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -418,7 +418,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Diag { output } => {
             let agent = load_agent(cfg)?;
             let out = output.unwrap_or_else(|| {
-                format!("fwguard-diag-{}.tar.gz", crate::index::unix_now()).into()
+                format!("fwguard-diag-{}.tar.gz", crate::time::unix_now()).into()
             });
             agent
                 .write_diag(&out)

@@ -44,7 +44,7 @@ pub fn run(cmd: SimCommand) -> Result<i32, Error> {
             slot_size,
         } => {
             let img =
-                sim::firmware_image(&version, crate::index::unix_now(), 1 << 20, Behaviour::GOOD);
+                sim::firmware_image(&version, crate::time::unix_now(), 1 << 20, Behaviour::GOOD);
             SimRouter::create(&dir, slot_size, &img)?;
             println!(
                 "created simulated router in {} with {version} in slot A (powered off)",
@@ -62,7 +62,7 @@ pub fn run(cmd: SimCommand) -> Result<i32, Error> {
                 wan_up: !wan_down,
                 boots: !panics,
             };
-            let img = sim::firmware_image(&version, crate::index::unix_now(), size, b);
+            let img = sim::firmware_image(&version, crate::time::unix_now(), size, b);
             std::fs::write(&out, &img)
                 .map_err(|e| Error::Other(format!("{}: {e}", out.display())))?;
             println!("wrote {} ({} bytes)", out.display(), img.len());

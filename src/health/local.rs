@@ -100,14 +100,14 @@ pub fn clock(now: u64, floor: u64) -> Result<String, String> {
     if now >= floor {
         return Ok(format!(
             "the clock ({}) is past the time floor ({})",
-            crate::index::format_time(now),
-            crate::index::format_time(floor)
+            crate::time::format_time(now),
+            crate::time::format_time(floor)
         ));
     }
     Err(format!(
         "the clock is not synchronised and reads {}, before the time floor {}",
-        crate::index::format_time(now),
-        crate::index::format_time(floor)
+        crate::time::format_time(now),
+        crate::time::format_time(floor)
     ))
 }
 

@@ -2,9 +2,8 @@
 
 use super::doc::check_rollout;
 use super::sign::SecretKey;
-use super::{
-    check_release, format_time, IndexDoc, IndexMeta, ReleaseDoc, RolloutDoc, WaveDoc, FORMAT,
-};
+use super::{check_release, IndexDoc, IndexMeta, ReleaseDoc, RolloutDoc, WaveDoc, FORMAT};
+use crate::time::format_time;
 use crate::version::Version;
 use sha2::{Digest, Sha256};
 use std::io::Read;

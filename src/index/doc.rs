@@ -1,7 +1,8 @@
 //! The index document as written (serde, unknown fields refused) and its checks into
 //! [`Release`] values. Only ever called on bytes whose signatures were verified.
 
-use super::{parse_time, Release, Rollout, Wave};
+use super::{Release, Rollout, Wave};
+use crate::time::parse_time;
 use crate::version::Version;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -13,12 +13,12 @@ pub mod root;
 pub mod select;
 pub mod sign;
 
+use crate::time::{format_time, parse_time};
 use crate::version::Version;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sign::{DetachedSignature, KeyId, PublicKey};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub(crate) use doc::{check_release, IndexDoc, IndexMeta, ReleaseDoc, RolloutDoc, WaveDoc};
 
@@ -196,6 +196,25 @@ pub struct Release {
     pub rollout: Option<Rollout>,
 }
 
+#[cfg(test)]
+impl Release {
+    /// Release 1.1 for board `sim`: 10 bytes hashing to `[7; 32]`, one relative URL (unit
+    /// tests of the state and the recovery plan).
+    pub(crate) fn sample() -> Release {
+        Release {
+            version: "1.1".parse().expect("static version"),
+            boards: vec!["sim".into()],
+            channels: vec!["stable".into()],
+            urls: vec!["fw.img".into()],
+            size: 10,
+            sha256: [7; 32],
+            min_from: None,
+            pulled: None,
+            rollout: None,
+        }
+    }
+}
+
 mod hex_sha {
     use serde::{Deserialize, Deserializer, Serializer};
     pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
@@ -271,29 +290,6 @@ impl VerifiedIndex {
                 .collect(),
         }
     }
-}
-
-pub fn parse_time(s: &str) -> Result<u64, String> {
-    humantime::parse_rfc3339(s)
-        .map_err(|e| {
-            format!("{s:?} is not an RFC 3339 UTC time such as 2026-11-01T00:00:00Z ({e})")
-        })
-        .and_then(|t| {
-            t.duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .map_err(|_| format!("{s:?} is before 1970"))
-        })
-}
-
-pub fn format_time(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn malformed(problem: impl Into<String>) -> IndexError {

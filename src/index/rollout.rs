@@ -2,7 +2,8 @@
 //! release version, so the same device lands in the same wave at every check, and different
 //! releases reach different devices first.
 
-use super::{format_time, Rollout};
+use super::Rollout;
+use crate::time::format_time;
 use crate::version::Version;
 use sha2::{Digest, Sha256};
 

@@ -21,7 +21,8 @@
 //! with the device never changes the floor.
 
 use super::sign::PublicKey;
-use super::{format_time, parse_time, IndexError, TrustPolicy};
+use super::{IndexError, TrustPolicy};
+use crate::time::{format_time, parse_time};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 

@@ -177,7 +177,7 @@ impl World {
 
     /// Publish a new signed index listing each version in the given channels.
     pub fn publish_channels(&mut self, versions: &[(&str, &[&str])]) -> Result<u64, SimError> {
-        let now = crate::index::unix_now().max(BUILD_TIME);
+        let now = crate::time::unix_now().max(BUILD_TIME);
         self.index_version += 1;
         let mut draft = IndexDraft::new(self.index_version, now, now + INDEX_LIFETIME);
         for (v, channels) in versions {

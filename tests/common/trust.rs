@@ -5,7 +5,7 @@ use super::{release, TestWorld};
 use fwguard::index::build::{sign_bytes, IndexDraft};
 use fwguard::index::root::root_toml;
 use fwguard::index::sign::SecretKey;
-use fwguard::index::unix_now;
+use fwguard::time::unix_now;
 
 pub const DAY: u64 = 86_400;
 

@@ -37,7 +37,7 @@ pub fn run(a: Args) -> Result<(), ToolError> {
                     "SOURCE_DATE_EPOCH={s:?} is not a number of seconds"
                 ))
             })?,
-            Err(_) => crate::index::unix_now(),
+            Err(_) => crate::time::unix_now(),
         },
     };
     // One pass: the payload is copied and hashed together behind a placeholder header, which

@@ -90,7 +90,7 @@ pub(crate) fn edit_index(
     let mut draft = crate::index::build::IndexDraft::parse(&read_text(path)?)
         .map_err(|e| ToolError(format!("{}: {e}", path.display())))?;
     let lines = edit(&mut draft).map_err(ToolError)?;
-    let now = crate::index::unix_now();
+    let now = crate::time::unix_now();
     draft.bump(now, now + parse_secs(expires_in)?);
     write_file(path, draft.to_toml().as_bytes())?;
     for line in lines {

@@ -1,6 +1,6 @@
 use super::{parse_secs, write_file, ToolError};
 use crate::index::build::IndexDraft;
-use crate::index::unix_now;
+use crate::time::unix_now;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]

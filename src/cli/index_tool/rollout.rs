@@ -1,5 +1,5 @@
 use super::{edit_index, parse_secs, ToolError};
-use crate::index::{parse_time, unix_now};
+use crate::time::{parse_time, unix_now};
 use crate::version::Version;
 use std::path::PathBuf;
 

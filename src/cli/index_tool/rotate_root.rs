@@ -21,8 +21,8 @@ pub struct Args {
 
 fn parse_floor(s: &str) -> Result<u64, String> {
     match s {
-        "now" => Ok(crate::index::unix_now()),
-        _ => crate::index::parse_time(s),
+        "now" => Ok(crate::time::unix_now()),
+        _ => crate::time::parse_time(s),
     }
 }
 
@@ -38,7 +38,7 @@ pub fn run(a: Args) -> Result<(), ToolError> {
     if let Some(at) = a.reset_time_floor {
         println!(
             "devices that accept root version {next} reset their time floor to {}: publish no index issued before it",
-            crate::index::format_time(at)
+            crate::time::format_time(at)
         );
     }
     println!(

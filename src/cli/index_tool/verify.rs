@@ -4,7 +4,8 @@
 
 use super::{read_keys, read_text};
 use crate::index::root::TrustRoot;
-use crate::index::{format_time, unix_now, TrustPolicy, UntrustedIndex};
+use crate::index::{TrustPolicy, UntrustedIndex};
+use crate::time::{format_time, unix_now};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]

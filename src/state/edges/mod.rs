@@ -13,17 +13,7 @@ use crate::index::Release;
 const AT: u64 = 1_800_000_000;
 
 fn rel() -> Release {
-    Release {
-        version: "1.1".parse().unwrap(),
-        boards: vec!["sim".into()],
-        channels: vec!["stable".into()],
-        urls: vec!["fw.img".into()],
-        size: 10,
-        sha256: [7; 32],
-        min_from: None,
-        pulled: None,
-        rollout: None,
-    }
+    Release::sample()
 }
 
 fn v(s: &str) -> Version {
