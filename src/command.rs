@@ -1,4 +1,4 @@
-//! Running a vendor's command (the `script` bootloader, a reboot command) with a deadline:
+//! Running a vendor's command (the `script` bootloader) with a deadline:
 //! stdout and stderr are read while it runs, so a chatty command never stalls on a full pipe;
 //! what is kept of each is bounded; a background process it leaves holding the pipes does not
 //! hold fwguard; past the deadline the command and its process group are killed.

@@ -225,8 +225,11 @@ impl Platform for LinuxPlatform {
 /// How long the reboot command may take to accept the reboot.
 const REBOOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Run the configured reboot command; Ok once it was accepted. Its output is read while it
-/// runs (a full pipe never stalls it) and it is killed past [`REBOOT_TIMEOUT`].
+/// Run the configured reboot command; Ok once it was accepted (it exited 0), an error when
+/// it failed or did not answer within [`REBOOT_TIMEOUT`] (then it is killed). Its output goes
+/// where fwguard's goes (the console, the service's log): a reboot script's messages belong
+/// there, and nothing is read from it, so neither a full pipe nor a process it leaves behind
+/// can stall fwguard.
 pub(crate) fn run_reboot(argv: &[String]) -> Result<(), BoardError> {
     let command = argv.join(" ");
     let fail = |detail: String| BoardError::Reboot {
@@ -236,14 +239,27 @@ pub(crate) fn run_reboot(argv: &[String]) -> Result<(), BoardError> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| fail("no command".into()))?;
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let done =
-        crate::command::run(program, &args, REBOOT_TIMEOUT).map_err(|e| fail(e.to_string()))?;
-    if !done.status.success() {
-        let err = String::from_utf8_lossy(&done.stderr.kept);
-        return Err(fail(format!("{}: {}", done.status, err.trim())));
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| fail(e.to_string()))?;
+    let until = std::time::Instant::now() + REBOOT_TIMEOUT;
+    loop {
+        match child.try_wait().map_err(|e| fail(e.to_string()))? {
+            Some(status) if status.success() => return Ok(()),
+            Some(status) => return Err(fail(status.to_string())),
+            None if std::time::Instant::now() >= until => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!(
+                    "no answer within {} s; killed",
+                    REBOOT_TIMEOUT.as_secs()
+                )));
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
