@@ -22,11 +22,17 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into()
 }
 
-fn refused(dir: &Path, args: &[&str], words: &str) {
+/// Run the tool, expect exit `code` and an error mentioning `words`.
+fn exits(dir: &Path, args: &[&str], code: i32, words: &str) {
     let o = tool(dir, args);
-    assert_eq!(o.status.code(), Some(6), "{args:?} should be refused");
+    assert_eq!(o.status.code(), Some(code), "{args:?} should exit {code}");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(words), "{err:?} does not mention {words:?}");
+}
+
+/// Refused as verification (6).
+fn refused(dir: &Path, args: &[&str], words: &str) {
+    exits(dir, args, 6, words);
 }
 
 #[test]
@@ -340,11 +346,9 @@ fn entries(dir: &Path, version: &str) -> Vec<(String, Option<String>, Option<boo
     out
 }
 
+/// A failed edit (1).
 fn fails(dir: &Path, args: &[&str], words: &str) {
-    let o = tool(dir, args);
-    assert_eq!(o.status.code(), Some(1), "{args:?} should fail");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(words), "{err:?} does not mention {words:?}");
+    exits(dir, args, 1, words);
 }
 
 #[test]
