@@ -6,15 +6,16 @@
 //! floor. Archiving never writes the state.
 
 use super::check::MAX_SIG_BYTES;
-use super::offline::{file_url, hash_reader};
-use super::{Action, Agent, By};
+use super::offline::hash_reader;
+use super::source::Source;
+use super::{Action, Agent, By, UpdateMode};
 use crate::archive_dir::{Archive, ArchiveError, Limits, NewEntry};
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
 use crate::flash::{self, FlashError, SlotDevice};
 use crate::index::{IndexError, Release, UntrustedIndex, VerifiedIndex};
 use crate::slot::Slot;
-use crate::state::{Note, PersistedState, SlotRecord, UpdateState};
+use crate::state::{PersistedState, SlotRecord, UpdateState};
 use crate::time::format_time;
 use crate::version::Version;
 use serde::Serialize;
@@ -40,10 +41,10 @@ pub struct ArchivedImage {
 }
 
 /// An archived entry that verified.
-struct Opened {
-    index: VerifiedIndex,
-    release: Release,
-    image: PathBuf,
+pub(super) struct Opened {
+    pub index: VerifiedIndex,
+    pub release: Release,
+    pub image: PathBuf,
 }
 
 fn mismatch(rec: &SlotRecord, r: &Release) -> Option<String> {
@@ -59,7 +60,7 @@ fn mismatch(rec: &SlotRecord, r: &Release) -> Option<String> {
 }
 
 impl Agent {
-    fn archive_store(&self) -> Result<Archive> {
+    pub(super) fn archive_store(&self) -> Result<Archive> {
         match &self.settings.archive {
             Some(a) => Ok(Archive::new(&a.dir)),
             None => Err(Error::Config(ConfigError::Invalid {
@@ -100,7 +101,12 @@ impl Agent {
     }
 
     /// Verify the entry for `version`: its kept index, then its image's size and hash.
-    fn open_archived(&self, a: &Archive, st: &PersistedState, version: &Version) -> Result<Opened> {
+    pub(super) fn open_archived(
+        &self,
+        a: &Archive,
+        st: &PersistedState,
+        version: &Version,
+    ) -> Result<Opened> {
         let signed = a.entry_index(version, self.archive_limits())?;
         let (index, release) = self.archived_release(st, signed, version)?;
         let image = a.image_path(version);
@@ -140,7 +146,11 @@ impl Agent {
 
     /// The security floor in force for this board: the newest accepted index's, or a
     /// higher one in `kept`.
-    fn floor_now(&self, st: &PersistedState, kept: Option<&VerifiedIndex>) -> Option<Version> {
+    pub(super) fn floor_now(
+        &self,
+        st: &PersistedState,
+        kept: Option<&VerifiedIndex>,
+    ) -> Option<Version> {
         let today = st
             .last_index
             .as_ref()
@@ -190,58 +200,14 @@ impl Agent {
         force_insecure: bool,
         force: bool,
     ) -> Result<Action> {
-        let a = self.archive_store()?;
-        self.preflight()?;
-        let _lock = self.lock()?;
-        let mut st = self.load()?;
-        let (booted, header) = self.running()?;
-        if header.version == version {
-            return Ok(Action::UpToDate(format!("{version} is running already")));
-        }
-        self.ensure_installable(&st, booted)?;
-        let Opened {
-            index,
-            mut release,
-            image,
-        } = self.open_archived(&a, &st, &version)?;
-        let floor = self.floor_now(&st, Some(&index)).filter(|f| &version < f);
-        let mut detail = format!("reinstalled from the archive {}", a.dir().display());
-        if let Some(floor) = &floor {
-            if !force_insecure {
-                return Err(Error::Refused(format!(
-                    "{version} is below the security floor {floor}; `--force-insecure` installs it anyway"
-                )));
-            }
-            tracing::warn!("installing {version} from the archive, below the security floor {floor}, as the owner forced it");
-            detail += &format!(", BELOW THE SECURITY FLOOR {floor} (--force-insecure)");
-        }
-        if let Some(why) = st
-            .last_index
-            .as_ref()
-            .and_then(|l| l.pulled.get(version.as_str()))
-        {
-            detail += &format!("; the vendor withdrew it: {why}");
-        }
-        if st.update == UpdateState::Idle && self.adopt(&mut st, booted)? {
-            self.save(&st)?;
-        }
-        self.take_baseline(&mut st, &release, By::Owner { force })
-            .await?;
-        release.urls = vec![file_url(&image)?];
-        let base = file_url(&a.entry_dir(&version))?;
-        let verified = self.install(&mut st, &release, booted, base).await?;
-        // Pinned in the same state write that arms the trial.
-        let facts = self.facts(&st);
-        st.note(
-            Note::Pinned {
-                version: version.clone(),
-                insecure: floor.is_some(),
-                detail: format!("{detail}; pinned (`fwguard unpin` follows the channel again)"),
-                from_archive: true,
-            },
-            &facts,
-        );
-        self.arm_and_reboot(&mut st, &verified, booted)
+        // Refused before anything else when no archive is configured.
+        self.archive_store()?;
+        let source = Source::Archive {
+            version,
+            force_insecure,
+        };
+        self.update_from(UpdateMode::Install, By::Owner { force }, &source)
+            .await
     }
 
     /// At install time: keep the signed index `release` comes from on the archive's storage

@@ -110,20 +110,9 @@ impl Agent {
         st.note(Note::TimeFloorReset { floor, detail }, &facts);
     }
 
-    /// Fetch the index and verify it against the trust root and the persisted state.
-    /// Returns whether `st` changed (a newer root or index was accepted) so the caller can
-    /// persist.
-    pub(super) async fn fetch_index(
-        &self,
-        st: &mut PersistedState,
-        build_time: u64,
-    ) -> Result<(VerifiedIndex, bool)> {
-        let url = self.settings.index.url.clone();
-        self.fetch_index_from(st, build_time, &url).await
-    }
-
     /// Fetch and verify the index at `index_url` (the configured one, or an offline copy:
-    /// the same signature, freshness, replay and board checks apply).
+    /// the same signature, freshness, replay and board checks apply). Returns whether `st`
+    /// changed (a newer root or index was accepted) so the caller can persist.
     pub(super) async fn fetch_index_from(
         &self,
         st: &mut PersistedState,
@@ -191,10 +180,9 @@ impl Agent {
         let _lock = self.lock()?;
         let mut st = self.load()?;
         let (_, header) = self.running()?;
-        let (index, changed) = self.fetch_index(&mut st, header.build_time).await?;
-        if changed {
-            self.save(&st)?;
-        }
+        let index = self
+            .fetch_verified(&mut st, &header, &self.settings.index.url)
+            .await?;
         let choice = self.choose(&index, &st, &header.version)?;
         Ok(CheckReport {
             index_version: index.version(),

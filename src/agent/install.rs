@@ -1,40 +1,15 @@
 //! Installing a release: invalidate the inactive slot, stream the image into it while
 //! hashing, read it back and verify, and only then arm the trial boot in one env write.
 
+use super::update::{expected, By};
 use super::{Action, Agent};
 use crate::error::{Error, Result};
 use crate::fetch::{resolve, SinkOr};
 use crate::firmware::Header;
-use crate::flash::{self, Checkpoint, Expected, FlashError, VerifiedSlot};
-use crate::index::select::Choice;
+use crate::flash::{self, Checkpoint, FlashError, VerifiedSlot};
 use crate::index::Release;
 use crate::slot::Slot;
 use crate::state::{Disallowed, Event, Note, Partial, PersistedState, UpdateState};
-
-/// Who asked for an update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum By {
-    /// The daemon, on its own (stops after too many rollbacks in a row).
-    Daemon,
-    /// The owner; `force` installs even while a required health check fails.
-    Owner { force: bool },
-}
-
-/// Where an update comes from: the index (the configured URL, or an offline copy) and,
-/// for an offline image file, the file itself.
-pub(super) struct Source {
-    pub index_url: String,
-    pub image: Option<super::offline::ImageFile>,
-}
-
-/// How far `update` goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpdateMode {
-    /// Install, arm the trial and reboot.
-    Install,
-    /// Write and verify the inactive slot, then stop.
-    StageOnly,
-}
 
 fn partial(r: &Release, target: Slot, cp: &Checkpoint) -> Partial {
     Partial {
@@ -46,116 +21,7 @@ fn partial(r: &Release, target: Slot, cp: &Checkpoint) -> Partial {
     }
 }
 
-/// Whether two releases are the same image.
-fn same_image(a: &Release, b: &Release) -> bool {
-    (&a.version, a.size, a.sha256) == (&b.version, b.size, b.sha256)
-}
-
-fn expected(r: &Release) -> Expected {
-    Expected {
-        size: r.size,
-        sha256: r.sha256,
-    }
-}
-
 impl Agent {
-    /// Refuse to start an install unless idle (or staged), on the committed slot.
-    pub(super) fn ensure_installable(&self, st: &PersistedState, booted: Slot) -> Result<()> {
-        if !matches!(st.update, UpdateState::Idle | UpdateState::Staged { .. }) {
-            return Err(Disallowed {
-                event: "begin an install",
-                state: st.update.name(),
-            }
-            .into());
-        }
-        self.ensure_trial_explained(st)?;
-        if let Some(good) = st.known_good {
-            if good != booted {
-                return Err(Error::Refused(format!(
-                    "running slot {booted} is not the committed slot {good}; run the daemon (or `fwguard mark-good`) to settle the boot first"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// `fwguard update`: the owner's update, refused while a required health check fails.
-    pub async fn update(&self, mode: UpdateMode) -> Result<Action> {
-        self.update_by(mode, By::Owner { force: false }).await
-    }
-
-    /// Check, then install the chosen release, as the daemon or the owner asks.
-    pub async fn update_by(&self, mode: UpdateMode, by: By) -> Result<Action> {
-        let source = Source {
-            index_url: self.settings.index.url.clone(),
-            image: None,
-        };
-        self.update_from(mode, by, &source).await
-    }
-
-    /// The update, from the configured index or an offline copy of it.
-    pub(super) async fn update_from(
-        &self,
-        mode: UpdateMode,
-        by: By,
-        source: &Source,
-    ) -> Result<Action> {
-        self.preflight()?;
-        let _lock = self.lock()?;
-        let mut st = self.load()?;
-        let (booted, header) = self.running()?;
-        self.ensure_installable(&st, booted)?;
-        if st.update == UpdateState::Idle {
-            // The slot we run from must be on record as known-good before the other is touched.
-            if self.adopt(&mut st, booted)? {
-                self.save(&st)?;
-            }
-        }
-        if by == By::Daemon && st.rollbacks_in_a_row >= self.settings.max_rollbacks {
-            return Ok(Action::UpToDate(format!(
-                "automatic installs are stopped after {} rollbacks in a row; the owner decides (`fwguard update`, `pin`, `unpin`)",
-                st.rollbacks_in_a_row
-            )));
-        }
-        let (index, changed) = self
-            .fetch_index_from(&mut st, header.build_time, &source.index_url)
-            .await?;
-        if changed {
-            self.save(&st)?;
-        }
-        let choice = match &source.image {
-            None => self.choose(&index, &st, &header.version)?,
-            Some(image) => self.choose_image(&index, &st, &header.version, image)?,
-        };
-        let release = match choice {
-            Choice::UpToDate { reason } => return Ok(Action::UpToDate(reason)),
-            Choice::Install(r) => *r,
-        };
-        // The same image (version, size, hash) is staged already: an edit of the release's
-        // other metadata in the index (its rollout, say) is no reason to write it again.
-        let staged = match &st.update {
-            UpdateState::Staged {
-                release: r, target, ..
-            } if same_image(r, &release) => {
-                flash::verify_existing(self.board.slot(*target), &expected(&release)).ok()
-            }
-            _ => None,
-        };
-        let verified = match staged {
-            Some(v) => v,
-            None => {
-                self.take_baseline(&mut st, &release, by).await?;
-                self.archive_keep_index(&index, &release);
-                self.install(&mut st, &release, booted, source.index_url.clone())
-                    .await?
-            }
-        };
-        match mode {
-            UpdateMode::StageOnly => Ok(Action::Staged(release.version)),
-            UpdateMode::Install => self.arm_and_reboot(&mut st, &verified, booted),
-        }
-    }
-
     /// Run the health checks on the running firmware before installing: an update does not
     /// start while a required group fails (unless the owner forces it), and the groups that
     /// pass now are the ones the new firmware must pass.

@@ -17,8 +17,10 @@ pub mod plan;
 mod recover;
 mod report;
 mod round;
+mod source;
 mod status;
 mod trial;
+mod update;
 
 pub use archiving::ArchivedImage;
 pub use check::CheckReport;
@@ -26,10 +28,10 @@ pub use confirm::Confirmed;
 pub use daemon::DaemonExit;
 pub use diag::PARTS as DIAG_PARTS;
 pub use health::HealthRecord;
-pub use install::{By, UpdateMode};
 pub use plan::Situation;
 pub use round::{RoundRecord, RoundResult};
 pub use status::Status;
+pub use update::{By, UpdateMode};
 
 use crate::board::Board;
 use crate::config::Settings;

@@ -4,8 +4,8 @@
 //! replay protection, the board, the security floor, pulled releases, the image's size and
 //! hash while it streams and again read back, and its header.
 
-use super::install::{Source, UpdateMode};
-use super::{Action, Agent, By};
+use super::source::Source;
+use super::{Action, Agent, By, UpdateMode};
 use crate::error::{Error, Result};
 use crate::index::select::Choice;
 use crate::index::VerifiedIndex;
@@ -82,9 +82,10 @@ impl Agent {
                 Some(hash_file(path)?),
             )
         };
-        let source = Source {
-            index_url: file_url(&index_path)?,
-            image,
+        let index_url = file_url(&index_path)?;
+        let source = match image {
+            None => Source::Index { url: index_url },
+            Some(image) => Source::Image { index_url, image },
         };
         self.update_from(mode, By::Owner { force }, &source).await
     }
@@ -120,21 +121,22 @@ impl Agent {
                 ),
             }));
         };
-        let probe = st.as_pinned(&release.version, false);
-        Ok(match self.choose(index, &probe, running)? {
-            Choice::Install(mut r) => {
-                if !same(&&*r) {
-                    return Err(Error::NotInIndex(format!(
+        Ok(
+            match self.choose_pinned(index, st, running, &release.version, false)? {
+                Choice::Install(mut r) => {
+                    if !same(&&*r) {
+                        return Err(Error::NotInIndex(format!(
                         "the signed index lists {} for this board ({board}) with another image than {}; nothing was written",
                         r.version,
                         image.path.display()
                     )));
+                    }
+                    r.urls = vec![file_url(&image.path)?];
+                    Choice::Install(r)
                 }
-                r.urls = vec![file_url(&image.path)?];
-                Choice::Install(r)
-            }
-            up_to_date => up_to_date,
-        })
+                up_to_date => up_to_date,
+            },
+        )
     }
 }
 

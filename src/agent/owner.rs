@@ -1,62 +1,14 @@
-//! What the owner does by hand: pin, unpin, hold, release, the policy and the channel,
-//! roll back, mark good. The owner's choices are kept in the state and win over the shipped
-//! configuration.
+//! What the owner does by hand: unpin, hold, release, the policy and the channel, roll
+//! back, mark good (pinning is in `source.rs`, with the rules of a pin). The owner's
+//! choices are kept in the state and win over the shipped configuration.
 
 use super::{Action, Agent};
 use crate::config::Policy;
 use crate::error::{Error, Result};
 use crate::health::Report;
-use crate::index::select::Choice;
 use crate::state::{Note, UpdateState};
-use crate::version::Version;
 
 impl Agent {
-    /// Pin `version`: install exactly it (downgrade included) and stay there. The index must
-    /// list it for this board. Pinning a release that was rolled back clears it from the
-    /// denylist, so it is tried once more.
-    /// Below the security floor only with `force_insecure`, which is logged.
-    pub async fn pin(&self, version: Version, force_insecure: bool) -> Result<Action> {
-        self.preflight()?;
-        let _lock = self.lock()?;
-        let mut st = self.load()?;
-        self.ensure_trial_explained(&st)?;
-        let (_, header) = self.running()?;
-        let (index, _) = self.fetch_index(&mut st, header.build_time).await?;
-        // Refuses a version the index does not list for this board, a pulled one, and one
-        // below the security floor unless forced.
-        let probe = st.as_pinned(&version, force_insecure);
-        let choice = self.choose(&index, &probe, &header.version)?;
-        let below_floor = index
-            .security_floor(&self.board.id)
-            .filter(|f| &version < *f);
-        let detail = match below_floor {
-            Some(floor) => {
-                tracing::warn!(
-                    "pinning {version}, below the security floor {floor}, as the owner forced it"
-                );
-                format!("pinned by the owner BELOW THE SECURITY FLOOR {floor} (--force-insecure)")
-            }
-            None => "pinned by the owner".to_string(),
-        };
-        let facts = self.facts(&st);
-        st.note(
-            Note::Pinned {
-                version: version.clone(),
-                insecure: below_floor.is_some(),
-                detail,
-                from_archive: false,
-            },
-            &facts,
-        );
-        self.save(&st)?;
-        Ok(Action::Done(match choice {
-            Choice::UpToDate { .. } => format!("pinned {version}; it is already running"),
-            Choice::Install(_) => {
-                format!("pinned {version}; `fwguard update` (or the daemon) installs it")
-            }
-        }))
-    }
-
     /// `fwguard unpin` / `fwguard release`: drop a pin or a hold and follow the channel.
     pub fn unpin(&self) -> Result<Action> {
         let _lock = self.lock()?;

@@ -1,0 +1,233 @@
+//! Where an install comes from. Every install (the daemon's or the owner's update, an
+//! offline install from a directory or an image file, an archive install) names a
+//! [`Source`]; resolving it yields the release to install and where its bytes are, and the
+//! one install path (`update.rs`) does the rest. The rules of a pin (which release a pinned
+//! version is, and what the pin records) are here once, for `pin`, image files and the
+//! archive alike.
+
+use super::offline::{file_url, ImageFile};
+use super::{Action, Agent};
+use crate::error::{Error, Result};
+use crate::firmware::Header;
+use crate::index::select::Choice;
+use crate::index::{Release, VerifiedIndex};
+use crate::state::{Note, PersistedState};
+use crate::version::Version;
+
+/// Where an install's release and its signed index come from.
+pub(super) enum Source {
+    /// The channel's choice from the index at `url` (the configured one, or an offline
+    /// copy of it).
+    Index { url: String },
+    /// The release an image file is, by its hash, in the signed index at `index_url`; its
+    /// bytes come from the file.
+    Image { index_url: String, image: ImageFile },
+    /// An archived image, verified against the signed index kept next to it; installing it
+    /// pins it.
+    Archive {
+        version: Version,
+        force_insecure: bool,
+    },
+}
+
+/// What a source resolves to.
+pub(super) enum Resolved {
+    UpToDate(String),
+    Install(Box<Candidate>),
+}
+
+/// A release to install, everything about it checked that can be known before writing.
+pub(super) struct Candidate {
+    pub release: Release,
+    /// What the release's image URLs are relative to.
+    pub base_url: String,
+    /// The signed index it was chosen from, kept in the archive at install time (None when
+    /// it comes from the archive already).
+    pub keep_index: Option<VerifiedIndex>,
+    /// The pin recorded in the state write that arms the trial.
+    pub pin: Option<Note>,
+}
+
+/// Who pins: the owner by hand, or an archive install (the channel would replace what it
+/// installs).
+pub(super) enum PinBy {
+    Owner,
+    Archive {
+        /// Where it was reinstalled from.
+        from: String,
+        /// Why the vendor withdrew it, if it did.
+        withdrawn: Option<String>,
+    },
+}
+
+impl Agent {
+    /// Resolve `source` against the persisted state `st` and the running firmware; an
+    /// index accepted on the way is persisted.
+    pub(super) async fn resolve(
+        &self,
+        st: &mut PersistedState,
+        running: &Header,
+        source: &Source,
+    ) -> Result<Resolved> {
+        let (url, image) = match source {
+            Source::Archive {
+                version,
+                force_insecure,
+            } => return self.archive_candidate(st, running, version, *force_insecure),
+            Source::Index { url } => (url, None),
+            Source::Image { index_url, image } => (index_url, Some(image)),
+        };
+        let index = self.fetch_verified(st, running, url).await?;
+        let choice = match image {
+            None => self.choose(&index, st, &running.version)?,
+            Some(image) => self.choose_image(&index, st, &running.version, image)?,
+        };
+        Ok(match choice {
+            Choice::UpToDate { reason } => Resolved::UpToDate(reason),
+            Choice::Install(release) => Resolved::Install(Box::new(Candidate {
+                release: *release,
+                base_url: url.clone(),
+                keep_index: Some(index),
+                pin: None,
+            })),
+        })
+    }
+
+    /// Fetch and verify the index at `url`, persisting what it changes in the state.
+    pub(super) async fn fetch_verified(
+        &self,
+        st: &mut PersistedState,
+        running: &Header,
+        url: &str,
+    ) -> Result<VerifiedIndex> {
+        let (index, changed) = self.fetch_index_from(st, running.build_time, url).await?;
+        if changed {
+            self.save(st)?;
+        }
+        Ok(index)
+    }
+
+    /// The release `version` is with the rules of a pin (listed for this board, not pulled,
+    /// not below the security floor unless `force_insecure`; a denylisted one is tried
+    /// again), or up to date when it is running.
+    pub(super) fn choose_pinned(
+        &self,
+        index: &VerifiedIndex,
+        st: &PersistedState,
+        running: &Version,
+        version: &Version,
+        force_insecure: bool,
+    ) -> Result<Choice> {
+        self.choose(index, &st.as_pinned(version, force_insecure), running)
+    }
+
+    /// The pin of `version` as recorded: below the security floor `below_floor` only with
+    /// `force_insecure`, which is logged and written into the history.
+    pub(super) fn pin_note(
+        &self,
+        version: &Version,
+        below_floor: Option<&Version>,
+        force_insecure: bool,
+        by: PinBy,
+    ) -> Result<Note> {
+        let insecure = match below_floor {
+            Some(floor) if !force_insecure => {
+                return Err(Error::Refused(format!(
+                    "{version} is below the security floor {floor}; `--force-insecure` installs it anyway"
+                )))
+            }
+            Some(floor) => {
+                tracing::warn!(
+                    "pinning {version}, below the security floor {floor}, as the owner forced it"
+                );
+                format!("BELOW THE SECURITY FLOOR {floor} (--force-insecure)")
+            }
+            None => String::new(),
+        };
+        let (detail, from_archive) = match by {
+            PinBy::Owner if insecure.is_empty() => ("pinned by the owner".to_string(), false),
+            PinBy::Owner => (format!("pinned by the owner {insecure}"), false),
+            PinBy::Archive { from, withdrawn } => {
+                let insecure = if insecure.is_empty() {
+                    insecure
+                } else {
+                    format!(", {insecure}")
+                };
+                let withdrawn = withdrawn
+                    .map(|why| format!("; the vendor withdrew it: {why}"))
+                    .unwrap_or_default();
+                (
+                    format!("{from}{insecure}{withdrawn}; pinned (`fwguard unpin` follows the channel again)"),
+                    true,
+                )
+            }
+        };
+        Ok(Note::Pinned {
+            version: version.clone(),
+            insecure: below_floor.is_some(),
+            detail,
+            from_archive,
+        })
+    }
+
+    /// Pin `version`: install exactly it (downgrade included) and stay there. The index must
+    /// list it for this board. Pinning a release that was rolled back clears it from the
+    /// denylist, so it is tried once more. Below the security floor only with
+    /// `force_insecure`, which is logged. Records the pin; the next update installs it.
+    pub async fn pin(&self, version: Version, force_insecure: bool) -> Result<Action> {
+        let mut change = self.begin_change()?;
+        let st = &mut change.st;
+        let index = self
+            .fetch_verified(st, &change.running, &self.settings.index.url)
+            .await?;
+        let running = &change.running.version;
+        let choice = self.choose_pinned(&index, st, running, &version, force_insecure)?;
+        let floor = index
+            .security_floor(&self.board.id)
+            .filter(|f| &version < *f);
+        let note = self.pin_note(&version, floor, force_insecure, PinBy::Owner)?;
+        let facts = self.facts(st);
+        st.note(note, &facts);
+        self.save(st)?;
+        Ok(Action::Done(match choice {
+            Choice::UpToDate { .. } => format!("pinned {version}; it is already running"),
+            Choice::Install(_) => {
+                format!("pinned {version}; `fwguard update` (or the daemon) installs it")
+            }
+        }))
+    }
+
+    /// An archive entry as a candidate: verified against its kept index, at or above
+    /// today's security floor (unless forced), pinned when installed.
+    fn archive_candidate(
+        &self,
+        st: &PersistedState,
+        running: &Header,
+        version: &Version,
+        force_insecure: bool,
+    ) -> Result<Resolved> {
+        if &running.version == version {
+            return Ok(Resolved::UpToDate(format!("{version} is running already")));
+        }
+        let a = self.archive_store()?;
+        let opened = self.open_archived(&a, st, version)?;
+        let floor = self.floor_now(st, Some(&opened.index));
+        let floor = floor.as_ref().filter(|f| version < *f);
+        let by = PinBy::Archive {
+            from: format!("reinstalled from the archive {}", a.dir().display()),
+            withdrawn: st
+                .last_index
+                .as_ref()
+                .and_then(|l| l.pulled.get(version.as_str()).cloned()),
+        };
+        let pin = self.pin_note(version, floor, force_insecure, by)?;
+        let mut release = opened.release;
+        release.urls = vec![file_url(&opened.image)?];
+        Ok(Resolved::Install(Box::new(Candidate {
+            release,
+            base_url: file_url(&a.entry_dir(version))?,
+            keep_index: None,
+            pin: Some(pin),
+        })))
+    }
+}

@@ -1,0 +1,174 @@
+//! The one install path. The daemon's and the owner's updates, offline installs and archive
+//! installs differ only in their [`Source`]; each goes through the same steps here:
+//! preflight, lock, the installable check, the source resolved, the running firmware
+//! adopted, the baseline health check, the install, and the trial armed.
+
+use super::source::{Candidate, Resolved, Source};
+use super::{Action, Agent};
+use crate::error::{Error, Result};
+use crate::firmware::Header;
+use crate::flash::{self, Expected};
+use crate::index::Release;
+use crate::slot::Slot;
+use crate::state::{Disallowed, Lock, PersistedState, UpdateState};
+
+/// Who asked for an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// The daemon, on its own (stops after too many rollbacks in a row).
+    Daemon,
+    /// The owner; `force` installs even while a required health check fails.
+    Owner { force: bool },
+}
+
+/// How far `update` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateMode {
+    /// Install, arm the trial and reboot.
+    Install,
+    /// Write and verify the inactive slot, then stop.
+    StageOnly,
+}
+
+/// An owner's or the daemon's change under way: the lock held, the state loaded, the
+/// running firmware known.
+pub(super) struct Change {
+    pub _lock: Lock,
+    pub st: PersistedState,
+    pub booted: Slot,
+    pub running: Header,
+}
+
+/// Whether two releases are the same image.
+fn same_image(a: &Release, b: &Release) -> bool {
+    (&a.version, a.size, a.sha256) == (&b.version, b.size, b.sha256)
+}
+
+pub(super) fn expected(r: &Release) -> Expected {
+    Expected {
+        size: r.size,
+        sha256: r.sha256,
+    }
+}
+
+impl Agent {
+    /// Start a change that may lead to a write: the board checks, the lock, the state, and
+    /// a refusal while the bootloader has a trial armed that the state does not explain.
+    pub(super) fn begin_change(&self) -> Result<Change> {
+        self.preflight()?;
+        let lock = self.lock()?;
+        let st = self.load()?;
+        self.ensure_trial_explained(&st)?;
+        let (booted, running) = self.running()?;
+        Ok(Change {
+            _lock: lock,
+            st,
+            booted,
+            running,
+        })
+    }
+
+    /// Refuse to start an install unless idle (or staged), on the committed slot.
+    fn ensure_installable(&self, st: &PersistedState, booted: Slot) -> Result<()> {
+        if !matches!(st.update, UpdateState::Idle | UpdateState::Staged { .. }) {
+            return Err(Disallowed {
+                event: "begin an install",
+                state: st.update.name(),
+            }
+            .into());
+        }
+        if let Some(good) = st.known_good {
+            if good != booted {
+                return Err(Error::Refused(format!(
+                    "running slot {booted} is not the committed slot {good}; run the daemon (or `fwguard mark-good`) to settle the boot first"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `fwguard update`: the owner's update, refused while a required health check fails.
+    pub async fn update(&self, mode: UpdateMode) -> Result<Action> {
+        self.update_by(mode, By::Owner { force: false }).await
+    }
+
+    /// Check, then install the chosen release, as the daemon or the owner asks.
+    pub async fn update_by(&self, mode: UpdateMode, by: By) -> Result<Action> {
+        let source = Source::Index {
+            url: self.settings.index.url.clone(),
+        };
+        self.update_from(mode, by, &source).await
+    }
+
+    /// The install path every source goes through.
+    pub(super) async fn update_from(
+        &self,
+        mode: UpdateMode,
+        by: By,
+        source: &Source,
+    ) -> Result<Action> {
+        let Change {
+            _lock,
+            mut st,
+            booted,
+            running,
+        } = self.begin_change()?;
+        self.ensure_installable(&st, booted)?;
+        if st.update == UpdateState::Idle {
+            // The slot we run from must be on record as known-good before the other is touched.
+            if self.adopt(&mut st, booted)? {
+                self.save(&st)?;
+            }
+        }
+        if by == By::Daemon && st.rollbacks_in_a_row >= self.settings.max_rollbacks {
+            return Ok(Action::UpToDate(format!(
+                "automatic installs are stopped after {} rollbacks in a row; the owner decides (`fwguard update`, `pin`, `unpin`)",
+                st.rollbacks_in_a_row
+            )));
+        }
+        let Candidate {
+            release,
+            base_url,
+            keep_index,
+            pin,
+        } = match self.resolve(&mut st, &running, source).await? {
+            Resolved::UpToDate(reason) => return Ok(Action::UpToDate(reason)),
+            Resolved::Install(c) => *c,
+        };
+        // The same image (version, size, hash) is staged already: an edit of the release's
+        // other metadata in the index (its rollout, say) is no reason to write it again.
+        let staged = match &st.update {
+            UpdateState::Staged {
+                release: r, target, ..
+            } if same_image(r, &release) => {
+                flash::verify_existing(self.board.slot(*target), &expected(&release)).ok()
+            }
+            _ => None,
+        };
+        let verified = match staged {
+            Some(v) => v,
+            None => {
+                self.take_baseline(&mut st, &release, by).await?;
+                if let Some(index) = &keep_index {
+                    self.archive_keep_index(index, &release);
+                }
+                self.install(&mut st, &release, booted, base_url).await?
+            }
+        };
+        let pinned = pin.is_some();
+        if let Some(pin) = pin {
+            // Recorded in the same state write that arms the trial (or stages it).
+            let facts = self.facts(&st);
+            st.note(pin, &facts);
+        }
+        match mode {
+            UpdateMode::StageOnly => {
+                if pinned {
+                    self.save(&st)?;
+                }
+                Ok(Action::Staged(release.version))
+            }
+            UpdateMode::Install => self.arm_and_reboot(&mut st, &verified, booted),
+        }
+    }
+}
