@@ -9,7 +9,7 @@ use crate::firmware::Header;
 use crate::flash::{self, Checkpoint, FlashError, VerifiedSlot};
 use crate::index::Release;
 use crate::slot::Slot;
-use crate::state::{Disallowed, Event, Note, Partial, PersistedState, UpdateState};
+use crate::state::{check_records, Disallowed, Event, Note, Partial, PersistedState, UpdateState};
 
 fn partial(r: &Release, target: Slot, cp: &Checkpoint) -> Partial {
     Partial {
@@ -52,7 +52,7 @@ impl Agent {
             Note::Baseline {
                 version: release.version.clone(),
                 passing: self.settings.health.passing(&report),
-                checks: report.results,
+                checks: check_records(&report.results),
                 detail,
                 by_owner: matches!(by, By::Owner { .. }),
             },
@@ -109,7 +109,7 @@ impl Agent {
         // Persist the intent before the slot is touched.
         st.apply(
             Event::Begin {
-                release: release.clone(),
+                release: release.into(),
                 target,
             },
             &self.facts(st),

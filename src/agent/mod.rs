@@ -116,10 +116,7 @@ impl Agent {
 
     /// The policy in force: the owner's choice, else the configuration's.
     pub fn policy(&self, st: &PersistedState) -> crate::config::Policy {
-        st.policy
-            .as_deref()
-            .and_then(crate::config::Policy::parse)
-            .unwrap_or(self.settings.policy)
+        st.policy.unwrap_or(self.settings.policy)
     }
 
     /// The channel followed: the owner's choice, else the configuration's.

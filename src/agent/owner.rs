@@ -51,19 +51,14 @@ impl Agent {
     pub fn set_policy(&self, policy: Policy) -> Result<Action> {
         let _lock = self.lock()?;
         let mut st = self.load()?;
-        if st.policy.as_deref() == Some(policy.as_str()) {
+        if st.policy == Some(policy) {
             return Ok(Action::UpToDate(format!(
                 "policy is already {}",
                 policy.as_str()
             )));
         }
         let facts = self.facts(&st);
-        st.note(
-            Note::PolicySet {
-                policy: policy.as_str().to_string(),
-            },
-            &facts,
-        );
+        st.note(Note::PolicySet { policy }, &facts);
         self.save(&st)?;
         Ok(Action::Done(format!("policy is now {}", policy.as_str())))
     }

@@ -206,7 +206,7 @@ pub fn plan(st: &PersistedState, f: &BootFacts) -> Plan {
 /// slot counts, and past the limit the release is given up and the env points at the running
 /// slot again, so a bootloader that reads another env than fwguard writes cannot loop.
 fn armed(
-    release: &crate::index::Release,
+    release: &crate::state::ReleaseRef,
     target: Slot,
     arm_attempts: u8,
     boot: &BootState,

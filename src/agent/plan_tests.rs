@@ -8,8 +8,8 @@ use crate::index::Release;
 use crate::state::{Partial, UpdateState as S};
 use Slot::{A, B};
 
-fn rel() -> Release {
-    Release::sample()
+fn rel() -> crate::state::ReleaseRef {
+    (&Release::sample()).into()
 }
 
 fn states() -> Vec<(&'static str, S)> {

@@ -3,7 +3,7 @@
 use super::{Action, Agent};
 use crate::error::{Error, Result};
 use crate::health::Report;
-use crate::state::{Event, Lock, PersistedState, UpdateState};
+use crate::state::{check_records, Event, Lock, PersistedState, UpdateState};
 use std::future::Future;
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ impl Agent {
         let facts = self.facts(st);
         st.apply(
             Event::Commit {
-                checks: report.results,
+                checks: check_records(&report.results),
                 detail: detail.to_string(),
             },
             &facts,
@@ -78,7 +78,9 @@ impl Agent {
                 to,
                 version: version.clone(),
                 reason,
-                checks: report.map(|r| r.results).unwrap_or_default(),
+                checks: report
+                    .map(|r| check_records(&r.results))
+                    .unwrap_or_default(),
                 by_owner,
             },
             &facts,

@@ -39,11 +39,6 @@ pub(super) struct Change {
     pub running: Header,
 }
 
-/// Whether two releases are the same image.
-fn same_image(a: &Release, b: &Release) -> bool {
-    (&a.version, a.size, a.sha256) == (&b.version, b.size, b.sha256)
-}
-
 pub(super) fn expected(r: &Release) -> Expected {
     Expected {
         size: r.size,
@@ -140,7 +135,7 @@ impl Agent {
         let staged = match &st.update {
             UpdateState::Staged {
                 release: r, target, ..
-            } if same_image(r, &release) => {
+            } if r.is_image_of(&release) => {
                 flash::verify_existing(self.board.slot(*target), &expected(&release)).ok()
             }
             _ => None,

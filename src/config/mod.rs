@@ -43,7 +43,7 @@ pub enum ConfigError {
 }
 
 /// What the agent may do on its own when an update is found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Policy {
     /// Download, install and reboot into the trial.

@@ -6,8 +6,9 @@
 
 use super::history::{HistoryEntry, HistoryEvent as H};
 use super::machine::{transition, Disallowed, Event, UpdateState};
+use super::schema::CheckRecord;
 use super::{Outcome, PersistedState, SlotRecord};
-use crate::health::CheckResult;
+use crate::config::Policy;
 use crate::slot::Slot;
 use crate::version::Version;
 
@@ -41,7 +42,7 @@ pub enum Note {
     Baseline {
         version: Version,
         passing: Vec<String>,
-        checks: Vec<CheckResult>,
+        checks: Vec<CheckRecord>,
         detail: String,
         by_owner: bool,
     },
@@ -58,7 +59,7 @@ pub enum Note {
     /// The owner holds the running version.
     Held { version: Version },
     /// The owner sets the policy (`auto`, `download-only`, `notify`, `off`).
-    PolicySet { policy: String },
+    PolicySet { policy: Policy },
     /// The owner follows another channel.
     ChannelSet { channel: String },
     /// A rotated trust root was accepted.
@@ -86,7 +87,7 @@ impl PersistedState {
         version: &Version,
         slot: Slot,
         detail: impl Into<String>,
-        checks: Vec<CheckResult>,
+        checks: Vec<CheckRecord>,
     ) {
         self.record(
             HistoryEntry::new(facts.at, event, Some(version), Some(slot), detail)
@@ -112,13 +113,13 @@ impl PersistedState {
             }
             (S::Installing { release, target }, Event::Verified, _) => {
                 self.partial = None;
-                self.forget_bad_sources(&hex::encode(release.sha256));
+                self.forget_bad_sources(&release.sha256);
                 self.set_slot(
                     target,
                     Some(SlotRecord {
                         version: release.version.clone(),
                         size: release.size,
-                        sha256: hex::encode(release.sha256),
+                        sha256: release.sha256.clone(),
                         good: false,
                     }),
                 );
@@ -239,7 +240,7 @@ impl PersistedState {
                     Some(SlotRecord {
                         version: release.version.clone(),
                         size: release.size,
-                        sha256: hex::encode(release.sha256),
+                        sha256: release.sha256.clone(),
                         good: true,
                     }),
                 );
@@ -435,7 +436,7 @@ impl PersistedState {
                 entry(H::Hold, Some(&version), None, "held by the owner".into())
             }
             Note::PolicySet { policy } => {
-                let detail = format!("policy set to {policy} by the owner");
+                let detail = format!("policy set to {} by the owner", policy.as_str());
                 self.policy = Some(policy);
                 entry(H::Policy, None, None, detail)
             }

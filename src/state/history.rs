@@ -3,7 +3,7 @@
 //! as their kebab-case names; a name this build does not know (written by a newer fwguard)
 //! is kept as it was.
 
-use crate::health::CheckResult;
+use super::schema::CheckRecord;
 use crate::slot::Slot;
 use crate::version::Version;
 use serde::{Deserialize, Serialize};
@@ -104,7 +104,7 @@ pub struct HistoryEntry {
     pub slot: Option<Slot>,
     pub detail: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<CheckResult>,
+    pub checks: Vec<CheckRecord>,
 }
 
 impl HistoryEntry {
@@ -127,7 +127,7 @@ impl HistoryEntry {
         }
     }
 
-    pub fn with_checks(mut self, checks: Vec<CheckResult>) -> HistoryEntry {
+    pub fn with_checks(mut self, checks: Vec<CheckRecord>) -> HistoryEntry {
         self.checks = checks;
         self
     }

@@ -11,8 +11,7 @@
 //!  Idle/Trial --Rollback--> RollingBack --RolledBack--> Idle
 //! ```
 
-use crate::health::CheckResult;
-use crate::index::Release;
+use super::schema::{CheckRecord, ReleaseRef};
 use crate::slot::Slot;
 use crate::version::Version;
 use serde::{Deserialize, Serialize};
@@ -24,24 +23,24 @@ pub enum UpdateState {
     /// Running a committed firmware; nothing in progress.
     Idle,
     /// The target slot was invalidated and the image is being written into it.
-    Installing { release: Release, target: Slot },
+    Installing { release: ReleaseRef, target: Slot },
     /// The image is in the target slot and verified; the boot switch has not happened.
     Staged {
-        release: Release,
+        release: ReleaseRef,
         target: Slot,
         /// How many times arming was attempted without the switch taking effect.
         arm_attempts: u8,
     },
     /// Persisted just before the bootloader is told to try `target`, and the reboot.
     Armed {
-        release: Release,
+        release: ReleaseRef,
         target: Slot,
         previous: Slot,
         arm_attempts: u8,
     },
     /// Booted `slot` on trial; health checks decide.
     Trial {
-        release: Release,
+        release: ReleaseRef,
         slot: Slot,
         previous: Slot,
         /// The boot this trial's deadline is measured in.
@@ -82,7 +81,7 @@ impl UpdateState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// Start writing `release` into `target`.
-    Begin { release: Release, target: Slot },
+    Begin { release: ReleaseRef, target: Slot },
     /// The written image read back correctly.
     Verified,
     /// Installing failed, or a staged image was given up: the target slot holds nothing
@@ -104,7 +103,7 @@ pub enum Event {
     },
     /// Health checks passed, or the owner said so.
     Commit {
-        checks: Vec<CheckResult>,
+        checks: Vec<CheckRecord>,
         detail: String,
     },
     /// The trial is over without a commit: the bootloader gave the slot up
@@ -115,7 +114,7 @@ pub enum Event {
         to: Slot,
         version: Version,
         reason: String,
-        checks: Vec<CheckResult>,
+        checks: Vec<CheckRecord>,
         by_owner: bool,
     },
     /// Running the slot rolled back to.

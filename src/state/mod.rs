@@ -3,13 +3,17 @@
 mod apply;
 #[cfg(test)]
 mod edges;
+#[cfg(test)]
+mod fixtures_tests;
 mod history;
 pub mod machine;
+mod schema;
 mod store;
 
 pub use apply::{Facts, Note, Reporter};
 pub use history::{HistoryEntry, HistoryEvent, HISTORY_MAX};
 pub use machine::{transition, Disallowed, Event, UpdateState};
+pub use schema::{check_records, CheckRecord, ReleaseRef};
 pub use store::{Lock, StateStore};
 
 use crate::index::LastIndex;
@@ -85,7 +89,7 @@ pub struct PersistedState {
     /// (`auto`, `download-only`, `notify`, `off`), the channel, and a hold on the running
     /// version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<String>,
+    pub policy: Option<crate::config::Policy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     #[serde(default)]

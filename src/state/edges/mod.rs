@@ -7,13 +7,12 @@ use super::*;
 
 mod install;
 mod trial;
-use crate::health::CheckResult;
 use crate::index::Release;
 
 const AT: u64 = 1_800_000_000;
 
-fn rel() -> Release {
-    Release::sample()
+fn rel() -> ReleaseRef {
+    (&Release::sample()).into()
 }
 
 fn v(s: &str) -> Version {
@@ -105,8 +104,8 @@ fn entry(event: HistoryEvent, slot: Slot, detail: &str) -> HistoryEntry {
     HistoryEntry::new(AT, event, Some(&v("1.1")), Some(slot), detail)
 }
 
-fn check(name: &str, passed: bool) -> CheckResult {
-    CheckResult {
+fn check(name: &str, passed: bool) -> CheckRecord {
+    CheckRecord {
         name: name.into(),
         passed,
         duration_ms: 1,

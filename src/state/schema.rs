@@ -1,0 +1,88 @@
+//! The state file's own records of things other modules define: a release as installed
+//! ([`ReleaseRef`], from the index's `Release`) and a health check's result
+//! ([`CheckRecord`], from the health module's `CheckResult`). The state file's format is the
+//! state module's: a change elsewhere (a new field of an index release, of a check result)
+//! does not change what `state.json` holds.
+//!
+//! # Reading older and newer state files
+//! `state.json` carries `schema` ([`SCHEMA`](super::SCHEMA)). Within one schema:
+//! - fields are only ever added, each with a default for files that lack it, and are never
+//!   removed, renamed or given another type;
+//! - a reader ignores fields it does not know (no `deny_unknown_fields` on any record), and
+//!   keeps a history entry of a kind it does not know as `other`.
+//!
+//! So a newer fwguard reads every older file of its schema (the files in
+//! `tests/fixtures/state/` are loaded by every version), and an older fwguard (the firmware
+//! a rollback returns to) reads a newer one, losing only what it does not know. A change
+//! that cannot keep these rules (a new update state, a field that changes meaning) raises
+//! the schema; a reader refuses a file of a schema it does not know, naming both, and
+//! changes nothing.
+
+use crate::health::CheckResult;
+use crate::index::Release;
+use crate::version::Version;
+use serde::{Deserialize, Serialize};
+
+/// A release as the state records it: what identifies its image (version, size, signed
+/// hash), where it was fetched from, and the boards and channels the signed index listed it
+/// for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRef {
+    pub version: Version,
+    /// The boards and channels the signed index listed it for.
+    pub boards: Vec<String>,
+    pub channels: Vec<String>,
+    /// As written in the index: absolute, or relative to the index URL.
+    pub urls: Vec<String>,
+    pub size: u64,
+    /// Hex.
+    pub sha256: String,
+}
+
+impl ReleaseRef {
+    /// Whether `r` is the same image (version, size and hash).
+    pub fn is_image_of(&self, r: &Release) -> bool {
+        self.version == r.version && self.size == r.size && self.sha256 == hex::encode(r.sha256)
+    }
+}
+
+impl From<&Release> for ReleaseRef {
+    fn from(r: &Release) -> ReleaseRef {
+        ReleaseRef {
+            version: r.version.clone(),
+            boards: r.boards.clone(),
+            channels: r.channels.clone(),
+            urls: r.urls.clone(),
+            size: r.size,
+            sha256: hex::encode(r.sha256),
+        }
+    }
+}
+
+/// The outcome of one health check, as the state's history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    pub name: String,
+    pub passed: bool,
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// Why it failed, or what it saw when it passed.
+    #[serde(default)]
+    pub detail: String,
+}
+
+impl From<&CheckResult> for CheckRecord {
+    fn from(c: &CheckResult) -> CheckRecord {
+        CheckRecord {
+            name: c.name.clone(),
+            passed: c.passed,
+            duration_ms: c.duration_ms,
+            detail: c.detail.clone(),
+        }
+    }
+}
+
+/// The records of a round of checks.
+pub fn check_records(results: &[CheckResult]) -> Vec<CheckRecord> {
+    results.iter().map(CheckRecord::from).collect()
+}
