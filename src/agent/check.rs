@@ -72,13 +72,18 @@ impl Agent {
             let sigs = self.fetcher.fetch_bytes(&sig_url, MAX_SIG_BYTES).await?;
             let new = root.rotate(&bytes, &sigs)?;
             tracing::info!("trust root rotated from version {} to {next}", root.version);
-            st.root = new.text().map(str::to_string);
             // A new root starts a new epoch of index versions (recovery from a fast-forward
             // attack); the time floor still refuses anything issued before what was seen,
             // unless the root resets it (recovery from a fast-forwarded time).
-            st.last_index = None;
             let facts = self.facts(st);
-            st.note(Note::RootRotated { version: next }, &facts);
+            let text = new.text().map(str::to_string);
+            st.note(
+                Note::RootRotated {
+                    version: next,
+                    text,
+                },
+                &facts,
+            );
             if let Some(reset) = new.time_floor {
                 self.reset_time_floor(st, next, reset, build_time);
             }
@@ -138,8 +143,8 @@ impl Agent {
         let changed = st.last_index.as_ref() != Some(&last);
         if changed {
             tracing::info!("accepted index version {}", index.version());
-            st.last_index = Some(last);
-            st.time_floor = st.time_floor.max(index.issued_at());
+            let facts = self.facts(st);
+            st.note(Note::IndexAccepted { last }, &facts);
         }
         Ok((index, changed || rotated))
     }

@@ -80,7 +80,7 @@ impl Agent {
         // A checkpoint of an earlier, interrupted download of this release into this slot.
         let resume_from = st
             .partial
-            .take()
+            .clone()
             .filter(|p| {
                 p.target == target
                     && p.version == release.version
@@ -131,10 +131,10 @@ impl Agent {
             Err(e) => {
                 // A transfer that broke off keeps its checkpoint; anything that failed
                 // verification starts over.
-                if !matches!(&e, Error::Fetch(f) if !f.is_verification()) {
-                    st.partial = None;
-                }
                 let facts = self.facts(st);
+                if !matches!(&e, Error::Fetch(f) if !f.is_verification()) {
+                    st.note(Note::Checkpoint { partial: None }, &facts);
+                }
                 st.apply(Event::Failed { why: e.to_string() }, &facts)?;
                 self.save(st)?;
                 Err(e)
@@ -211,7 +211,8 @@ impl Agent {
                     if now >= next_cp && now < release.size {
                         next_cp = now + step;
                         if let Some(cp) = writer.checkpoint()? {
-                            st.partial = Some(partial(release, target, &cp));
+                            let partial = Some(partial(release, target, &cp));
+                            st.note(Note::Checkpoint { partial }, &self.facts(st));
                             self.save(st)?;
                             crate::failpoint::hit("install-checkpoint");
                         }
@@ -236,7 +237,8 @@ impl Agent {
                     errors.push(e.to_string());
                     // The next mirror (or the next attempt) continues from here.
                     if let Some(cp) = writer.checkpoint()? {
-                        st.partial = Some(partial(release, target, &cp));
+                        let partial = Some(partial(release, target, &cp));
+                        st.note(Note::Checkpoint { partial }, &self.facts(st));
                         resume_from = Some(cp);
                     }
                     continue;

@@ -7,8 +7,9 @@
 use super::history::{HistoryEntry, HistoryEvent as H};
 use super::machine::{transition, Disallowed, Event, UpdateState};
 use super::schema::CheckRecord;
-use super::{Outcome, PersistedState, SlotRecord};
+use super::{Outcome, Partial, PersistedState, SlotRecord};
 use crate::config::Policy;
+use crate::index::LastIndex;
 use crate::slot::Slot;
 use crate::version::Version;
 
@@ -63,7 +64,13 @@ pub enum Note {
     /// The owner follows another channel.
     ChannelSet { channel: String },
     /// A rotated trust root was accepted.
-    RootRotated { version: u64 },
+    /// A newer index was accepted: replay protection and the time floor move up to it.
+    IndexAccepted { last: LastIndex },
+    /// A rotated trust root (its exact text) was accepted; it starts a new epoch of index
+    /// versions.
+    RootRotated { version: u64, text: Option<String> },
+    /// How far an install's download got durably (None: start over next time).
+    Checkpoint { partial: Option<Partial> },
     /// A rotated trust root set the time floor back to `floor` (recovery from an index whose
     /// `issued_at` was fast-forwarded).
     TimeFloorReset { floor: u64, detail: String },
@@ -101,6 +108,9 @@ impl PersistedState {
         match (before, event, after) {
             (_, Event::Begin { release, target }, _) => {
                 self.set_slot(target, None);
+                // An earlier download's checkpoint is consumed: this install resumes from it
+                // (in memory) or starts over, and checkpoints again as it goes.
+                self.partial = None;
                 let detail = format!("writing {} bytes into slot {target}", release.size);
                 self.entry(
                     facts,
@@ -445,7 +455,18 @@ impl PersistedState {
                 self.channel = Some(channel);
                 entry(H::Channel, None, None, detail)
             }
-            Note::RootRotated { version } => {
+            Note::IndexAccepted { last } => {
+                self.time_floor = self.time_floor.max(last.issued_at);
+                self.last_index = Some(last);
+                return;
+            }
+            Note::Checkpoint { partial } => {
+                self.partial = partial;
+                return;
+            }
+            Note::RootRotated { version, text } => {
+                self.root = text;
+                self.last_index = None;
                 let detail = format!("trust root version {version} accepted");
                 entry(H::RootRotated, None, None, detail)
             }

@@ -6,6 +6,7 @@
 use super::*;
 
 mod install;
+mod notes;
 mod trial;
 use crate::index::Release;
 
