@@ -49,7 +49,7 @@ printf '%-34s %10s  %s\n' target bytes binary
 for name in "${targets[@]}"; do
     build "$name"
     t=$(triple "$name")
-    f=target/$t/release/fwguard
+    f=${CARGO_TARGET_DIR:-target}/$t/release/fwguard
     size=$(stat -c %s "$f")
     printf '%-34s %10d  %s\n' "$t" "$size" "$f"
     if [ -n "$check_budget" ] && [ "$name" = armv7 ] && [ "$size" -gt "$BUDGET" ]; then
