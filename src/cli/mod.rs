@@ -4,6 +4,7 @@
 mod archive_cmd;
 pub mod index_tool;
 mod progress;
+#[cfg(feature = "demo")]
 mod sim_cmd;
 mod syslog;
 
@@ -133,6 +134,7 @@ enum Command {
     /// failure with a fix (exit 3 on any failure)
     Doctor,
     /// The simulated router
+    #[cfg(feature = "demo")]
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
     /// Run the whole update / trial / commit / rollback cycle on a simulated router
@@ -425,6 +427,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 .map_err(|e| Error::Other(format!("writing {}: {e}", out.display())))?;
             println!("wrote {}", out.display());
         }
+        #[cfg(feature = "demo")]
         Command::Sim(cmd) => return sim_cmd::run(cmd),
         #[cfg(feature = "demo")]
         Command::Demo { dir } => return rt.block_on(crate::sim::demo::run(dir)),
@@ -441,14 +444,11 @@ fn parse_policy(s: &str) -> Result<crate::config::Policy, String> {
 fn doctor(cfg: Option<&std::path::Path>) -> Result<i32, Error> {
     let settings = Settings::load(&config::resolve_path(cfg))?;
     let board = crate::board::Board::from_settings(&settings.board);
-    let (profile, id) = match &settings.board {
-        config::BoardSettings::Sim { .. } => ("sim", crate::sim::BOARD_ID),
-        config::BoardSettings::UBoot { id, .. } => ("uboot", id.as_str()),
-        config::BoardSettings::Linksys(l) => ("linksys", l.id.as_str()),
-        config::BoardSettings::Grub(o) => ("grub", o.id.as_str()),
-        config::BoardSettings::Script(o) => ("script", o.id.as_str()),
-    };
-    println!("board {id} (profile {profile})");
+    println!(
+        "board {} (profile {})",
+        settings.board.id(),
+        settings.board.profile()
+    );
     let findings = crate::board::preflight::all(&settings, board.as_ref());
     for f in &findings {
         println!(
