@@ -200,7 +200,24 @@ fn init_logging(verbose: Option<u8>, syslog: Option<&std::path::Path>) -> bool {
 /// The runtime of one command. Dropped, it waits a moment for blocking work still running,
 /// never longer: a read abandoned at its deadline (a `file://` fetch from a hung device) may
 /// never return, and dropping a runtime would wait for it forever.
-struct Runtime(Option<tokio::runtime::Runtime>);
+pub(crate) struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Runtime {
+    /// Run `f` to completion on this thread. Every command's future goes through one
+    /// instantiation of tokio's `block_on` (boxed) instead of one per future type: the
+    /// scheduler's loop is then in the binary once (-8 KB on armv7).
+    pub(crate) fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        let mut out = None;
+        self.block_on_boxed(Box::pin(async { out = Some(f.await) }));
+        out.expect("block_on runs the future to completion")
+    }
+
+    #[inline(never)]
+    fn block_on_boxed(&self, f: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>) {
+        let rt: &tokio::runtime::Runtime = self;
+        rt.block_on(f)
+    }
+}
 
 impl std::ops::Deref for Runtime {
     type Target = tokio::runtime::Runtime;
