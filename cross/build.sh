@@ -37,9 +37,11 @@ build() {
     if [ "$1" = armv7 ]; then
         # std from source, optimised for size. A panic aborts without a message
         # (immediate-abort: -176 KB); fwguard's own errors are Results and print in full.
-        # Thumb-2 code, as in .cargo/config.toml (-27% against A32). (A target-specific
+        # No unwind tables: with immediate-abort nothing ever unwinds, and ARM EHABI gave
+        # every function an .ARM.exidx entry (44 KB; now one). Thumb-2 code, as in
+        # .cargo/config.toml (-27% against A32). (A target-specific
         # RUSTFLAGS replaces the config's, so its flags are repeated.)
-        CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-L native=$PWD/.cross/armv7-musl/lib -Ctarget-feature=+thumb-mode -Zunstable-options -Cpanic=immediate-abort" \
+        CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-L native=$PWD/.cross/armv7-musl/lib -Ctarget-feature=+thumb-mode -Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no" \
         RUSTC_BOOTSTRAP=1 cargo rustc --release --no-default-features --target "$t" --bin fwguard \
             -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size -- "$map"
     else
