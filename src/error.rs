@@ -85,6 +85,7 @@ pub enum Error {
     Board(#[from] crate::board::BoardError),
     #[error(transparent)]
     Archive(#[from] crate::archive_dir::ArchiveError),
+    #[cfg(feature = "demo")]
     #[error(transparent)]
     Sim(#[from] crate::sim::SimError),
     #[error(transparent)]
@@ -124,8 +125,9 @@ impl Error {
             | Error::State(_)
             | Error::Board(_)
             | Error::Archive(_)
-            | Error::RuntimeDir(_)
-            | Error::Sim(_) => EXIT_DEVICE,
+            | Error::RuntimeDir(_) => EXIT_DEVICE,
+            #[cfg(feature = "demo")]
+            Error::Sim(_) => EXIT_DEVICE,
             Error::Unhealthy(_) => EXIT_UNHEALTHY,
             Error::Other(_) => EXIT_INTERNAL,
         }

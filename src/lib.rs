@@ -23,6 +23,9 @@ pub mod index;
 pub mod redact;
 pub mod runtime_dir;
 pub mod safedir;
+/// The simulated router and its world (`fwguard sim`, `fwguard demo`): never in a router
+/// build (cross/build.sh builds without `demo` and checks that no `sim` code is linked).
+#[cfg(feature = "demo")]
 pub mod sim;
 pub mod slot;
 pub mod state;

@@ -30,6 +30,9 @@ impl Mtd for MemMtd {
     fn describe(&self) -> String {
         "s_env (in memory)".into()
     }
+    fn path(&self) -> &std::path::Path {
+        std::path::Path::new("s_env")
+    }
     fn info(&self) -> io::Result<MtdInfo> {
         Ok(self.info)
     }

@@ -4,7 +4,6 @@
 //! logs. Read-only: it takes no lock and writes nothing but the bundle.
 
 use super::Agent;
-use crate::config::BoardSettings;
 use std::io::Write;
 use std::path::Path;
 
@@ -107,13 +106,7 @@ impl Agent {
                 )
             })
             .collect();
-        let profile = match &self.settings.board {
-            BoardSettings::Sim { .. } => "sim",
-            BoardSettings::UBoot { .. } => "uboot",
-            BoardSettings::Linksys(_) => "linksys",
-            BoardSettings::Grub(_) => "grub",
-            BoardSettings::Script(_) => "script",
-        };
+        let profile = self.settings.board.profile();
         // Older state files and the system log may hold URLs with credentials: every part
         // loses them here too.
         [

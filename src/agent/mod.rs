@@ -129,7 +129,7 @@ impl Agent {
     /// The board checks that must pass before anything is written (e.g. the env's sector
     /// size against the flash's erase size).
     pub(crate) fn preflight(&self) -> Result<()> {
-        crate::board::preflight::before_write(&self.settings.board)
+        crate::board::preflight::before_write(&self.settings.board, &self.board)
             .map_err(|f| Error::Preflight(Box::new(f)))
     }
 

@@ -72,6 +72,7 @@ impl Board {
 
     pub fn from_settings(settings: &BoardSettings) -> Result<Board, BoardError> {
         Ok(match settings {
+            #[cfg(feature = "demo")]
             BoardSettings::Sim { dir } => crate::sim::SimRouter::open(dir).board(),
             BoardSettings::UBoot {
                 id,

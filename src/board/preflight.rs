@@ -135,41 +135,27 @@ fn copy_geometry(env: &FwEnvConfig, c: &EnvDevice, sysfs: &Path) -> Finding {
 /// flash it is on, the Linksys partitions.
 fn layout(settings: &BoardSettings) -> Vec<Finding> {
     match settings {
-        BoardSettings::UBoot {
-            env,
-            sysfs,
-            slot_a,
-            slot_b,
-            ..
-        } => {
-            let mut v = env_geometry(env, sysfs);
-            v.push(slots_apart(slot_a, slot_b, sysfs));
-            v
-        }
+        BoardSettings::UBoot { env, sysfs, .. } => env_geometry(env, sysfs),
         BoardSettings::Linksys(l) => {
             let mut v = env_geometry(&l.env, &l.sysfs);
             v.extend(super::linksys::preflight(l));
             v
         }
-        BoardSettings::Grub(o) | BoardSettings::Script(o) => {
-            vec![slots_apart(&o.slot_a, &o.slot_b, &o.sysfs)]
-        }
-        BoardSettings::Sim { dir } => {
-            let sim = crate::sim::SimRouter::open(dir);
-            vec![slots_apart(
-                &sim.slot_path(crate::Slot::A),
-                &sim.slot_path(crate::Slot::B),
-                Path::new("/sys"),
-            )]
-        }
+        _ => Vec::new(),
     }
 }
 
-/// The two slots are different storage (checked again before every write: a symlink or a
-/// device node made after the configuration was read must not turn the other slot into the
-/// running one).
-fn slots_apart(a: &Path, b: &Path, sysfs: &Path) -> Finding {
+/// The board's two slot devices are different storage, by the device node or image file
+/// each one writes (not by its description): checked when the configuration is read, by
+/// `doctor`, and again before every write (a symlink or a device node made after the
+/// configuration was read must not turn the other slot into the running one; a Linksys
+/// board's slots come from /proc/mtd, not from the configuration).
+pub fn slots_apart(board: &Board, sysfs: &Path) -> Finding {
     const CHECK: &str = "slots";
+    let (a, b) = (
+        board.slot(crate::Slot::A).device_path(),
+        board.slot(crate::Slot::B).device_path(),
+    );
     match super::identity::overlap(a, b, sysfs) {
         None => Finding::ok(
             CHECK,
@@ -213,6 +199,7 @@ fn board_checks(settings: &BoardSettings, board: Result<&Board, &BoardError>) ->
             return out;
         }
     };
+    out.push(slots_apart(board, settings.sysfs()));
     let describe = board.bootloader.describe();
     let boot = board.bootloader.read_state();
     out.push(match &boot {
@@ -228,16 +215,14 @@ fn board_checks(settings: &BoardSettings, board: Result<&Board, &BoardError>) ->
     });
     let booted = board.platform.booted_slot();
     out.push(match &booted {
-        Ok(b) => Finding::ok("running slot", format!("running {b}; updates write slot {}", !*b)),
+        Ok(b) => Finding::ok(
+            "running slot",
+            format!("running {b}; updates write slot {}", !*b),
+        ),
         Err(e) => Finding::fail(
             "running slot",
             e.to_string(),
-            match settings {
-                BoardSettings::Linksys(_) => "boot a firmware whose root file system is UBI on rootfs1 or rootfs2 (ubi0), as stock and OpenWrt firmware are".into(),
-                BoardSettings::Script(_) => "make the vendor command's get-active answer {\"active\": \"A\" or \"B\", ...} (docs/script-backend.md)".into(),
-                BoardSettings::Grub(_) => "make grub.cfg pass ab.slot=${boot_slot} on the kernel command line (packaging/grub/ab-boot.cfg does)".into(),
-                _ => "make the bootloader pass ab.slot=A or ab.slot=B on the kernel command line (packaging/uboot/ab-boot.env does)".into(),
-            },
+            settings.running_slot_fix().into(),
         ),
     });
     for slot in crate::Slot::ALL {
@@ -260,11 +245,82 @@ fn board_checks(settings: &BoardSettings, board: Result<&Board, &BoardError>) ->
     out
 }
 
-/// The checks that must pass before anything is written (the ones a write would make
-/// worse); the first failure.
-pub fn before_write(settings: &BoardSettings) -> Result<(), Finding> {
-    match layout(settings).into_iter().find(|f| !f.ok) {
+/// The checks that must pass before anything is written to `board` (the ones a write would
+/// make worse); the first failure.
+pub fn before_write(settings: &BoardSettings, board: &Board) -> Result<(), Finding> {
+    let mut checks = layout(settings);
+    checks.push(slots_apart(board, settings.sysfs()));
+    match checks.into_iter().find(|f| !f.ok) {
         Some(f) => Err(f),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::env_store::EnvLocation;
+    use crate::flash::mtd::MtdInfo;
+    use crate::flash::mtd_image::MtdImage;
+    use crate::flash::{MtdSlot, SlotDevice};
+    use crate::Slot;
+
+    /// A board whose two slots are NAND images at `a` and `b`.
+    fn nand_board(a: &Path, b: &Path) -> Board {
+        let info = MtdInfo {
+            size: 4 * 0x2_0000,
+            erase_size: 0x2_0000,
+            write_size: 0x800,
+        };
+        let slot = |s: Slot, p: &Path| -> Box<dyn SlotDevice> {
+            Box::new(MtdSlot::new(s, MtdImage::open(p, info).unwrap()))
+        };
+        Board::new(
+            "t".into(),
+            Box::new(crate::boot::uboot::UBootAb::new(EnvLocation {
+                path: a.with_extension("env"),
+                offset: 0,
+                size: 0x4000,
+            })),
+            [slot(Slot::A, a), slot(Slot::B, b)],
+            Box::new(super::super::LinuxPlatform {
+                cmdline: "/nonexistent".into(),
+                boot_id: "/nonexistent".into(),
+                reboot_command: vec!["true".into()],
+                active_from: None,
+            }),
+        )
+    }
+
+    /// The slots are compared by the file or node each one writes, not by how it is
+    /// described ("… (NAND image)"), so two NAND-image slots on one file are caught.
+    #[test]
+    fn two_nand_image_slots_on_one_file_are_the_same_storage() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, link) = (
+            d.path().join("a.nand"),
+            d.path().join("b.nand"),
+            d.path().join("link.nand"),
+        );
+        for p in [&a, &b] {
+            MtdImage::create(
+                p,
+                MtdInfo {
+                    size: 4 * 0x2_0000,
+                    erase_size: 0x2_0000,
+                    write_size: 0x800,
+                },
+            )
+            .unwrap();
+        }
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        let sys = d.path().join("sys");
+        assert!(slots_apart(&nand_board(&a, &b), &sys).ok);
+        for (x, y) in [(&a, &a), (&a, &link)] {
+            let board = nand_board(x, y);
+            assert!(board.slot(Slot::A).describe().ends_with("(NAND image)"));
+            let f = slots_apart(&board, &sys);
+            assert!(!f.ok && f.detail.contains("the same file"), "{f:?}");
+        }
     }
 }

@@ -51,7 +51,7 @@ fn line(i: &ArchivedImage) -> String {
     s
 }
 
-pub fn run(agent: Agent, rt: &tokio::runtime::Runtime, cmd: ArchiveCommand) -> Result<i32, Error> {
+pub fn run(agent: Agent, rt: &super::Runtime, cmd: ArchiveCommand) -> Result<i32, Error> {
     match cmd {
         ArchiveCommand::List { json } => {
             let images = agent.archive_list()?;

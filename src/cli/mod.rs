@@ -4,6 +4,7 @@
 mod archive_cmd;
 pub mod index_tool;
 mod progress;
+#[cfg(feature = "demo")]
 mod sim_cmd;
 mod syslog;
 
@@ -133,6 +134,7 @@ enum Command {
     /// failure with a fix (exit 3 on any failure)
     Doctor,
     /// The simulated router
+    #[cfg(feature = "demo")]
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
     /// Run the whole update / trial / commit / rollback cycle on a simulated router
@@ -198,7 +200,24 @@ fn init_logging(verbose: Option<u8>, syslog: Option<&std::path::Path>) -> bool {
 /// The runtime of one command. Dropped, it waits a moment for blocking work still running,
 /// never longer: a read abandoned at its deadline (a `file://` fetch from a hung device) may
 /// never return, and dropping a runtime would wait for it forever.
-struct Runtime(Option<tokio::runtime::Runtime>);
+pub(crate) struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Runtime {
+    /// Run `f` to completion on this thread. Every command's future goes through one
+    /// instantiation of tokio's `block_on` (boxed) instead of one per future type: the
+    /// scheduler's loop is then in the binary once (-8 KB on armv7).
+    pub(crate) fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        let mut out = None;
+        self.block_on_boxed(Box::pin(async { out = Some(f.await) }));
+        out.expect("block_on runs the future to completion")
+    }
+
+    #[inline(never)]
+    fn block_on_boxed(&self, f: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>) {
+        let rt: &tokio::runtime::Runtime = self;
+        rt.block_on(f)
+    }
+}
 
 impl std::ops::Deref for Runtime {
     type Target = tokio::runtime::Runtime;
@@ -425,6 +444,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 .map_err(|e| Error::Other(format!("writing {}: {e}", out.display())))?;
             println!("wrote {}", out.display());
         }
+        #[cfg(feature = "demo")]
         Command::Sim(cmd) => return sim_cmd::run(cmd),
         #[cfg(feature = "demo")]
         Command::Demo { dir } => return rt.block_on(crate::sim::demo::run(dir)),
@@ -441,14 +461,11 @@ fn parse_policy(s: &str) -> Result<crate::config::Policy, String> {
 fn doctor(cfg: Option<&std::path::Path>) -> Result<i32, Error> {
     let settings = Settings::load(&config::resolve_path(cfg))?;
     let board = crate::board::Board::from_settings(&settings.board);
-    let (profile, id) = match &settings.board {
-        config::BoardSettings::Sim { .. } => ("sim", crate::sim::BOARD_ID),
-        config::BoardSettings::UBoot { id, .. } => ("uboot", id.as_str()),
-        config::BoardSettings::Linksys(l) => ("linksys", l.id.as_str()),
-        config::BoardSettings::Grub(o) => ("grub", o.id.as_str()),
-        config::BoardSettings::Script(o) => ("script", o.id.as_str()),
-    };
-    println!("board {id} (profile {profile})");
+    println!(
+        "board {} (profile {})",
+        settings.board.id(),
+        settings.board.profile()
+    );
     let findings = crate::board::preflight::all(&settings, board.as_ref());
     for f in &findings {
         println!(

@@ -1,12 +1,17 @@
 //! The `[board]` section: which bootloader backend, where its state and the slots live.
 
-use super::raw::RawBoard;
+use super::raw::{RawBoard, RawSimBoard};
 use super::{ConfigError, Validator};
 use crate::boot::fw_env::{EnvDevice, FwEnvConfig};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The profiles, for an error message.
+const PROFILES: &str = "expected sim, uboot, linksys, grub or script";
 
 #[derive(Debug, Clone)]
 pub enum BoardSettings {
+    /// The simulated router (`fwguard sim`, the demo): only in builds with `demo`.
+    #[cfg(feature = "demo")]
     Sim {
         dir: PathBuf,
     },
@@ -52,6 +57,52 @@ pub struct LinksysSettings {
     pub reboot_command: Vec<String>,
 }
 
+impl BoardSettings {
+    /// The profile's name, as in `[board] profile`.
+    pub fn profile(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "demo")]
+            BoardSettings::Sim { .. } => "sim",
+            BoardSettings::UBoot { .. } => "uboot",
+            BoardSettings::Linksys(_) => "linksys",
+            BoardSettings::Grub(_) => "grub",
+            BoardSettings::Script(_) => "script",
+        }
+    }
+
+    /// The board id images must be built for.
+    pub fn id(&self) -> &str {
+        match self {
+            #[cfg(feature = "demo")]
+            BoardSettings::Sim { .. } => crate::sim::BOARD_ID,
+            BoardSettings::UBoot { id, .. } => id,
+            BoardSettings::Linksys(l) => &l.id,
+            BoardSettings::Grub(o) | BoardSettings::Script(o) => &o.id,
+        }
+    }
+
+    /// Where sysfs is (for what a slot path is: an MTD partition, a disk's partition).
+    pub fn sysfs(&self) -> &Path {
+        match self {
+            #[cfg(feature = "demo")]
+            BoardSettings::Sim { .. } => Path::new("/sys"),
+            BoardSettings::UBoot { sysfs, .. } => sysfs,
+            BoardSettings::Linksys(l) => &l.sysfs,
+            BoardSettings::Grub(o) | BoardSettings::Script(o) => &o.sysfs,
+        }
+    }
+
+    /// How to make the running slot known when it cannot be told.
+    pub fn running_slot_fix(&self) -> &'static str {
+        match self {
+            BoardSettings::Linksys(_) => "boot a firmware whose root file system is UBI on rootfs1 or rootfs2 (ubi0), as stock and OpenWrt firmware are",
+            BoardSettings::Script(_) => "make the vendor command's get-active answer {\"active\": \"A\" or \"B\", ...} (docs/script-backend.md)",
+            BoardSettings::Grub(_) => "make grub.cfg pass ab.slot=${boot_slot} on the kernel command line (packaging/grub/ab-boot.cfg does)",
+            _ => "make the bootloader pass ab.slot=A or ab.slot=B on the kernel command line (packaging/uboot/ab-boot.env does)",
+        }
+    }
+}
+
 impl Validator<'_> {
     /// The environment's location: the board's fw_env.config, or one copy given inline.
     fn env(
@@ -92,155 +143,173 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn board(&self, raw: RawBoard) -> Result<BoardSettings, ConfigError> {
-        let allowed: &[&str] = match raw.profile.as_str() {
-            "sim" => &["dir"],
-            "uboot" => &[
-                "id",
-                "env_config",
-                "env_device",
-                "env_offset",
-                "env_size",
-                "slot_a",
-                "slot_b",
-                "cmdline",
-                "sysfs",
-                "reboot_command",
-            ],
-            "linksys" => &["id", "env_config", "proc", "dev", "sysfs", "reboot_command"],
-            "grub" => &[
-                "id",
-                "grubenv",
-                "slot_a",
-                "slot_b",
-                "proc",
-                "sysfs",
-                "reboot_command",
-            ],
-            "script" => &[
-                "id",
-                "command",
-                "slot_a",
-                "slot_b",
-                "proc",
-                "sysfs",
-                "reboot_command",
-            ],
-            other => {
+    /// `[board]`: the profile's keys (serde refuses the others, and this names the key it
+    /// refused), then what they say.
+    pub(super) fn board(&self, table: toml::Table) -> Result<BoardSettings, ConfigError> {
+        let profile = match table.get("profile") {
+            Some(toml::Value::String(p)) => p.clone(),
+            Some(v) => {
                 return Err(self.err(
                     "board.profile",
-                    format!(
-                        "unknown profile {other:?} (expected sim, uboot, linksys, grub or script)"
-                    ),
+                    format!("expected a string, found {}", v.type_str()),
                 ))
             }
+            None => return Err(self.err("board.profile", format!("missing ({PROFILES})"))),
         };
-        let present = [
-            ("id", raw.id.is_some()),
-            ("dir", raw.dir.is_some()),
-            ("env_config", raw.env_config.is_some()),
-            ("env_device", raw.env_device.is_some()),
-            ("env_offset", raw.env_offset.is_some()),
-            ("env_size", raw.env_size.is_some()),
-            ("grubenv", raw.grubenv.is_some()),
-            ("command", raw.command.is_some()),
-            ("slot_a", raw.slot_a.is_some()),
-            ("slot_b", raw.slot_b.is_some()),
-            ("cmdline", raw.cmdline.is_some()),
-            ("proc", raw.proc.is_some()),
-            ("dev", raw.dev.is_some()),
-            ("sysfs", raw.sysfs.is_some()),
-            ("reboot_command", raw.reboot_command.is_some()),
-        ];
-        if let Some((key, _)) = present.iter().find(|(k, set)| *set && !allowed.contains(k)) {
-            return Err(self.err(
-                &format!("board.{key}"),
-                format!("not a key of profile {:?}", raw.profile),
-            ));
-        }
-        let need = |v: Option<PathBuf>, key: &str| {
-            v.ok_or_else(|| {
-                self.err(
-                    &format!("board.{key}"),
-                    format!("missing (profile {:?})", raw.profile),
-                )
-            })
-        };
-        if raw.profile == "sim" {
-            return Ok(BoardSettings::Sim {
-                dir: self.path_rel(need(raw.dir.clone(), "dir")?),
-            });
-        }
-        let id = match raw.id.clone() {
-            Some(id) if !id.is_empty() => id,
-            Some(_) => return Err(self.err("board.id", "must not be empty")),
-            None => {
-                return Err(self.err("board.id", format!("missing (profile {:?})", raw.profile)))
-            }
-        };
+        let raw: RawBoard = toml::Value::Table(table.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| self.board_error(&profile, &table, e.message()))?;
+        let reboot = |argv| self.reboot_command(argv);
         let dir = |p: Option<PathBuf>, default: &str| {
             p.map_or_else(|| default.into(), |p| self.path_rel(p))
         };
-        let reboot_command = self.reboot_command(raw.reboot_command.clone())?;
-        if raw.profile == "linksys" {
-            let env_config = raw
-                .env_config
-                .unwrap_or_else(|| "/etc/fw_env.config".into());
-            return Ok(BoardSettings::Linksys(LinksysSettings {
-                id,
-                env: self.env(Some(env_config), None, 0, None)?,
-                proc: dir(raw.proc, "/proc"),
-                dev: dir(raw.dev, "/dev"),
-                sysfs: dir(raw.sysfs, "/sys"),
-                reboot_command,
-            }));
+        Ok(match raw {
+            RawBoard::Sim(s) => self.sim(s)?,
+            RawBoard::Uboot(u) => {
+                let (slot_a, slot_b) = self.slots(u.slot_a, u.slot_b, u.sysfs.as_deref())?;
+                BoardSettings::UBoot {
+                    id: self.id(u.id)?,
+                    env: self.env(
+                        u.env_config,
+                        u.env_device,
+                        u.env_offset.unwrap_or(0),
+                        u.env_size,
+                    )?,
+                    sysfs: dir(u.sysfs, "/sys"),
+                    slot_a,
+                    slot_b,
+                    cmdline: u.cmdline.unwrap_or_else(|| "/proc/cmdline".into()),
+                    reboot_command: reboot(u.reboot_command)?,
+                }
+            }
+            RawBoard::Linksys(l) => BoardSettings::Linksys(LinksysSettings {
+                id: self.id(l.id)?,
+                env: self.env(
+                    Some(l.env_config.unwrap_or_else(|| "/etc/fw_env.config".into())),
+                    None,
+                    0,
+                    None,
+                )?,
+                proc: dir(l.proc, "/proc"),
+                dev: dir(l.dev, "/dev"),
+                sysfs: dir(l.sysfs, "/sys"),
+                reboot_command: reboot(l.reboot_command)?,
+            }),
+            RawBoard::Grub(g) => {
+                let id = self.id(g.id)?;
+                let (slot_a, slot_b) = self.slots(g.slot_a, g.slot_b, g.sysfs.as_deref())?;
+                BoardSettings::Grub(OtherBoot {
+                    id,
+                    bootloader: vec![self.path_rel(g.grubenv).display().to_string()],
+                    slot_a,
+                    slot_b,
+                    proc: dir(g.proc, "/proc"),
+                    sysfs: dir(g.sysfs, "/sys"),
+                    reboot_command: reboot(g.reboot_command)?,
+                })
+            }
+            RawBoard::Script(s) => {
+                let id = self.id(s.id)?;
+                if s.command.is_empty() {
+                    return Err(self.err("board.command", "must name a program"));
+                }
+                let (slot_a, slot_b) = self.slots(s.slot_a, s.slot_b, s.sysfs.as_deref())?;
+                BoardSettings::Script(OtherBoot {
+                    id,
+                    bootloader: s.command,
+                    slot_a,
+                    slot_b,
+                    proc: dir(s.proc, "/proc"),
+                    sysfs: dir(s.sysfs, "/sys"),
+                    reboot_command: reboot(s.reboot_command)?,
+                })
+            }
+        })
+    }
+
+    #[cfg(feature = "demo")]
+    fn sim(&self, s: RawSimBoard) -> Result<BoardSettings, ConfigError> {
+        Ok(BoardSettings::Sim {
+            dir: self.path_rel(s.dir),
+        })
+    }
+
+    /// A router build has no simulated router to drive.
+    #[cfg(not(feature = "demo"))]
+    fn sim(&self, _: RawSimBoard) -> Result<BoardSettings, ConfigError> {
+        Err(self.err(
+            "board.profile",
+            "the simulated router is not part of this build (built without the demo feature)",
+        ))
+    }
+
+    /// serde's refusal of the `[board]` table, with the key it names as `board.KEY`.
+    fn board_error(&self, profile: &str, table: &toml::Table, message: &str) -> ConfigError {
+        let message = message.trim_end();
+        // serde's wording: "unknown field `k`, expected ...", "missing field `k`",
+        // "unknown variant `p`, expected one of ...".
+        let named = |prefix: &str| {
+            let rest = message.strip_prefix(prefix)?;
+            let (key, rest) = rest.split_once('`')?;
+            Some((key.to_string(), rest.trim_start_matches(',').trim()))
+        };
+        if let Some((key, expected)) = named("unknown field `") {
+            self.err(
+                &format!("board.{key}"),
+                format!("not a key of profile {profile:?} ({expected})"),
+            )
+        } else if let Some((key, _)) = named("missing field `") {
+            self.err(
+                &format!("board.{key}"),
+                format!("missing (profile {profile:?})"),
+            )
+        } else if named("unknown variant `").is_some() {
+            self.err(
+                "board.profile",
+                format!("unknown profile {profile:?} ({PROFILES})"),
+            )
+        } else {
+            // A value of the wrong type: serde (through the buffered, tagged table) does not
+            // say whose, so find the key that, alone, is refused for more than missing keys.
+            let alone = |key: &String| {
+                let mut one = toml::Table::new();
+                one.insert("profile".into(), profile.into());
+                one.insert(key.clone(), table[key].clone());
+                toml::Value::Table(one)
+                    .try_into::<RawBoard>()
+                    .is_err_and(|e| !e.message().starts_with("missing field"))
+            };
+            let key = table.keys().filter(|k| *k != "profile").find(|k| alone(k));
+            match key {
+                Some(key) => self.err(&format!("board.{key}"), message),
+                None => self.err("board", format!("profile {profile:?}: {message}")),
+            }
         }
-        let slot_a = self.path_rel(need(raw.slot_a.clone(), "slot_a")?);
-        let slot_b = self.path_rel(need(raw.slot_b.clone(), "slot_b")?);
-        let sysfs = dir(raw.sysfs.clone(), "/sys");
-        if let Some(why) = crate::board::identity::overlap(&slot_a, &slot_b, &sysfs) {
+    }
+
+    fn id(&self, id: String) -> Result<String, ConfigError> {
+        if id.is_empty() {
+            return Err(self.err("board.id", "must not be empty"));
+        }
+        Ok(id)
+    }
+
+    /// The two slots, which must be different storage.
+    fn slots(
+        &self,
+        a: PathBuf,
+        b: PathBuf,
+        sysfs: Option<&Path>,
+    ) -> Result<(PathBuf, PathBuf), ConfigError> {
+        let (a, b) = (self.path_rel(a), self.path_rel(b));
+        let sysfs = sysfs.map_or_else(|| PathBuf::from("/sys"), |p| self.path_rel(p.into()));
+        if let Some(why) = crate::board::identity::overlap(&a, &b, &sysfs) {
             return Err(self.err(
                 "board.slot_b",
                 format!("must differ from board.slot_a: {why}, so an update would overwrite the running firmware"),
             ));
         }
-        let other = |bootloader: Vec<String>| OtherBoot {
-            id: id.clone(),
-            bootloader,
-            slot_a: self.path_rel(slot_a.clone()),
-            slot_b: self.path_rel(slot_b.clone()),
-            proc: dir(raw.proc.clone(), "/proc"),
-            sysfs: dir(raw.sysfs.clone(), "/sys"),
-            reboot_command: reboot_command.clone(),
-        };
-        Ok(match raw.profile.as_str() {
-            "grub" => {
-                let grubenv = self.path_rel(need(raw.grubenv.clone(), "grubenv")?);
-                BoardSettings::Grub(other(vec![grubenv.display().to_string()]))
-            }
-            "script" => match raw.command.clone() {
-                Some(c) if !c.is_empty() => BoardSettings::Script(other(c)),
-                Some(_) => return Err(self.err("board.command", "must name a program")),
-                None => return Err(self.err("board.command", "missing (profile \"script\")")),
-            },
-            _ => BoardSettings::UBoot {
-                env: self.env(
-                    raw.env_config.clone(),
-                    raw.env_device.clone(),
-                    raw.env_offset.unwrap_or(0),
-                    raw.env_size,
-                )?,
-                id,
-                sysfs: dir(raw.sysfs.clone(), "/sys"),
-                slot_a,
-                slot_b,
-                cmdline: raw
-                    .cmdline
-                    .clone()
-                    .unwrap_or_else(|| "/proc/cmdline".into()),
-                reboot_command,
-            },
-        })
+        Ok((a, b))
     }
 
     fn reboot_command(&self, argv: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
@@ -288,10 +357,36 @@ mod tests {
             ("profile = \"uboot\"\nid = \"\"\nenv_device = \"e\"\nenv_size = 4096\nslot_a = \"a\"\nslot_b = \"b\"", "board.id", "must not be empty"),
             ("profile = \"uboot\"\nid = \"u\"\nenv_device = \"e\"\nenv_size = 4096\nslot_a = \"a\"\nslot_b = \"a\"", "board.slot_b", "must differ"),
             ("profile = \"grub\"\ngrubenv = \"g\"\nslot_a = \"a\"\nslot_b = \"b\"", "board.id", "missing"),
-            ("profile = \"uboot\"\nid = \"u\"\nbogus = 1", "bogus", "unknown field"),
+            ("profile = \"uboot\"\nid = \"u\"\nbogus = 1", "board.bogus", "not a key of profile \"uboot\" (expected one of `id`"),
+            ("id = \"u\"", "board.profile", "missing"),
+            ("profile = \"uboot\"\nid = \"u\"\nenv_device = \"e\"\nenv_size = \"4k\"\nslot_a = \"a\"\nslot_b = \"b\"", "board.env_size", "invalid type: string \"4k\""),
+            ("profile = \"script\"\nid = \"x\"\ncommand = \"ls\"\nslot_a = \"a\"\nslot_b = \"b\"", "board.command", "expected a sequence"),
         ] {
             let e = parse(board).unwrap_err();
             assert!(e.contains(key) && e.contains(problem), "{board:?}: {e}");
+        }
+    }
+
+    /// The simulated router is a profile only where it is built in.
+    #[test]
+    fn the_sim_profile_only_with_the_demo_feature() {
+        let sim = parse("profile = \"sim\"\ndir = \"d\"");
+        #[cfg(feature = "demo")]
+        {
+            let sim = sim.unwrap();
+            assert!(
+                matches!(&sim, BoardSettings::Sim { dir } if dir == Path::new("/etc/fwguard/d"))
+            );
+            assert_eq!((sim.profile(), sim.id()), ("sim", crate::sim::BOARD_ID));
+        }
+        #[cfg(not(feature = "demo"))]
+        {
+            let e = sim.unwrap_err();
+            assert!(
+                e.contains("board.profile")
+                    && e.contains("not part of this build (built without the demo feature)"),
+                "{e}"
+            );
         }
     }
 }

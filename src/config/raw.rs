@@ -9,7 +9,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub agent: RawAgent,
     pub index: RawIndex,
-    pub board: RawBoard,
+    /// Deserialized into [`RawBoard`] by the validator, which names the key serde refuses.
+    pub board: toml::Table,
     #[serde(default)]
     pub trial: RawTrial,
     #[serde(default)]
@@ -71,34 +72,80 @@ pub struct RawIndex {
     pub rate_window: Option<String>,
 }
 
-/// The `[board]` section: one flat set of keys, `profile` saying which apply (checked in
-/// `config/board.rs`, which names a key that does not belong to the profile).
-#[derive(Debug, Default, Deserialize)]
+/// The `[board]` section: `profile` says which keys it has, and a key of another profile
+/// (or of none) is refused by serde, named (`config/board.rs` adds the section's path).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "profile", rename_all = "lowercase")]
+pub enum RawBoard {
+    Sim(RawSimBoard),
+    Uboot(RawUBootBoard),
+    Linksys(RawLinksysBoard),
+    Grub(RawGrubBoard),
+    Script(RawScriptBoard),
+}
+
+/// The simulated router (only in builds with the `demo` feature).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawBoard {
-    /// sim | uboot | linksys | grub | script
-    pub profile: String,
-    pub id: Option<String>,
-    /// sim: the simulated router's directory.
-    pub dir: Option<PathBuf>,
-    /// uboot, linksys: the board's fw_env.config (one line: single env, two: redundant) ...
+pub struct RawSimBoard {
+    /// The simulated router's directory.
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUBootBoard {
+    pub id: String,
+    /// The board's fw_env.config (one line: single env, two: redundant) ...
     pub env_config: Option<PathBuf>,
-    /// ... or (uboot) one copy given here.
+    /// ... or one copy given here.
     pub env_device: Option<PathBuf>,
     pub env_offset: Option<u64>,
     pub env_size: Option<usize>,
-    /// grub: the environment block.
-    pub grubenv: Option<PathBuf>,
-    /// script: the vendor command.
-    pub command: Option<Vec<String>>,
-    /// uboot, grub, script: the slot devices.
-    pub slot_a: Option<PathBuf>,
-    pub slot_b: Option<PathBuf>,
-    /// uboot: where the running slot is read (`ab.slot=`).
+    pub slot_a: PathBuf,
+    pub slot_b: PathBuf,
+    /// Where the running slot is read (`ab.slot=`).
     pub cmdline: Option<PathBuf>,
+    pub sysfs: Option<PathBuf>,
+    pub reboot_command: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLinksysBoard {
+    pub id: String,
+    /// The board's fw_env.config (the `u_env` partition).
+    pub env_config: Option<PathBuf>,
     /// Where procfs, device nodes and sysfs are.
     pub proc: Option<PathBuf>,
     pub dev: Option<PathBuf>,
+    pub sysfs: Option<PathBuf>,
+    pub reboot_command: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrubBoard {
+    pub id: String,
+    /// The environment block.
+    pub grubenv: PathBuf,
+    pub slot_a: PathBuf,
+    pub slot_b: PathBuf,
+    pub proc: Option<PathBuf>,
+    pub sysfs: Option<PathBuf>,
+    pub reboot_command: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScriptBoard {
+    pub id: String,
+    /// The vendor command.
+    pub command: Vec<String>,
+    pub slot_a: PathBuf,
+    pub slot_b: PathBuf,
+    pub proc: Option<PathBuf>,
     pub sysfs: Option<PathBuf>,
     pub reboot_command: Option<Vec<String>>,
 }

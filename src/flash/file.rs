@@ -55,6 +55,10 @@ impl SlotDevice for FileSlot {
         self.path.display().to_string()
     }
 
+    fn device_path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     fn capacity(&self) -> Result<u64, FlashError> {
         if let Some(c) = self.capacity {
             return Ok(c);

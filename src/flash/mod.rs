@@ -95,7 +95,11 @@ impl LazyFile {
 /// One slot's storage: a file, block device or flash partition.
 pub trait SlotDevice: Send + Sync {
     fn slot(&self) -> Slot;
+    /// For people: the device and what it is ("… (NAND image)").
     fn describe(&self) -> String;
+    /// What the slot is: its device node or image file, for telling whether two slots are
+    /// the same storage (`board::identity`); never the display string.
+    fn device_path(&self) -> &std::path::Path;
     fn capacity(&self) -> Result<u64, FlashError>;
     /// Reader positioned at the start of the slot.
     fn reader(&self) -> Result<Box<dyn Read + Send + '_>, FlashError>;

@@ -16,6 +16,8 @@ pub struct MtdInfo {
 /// the same semantics for tests).
 pub trait Mtd: Send + Sync {
     fn describe(&self) -> String;
+    /// The device node or image file: what the partition is, whatever `describe` says.
+    fn path(&self) -> &Path;
     fn info(&self) -> io::Result<MtdInfo>;
     /// Whether the erase block at `offset` is marked bad.
     fn is_bad(&self, offset: u64) -> io::Result<bool>;
@@ -29,6 +31,9 @@ pub trait Mtd: Send + Sync {
 impl Mtd for Box<dyn Mtd> {
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn path(&self) -> &Path {
+        (**self).path()
     }
     fn info(&self) -> io::Result<MtdInfo> {
         (**self).info()

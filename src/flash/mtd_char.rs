@@ -51,6 +51,10 @@ impl Mtd for MtdChar {
         self.file.path().display().to_string()
     }
 
+    fn path(&self) -> &std::path::Path {
+        self.file.path()
+    }
+
     fn info(&self) -> io::Result<MtdInfo> {
         let mut i = ioctl::MtdInfoUser::default();
         // SAFETY: MEMGETINFO fills a `struct mtd_info_user`, which `i` is.

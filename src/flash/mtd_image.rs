@@ -108,6 +108,10 @@ impl Mtd for MtdImage {
         format!("{} (NAND image)", self.path.display())
     }
 
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn info(&self) -> io::Result<MtdInfo> {
         Ok(self.info)
     }

@@ -61,6 +61,10 @@ impl<M: Mtd> SlotDevice for MtdSlot<M> {
         self.mtd.describe()
     }
 
+    fn device_path(&self) -> &std::path::Path {
+        self.mtd.path()
+    }
+
     /// The good blocks only: an image never goes past the partition end.
     fn capacity(&self) -> Result<u64, FlashError> {
         let (info, good) = self.layout()?;

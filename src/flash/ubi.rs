@@ -18,6 +18,8 @@ const TAIL: u64 = 4096;
 
 pub trait UbiVolume: Send + Sync {
     fn describe(&self) -> String;
+    /// The device node or image file of the volume.
+    fn path(&self) -> &Path;
     /// Usable bytes of the volume.
     fn capacity(&self) -> io::Result<u64>;
     /// Start a volume update of exactly `size` bytes: the volume is invalid from now until
@@ -65,6 +67,10 @@ pub struct UbiChar {
 impl UbiVolume for UbiChar {
     fn describe(&self) -> String {
         self.file.path().display().to_string()
+    }
+
+    fn path(&self) -> &Path {
+        self.file.path()
     }
 
     fn capacity(&self) -> io::Result<u64> {
@@ -142,6 +148,10 @@ impl UbiVolume for UbiImage {
         format!("{} (UBI volume image)", self.path.display())
     }
 
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn capacity(&self) -> io::Result<u64> {
         Ok(std::fs::metadata(&self.path)?.len())
     }
@@ -194,6 +204,9 @@ impl UbiVolume for Box<dyn UbiVolume> {
     fn describe(&self) -> String {
         (**self).describe()
     }
+    fn path(&self) -> &Path {
+        (**self).path()
+    }
     fn capacity(&self) -> io::Result<u64> {
         (**self).capacity()
     }
@@ -230,6 +243,10 @@ impl<V: UbiVolume> SlotDevice for UbiSlot<V> {
 
     fn describe(&self) -> String {
         self.vol.describe()
+    }
+
+    fn device_path(&self) -> &Path {
+        self.vol.path()
     }
 
     fn capacity(&self) -> Result<u64, FlashError> {
