@@ -4,14 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The library-level suites: everything that drives the sim router in-process (the suites
-# that start the fwguard binary as a child need binfmt_misc, which qemu-user lacks here).
-suites=(--test cycle --test refusals --test owner --test attacks --test health_policy --test uboot_env_interop --test uboot_env_redundant --test mtd_slot --test linksys --test grub_script --test ubi_slot)
+# The library-level suites: modules of the in-process test crate (tests/sim/), which drives
+# the sim router through the library (the suites that start the fwguard binary as a child,
+# tests/binary/, need binfmt_misc, which qemu-user lacks here). The filters select whole
+# modules: each test's name begins with its module's.
+modules=(cycle:: refusals:: owner:: attacks:: health_policy:: uboot_env_interop:: uboot_env_redundant:: mtd_slot:: linksys:: grub_script:: ubi_slot::)
 
 echo "== armv7-unknown-linux-musleabihf: sim-router suites under qemu-arm"
-RUSTC_BOOTSTRAP=1 cargo test --profile cross-test --target armv7-unknown-linux-musleabihf -Zbuild-std "${suites[@]}"
+RUSTC_BOOTSTRAP=1 cargo test --profile cross-test --target armv7-unknown-linux-musleabihf -Zbuild-std --test sim -- "${modules[@]}"
 echo "== aarch64-unknown-linux-musl: sim-router suites under qemu-aarch64"
-cargo test --profile cross-test --target aarch64-unknown-linux-musl "${suites[@]}"
+cargo test --profile cross-test --target aarch64-unknown-linux-musl --test sim -- "${modules[@]}"
 
 for t in armv7-unknown-linux-musleabihf aarch64-unknown-linux-musl; do
     echo "== $t: fwguard demo under qemu"

@@ -33,7 +33,7 @@ bash cross/setup.sh
 # The router builds of all three targets with their sizes, and the size budget: the armv7
 # binary, stripped, with TLS, at most 1.6 MiB (cross/build.sh fails the run when over).
 bash cross/build.sh
-# The .ipk assembled from the armv7 router build (its contents: tests/packaging.rs).
+# The .ipk assembled from the armv7 router build (its contents: tests/binary/packaging.rs).
 ipk_dir=$(mktemp -d)
 bash cross/package-ipk.sh target/armv7-unknown-linux-musleabihf/release/fwguard arm_cortex-a9_vfpv3-d16 "$ipk_dir"
 rm -rf "$ipk_dir"

@@ -3,7 +3,7 @@
 //! the next install asks the server only for the rest (HTTP Range), re-hashing the prefix
 //! from the slot; the result verifies, boots and commits.
 
-mod common;
+use super::common;
 
 use common::{history_has, world};
 use fwguard::agent::{Action, UpdateMode};

@@ -1,7 +1,7 @@
 //! Keys and signatures interchange with the real signify (Debian signify-openbsd, the
 //! format OpenWrt's usign also uses). Installed by tests/run.sh; a missing tool fails.
 
-mod common;
+use super::common;
 
 use common::world;
 use fwguard::agent::{Action, UpdateMode};

@@ -4,7 +4,7 @@
 //! ends in a passed or failed result. A release build aborts on a panic: the daemon would die
 //! mid-trial.
 
-mod common;
+use super::common;
 
 use common::trust::reconfigure;
 use common::world;

@@ -3,7 +3,7 @@
 //! created on the overlay, on flash. Off tmpfs (or ramfs) nothing is written there, and the
 //! daemon says why and carries on; on tmpfs (the simulated world's) the files are written.
 
-mod common;
+use super::common;
 
 use common::{disk_dir, fwguard, world, TestWorld, BIN};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `fwguard diag`: the support bundle opens with the real `tar tzf`, holds every part, and
 //! the configuration in it has its secrets removed.
 
-mod common;
+use super::common;
 
 use common::world;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! `--syslog[=SOCKET]`: log lines go to the local syslog socket as `<PRI>fwguard[PID]: …`
 //! datagrams (daemon facility, the level as severity) instead of stderr.
 
-mod common;
+use super::common;
 
 use common::world;
 use std::os::unix::net::UnixDatagram;

@@ -1,7 +1,7 @@
 //! `fwguard check --now`: wakes the running daemon for a round at once (instead of waiting
 //! out its interval), or does the round itself when no daemon runs; one daemon per device.
 
-mod common;
+use super::common;
 
 use common::{fwguard, BIN};
 

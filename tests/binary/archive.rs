@@ -4,7 +4,7 @@
 //! the archive with no download, verified against the kept index; whatever the archive cannot
 //! vouch for is refused with nothing changed.
 
-mod common;
+use super::common;
 
 use common::{fwguard, history_has, release, run_daemon_for, run_daemon_until, world, TestWorld};
 use fwguard::index::build::IndexDraft;

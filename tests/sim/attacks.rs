@@ -2,7 +2,7 @@
 //! bad signature, unknown key, older index, forked index, expired index, wrong hash, other
 //! board). Fixtures are generated in each test and named after the attack.
 
-mod common;
+use super::common;
 
 use common::trust::{draft, fresh, keys, publish, publish_root, reconfigure, use_root, DAY};
 use common::{release, world, TestWorld};

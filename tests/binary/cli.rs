@@ -1,6 +1,6 @@
 //! The `fwguard` binary: exit codes, configuration errors, JSON status, the lock.
 
-mod common;
+use super::common;
 
 use common::{fwguard, BIN};
 

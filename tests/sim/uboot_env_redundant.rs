@@ -3,7 +3,7 @@
 //! `fw_setenv` (Debian libubootenv-tool 0.3.x) and `mkenvimage -r` (u-boot-tools). Installed
 //! by tests/run.sh; a missing tool fails the test.
 
-mod common;
+use super::common;
 
 use common::tools::tool;
 use common::verified_slot as verified;

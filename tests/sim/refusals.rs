@@ -1,7 +1,7 @@
 //! Every refusal leaves the router as it was: a clear error naming the problem, both slots
 //! and the env byte-identical, the update state idle.
 
-mod common;
+use super::common;
 
 use common::{world, TestWorld};
 use fwguard::agent::{Action, UpdateMode};

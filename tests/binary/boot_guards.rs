@@ -3,7 +3,7 @@
 //! bootloader does not read, an arm whose read-back failed after the env write took effect.
 //! Each must end on a good firmware without writing the slot the bootloader falls back to.
 
-mod common;
+use super::common;
 
 use common::{fwguard, history_has, run_daemon_for, world, TestWorld};
 use fwguard::agent::{Action, Agent, UpdateMode};

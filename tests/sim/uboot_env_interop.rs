@@ -2,7 +2,7 @@
 //! `fw_setenv` (Debian libubootenv-tool 0.3.x) and u-boot-tools' `mkenvimage`. Installed by
 //! tests/run.sh; a missing tool fails the test.
 
-mod common;
+use super::common;
 
 use common::tools::tool;
 use fwguard::boot::env_store::EnvLocation;

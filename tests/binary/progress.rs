@@ -1,7 +1,7 @@
 //! The progress of a manual install: plain lines when stderr is not a terminal, a bar redrawn
 //! in place on a terminal (a pseudo-terminal from the real `script`).
 
-mod common;
+use super::common;
 
 use common::world;
 

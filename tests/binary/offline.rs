@@ -2,7 +2,7 @@
 //! of the update tree (a USB stick), or from one image file with its signed index; the same
 //! signature, hash and board checks as online; anything else refused with nothing written.
 
-mod common;
+use super::common;
 
 use common::trust::reconfigure;
 use common::{fwguard, history_has, world};

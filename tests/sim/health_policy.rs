@@ -1,7 +1,7 @@
 //! Health policy on the sim router: the baseline rule, the soak period, and the stop after
-//! rollbacks in a row. (The trial deadline is in cycle.rs; k-of-n groups in health_net.rs.)
+//! rollbacks in a row. (The trial deadline is in cycle.rs; k-of-n groups in tests/health_net.rs.)
 
-mod common;
+use super::common;
 
 use common::{world, TestWorld, WAN_DOWN};
 use fwguard::agent::{Action, By, DaemonExit, UpdateMode};

@@ -3,7 +3,7 @@
 //! U-Boot played at every power-on (tests/common/linksys.rs): the env is read and checked
 //! with the real fw_printenv, the s_env boot counter is read and counted byte by byte.
 
-mod common;
+use super::common;
 
 use common::linksys::{Flash, LIMIT};
 use common::{history_has, PANICS, WAN_DOWN};

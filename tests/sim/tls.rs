@@ -2,7 +2,7 @@
 //! bundle the configuration names (no roots are compiled in). The certificates are made with
 //! the real `openssl` and served by Python's TLS web server on 127.0.0.1.
 
-mod common;
+use super::common;
 
 use common::tools::tool;
 use fwguard::agent::Agent;

@@ -1,7 +1,7 @@
 //! An index URL with a query string (a CDN's access token): the signature, the rotated roots
 //! and the images published beside the index are fetched by their own paths, with the query.
 
-mod common;
+use super::common;
 
 use common::trust::{publish_root, reconfigure, use_root};
 use common::world;

@@ -2,7 +2,7 @@
 //! after a few tries (so it cannot keep the inactive slot invalid forever), and an image
 //! staged already is not written again when only its release's metadata changed.
 
-mod common;
+use super::common;
 
 use common::{release, world};
 use fwguard::agent::{Action, By, UpdateMode};

@@ -1,7 +1,7 @@
 //! The owner's standing choices, which win over the shipped configuration: the policy (auto,
 //! download-only, notify, off), the channel, and a hold on the running version.
 
-mod common;
+use super::common;
 
 use common::{run_daemon_for, run_daemon_until, world};
 use fwguard::agent::{Action, By, DaemonExit, UpdateMode};

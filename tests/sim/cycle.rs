@@ -1,7 +1,7 @@
 //! The whole cycle on a sim router: update, trial boot, health checks, commit or rollback,
 //! and the bootloader's boot counter for a firmware that never boots.
 
-mod common;
+use super::common;
 
 use common::{history_has, world, PANICS};
 use fwguard::agent::{Action, DaemonExit, UpdateMode};

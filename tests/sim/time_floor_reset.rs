@@ -3,7 +3,7 @@
 //! maintenance window opens. A root rotation that says `time_floor = "..."` resets the floor
 //! (never below the running firmware's build time); one that does not keeps it.
 
-mod common;
+use super::common;
 
 use common::trust::{draft, fresh, publish, publish_root, use_root, DAY};
 use common::{world, TestWorld, FAST_TRIAL};

@@ -2,7 +2,7 @@
 //! tests/run.sh), in both directions; and the vendor-command backend against a vendor script
 //! that keeps its state in a file.
 
-mod common;
+use super::common;
 
 use common::tools::tool;
 use common::vendor_script::vendor_script;

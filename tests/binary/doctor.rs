@@ -3,7 +3,7 @@
 //! env on an "MTD partition" (a file named `mtd1` whose geometry a sysfs tree gives), two slot
 //! files, a kernel command line.
 
-mod common;
+use super::common;
 
 use common::linksys::Flash;
 use common::vendor_script::vendor_script;

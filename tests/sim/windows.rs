@@ -2,7 +2,7 @@
 //! auto) writes and verifies the update but does not reboot into it; inside, it does; a clock
 //! behind the newest trusted time (no RTC, before NTP) is never inside a window.
 
-mod common;
+use super::common;
 
 use common::{run_daemon_for, world, FAST_TRIAL};
 use fwguard::agent::DaemonExit;
@@ -61,7 +61,7 @@ async fn the_daemon_reboots_into_an_update_only_inside_the_window() {
 
 #[test]
 fn bad_windows_and_zones_are_named() {
-    let example = include_str!("../packaging/config.toml");
+    let example = include_str!("../../packaging/config.toml");
     let parse = |extra: &str| {
         fwguard::config::Settings::parse(
             std::path::Path::new("/etc/fwguard/config.toml"),

@@ -1,7 +1,7 @@
 //! The owner's controls: pin (downgrade included), unpin, rollback without a network,
 //! mark-good.
 
-mod common;
+use super::common;
 
 use common::{history_has, world, WAN_DOWN};
 use fwguard::agent::{Action, DaemonExit, UpdateMode};

@@ -1,7 +1,7 @@
 //! The outcome report: after a commit or a completed rollback (never at install time) the
 //! daemon POSTs a JSON record to `[report] url`, retrying each round until it is accepted.
 
-mod common;
+use super::common;
 
 use common::{history_has, world, TestWorld};
 use fwguard::agent::DaemonExit;

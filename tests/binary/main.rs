@@ -1,0 +1,22 @@
+//! The suites that run the `fwguard` and `fwguard-index` binaries (and the packaging scripts)
+//! as child processes, in this one test binary. One module per former `tests/<name>.rs`
+//! crate. Host only: under qemu-user the children would need binfmt_misc.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod archive;
+mod boot_guards;
+mod check_now;
+mod cli;
+mod demo;
+mod diag;
+mod doctor;
+mod examples;
+mod offline;
+mod packaging;
+mod progress;
+mod runtime_dir;
+mod signify_interop;
+mod syslog;
+mod vendor_tool;
