@@ -6,15 +6,13 @@
 
 mod common;
 
-use common::{world, TestWorld};
+use common::{world, TestWorld, BIN};
 use fwguard::sim::httpd::ServeOptions;
 use fwguard::sim::world::WorldOptions;
 use fwguard::state::{PersistedState, UpdateState};
 use fwguard::Slot;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_fwguard");
 
 #[derive(Debug, PartialEq, Eq)]
 enum Round {

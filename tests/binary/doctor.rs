@@ -7,14 +7,12 @@ use super::common;
 
 use common::linksys::Flash;
 use common::vendor_script::vendor_script;
-use common::{disk_dir, ram_dir};
+use common::{disk_dir, ram_dir, BIN};
 use fwguard::boot::env_store::EnvLocation;
 use fwguard::boot::env_store::EnvStore;
 use fwguard::sim::SimRouter;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_fwguard");
 const ERASE: u64 = 0x20000;
 
 struct Board {
@@ -388,7 +386,7 @@ fn doctor_on(dir: &std::path::Path, board: &str) -> (Option<i32>, String) {
         ),
     )
     .unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fwguard"))
+    let o = std::process::Command::new(BIN)
         .args(["--config", cfg.to_str().unwrap(), "doctor"])
         .output()
         .unwrap();

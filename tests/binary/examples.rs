@@ -1,15 +1,12 @@
 //! Every shipped example parses and verifies: the config in packaging/, the signed example
 //! index in firmware-index/examples/.
 
+use super::common::repo;
 use fwguard::config::{BoardSettings, Policy, Settings};
 use fwguard::index::sign::PublicKey;
 use fwguard::index::{TrustPolicy, UntrustedIndex};
 use std::path::Path;
 use std::time::Duration;
-
-fn repo(p: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
 
 #[test]
 fn example_config_parses_with_every_setting() {

@@ -1,11 +1,8 @@
 //! The OpenWrt .ipk and the Debian package: members, control fields, files and their modes.
 
+use super::common::repo;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
 
 fn sh(cmd: &mut Command) -> String {
     let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));

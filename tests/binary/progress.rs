@@ -3,9 +3,7 @@
 
 use super::common;
 
-use common::world;
-
-const BIN: &str = env!("CARGO_BIN_EXE_fwguard");
+use common::{world, BIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_lines_when_stderr_is_not_a_terminal() {

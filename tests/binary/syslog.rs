@@ -3,11 +3,9 @@
 
 use super::common;
 
-use common::world;
+use common::{world, BIN};
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_fwguard");
 
 fn received(sock: &UnixDatagram) -> Vec<String> {
     sock.set_read_timeout(Some(Duration::from_millis(200)))

@@ -216,16 +216,26 @@ pub fn history_has(st: &PersistedState, event: &str, version: &str) -> bool {
         .any(|h| h.event == event && h.version.as_ref().map(|v| v.as_str()) == Some(version))
 }
 
+/// The size and SHA-256 of `img`, as an index entry announces them.
+pub fn expected(img: &[u8]) -> fwguard::flash::Expected {
+    fwguard::flash::Expected {
+        size: img.len() as u64,
+        sha256: <sha2::Sha256 as sha2::Digest>::digest(img).into(),
+    }
+}
+
+/// A file of the repository (the shipped examples, the packaging scripts).
+pub fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
 /// A slot file holding a small image, written and read back through fwguard's pipeline: only
 /// such a slot can be armed.
 pub fn verified_slot(dir: &std::path::Path, slot: fwguard::Slot) -> fwguard::flash::VerifiedSlot {
     let path = dir.join(format!("slot-{slot}.img"));
     std::fs::write(&path, vec![0u8; 64 * 1024]).unwrap();
     let image = vec![slot.as_str().as_bytes()[0]; 8192];
-    let expected = fwguard::flash::Expected {
-        size: image.len() as u64,
-        sha256: <sha2::Sha256 as sha2::Digest>::digest(&image).into(),
-    };
+    let expected = expected(&image);
     let dev = fwguard::flash::FileSlot::new(slot, &path);
     let mut w = fwguard::flash::begin(&dev, &expected).unwrap();
     w.write(&image).unwrap();

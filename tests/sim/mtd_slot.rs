@@ -2,10 +2,10 @@
 //! hashing, read back, verify) on a fake NAND: erase-to-0xFF, page-aligned programming that
 //! can only clear bits, factory bad blocks.
 
+use super::common::expected;
 use fwguard::flash::mtd_image::MtdImage;
-use fwguard::flash::{self, Expected, FlashError, MtdInfo, MtdSlot, SlotDevice, HEAD_LEN};
+use fwguard::flash::{self, FlashError, MtdInfo, MtdSlot, SlotDevice, HEAD_LEN};
 use fwguard::Slot;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 const ERASE: u64 = 128 * 1024;
@@ -19,13 +19,6 @@ fn image(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[2] ^ seed)
         .collect()
-}
-
-fn expected(img: &[u8]) -> Expected {
-    Expected {
-        size: img.len() as u64,
-        sha256: Sha256::digest(img).into(),
-    }
 }
 
 /// Install `img` the way the agent does, in odd-sized chunks.

@@ -3,22 +3,15 @@
 //! completes and reads back; an interrupted one, a wrong hash or a short stream leave the
 //! volume invalid, never a half image that boots.
 
+use super::common::expected;
 use fwguard::flash::ubi::{open_ubi, UbiImage, UbiSlot, UbiVolume};
-use fwguard::flash::{self, Expected, FlashError, SlotDevice};
+use fwguard::flash::{self, FlashError, SlotDevice};
 use fwguard::Slot;
-use sha2::{Digest, Sha256};
 
 fn image(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31) ^ seed)
         .collect()
-}
-
-fn expected(img: &[u8]) -> Expected {
-    Expected {
-        size: img.len() as u64,
-        sha256: Sha256::digest(img).into(),
-    }
 }
 
 fn volume(dir: &std::path::Path, size: usize) -> std::path::PathBuf {
