@@ -109,24 +109,29 @@ impl Agent {
             running,
         } = self.begin_change()?;
         self.ensure_installable(&st, booted)?;
-        if st.update == UpdateState::Idle {
-            // The slot we run from must be on record as known-good before the other is touched.
-            if self.adopt(&mut st, booted)? {
+        // The slot we run from must be on record as known-good before the other is touched:
+        // recorded here, persisted once the source resolved (a refused source changes
+        // nothing; an index accepted on the way is persisted with it).
+        let adopted = st.update == UpdateState::Idle && self.adopt(&mut st, booted)?;
+        if by == By::Daemon && st.rollbacks_in_a_row >= self.settings.max_rollbacks {
+            if adopted {
                 self.save(&st)?;
             }
-        }
-        if by == By::Daemon && st.rollbacks_in_a_row >= self.settings.max_rollbacks {
             return Ok(Action::UpToDate(format!(
                 "automatic installs are stopped after {} rollbacks in a row; the owner decides (`fwguard update`, `pin`, `unpin`)",
                 st.rollbacks_in_a_row
             )));
+        }
+        let resolved = self.resolve(&mut st, &running, source).await?;
+        if adopted {
+            self.save(&st)?;
         }
         let Candidate {
             release,
             base_url,
             keep_index,
             pin,
-        } = match self.resolve(&mut st, &running, source).await? {
+        } = match resolved {
             Resolved::UpToDate(reason) => return Ok(Action::UpToDate(reason)),
             Resolved::Install(c) => *c,
         };

@@ -191,6 +191,17 @@ async fn what_the_archive_cannot_vouch_for_is_refused_and_changes_nothing() {
     );
     assert!(out.contains("1.1        verified"), "{out}");
     refused(&t, &install, 6, "1.0/image.bin").await;
+    // On a device whose state is gone (nothing recorded yet), the refusal records nothing
+    // either: not even the running firmware as known-good.
+    let kept = std::fs::read(state_file(&t)).unwrap();
+    std::fs::remove_file(state_file(&t)).unwrap();
+    let o = fwguard(&t.cfg, &install).await;
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(
+        !state_file(&t).exists(),
+        "a refused archive install wrote the state"
+    );
+    std::fs::write(state_file(&t), kept).unwrap();
     // Grown to 1 TiB (sparse): refused by its size, without hashing a terabyte.
     std::fs::File::options()
         .write(true)
