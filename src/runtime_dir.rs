@@ -203,6 +203,22 @@ pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), RuntimeDirError
     root.rename(&tmp, name).map_err(io(dir.join(name)))
 }
 
+/// Most bytes read back from a record of the runtime directory.
+const MAX_RECORD: u64 = 1 << 20;
+
+/// The record `dir/name`, if it is there: read without following a link (a link, a FIFO or
+/// a device planted there reads as no record), at most 1 MiB, creating nothing.
+pub fn read(dir: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let f = crate::safedir::SafeDir::open_root(dir)
+        .ok()?
+        .open(name)
+        .ok()?;
+    let mut bytes = Vec::new();
+    f.take(MAX_RECORD).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +260,13 @@ mod tests {
         write(&dir, "round.json", b"{}").unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
         assert_eq!(std::fs::read(dir.join("round.json")).unwrap(), b"{}");
+        assert_eq!(read(&dir, "round.json").unwrap(), b"{}");
+        // Read back, a planted link or FIFO is no record.
+        std::fs::remove_file(dir.join("health.json")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("health.json")).unwrap();
+        assert_eq!(read(&dir, "health.json"), None);
+        nix::unistd::mkfifo(&dir.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(read(&dir, "fifo"), None);
         std::os::unix::fs::symlink(&victim, dir.join("daemon.pid")).unwrap();
         assert!(open(&dir).unwrap().open_or_create("daemon.pid").is_err());
         let linked = shm.path().join("linked");

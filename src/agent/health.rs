@@ -90,7 +90,7 @@ impl Agent {
 
     /// The latest health round, if one ran since the runtime directory was last cleared.
     pub fn last_health(&self) -> Option<HealthRecord> {
-        let bytes = std::fs::read(self.settings.runtime_dir.join("health.json")).ok()?;
+        let bytes = crate::runtime_dir::read(&self.settings.runtime_dir, "health.json")?;
         serde_json::from_slice(&bytes).ok()
     }
 

@@ -106,7 +106,7 @@ impl Agent {
 
     /// The latest round's record, if a round ran since the runtime directory was cleared.
     pub fn last_round(&self) -> Option<RoundRecord> {
-        let bytes = std::fs::read(self.settings.runtime_dir.join("round.json")).ok()?;
+        let bytes = crate::runtime_dir::read(&self.settings.runtime_dir, "round.json")?;
         serde_json::from_slice(&bytes).ok()
     }
 
