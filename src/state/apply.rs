@@ -63,7 +63,6 @@ pub enum Note {
     PolicySet { policy: Policy },
     /// The owner follows another channel.
     ChannelSet { channel: String },
-    /// A rotated trust root was accepted.
     /// A newer index was accepted: replay protection and the time floor move up to it.
     IndexAccepted { last: LastIndex },
     /// A rotated trust root (its exact text) was accepted; it starts a new epoch of index

@@ -54,6 +54,7 @@ fn expect(name: &str, st: &PersistedState) {
                 (release.version.clone(), *target, *arm_attempts),
                 (v("1.3"), Slot::B, 1)
             );
+            // Written in upper case by hand: read in the case the agent compares in.
             assert_eq!(release.sha256, "b".repeat(64));
             assert_eq!(release.urls.len(), 2);
             assert_eq!(st.policy, Some(crate::config::Policy::DownloadOnly));
@@ -183,6 +184,7 @@ fn a_state_file_this_version_cannot_read_is_refused_by_name_and_left_alone() {
             "refused/unknown-state.json",
             "unknown variant `carrying_settings`",
         ),
+        ("refused/malformed-hash.json", "sha256 \"not-a-hash\""),
     ] {
         let (dir, _store, st) = load(name);
         let e = st.unwrap_err().to_string();

@@ -14,9 +14,9 @@
 //! So a newer fwguard reads every older file of its schema (the files in
 //! `tests/fixtures/state/` are loaded by every version), and an older fwguard (the firmware
 //! a rollback returns to) reads a newer one, losing only what it does not know. A change
-//! that cannot keep these rules (a new update state, a field that changes meaning) raises
-//! the schema; a reader refuses a file of a schema it does not know, naming both, and
-//! changes nothing.
+//! that cannot keep these rules (a new update state, a new policy, a field that changes
+//! meaning) raises the schema; a reader refuses a file of a schema it does not know, naming
+//! both, and changes nothing.
 
 use crate::health::CheckResult;
 use crate::index::Release;
@@ -35,8 +35,19 @@ pub struct ReleaseRef {
     /// As written in the index: absolute, or relative to the index URL.
     pub urls: Vec<String>,
     pub size: u64,
-    /// Hex.
+    /// Lower-case hex (a file's is checked and normalised when it is read).
+    #[serde(deserialize_with = "sha256_hex")]
     pub sha256: String,
+}
+
+/// A SHA-256 in hex, as the index writes it: 64 hex digits of either case, kept in lower
+/// case so that comparisons with a hash the agent encodes hold.
+fn sha256_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(&s, &mut out)
+        .map_err(|e| serde::de::Error::custom(format!("sha256 {s:?}: {e}")))?;
+    Ok(hex::encode(out))
 }
 
 impl ReleaseRef {
