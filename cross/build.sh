@@ -61,6 +61,8 @@ out_dir() {
 check_no_sim() {
     local map=$1 hits
     [ -s "$map" ] || { echo "cross/build.sh: no linker map $map" >&2; return 1; }
+    grep -q '^Linker script and memory map' "$map" ||
+        { echo "cross/build.sh: $map is not a GNU ld map; the simulator check cannot read it" >&2; return 1; }
     hits=$(sed -n '/^Linker script and memory map/,$p' "$map" |
         grep -Eo '[[:alnum:]_.$]*(7fwguard3sim|fwguard\.\.sim\.\.|7fwguard3cli7sim_cmd|fwguard\.\.cli\.\.sim_cmd)[[:alnum:]_.$]*' |
         sort -u) || true
