@@ -263,6 +263,12 @@ timeout = "2s"
 
     /// Power-cycle the router and make the WAN behave as the booted firmware does.
     pub async fn power_cycle(&mut self) -> Result<BootReport, SimError> {
+        // RAM does not survive a reboot: the runtime directory is gone, as on a router.
+        let run = self.runtime_dir();
+        match std::fs::remove_dir_all(&run) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&run, e)),
+            _ => {}
+        }
         let r = self.router.reboot()?;
         self.wan
             .set_up(r.wan_up)

@@ -98,4 +98,10 @@ async fn on_tmpfs_the_health_round_and_the_daemon_write_their_runtime_files() {
     let files = ["round.json", "daemon.pid"];
     let err = daemon_log_until(&t, || files.iter().all(|f| run.join(f).exists())).await;
     assert!(!err.contains("agent.runtime_dir"), "{err}");
+    // RAM does not survive a reboot: after one, no record of the last boot's rounds.
+    t.power_cycle().await;
+    assert!(!run.exists(), "the runtime directory survived a reboot");
+    let o = fwguard(&t.cfg, &["status", "--json"]).await;
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(status["last_health"].is_null(), "{status}");
 }
