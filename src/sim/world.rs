@@ -56,7 +56,7 @@ impl RamDir {
             })?;
         let mut id = [0u8; 8];
         getrandom::getrandom(&mut id)
-            .map_err(|e| SimError::NoBootableSlot(format!("no randomness: {e}")))?;
+            .map_err(|e| io(base, std::io::Error::other(e.to_string())))?;
         let dir = base.join(format!("fwguard-sim-{}", hex::encode(id)));
         std::fs::create_dir(&dir).map_err(|e| io(&dir, e))?;
         Ok(RamDir(dir))
