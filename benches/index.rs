@@ -56,7 +56,7 @@ fn verify_and_select(idx: &UntrustedIndex, policy: &TrustPolicy, now: u64) -> Ve
     let want = Wanted {
         board: "board-7",
         channel: "stable",
-        running: &running,
+        running: Some(&running),
         pinned: None,
         force_insecure: false,
         denylist: &[],

@@ -1,2 +1,2 @@
 untrusted comment: verify with ../test-keys/test.pub
-RWRNYbA+TpAQTeEaVHojUaXtfvTAJvXNhCk1lVU1TZmTx0eS2kaNQ+Q6CrM/cONkbnB24eD6t4vBjjD6VscO+bPdm7rjTX+/aw8=
+RWRNYbA+TpAQTUUnpV13bgKZsS+ZmACkRWpi/x3cHEdr5A1WMdkJyZJgC4WB6FebybsFJxlEVcZVJW1A+3iTXMoC+/X2cg/OkA4=

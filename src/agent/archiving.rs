@@ -163,7 +163,7 @@ impl Agent {
     pub fn archive_list(&self) -> Result<Vec<ArchivedImage>> {
         let a = self.archive_store()?;
         let st = self.load()?;
-        let running = self.running().ok().map(|(_, h)| h.version);
+        let running = self.booted().ok().and_then(|b| Agent::version_in(&st, b));
         let pulled = st
             .last_index
             .as_ref()
@@ -294,7 +294,7 @@ impl Agent {
             a.clean_leftovers()?;
         }
         // Only what the prune afterwards would keep is copied.
-        let running = self.running().ok().map(|(_, h)| h.version);
+        let running = self.booted().ok().and_then(|b| Agent::version_in(&st, b));
         let adding: Vec<Version> = todo.iter().map(|(_, r, _)| r.version.clone()).collect();
         let stay = a.survivors(&adding, cfg.keep, running.as_ref())?;
         let mut stored = false;

@@ -20,7 +20,8 @@ const MAX_ROTATIONS: usize = 16;
 #[derive(Debug, Clone)]
 pub struct CheckReport {
     pub index_version: u64,
-    pub running: Version,
+    /// The running release; None while the running firmware is unidentified.
+    pub running: Option<Version>,
     pub choice: Choice,
 }
 
@@ -138,7 +139,6 @@ impl Agent {
             self.now(),
             floor,
         )?;
-        self.archive_note(&index, st);
         let last = index.as_last(&self.board.id);
         let changed = st.last_index.as_ref() != Some(&last);
         if changed {
@@ -157,13 +157,12 @@ impl Agent {
         &self,
         index: &VerifiedIndex,
         st: &PersistedState,
-        running: &Version,
+        running: Option<&Version>,
     ) -> Result<Choice> {
         if st.hold && st.pin.is_none() {
+            let at = running.map(|v| format!(" at {v}")).unwrap_or_default();
             return Ok(Choice::UpToDate {
-                reason: format!(
-                    "held at {running} by the owner (`fwguard release` to follow the channel)"
-                ),
+                reason: format!("held{at} by the owner (`fwguard release` to follow the channel)"),
             });
         }
         let deny = st.denylisted_versions();
@@ -184,14 +183,15 @@ impl Agent {
     pub async fn check(&self) -> Result<CheckReport> {
         let _lock = self.lock()?;
         let mut st = self.load()?;
-        let (_, header) = self.running()?;
+        let booted = self.booted()?;
         let index = self
-            .fetch_verified(&mut st, &header, &self.settings.index.url)
+            .fetch_verified(&mut st, booted, &self.settings.index.url)
             .await?;
-        let choice = self.choose(&index, &st, &header.version)?;
+        let running = Agent::version_in(&st, booted);
+        let choice = self.choose(&index, &st, running.as_ref())?;
         Ok(CheckReport {
             index_version: index.version(),
-            running: header.version,
+            running,
             choice,
         })
     }

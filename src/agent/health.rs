@@ -34,9 +34,7 @@ impl Agent {
             .board
             .platform
             .booted_slot()
-            .ok()
-            .and_then(|s| self.header_of(s).ok())
-            .map(|h| h.build_time)
+            .map(|s| self.build_time(s))
             .unwrap_or(0);
         self.load()
             .map(|st| st.time_floor)

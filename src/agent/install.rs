@@ -5,7 +5,6 @@ use super::update::{expected, By};
 use super::{Action, Agent};
 use crate::error::{Error, Result};
 use crate::fetch::{resolve, SinkOr};
-use crate::firmware::Header;
 use crate::flash::{self, Checkpoint, FlashError, VerifiedSlot};
 use crate::index::Release;
 use crate::slot::Slot;
@@ -256,7 +255,6 @@ impl Agent {
             };
             crate::failpoint::hit("install-written");
             let verified = written.verify(dev, &exp)?;
-            self.check_header(target, release)?;
             return Ok(verified);
         }
         Err(crate::fetch::FetchError::AllMirrorsFailed {
@@ -264,28 +262,6 @@ impl Agent {
             errors: errors.join("; "),
         }
         .into())
-    }
-
-    /// The image's own header must agree with the signed index entry.
-    fn check_header(&self, slot: Slot, release: &Release) -> Result<Header> {
-        let h = self.header_of(slot)?;
-        let problem = if h.board != self.board.id {
-            Some(format!(
-                "image is for board {:?}, this is {:?}",
-                h.board, self.board.id
-            ))
-        } else if h.version != release.version {
-            Some(format!(
-                "image says version {}, the index says {}",
-                h.version, release.version
-            ))
-        } else {
-            None
-        };
-        match problem {
-            Some(problem) => Err(FlashError::Header { slot, problem }.into()),
-            None => Ok(h),
-        }
     }
 
     /// Arm the verified slot for a trial boot in one env write, then reboot.

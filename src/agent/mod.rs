@@ -10,6 +10,7 @@ mod daemon;
 mod diag;
 mod health;
 mod install;
+mod inventory;
 mod notify;
 mod offline;
 mod owner;
@@ -37,9 +38,8 @@ use crate::board::Board;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::fetch::Fetcher;
-use crate::firmware::{Header, HEADER_LEN};
 use crate::health::Checker;
-use crate::slot::Slot;
+
 use crate::state::{Facts, Lock, PersistedState, Reporter, StateStore};
 use crate::time::unix_now;
 use crate::version::Version;
@@ -156,22 +156,6 @@ impl Agent {
 
     fn save(&self, st: &PersistedState) -> Result<()> {
         Ok(self.store.save(st)?)
-    }
-
-    /// The running slot and the header of the firmware in it.
-    pub fn running(&self) -> Result<(Slot, Header)> {
-        let slot = self.board.platform.booted_slot()?;
-        Ok((slot, self.header_of(slot)?))
-    }
-
-    pub fn header_of(&self, slot: Slot) -> Result<Header> {
-        let head = crate::flash::read_head(self.board.slot(slot), HEADER_LEN)?;
-        Header::parse(&head).map_err(|e| {
-            Error::Flash(crate::flash::FlashError::Header {
-                slot,
-                problem: e.to_string(),
-            })
-        })
     }
 
     /// The facts every change is recorded with: the clock, and who outcomes are reported as

@@ -99,7 +99,7 @@ impl Agent {
         &self,
         index: &VerifiedIndex,
         st: &PersistedState,
-        running: &Version,
+        running: Option<&Version>,
         image: &ImageFile,
     ) -> Result<Choice> {
         let board = &self.board.id;

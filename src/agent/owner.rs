@@ -29,22 +29,24 @@ impl Agent {
     pub fn hold(&self) -> Result<Action> {
         let _lock = self.lock()?;
         let mut st = self.load()?;
-        let (_, header) = self.running()?;
+        let booted = self.booted()?;
+        let version = Agent::version_in(&st, booted);
+        let what = match &version {
+            Some(v) => v.to_string(),
+            None => format!("the firmware in slot {booted}"),
+        };
         if st.hold {
-            return Ok(Action::UpToDate(format!(
-                "already held at {}",
-                header.version
-            )));
+            return Ok(Action::UpToDate(format!("already held at {what}")));
         }
         let facts = self.facts(&st);
         st.note(
             Note::Held {
-                version: header.version.clone(),
+                version: version.clone(),
             },
             &facts,
         );
         self.save(&st)?;
-        Ok(Action::Done(format!("holding at {}", header.version)))
+        Ok(Action::Done(format!("holding at {what}")))
     }
 
     /// `fwguard policy MODE`: what the daemon may do on its own, overriding the configuration.

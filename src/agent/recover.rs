@@ -6,29 +6,9 @@
 use super::plan::{plan, trial_explained, BootFacts, Plan, Situation, Step};
 use super::Agent;
 use crate::error::{Error, Result};
-use crate::flash::{self, Expected, VerifiedSlot};
-use crate::slot::Slot;
-use crate::state::{Note, PersistedState, SlotRecord};
+use crate::state::PersistedState;
 
 impl Agent {
-    /// Hash a slot against what the state recorded for it.
-    pub(super) fn verify_recorded(&self, st: &PersistedState, slot: Slot) -> Result<VerifiedSlot> {
-        let rec = st.slot(slot).ok_or_else(|| {
-            Error::Refused(format!("slot {slot} holds no image fwguard has verified"))
-        })?;
-        let mut sha256 = [0u8; 32];
-        hex::decode_to_slice(&rec.sha256, &mut sha256).map_err(|_| {
-            Error::Refused(format!("state records a malformed hash for slot {slot}"))
-        })?;
-        Ok(flash::verify_existing(
-            self.board.slot(slot),
-            &Expected {
-                size: rec.size,
-                sha256,
-            },
-        )?)
-    }
-
     /// Refuse anything that writes a slot or commits while the bootloader has a trial armed
     /// that the state does not explain: the slot it would fall back to must stay as it is.
     pub(super) fn ensure_trial_explained(&self, st: &PersistedState) -> Result<()> {
@@ -40,33 +20,6 @@ impl Agent {
             slot: boot.primary,
             fallback: !boot.primary,
         })
-    }
-
-    /// Record the running committed firmware the first time fwguard sees it.
-    pub(super) fn adopt(&self, st: &mut PersistedState, booted: Slot) -> Result<bool> {
-        let header = self.header_of(booted)?;
-        let known = st
-            .slot(booted)
-            .is_some_and(|r| r.version == header.version && r.good);
-        if known && st.known_good == Some(booted) {
-            return Ok(false);
-        }
-        let size = header.image_size();
-        let sha = flash::hash_prefix(self.board.slot(booted), size)?;
-        let record = SlotRecord {
-            version: header.version.clone(),
-            size,
-            sha256: hex::encode(sha),
-            good: true,
-        };
-        st.note(
-            Note::Adopted {
-                slot: booted,
-                record,
-            },
-            &self.facts(st),
-        );
-        Ok(true)
     }
 
     /// Reconcile the persisted state with what the bootloader did. Run at daemon start;

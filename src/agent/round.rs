@@ -142,7 +142,7 @@ impl Agent {
                         R::Available,
                         format!(
                             "update available: {} (running {}); policy is notify, so nothing is downloaded: `fwguard update` installs it",
-                            rel.version, r.running
+                            rel.version, r.running.as_ref().map_or("unidentified firmware".to_string(), |v| v.to_string())
                         ),
                         0,
                     ),

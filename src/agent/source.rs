@@ -8,9 +8,9 @@
 use super::offline::{file_url, ImageFile};
 use super::{Action, Agent};
 use crate::error::{Error, Result};
-use crate::firmware::Header;
 use crate::index::select::Choice;
 use crate::index::{Release, VerifiedIndex};
+use crate::slot::Slot;
 use crate::state::{Note, PersistedState};
 use crate::version::Version;
 
@@ -61,26 +61,27 @@ pub(super) enum PinBy {
 }
 
 impl Agent {
-    /// Resolve `source` against the persisted state `st` and the running firmware; an
-    /// index accepted on the way is persisted.
+    /// Resolve `source` against the persisted state `st` and the running slot; an index
+    /// accepted on the way is persisted (with the running firmware identified by it).
     pub(super) async fn resolve(
         &self,
         st: &mut PersistedState,
-        running: &Header,
+        booted: Slot,
         source: &Source,
     ) -> Result<Resolved> {
         let (url, image) = match source {
             Source::Archive {
                 version,
                 force_insecure,
-            } => return self.archive_candidate(st, running, version, *force_insecure),
+            } => return self.archive_candidate(st, booted, version, *force_insecure),
             Source::Index { url } => (url, None),
             Source::Image { index_url, image } => (index_url, Some(image)),
         };
-        let index = self.fetch_verified(st, running, url).await?;
+        let index = self.fetch_verified(st, booted, url).await?;
+        let running = Agent::version_in(st, booted);
         let choice = match image {
-            None => self.choose(&index, st, &running.version)?,
-            Some(image) => self.choose_image(&index, st, &running.version, image)?,
+            None => self.choose(&index, st, running.as_ref())?,
+            Some(image) => self.choose_image(&index, st, running.as_ref(), image)?,
         };
         Ok(match choice {
             Choice::UpToDate { reason } => Resolved::UpToDate(reason),
@@ -93,14 +94,18 @@ impl Agent {
         })
     }
 
-    /// Fetch and verify the index at `url`, persisting what it changes in the state.
+    /// Fetch and verify the index at `url`, identify the running firmware by it if the
+    /// state does not know it yet, and persist what that changes in the state.
     pub(super) async fn fetch_verified(
         &self,
         st: &mut PersistedState,
-        running: &Header,
+        booted: Slot,
         url: &str,
     ) -> Result<VerifiedIndex> {
-        let (index, changed) = self.fetch_index_from(st, running.build_time, url).await?;
+        let build_time = self.build_time(booted);
+        let (index, mut changed) = self.fetch_index_from(st, build_time, url).await?;
+        changed |= self.identify(st, &index, booted)?;
+        self.archive_note(&index, st);
         if changed {
             self.save(st)?;
         }
@@ -114,7 +119,7 @@ impl Agent {
         &self,
         index: &VerifiedIndex,
         st: &PersistedState,
-        running: &Version,
+        running: Option<&Version>,
         version: &Version,
         force_insecure: bool,
     ) -> Result<Choice> {
@@ -178,10 +183,10 @@ impl Agent {
         let mut change = self.begin_change()?;
         let st = &mut change.st;
         let index = self
-            .fetch_verified(st, &change.running, &self.settings.index.url)
+            .fetch_verified(st, change.booted, &self.settings.index.url)
             .await?;
-        let running = &change.running.version;
-        let choice = self.choose_pinned(&index, st, running, &version, force_insecure)?;
+        let running = Agent::version_in(st, change.booted);
+        let choice = self.choose_pinned(&index, st, running.as_ref(), &version, force_insecure)?;
         let floor = index
             .security_floor(&self.board.id)
             .filter(|f| &version < *f);
@@ -202,11 +207,11 @@ impl Agent {
     fn archive_candidate(
         &self,
         st: &PersistedState,
-        running: &Header,
+        booted: Slot,
         version: &Version,
         force_insecure: bool,
     ) -> Result<Resolved> {
-        if &running.version == version {
+        if Agent::version_in(st, booted).as_ref() == Some(version) {
             return Ok(Resolved::UpToDate(format!("{version} is running already")));
         }
         let a = self.archive_store()?;

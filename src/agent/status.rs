@@ -4,7 +4,7 @@ use super::Agent;
 use crate::boot::BootState;
 use crate::error::Result;
 use crate::slot::Slot;
-use crate::state::{DenyEntry, SlotRecord, UpdateState};
+use crate::state::{DenyEntry, PersistedState, SlotRecord, Unidentified, UpdateState};
 use crate::time::format_time;
 use crate::version::Version;
 use serde::Serialize;
@@ -19,7 +19,19 @@ pub struct SlotStatus {
     pub device: String,
     pub booted: bool,
     pub known_good: bool,
+    /// The release fwguard knows is in the slot.
     pub record: Option<SlotRecord>,
+    /// How the content is known: `installed` (fwguard wrote it), `adopted` (it matched a
+    /// release of the signed index), `unidentified` (no release matched; checked by its boot
+    /// image, if it has one), or `unknown` (nothing on record).
+    pub identified: &'static str,
+    /// The unidentified firmware in the slot.
+    pub unidentified: Option<Unidentified>,
+    /// Whether the slot still holds what is on record (read back now): None when there is
+    /// nothing to compare it with.
+    pub verifies: Option<bool>,
+    /// Why it does not verify, or what cannot be checked.
+    pub verify_detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,7 +67,7 @@ impl Agent {
         let st = self.load()?;
         let booted = self.board.platform.booted_slot()?;
         let boot = self.board.bootloader.read_state()?;
-        let running_version = self.header_of(booted).ok().map(|h| h.version);
+        let running_version = Agent::version_in(&st, booted);
         let mut notices = Vec::new();
         if let (Some(v), Some(last)) = (&running_version, &st.last_index) {
             if let Some(why) = last.pulled.get(v.as_str()) {
@@ -94,13 +106,7 @@ impl Agent {
             boot,
             slots: Slot::ALL
                 .iter()
-                .map(|&s| SlotStatus {
-                    slot: s,
-                    device: self.board.slot(s).describe(),
-                    booted: s == booted,
-                    known_good: st.known_good == Some(s),
-                    record: st.slot(s).cloned(),
-                })
+                .map(|&s| self.slot_status(&st, s, booted))
                 .collect(),
             policy: self.policy(&st),
             channel: self.channel(&st).to_string(),
@@ -114,6 +120,42 @@ impl Agent {
             rollbacks_in_a_row: st.rollbacks_in_a_row,
             last_health: self.last_health(),
         })
+    }
+}
+
+impl Agent {
+    /// What slot `s` holds, how that is known, and whether it still verifies.
+    fn slot_status(&self, st: &PersistedState, s: Slot, booted: Slot) -> SlotStatus {
+        let record = st.slot(s).cloned();
+        let unidentified = st.unidentified_in(s).cloned();
+        let identified = match (&record, &unidentified) {
+            (Some(r), _) => match r.origin {
+                crate::state::Origin::Installed => "installed",
+                crate::state::Origin::Adopted => "adopted",
+            },
+            (None, Some(_)) => "unidentified",
+            (None, None) => "unknown",
+        };
+        let (verifies, verify_detail) = if record.is_none() && unidentified.is_none() {
+            (None, None)
+        } else {
+            match self.verify_recorded(st, s) {
+                Ok(_) => (Some(true), None),
+                Err(crate::Error::Refused(why)) => (None, Some(why)),
+                Err(e) => (Some(false), Some(e.to_string())),
+            }
+        };
+        SlotStatus {
+            slot: s,
+            device: self.board.slot(s).describe(),
+            booted: s == booted,
+            known_good: st.known_good == Some(s),
+            record,
+            identified,
+            unidentified,
+            verifies,
+            verify_detail,
+        }
     }
 }
 
@@ -179,17 +221,30 @@ impl fmt::Display for Status {
             if s.known_good {
                 tags.push("known-good");
             }
-            let content = match &s.record {
-                Some(r) => format!(
-                    "{}{}",
+            let content = match (&s.record, &s.unidentified) {
+                (Some(r), _) => format!(
+                    "{}{}, {}",
                     r.version,
-                    if r.good { "" } else { " (never committed)" }
+                    if r.good { "" } else { " (never committed)" },
+                    r.origin.as_str()
                 ),
-                None => "no verified image".into(),
+                (None, Some(u)) => match &u.boot_image {
+                    Some(b) => format!(
+                        "unidentified firmware (no release of the signed index), checked by its boot image {}",
+                        b.describe
+                    ),
+                    None => "unidentified firmware without a boot image fwguard reads: only the bootloader's fallback returns to it".into(),
+                },
+                (None, None) => "no verified image".into(),
+            };
+            let check = match (s.verifies, &s.verify_detail) {
+                (Some(true), _) => ", verifies".to_string(),
+                (Some(false), Some(why)) => format!(", DOES NOT VERIFY: {why}"),
+                _ => String::new(),
             };
             writeln!(
                 f,
-                "slot {}:       {content} [{}] {}",
+                "slot {}:       {content}{check} [{}] {}",
                 s.slot,
                 tags.join(", "),
                 s.device

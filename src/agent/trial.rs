@@ -61,7 +61,8 @@ impl Agent {
             UpdateState::Trial { previous, .. } => *previous,
             _ => !booted,
         };
-        if !st.slot(to).is_some_and(|r| r.good) {
+        let good = st.slot(to).is_some_and(|r| r.good) || st.unidentified_in(to).is_some();
+        if !good {
             return Err(Error::Refused(format!(
                 "slot {to} holds no known-good firmware to go back to"
             )));
@@ -70,7 +71,11 @@ impl Agent {
         let verified = self.verify_recorded(&st, to)?;
         let version = match &st.update {
             UpdateState::Trial { release, .. } => release.version.clone(),
-            _ => self.header_of(booted)?.version,
+            _ => Agent::version_in(&st, booted).ok_or_else(|| {
+                Error::Refused(format!(
+                    "the firmware in slot {booted} is not identified; nothing to roll back from"
+                ))
+            })?,
         };
         let facts = self.facts(&st);
         st.apply(

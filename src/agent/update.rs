@@ -6,7 +6,6 @@
 use super::source::{Candidate, Resolved, Source};
 use super::{Action, Agent};
 use crate::error::{Error, Result};
-use crate::firmware::Header;
 use crate::flash::{self, Expected};
 use crate::index::Release;
 use crate::slot::Slot;
@@ -31,12 +30,11 @@ pub enum UpdateMode {
 }
 
 /// An owner's or the daemon's change under way: the lock held, the state loaded, the
-/// running firmware known.
+/// running slot known.
 pub(super) struct Change {
     pub _lock: Lock,
     pub st: PersistedState,
     pub booted: Slot,
-    pub running: Header,
 }
 
 pub(super) fn expected(r: &Release) -> Expected {
@@ -54,12 +52,11 @@ impl Agent {
         let lock = self.lock()?;
         let st = self.load()?;
         self.ensure_trial_explained(&st)?;
-        let (booted, running) = self.running()?;
+        let booted = self.booted()?;
         Ok(Change {
             _lock: lock,
             st,
             booted,
-            running,
         })
     }
 
@@ -106,7 +103,6 @@ impl Agent {
             _lock,
             mut st,
             booted,
-            running,
         } = self.begin_change()?;
         self.ensure_installable(&st, booted)?;
         // The slot we run from must be on record as known-good before the other is touched:
@@ -122,7 +118,7 @@ impl Agent {
                 st.rollbacks_in_a_row
             )));
         }
-        let resolved = self.resolve(&mut st, &running, source).await?;
+        let resolved = self.resolve(&mut st, booted, source).await?;
         if adopted {
             self.save(&st)?;
         }

@@ -307,7 +307,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
         } => {
             let agent = load_agent(cfg)?;
             let r = rt.block_on(agent.check())?;
-            println!("index version {}; running {}", r.index_version, r.running);
+            println!(
+                "index version {}; running {}",
+                r.index_version,
+                r.running
+                    .as_ref()
+                    .map_or("unidentified firmware".to_string(), |v| v.to_string())
+            );
             match r.choice {
                 Choice::Install(rel) => {
                     println!("update available: {} ({} bytes)", rel.version, rel.size)

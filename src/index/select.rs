@@ -9,7 +9,9 @@ use crate::version::Version;
 pub struct Wanted<'a> {
     pub board: &'a str,
     pub channel: &'a str,
-    pub running: &'a Version,
+    /// The running release; None when the running firmware is unidentified (no release of
+    /// the index): then every release of the channel is newer, and none with `min_from`.
+    pub running: Option<&'a Version>,
     pub pinned: Option<&'a Version>,
     /// The owner pinned below the security floor on purpose (`--force-insecure`).
     pub force_insecure: bool,
@@ -60,6 +62,19 @@ impl SelectError {
     }
 }
 
+impl Wanted<'_> {
+    fn runs_at_least(&self, v: &Version) -> bool {
+        self.running.is_some_and(|r| r >= v)
+    }
+
+    fn running_str(&self) -> String {
+        match self.running {
+            Some(v) => v.to_string(),
+            None => "unidentified firmware".into(),
+        }
+    }
+}
+
 /// Why an otherwise newer release is not offered to this device, if it is not.
 fn excluded(r: &Release, want: &Wanted<'_>, now: u64) -> Option<String> {
     if let Some(why) = &r.pulled {
@@ -68,7 +83,7 @@ fn excluded(r: &Release, want: &Wanted<'_>, now: u64) -> Option<String> {
     if want.denylist.contains(&r.version) {
         return Some(format!("{} was rolled back on this device", r.version));
     }
-    if let Some(min) = r.min_from.as_ref().filter(|m| *m > want.running) {
+    if let Some(min) = r.min_from.as_ref().filter(|m| !want.runs_at_least(m)) {
         return Some(format!(
             "{} needs {min} or later installed first",
             r.version
@@ -88,7 +103,7 @@ fn excluded(r: &Release, want: &Wanted<'_>, now: u64) -> Option<String> {
 pub fn select(index: &VerifiedIndex, want: &Wanted<'_>) -> Result<Choice, SelectError> {
     let for_board = |r: &&Release| r.boards.iter().any(|b| b == want.board);
     if let Some(pin) = want.pinned {
-        if pin == want.running {
+        if want.running == Some(pin) {
             return Ok(Choice::UpToDate {
                 reason: format!("running the pinned version {pin}"),
             });
@@ -119,11 +134,11 @@ pub fn select(index: &VerifiedIndex, want: &Wanted<'_>) -> Result<Choice, Select
                 });
             }
         }
-        if let Some(min) = r.min_from.as_ref().filter(|m| *m > want.running) {
+        if let Some(min) = r.min_from.as_ref().filter(|m| !want.runs_at_least(m)) {
             return Err(SelectError::NotFrom {
                 version: pin.to_string(),
                 min_from: min.to_string(),
-                running: want.running.to_string(),
+                running: want.running_str(),
             });
         }
         // An explicit pin is the owner's choice: rollout waves do not hold it back.
@@ -135,7 +150,7 @@ pub fn select(index: &VerifiedIndex, want: &Wanted<'_>) -> Result<Choice, Select
         .iter()
         .filter(for_board)
         .filter(|r| r.channels.iter().any(|c| c == want.channel))
-        .filter(|r| &r.version > want.running)
+        .filter(|r| want.running.is_none_or(|v| &r.version > v))
         .collect();
     newer.sort_by(|a, b| b.version.cmp(&a.version));
     let mut skipped = Vec::new();
@@ -145,10 +160,16 @@ pub fn select(index: &VerifiedIndex, want: &Wanted<'_>) -> Result<Choice, Select
             Some(why) => skipped.push(why),
         }
     }
-    let mut reason = format!(
-        "no release newer than {} for board {} on channel {}",
-        want.running, want.board, want.channel
-    );
+    let mut reason = match want.running {
+        Some(v) => format!(
+            "no release newer than {v} for board {} on channel {}",
+            want.board, want.channel
+        ),
+        None => format!(
+            "no release for board {} on channel {} (the running firmware is unidentified)",
+            want.board, want.channel
+        ),
+    };
     if !skipped.is_empty() {
         reason = format!("{reason} is available: {}", skipped.join("; "));
     }

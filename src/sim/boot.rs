@@ -6,13 +6,11 @@
 //! kernel panics, resets the board during a trial (one more try); a committed slot that
 //! does not boot makes the bootloader switch slots at once.
 
-use super::{SimError, SimRouter, X_BOOT, X_WAN};
+use super::{Kernel, SimError, SimRouter};
 use crate::boot::uboot_env::EnvVars;
-use crate::firmware::{Header, HEADER_LEN};
+use crate::bootimg::Format;
 use crate::slot::Slot;
 use crate::version::Version;
-use sha2::{Digest, Sha256};
-use std::io::Read;
 
 /// Resets before the simulated board is declared stuck in a boot loop.
 const MAX_RESETS: usize = 32;
@@ -39,23 +37,13 @@ fn set(v: &mut EnvVars, name: &str, value: &str) {
 }
 
 impl SimRouter {
-    /// Check a slot as `bootm` would (header and payload hash) and say how it behaves.
-    fn try_slot(&self, slot: Slot) -> Result<(Header, bool, bool), String> {
+    /// Load a slot as `bootm` does (a uImage at offset 0, its header and data CRCs) and say
+    /// how the kernel in it behaves.
+    fn try_slot(&self, slot: Slot) -> Result<(Version, bool, bool), String> {
         let path = self.slot_path(slot);
-        let mut f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut head = vec![0u8; HEADER_LEN];
-        f.read_exact(&mut head)
-            .map_err(|e| format!("read header: {e}"))?;
-        let h = Header::parse(&head).map_err(|e| e.to_string())?;
-        let mut hasher = Sha256::new();
-        let mut take = (&mut f).take(h.payload_size);
-        let n = std::io::copy(&mut take, &mut hasher).map_err(|e| e.to_string())?;
-        if n != h.payload_size || <[u8; 32]>::from(hasher.finalize()) != h.payload_sha256 {
-            return Err("payload hash mismatch (Bad hash value)".into());
-        }
-        let boots = h.extra.get(X_BOOT).map(String::as_str) != Some("panic");
-        let wan_up = h.extra.get(X_WAN).map(String::as_str) != Some("down");
-        Ok((h, boots, wan_up))
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let k = Kernel::load(&bytes, Format::UImage)?;
+        Ok((k.version, k.behaviour.boots, k.behaviour.wan_up))
     }
 
     /// Power-cycle the router: run the bootloader until a firmware reaches userspace.
@@ -98,10 +86,9 @@ impl SimRouter {
             ));
             match self.try_slot(slot) {
                 Ok((h, true, wan_up)) => return self.booted_into(slot, h, wan_up, log),
-                Ok((h, false, _)) => {
+                Ok((version, false, _)) => {
                     log.push(format!(
-                        "kernel of {} in slot {slot}: panic, resetting",
-                        h.version
+                        "kernel of {version} in slot {slot}: panic, resetting"
                     ));
                     if trial {
                         continue;
@@ -147,7 +134,7 @@ impl SimRouter {
     fn booted_into(
         &self,
         slot: Slot,
-        h: Header,
+        version: Version,
         wan_up: bool,
         mut log: Vec<String>,
     ) -> Result<BootReport, SimError> {
@@ -164,12 +151,11 @@ impl SimRouter {
         )?;
         w("boot_id", format!("{}\n", hex::encode(id)))?;
         log.push(format!(
-            "Linux: running firmware {} from slot {slot}",
-            h.version
+            "Linux: running firmware {version} from slot {slot}"
         ));
         Ok(BootReport {
             slot,
-            version: h.version,
+            version,
             wan_up,
             log,
         })

@@ -8,22 +8,22 @@ mod boot;
 pub mod demo;
 #[cfg(feature = "demo")]
 pub mod httpd;
+pub mod image;
 #[cfg(feature = "demo")]
 pub mod wan;
 #[cfg(feature = "demo")]
 pub mod world;
 
 pub use boot::BootReport;
+pub use image::{firmware_image_for, Behaviour, Kernel};
 
 use crate::board::{self, Board, BoardError, Platform};
 use crate::boot::env_store::EnvLocation;
 use crate::boot::uboot::UBootAb;
 use crate::boot::uboot_env::EnvVars;
-use crate::firmware;
 use crate::flash::FileSlot;
 use crate::slot::Slot;
 use crate::version::Version;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Board id of the simulated router.
@@ -32,10 +32,6 @@ pub const BOARD_ID: &str = "sim";
 pub const ENV_SIZE: usize = 0x4000;
 /// Default slot size.
 pub const DEFAULT_SLOT_SIZE: u64 = 8 * 1024 * 1024;
-/// Header key of a simulated firmware saying whether it keeps the WAN working.
-pub const X_WAN: &str = "x-sim-wan";
-/// Header key saying whether the firmware boots to userspace (`ok`) or panics (`panic`).
-pub const X_BOOT: &str = "x-sim-boot";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -47,29 +43,14 @@ pub enum SimError {
     },
     #[error("sim router: {0}")]
     Boot(#[from] crate::boot::BootError),
-    #[error("sim router: {0}")]
-    Firmware(#[from] firmware::HeaderError),
     #[error("sim router: no bootable slot: {0}")]
     NoBootableSlot(String),
     #[error("sim router: no tmpfs for its runtime directory (fwguard writes runtime files only in RAM): tried {tried}")]
     NoRam { tried: String },
 }
 
-/// How a simulated firmware behaves once booted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Behaviour {
-    pub wan_up: bool,
-    pub boots: bool,
-}
-
-impl Behaviour {
-    pub const GOOD: Behaviour = Behaviour {
-        wan_up: true,
-        boots: true,
-    };
-}
-
-/// Build a simulated firmware image of about `payload_len` bytes.
+/// Build a simulated firmware image for the sim board (a uImage) of about `payload_len`
+/// bytes.
 pub fn firmware_image(
     version: &Version,
     build_time: u64,
@@ -77,35 +58,6 @@ pub fn firmware_image(
     b: Behaviour,
 ) -> Vec<u8> {
     firmware_image_for(BOARD_ID, version, build_time, payload_len, b)
-}
-
-/// [`firmware_image`] for another board id.
-pub fn firmware_image_for(
-    board: &str,
-    version: &Version,
-    build_time: u64,
-    payload_len: usize,
-    b: Behaviour,
-) -> Vec<u8> {
-    // Deterministic filler that differs per version, so images are distinguishable.
-    let mut payload = Vec::with_capacity(payload_len + 32);
-    let mut block: [u8; 32] = Sha256::digest(version.as_str().as_bytes()).into();
-    while payload.len() < payload_len {
-        payload.extend_from_slice(&block);
-        block = Sha256::digest(block).into();
-    }
-    payload.truncate(payload_len);
-    firmware::build_image(
-        board,
-        version,
-        build_time,
-        &payload,
-        &[
-            ("sim-wan", if b.wan_up { "up" } else { "down" }),
-            ("sim-boot", if b.boots { "ok" } else { "panic" }),
-        ],
-    )
-    .expect("sim header fits")
 }
 
 pub struct SimRouter {

@@ -7,7 +7,7 @@
 use super::history::{HistoryEntry, HistoryEvent as H};
 use super::machine::{transition, Disallowed, Event, UpdateState};
 use super::schema::CheckRecord;
-use super::{Outcome, Partial, PersistedState, SlotRecord};
+use super::{Outcome, Partial, PersistedState, SlotRecord, Unidentified};
 use crate::config::Policy;
 use crate::index::LastIndex;
 use crate::slot::Slot;
@@ -36,8 +36,16 @@ pub struct Reporter {
 /// Changes that are not moves of the update state, with their bookkeeping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
-    /// The running committed firmware recorded as known-good the first time it is seen.
-    Adopted { slot: Slot, record: SlotRecord },
+    /// The running committed firmware recorded as known-good: a release of the signed index
+    /// it matched, or the release fwguard's record says and its hash confirms.
+    Adopted {
+        slot: Slot,
+        record: SlotRecord,
+        detail: String,
+    },
+    /// The running committed firmware is no release fwguard knows: recorded as known-good by
+    /// its boot image, if it has one (see [`Unidentified`]).
+    Unidentified { unidentified: Unidentified },
     /// The health checks on the running firmware before an install: the groups passing now
     /// are the ones the new firmware must pass. The owner asking resets the rollback count.
     Baseline {
@@ -57,8 +65,8 @@ pub enum Note {
     },
     /// The owner drops the pin or the hold.
     Unpinned,
-    /// The owner holds the running version.
-    Held { version: Version },
+    /// The owner holds the running version (None: unidentified firmware, held as it is).
+    Held { version: Option<Version> },
     /// The owner sets the policy (`auto`, `download-only`, `notify`, `off`).
     PolicySet { policy: Policy },
     /// The owner follows another channel.
@@ -130,6 +138,7 @@ impl PersistedState {
                         size: release.size,
                         sha256: release.sha256.clone(),
                         good: false,
+                        origin: super::Origin::Installed,
                     }),
                 );
                 let detail = "image read back and verified";
@@ -251,6 +260,7 @@ impl PersistedState {
                         size: release.size,
                         sha256: release.sha256.clone(),
                         good: true,
+                        origin: super::Origin::Installed,
                     }),
                 );
                 self.known_good = Some(slot);
@@ -398,12 +408,45 @@ impl PersistedState {
             HistoryEntry::new(facts.at, event, version, slot, detail)
         };
         let e = match note {
-            Note::Adopted { slot, record } => {
+            Note::Adopted {
+                slot,
+                record,
+                detail,
+            } => {
                 let version = record.version.clone();
                 self.set_slot(slot, Some(record));
                 self.known_good = Some(slot);
-                let detail = "running committed firmware recorded as known-good".to_string();
                 entry(H::Adopted, Some(&version), Some(slot), detail)
+            }
+            Note::Unidentified { unidentified: u } => {
+                let slot = u.slot;
+                let seen = self
+                    .unidentified_in(slot)
+                    .is_some_and(|old| old.boot_image == u.boot_image);
+                self.set_slot(slot, None);
+                self.known_good = Some(slot);
+                let what = match u.index_version {
+                    Some(v) => {
+                        format!("running firmware is no release of the signed index (version {v})")
+                    }
+                    None => {
+                        "running firmware is not on record yet (an index check may identify it)"
+                            .to_string()
+                    }
+                };
+                let detail = match &u.boot_image {
+                    Some(b) => format!(
+                        "{what}; kept as known-good, checked by its boot image, {}",
+                        b.describe
+                    ),
+                    None => format!("{what}, and has no boot image fwguard reads; kept as known-good, and only the bootloader's own fallback returns to it"),
+                };
+                self.unidentified = Some(u);
+                if seen {
+                    // Compared with a newer index only: nothing new to tell.
+                    return;
+                }
+                entry(H::Unidentified, None, Some(slot), detail)
             }
             Note::Baseline {
                 version,
@@ -442,7 +485,7 @@ impl PersistedState {
             }
             Note::Held { version } => {
                 self.hold = true;
-                entry(H::Hold, Some(&version), None, "held by the owner".into())
+                entry(H::Hold, version.as_ref(), None, "held by the owner".into())
             }
             Note::PolicySet { policy } => {
                 let detail = format!("policy set to {} by the owner", policy.as_str());

@@ -44,6 +44,7 @@ macro_rules! history_events {
 
 history_events! {
     Adopted => "adopted",
+    Unidentified => "unidentified",
     Baseline => "baseline",
     Install => "install",
     InstallInterrupted => "install-interrupted",

@@ -38,7 +38,8 @@ pub enum StateError {
     Schema { path: PathBuf, found: u32 },
 }
 
-/// What fwguard knows a slot holds.
+/// What fwguard knows a slot holds: a release of the signed index, its image's extent from
+/// the start of the slot, and that extent's hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotRecord {
     pub version: Version,
@@ -46,6 +47,54 @@ pub struct SlotRecord {
     pub sha256: String,
     /// The slot booted and passed its health checks at some point (known-good).
     pub good: bool,
+    /// How fwguard came to know it.
+    #[serde(default)]
+    pub origin: Origin,
+}
+
+/// How a slot's content became known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// fwguard wrote it (and read it back).
+    #[default]
+    Installed,
+    /// It was on the device already and matched a release of the signed index, byte for
+    /// byte.
+    Adopted,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Installed => "installed by fwguard",
+            Origin::Adopted => "adopted: matches a release of the signed index",
+        }
+    }
+}
+
+/// The running firmware when it is no release of the signed index that fwguard could find
+/// (stock firmware, a build of the owner's, an index that no longer lists it). It is kept as
+/// known-good, so its slot is never written; it can be checked again only by its boot image
+/// (the kernel, FIT or uImage the bootloader loads, by the extent its own header gives),
+/// when it has one that fwguard reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unidentified {
+    pub slot: Slot,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_image: Option<BootImageRecord>,
+    /// The index version it was last compared with (it is compared again with a newer one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_version: Option<u64>,
+}
+
+/// A boot image at the start of a slot, as read from its own header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootImageRecord {
+    /// `uImage "name" (N bytes)`, for people.
+    pub describe: String,
+    pub size: u64,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +112,9 @@ pub struct PersistedState {
     pub slot_b: Option<SlotRecord>,
     /// The last slot committed as good: never written.
     pub known_good: Option<Slot>,
+    /// The running (or last known-good) firmware, when it is no release fwguard knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unidentified: Option<Unidentified>,
     pub pin: Option<Version>,
     /// The pin was forced below the security floor by the owner.
     #[serde(default)]
@@ -161,6 +213,7 @@ impl Default for PersistedState {
             slot_a: None,
             slot_b: None,
             known_good: None,
+            unidentified: None,
             pin: None,
             pin_insecure: false,
             baseline: None,
@@ -196,11 +249,20 @@ impl PersistedState {
         }
     }
 
+    /// Set what `s` holds; the slot is then no longer unidentified.
     fn set_slot(&mut self, s: Slot, rec: Option<SlotRecord>) {
         match s {
             Slot::A => self.slot_a = rec,
             Slot::B => self.slot_b = rec,
         }
+        if self.unidentified.as_ref().is_some_and(|u| u.slot == s) {
+            self.unidentified = None;
+        }
+    }
+
+    /// The unidentified firmware in slot `s`, if that is what it holds.
+    pub fn unidentified_in(&self, s: Slot) -> Option<&Unidentified> {
+        self.unidentified.as_ref().filter(|u| u.slot == s)
     }
 
     pub fn is_denylisted(&self, v: &Version) -> bool {

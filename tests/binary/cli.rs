@@ -184,13 +184,23 @@ async fn status_json_and_check_exit_code() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["schema"], 1);
     assert_eq!(v["booted_slot"], "A");
-    assert_eq!(v["running_version"], "1.0");
+    // Nothing identified the firmware the router came with yet.
+    assert_eq!(v["running_version"], serde_json::Value::Null);
+    assert_eq!(v["slots"][0]["identified"], "unknown");
     assert_eq!(v["update"]["state"], "idle");
     assert_eq!(v["boot"]["trial"], false);
 
     t.world.publish(&["1.0"]).unwrap();
     let o = fwguard(&t.cfg, &["check", "--exit-code"]).await;
     assert_eq!(o.status.code(), Some(10), "{:?}", text(&o));
+    // The check identified it by the signed index.
+    let o = fwguard(&t.cfg, &["status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["running_version"], "1.0");
+    assert_eq!(v["slots"][0]["identified"], "adopted");
+    assert_eq!(v["slots"][0]["verifies"], true);
+    assert_eq!(v["slots"][1]["identified"], "unknown");
+    assert_eq!(v["slots"][1]["verifies"], serde_json::Value::Null);
     t.world.publish(&["1.0", "1.1"]).unwrap();
     let o = fwguard(&t.cfg, &["check", "--exit-code"]).await;
     assert_eq!(o.status.code(), Some(0));

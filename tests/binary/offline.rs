@@ -126,10 +126,11 @@ async fn what_the_signed_index_does_not_vouch_for_is_refused() {
 #[tokio::test]
 async fn an_image_for_another_board_is_refused_before_anything_is_written() {
     let t = world("off").await;
-    // The index lists 1.3 twice: this board's image, and another board's image.
+    // The index lists 1.3 twice: this board's image, and another board's image (a zImage
+    // for a Linksys-like board: other bytes).
     let v13: fwguard::Version = "1.3".parse().unwrap();
     let other = fwguard::sim::firmware_image_for(
-        "other",
+        "linksys-other",
         &v13,
         fwguard::sim::world::BUILD_TIME,
         1 << 20,
@@ -149,7 +150,7 @@ async fn an_image_for_another_board_is_refused_before_anything_is_written() {
     d.add_release(
         fwguard::index::build::NewRelease::from_image(
             v13.clone(),
-            vec!["other".into()],
+            vec!["linksys-other".into()],
             vec!["stable".into()],
             vec!["images/other-1.3.img".into()],
             &other_path,
@@ -173,7 +174,7 @@ async fn an_image_for_another_board_is_refused_before_anything_is_written() {
         .unwrap_err();
     assert!(
         e.to_string()
-            .contains("for board other, not for this board (sim)"),
+            .contains("for board linksys-other, not for this board (sim)"),
         "{e}"
     );
     assert_eq!(e.exit_code(), fwguard::error::EXIT_VERIFICATION);

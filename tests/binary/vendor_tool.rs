@@ -227,102 +227,53 @@ fn bad_vendor_input_is_named() {
 }
 
 #[test]
-fn a_payload_is_wrapped_into_a_firmware_image() {
+fn image_checks_that_a_file_starts_with_what_bootloaders_boot() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
     let payload: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    std::fs::write(d.join("fw.itb"), &payload).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_fwguard-index"))
-        .args([
-            "image",
-            "fw.itb",
-            "-o",
-            "fw-2.0.img",
-            "--board",
-            "vrouter-arm",
-        ])
-        .args(["--version", "2.0"])
+    std::fs::write(d.join("kernel"), &payload).unwrap();
+    // A legacy uImage made by the real mkimage, with its build time.
+    let mk = Command::new("mkimage")
+        .args(["-A", "arm", "-O", "linux", "-T", "kernel", "-C", "none"])
+        .args(["-a", "0x8000", "-e", "0x8000", "-n", "OpenWrt test"])
+        .args(["-d", "kernel", "fw.uimg"])
         .env("SOURCE_DATE_EPOCH", "1763800000")
         .current_dir(d)
         .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let img = std::fs::read(d.join("fw-2.0.img")).unwrap();
-    let h = fwguard::firmware::Header::parse(&img).unwrap();
-    assert_eq!(h.board, "vrouter-arm");
-    assert_eq!(h.version.as_str(), "2.0");
-    assert_eq!(h.build_time, 1763800000);
-    assert_eq!(h.payload_size, payload.len() as u64);
-    use sha2::Digest;
-    assert_eq!(
-        h.payload_sha256,
-        <[u8; 32]>::from(sha2::Sha256::digest(&payload))
+        .expect("mkimage (u-boot-tools) is installed by tests/run.sh");
+    assert!(
+        mk.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mk.stderr)
     );
-    assert_eq!(&img[fwguard::firmware::HEADER_LEN..], &payload[..]);
-
-    // An explicit build time wins; bad input is named and writes nothing.
-    ok(
+    let out = ok(d, &["image", "fw.uimg"]);
+    assert!(
+        out.contains(&format!(
+            "uImage \"OpenWrt test\" ({} bytes)",
+            64 + payload.len()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("built 2025-11-22T08:26:40Z"), "{out}");
+    // A root filesystem after the kernel is fine; the kernel's extent is what its header says.
+    let mut longer = std::fs::read(d.join("fw.uimg")).unwrap();
+    longer.extend_from_slice(&[0x55; 1000]);
+    std::fs::write(d.join("longer.img"), &longer).unwrap();
+    assert!(ok(d, &["image", "longer.img"]).contains("1000 bytes follow it"));
+    // What bootm would refuse, or no bootloader boots, is refused, naming why.
+    let mut bad = std::fs::read(d.join("fw.uimg")).unwrap();
+    bad[5000] ^= 1;
+    std::fs::write(d.join("bad.img"), &bad).unwrap();
+    fails(d, &["image", "bad.img"], "data CRC");
+    std::fs::write(d.join("cut.img"), &bad[..3000]).unwrap();
+    fails(d, &["image", "cut.img"], "truncated");
+    std::fs::write(d.join("raw.img"), &payload).unwrap();
+    fails(
         d,
-        &[
-            "image",
-            "fw.itb",
-            "-o",
-            "b.img",
-            "--board",
-            "x",
-            "--version",
-            "1.0",
-        ],
+        &["image", "raw.img"],
+        "starts with no uImage, FIT or zImage",
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_fwguard-index"))
-        .args([
-            "image",
-            "fw.itb",
-            "-o",
-            "c.img",
-            "--board",
-            "x",
-            "--version",
-            "1",
-        ])
-        .env("SOURCE_DATE_EPOCH", "yesterday")
-        .current_dir(d)
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&o.stderr).contains("SOURCE_DATE_EPOCH=\"yesterday\""));
-    assert!(!d.join("c.img").exists());
-    let o = tool(
-        d,
-        &[
-            "image",
-            "nope.itb",
-            "-o",
-            "d.img",
-            "--board",
-            "x",
-            "--version",
-            "1",
-        ],
-    );
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("nope.itb"));
-    assert!(!d.join("d.img").exists());
-    let long = "b".repeat(600);
-    let o = tool(
-        d,
-        &[
-            "image",
-            "fw.itb",
-            "-o",
-            "e.img",
-            "--board",
-            &long,
-            "--version",
-            "1",
-        ],
-    );
-    assert!(String::from_utf8_lossy(&o.stderr).contains("header"));
-    assert!(!d.join("e.img").exists());
+    fails(d, &["image", "nope.img"], "nope.img");
 }
 
 /// What each board's entry of `version` says: (board, pulled reason, rollout state).

@@ -2,12 +2,14 @@
 //! sysfs geometry, fw_env.config), and the stock U-Boot played at power-on: read the env with
 //! the real `fw_printenv`, count the boot in `s_env` as stock U-Boot does (a record appended
 //! per boot, the partition erased only when full), past the limit switch partitions with the
-//! real `fw_setenv`, then boot the kernel partition `bootcmd` names.
+//! real `fw_setenv`, then boot the kernel partition `bootcmd` names as its boot command
+//! says: `bootz` (the stock WRT32X) accepts only an ARM zImage at offset 0, `bootm` only a
+//! legacy uImage whose header and data CRCs match. Anything else fails to boot, and the
+//! stock counter counts it.
 //!
 //! The `s_env` log is read and written here byte by byte, independently of fwguard's code.
 
 use super::tools::tool;
-use fwguard::firmware::{Header, HEADER_LEN};
 use fwguard::sim::world::World;
 use fwguard::Slot;
 use sha2::{Digest, Sha256};
@@ -38,8 +40,8 @@ pub const STOCK_ENV: &str = "auto_recovery=yes
 boot_part=1
 bootcmd=run nandboot
 bootdelay=3
-nandboot=setenv bootargs console=ttyS0,115200 root=/dev/mtdblock6; nand read 0x2000000 0x900000 0x600000; bootm 0x2000000
-altnandboot=setenv bootargs console=ttyS0,115200 root=/dev/mtdblock8; nand read 0x2000000 0x8400000 0x600000; bootm 0x2000000
+nandboot=setenv bootargs console=ttyS0,115200 root=/dev/mtdblock6; nand read 0x2000000 0x900000 0x600000; bootz 0x2000000
+altnandboot=setenv bootargs console=ttyS0,115200 root=/dev/mtdblock8; nand read 0x2000000 0x8400000 0x600000; bootz 0x2000000
 ";
 
 pub struct Flash {
@@ -195,15 +197,19 @@ impl Flash {
                 "run altnandboot" => (Slot::B, 7, 8),
                 other => panic!("U-Boot: unknown bootcmd {other:?}"),
             };
+            let command = if slot == Slot::A {
+                "nandboot"
+            } else {
+                "altnandboot"
+            };
             let img = std::fs::read(self.dev(kernel)).unwrap();
-            let Ok(h) = Header::parse(&img[..HEADER_LEN]) else {
+            let Some(payload) = load(&env[command], &img) else {
                 continue; // not bootable: reset, counted again
             };
-            let end = HEADER_LEN + h.payload_size as usize;
-            if <[u8; 32]>::from(Sha256::digest(&img[HEADER_LEN..end])) != h.payload_sha256 {
-                continue;
-            }
-            if h.extra.get(fwguard::sim::X_BOOT).map(String::as_str) == Some("panic") {
+            let Ok(k) = fwguard::sim::Kernel::read(payload) else {
+                continue; // the kernel crashes at once
+            };
+            if !k.behaviour.boots {
                 continue;
             }
             std::fs::write(
@@ -219,9 +225,8 @@ impl Flash {
                 hex::encode(id),
             )
             .unwrap();
-            let wan = h.extra.get(fwguard::sim::X_WAN).map(String::as_str) != Some("down");
-            world.wan.set_up(wan).await.unwrap();
-            return (slot, h.version.as_str().to_string());
+            world.wan.set_up(k.behaviour.wan_up).await.unwrap();
+            return (slot, k.version.as_str().to_string());
         }
         panic!("stuck in a boot loop");
     }
@@ -229,4 +234,66 @@ impl Flash {
     pub fn reboot_requested(&self) -> bool {
         self.root.join("reboot-requested").exists()
     }
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// What the boot command (`...; nand read ADDR OFFSET SIZE; bootz ADDR` or `bootm ADDR`)
+/// makes of the kernel partition: the kernel it starts, or None when it refuses the image.
+fn load<'a>(command: &str, part: &'a [u8]) -> Option<&'a [u8]> {
+    let read_size = command
+        .split(';')
+        .find_map(|c| c.trim().strip_prefix("nand read "))
+        .and_then(|args| args.split_whitespace().nth(2))
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .expect("the boot command reads the kernel from NAND") as usize;
+    let loaded = &part[..read_size.min(part.len())];
+    if command.contains("bootz ") {
+        // Linux's arch/arm zImage head: magic at 0x24, start and end addresses after it.
+        if le32(loaded, 0x24) != 0x016f_2818 {
+            return None;
+        }
+        let size = le32(loaded, 0x2c).checked_sub(le32(loaded, 0x28))? as usize;
+        if !(0x34..=loaded.len()).contains(&size) {
+            return None;
+        }
+        Some(&loaded[0x34..size])
+    } else if command.contains("bootm ") {
+        // Legacy uImage: magic, header CRC (over the header with the field zeroed), data CRC.
+        if be32(loaded, 0) != 0x2705_1956 {
+            return None;
+        }
+        let mut header = loaded[..64].to_vec();
+        header[4..8].fill(0);
+        if crc32(&header) != be32(loaded, 4) {
+            return None;
+        }
+        let end = 64 + be32(loaded, 12) as usize;
+        let data = loaded.get(64..end)?;
+        (crc32(data) == be32(loaded, 24)).then_some(data)
+    } else {
+        panic!("U-Boot: no bootz or bootm in {command:?}");
+    }
+}
+
+/// CRC-32 (IEEE 802.3, as zlib's), bit by bit: independent of the crate fwguard uses.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }

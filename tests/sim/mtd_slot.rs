@@ -81,7 +81,7 @@ fn a_power_cut_mid_write_leaves_the_slot_without_a_header() {
     );
     assert!(flash::verify_existing(&dev, &exp).is_err());
     let head = flash::read_head(&dev, HEAD_LEN).unwrap();
-    assert!(fwguard::firmware::Header::parse(&head).is_err());
+    assert!(head.iter().all(|&b| b == 0xff), "no image starts there");
 }
 
 #[test]

@@ -16,6 +16,8 @@ const IMAGE: &str = "/images/fw-1.1.img";
 async fn hold_stays_on_the_running_version_until_release() {
     let mut t = world("auto").await;
     t.world.publish(&["1.0", "1.1"]).unwrap();
+    // The first check identifies the running firmware as 1.0 of the index.
+    t.agent().check().await.unwrap();
     assert_eq!(
         t.agent().hold().unwrap(),
         Action::Done("holding at 1.0".into())

@@ -109,7 +109,7 @@ async fn a_commit_and_a_rollback_are_reported_after_they_happen() {
     assert_eq!(c["release"], "1.1");
     assert_eq!(c["failing"], serde_json::json!([]));
     assert_eq!(c["device"], t.state().device_id.as_str());
-    assert_eq!(c["board"], t.agent().running().unwrap().1.board.as_str());
+    assert_eq!(c["board"], t.agent().board.id.as_str());
     assert!(c["at"].as_u64().unwrap() > 0);
 
     // 1.2 breaks the WAN: nothing while it installs, boots and fails its checks...

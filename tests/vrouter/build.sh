@@ -13,7 +13,7 @@
 #   flash1.img   64 MiB pflash bank 1: U-Boot's default env, which holds the A/B boot script
 #   disk.img     48 MiB virtio disk: p1 live env (raw, 16 KiB) | p2 slot A (firmware 1.0)
 #                | p3 slot B (empty) | p4 data (ext4: fwguard's state)
-#   www/images/fw-VERSION.img   firmware images: fwguard header + FIT (kernel, initramfs)
+#   www/images/fw-VERSION.img   firmware images: a FIT (kernel, initramfs), as the slot holds it
 #   keys/vrouter.{sec,pub}      the index signing key, made for this build
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -51,7 +51,7 @@ MODS=$X/lib/modules/$KVER/kernel
 # ---- 2. the signing key the index is signed with (the firmware trusts its public half)
 "$FWGUARD_INDEX" keygen -s "$OUT/keys/vrouter.sec" -p "$OUT/keys/vrouter.pub" --comment vrouter >/dev/null
 
-# ---- 3. one firmware image per version: initramfs -> FIT -> fwguard image
+# ---- 3. one firmware image per version: initramfs -> FIT (what U-Boot bootm's from the slot)
 # $1 version, $2 behaviour (good | nowan | panic | hang; see guest/init)
 make_fw() {
     local ver=$1 beh=$2 r=$OUT/root
@@ -100,10 +100,9 @@ make_fw() {
   };
 };
 ITS
-    (cd "$OUT/fit" && mkimage -q -f "fw-$ver.its" "fw-$ver.itb")
-    SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(date +%s)} \
-        "$FWGUARD_INDEX" image "$OUT/fit/fw-$ver.itb" -o "$OUT/www/images/fw-$ver.img" \
-        --board vrouter-arm --version "$ver" >/dev/null
+    (cd "$OUT/fit" && SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(date +%s)} mkimage -q -f "fw-$ver.its" "fw-$ver.itb")
+    "$FWGUARD_INDEX" image "$OUT/fit/fw-$ver.itb" >/dev/null
+    mv "$OUT/fit/fw-$ver.itb" "$OUT/www/images/fw-$ver.img"
     rm -rf "$r"
 }
 make_fw 1.0 good

@@ -282,12 +282,13 @@ class Harness:
             raise Failure(f"fwguard-index {' '.join(a)}: {r.stderr.strip()}")
 
     def publish(self, *versions):
-        """A fresh web root with a signed index offering `versions` for vrouter-arm."""
+        """A fresh web root with a signed index offering `versions` for vrouter-arm, and 1.0
+        (what the board shipped with: fwguard on it identifies it by the index)."""
         self.server.requests.clear()
         shutil.rmtree(self.www, ignore_errors=True)
         shutil.copytree(os.path.join(self.out, "www"), self.www)
         self.tool("new", "index.toml")
-        for v in versions:
+        for v in ("1.0",) + tuple(x for x in versions if x != "1.0"):
             self.tool("add-release", "index.toml", "--version", v, "--board", "vrouter-arm",
                       "--image", f"images/fw-{v}.img")
         self.tool("sign", "index.toml", "-s", os.path.join(self.out, "keys", "vrouter.sec"))
@@ -370,6 +371,8 @@ class Harness:
         check(update_kind(st) == "idle" and st["known_good"] == slot, "state: " + state_summary(st))
         rec = st["slot_" + slot.lower()]
         check(rec and rec["version"] == version and rec["good"], f"state slot {slot}: {rec}")
+        if slot == "A":
+            check(rec.get("origin") == "adopted", f"slot A (shipped with the board) is not adopted from the index: {rec}")
         if denied:
             check(denied in [d["version"] for d in st["denylist"]], f"{denied} not denylisted: " + state_summary(st))
         seen = [h["event"] for h in st["history"]]
@@ -447,10 +450,10 @@ class Harness:
         env = self.board.env()
         check(env.get("boot_slot") == "A" and env.get("upgrade_available") == "0", f"env after the cut: {env}")
         b_head = self.board.part(SLOT_PART["B"][0], 512)
-        check(b_head != image[:512], "slot B carries the image header although it was never verified")
+        check(b_head != image[:512], "slot B starts with the FIT although it was never verified (U-Boot would boot it)")
         st = self.board.state()
         check(update_kind(st) == "installing", "state after the cut: " + state_summary(st))
-        self.step("read back: env still boots A; B has no header; state says installing")
+        self.step("read back: env still boots A; B does not start with the FIT; state says installing")
         self.board.power_on()
         self.boots("1.0", "A", False, 0)
         self.step("power on: A boots (it never stopped being the committed slot)")

@@ -35,7 +35,7 @@ enum Command {
     New(new::Args),
     /// Create a trust root: the keys that sign the index and the keys that sign the next root
     Init(init::Args),
-    /// Wrap a firmware payload in fwguard's image header (board, version, size, sha256)
+    /// Check that an image starts with what bootloaders boot (uImage, FIT, zImage) and is whole
     Image(image::Args),
     /// Add a release, reading the image to fill its size and sha256
     AddRelease(add_release::Args),

@@ -36,6 +36,7 @@ fn good_a() -> SlotRecord {
         size: 5,
         sha256: "aa".into(),
         good: true,
+        origin: Origin::Installed,
     }
 }
 
@@ -98,6 +99,7 @@ fn b_record(good: bool) -> Option<SlotRecord> {
         size: 10,
         sha256: hex::encode([7u8; 32]),
         good,
+        origin: Origin::Installed,
     })
 }
 

@@ -1,0 +1,244 @@
+//! What each slot holds. A slot holds the vendor's bytes and nothing of fwguard's, so what
+//! is in it is known from fwguard's own records: a release it installed, a release of the
+//! signed index that the slot matched byte for byte (adopted), or firmware that is neither
+//! (unidentified), kept as known-good and checked again only by its boot image.
+
+use super::Agent;
+use crate::bootimg::{self, BootImage};
+use crate::error::{Error, Result};
+use crate::flash::{self, Expected, VerifiedSlot};
+use crate::index::VerifiedIndex;
+use crate::slot::Slot;
+use crate::state::{
+    BootImageRecord, Note, Origin, PersistedState, SlotRecord, Unidentified, UpdateState,
+};
+use crate::version::Version;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+
+impl Agent {
+    /// The running slot.
+    pub fn booted(&self) -> Result<Slot> {
+        Ok(self.board.platform.booted_slot()?)
+    }
+
+    /// The release in `slot` as fwguard's records say; None when it is unidentified or not
+    /// known.
+    pub fn version_in(st: &PersistedState, slot: Slot) -> Option<Version> {
+        st.slot(slot).map(|r| r.version.clone())
+    }
+
+    /// The boot image at the start of `slot`, as its own header says.
+    pub fn boot_image(&self, slot: Slot) -> Result<Option<BootImage>> {
+        let head = flash::read_head(self.board.slot(slot), bootimg::HEAD)?;
+        Ok(bootimg::detect(&head))
+    }
+
+    /// When the firmware in `slot` was built, where its boot image says (a uImage's or a
+    /// FIT's timestamp); 0 when it does not.
+    pub fn build_time(&self, slot: Slot) -> u64 {
+        self.boot_image(slot)
+            .ok()
+            .flatten()
+            .and_then(|b| b.build_time)
+            .unwrap_or(0)
+    }
+
+    /// What a check of `slot` compares it with: the recorded release's extent and hash, or an
+    /// unidentified firmware's boot image.
+    pub(super) fn expected_in(&self, st: &PersistedState, slot: Slot) -> Result<Expected> {
+        let (size, hash) = match (st.slot(slot), st.unidentified_in(slot)) {
+            (Some(rec), _) => (rec.size, rec.sha256.as_str()),
+            (None, Some(u)) => match &u.boot_image {
+                Some(b) => (b.size, b.sha256.as_str()),
+                None => {
+                    return Err(Error::Refused(format!(
+                        "slot {slot} holds unidentified firmware without a boot image fwguard can read: fwguard cannot check it, so it never switches to it (the bootloader's own fallback still can)"
+                    )))
+                }
+            },
+            (None, None) => {
+                return Err(Error::Refused(format!(
+                    "slot {slot} holds no image fwguard has verified"
+                )))
+            }
+        };
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(hash, &mut sha256).map_err(|_| {
+            Error::Refused(format!("state records a malformed hash for slot {slot}"))
+        })?;
+        Ok(Expected { size, sha256 })
+    }
+
+    /// Hash a slot against what the state recorded for it.
+    pub(super) fn verify_recorded(&self, st: &PersistedState, slot: Slot) -> Result<VerifiedSlot> {
+        let exp = self.expected_in(st, slot)?;
+        Ok(flash::verify_existing(self.board.slot(slot), &exp)?)
+    }
+
+    /// Record the running committed firmware as known-good, if it is not on record as such:
+    /// a release fwguard recorded in this slot is confirmed by its hash; anything else is
+    /// unidentified until an index check identifies it ([`Agent::identify`]). No network.
+    pub(super) fn adopt(&self, st: &mut PersistedState, booted: Slot) -> Result<bool> {
+        if st.known_good == Some(booted)
+            && (st.slot(booted).is_some_and(|r| r.good) || st.unidentified_in(booted).is_some())
+        {
+            return Ok(false);
+        }
+        if let Some(rec) = st.slot(booted).cloned() {
+            if self.verify_recorded(st, booted).is_ok() {
+                let detail = format!(
+                    "running committed firmware {} recorded as known-good (its hash matches fwguard's record)",
+                    rec.version
+                );
+                let record = SlotRecord { good: true, ..rec };
+                let facts = self.facts(st);
+                st.note(
+                    Note::Adopted {
+                        slot: booted,
+                        record,
+                        detail,
+                    },
+                    &facts,
+                );
+                return Ok(true);
+            }
+        }
+        let unidentified = Unidentified {
+            slot: booted,
+            boot_image: self.boot_image_record(booted)?,
+            index_version: None,
+        };
+        let facts = self.facts(st);
+        st.note(Note::Unidentified { unidentified }, &facts);
+        Ok(true)
+    }
+
+    /// The boot image of `slot` with the hash of its extent.
+    fn boot_image_record(&self, slot: Slot) -> Result<Option<BootImageRecord>> {
+        let Some(b) = self.boot_image(slot)? else {
+            return Ok(None);
+        };
+        let dev = self.board.slot(slot);
+        if b.size > dev.capacity()? {
+            return Ok(None);
+        }
+        Ok(Some(BootImageRecord {
+            describe: b.describe(),
+            size: b.size,
+            sha256: hex::encode(flash::hash_prefix(dev, b.size)?),
+        }))
+    }
+
+    /// Identify the running firmware by the signed index: when the state holds no release
+    /// for the running slot (stock firmware, or a state that was lost), the slot is compared
+    /// with every release the index lists for this board, over each release's extent, in
+    /// one read. A match is adopted as known-good; no match leaves it unidentified (compared
+    /// again with the next index version). Returns whether the state changed.
+    pub(super) fn identify(
+        &self,
+        st: &mut PersistedState,
+        index: &VerifiedIndex,
+        booted: Slot,
+    ) -> Result<bool> {
+        if st.update != UpdateState::Idle || st.slot(booted).is_some() {
+            return Ok(false);
+        }
+        if st
+            .unidentified_in(booted)
+            .is_some_and(|u| u.index_version == Some(index.version()))
+        {
+            return Ok(false);
+        }
+        let dev = self.board.slot(booted);
+        let capacity = dev.capacity()?;
+        let candidates: Vec<_> = index
+            .releases()
+            .iter()
+            .filter(|r| r.boards.iter().any(|b| b == &self.board.id) && r.size <= capacity)
+            .collect();
+        let sizes: Vec<u64> = candidates.iter().map(|r| r.size).collect();
+        let hashes = hash_prefixes(dev, &sizes)?;
+        let found = candidates
+            .iter()
+            .zip(&hashes)
+            .find(|(r, h)| **h == Some(r.sha256))
+            .map(|(r, _)| *r);
+        let facts = self.facts(st);
+        match found {
+            Some(r) => {
+                let detail = format!(
+                    "running firmware identified as release {} of the signed index (version {}): its first {} bytes match the signed hash; recorded as known-good",
+                    r.version,
+                    index.version(),
+                    r.size
+                );
+                let record = SlotRecord {
+                    version: r.version.clone(),
+                    size: r.size,
+                    sha256: hex::encode(r.sha256),
+                    good: true,
+                    origin: Origin::Adopted,
+                };
+                tracing::info!("{detail}");
+                st.note(
+                    Note::Adopted {
+                        slot: booted,
+                        record,
+                        detail,
+                    },
+                    &facts,
+                );
+            }
+            None => {
+                let boot_image = match st.unidentified_in(booted) {
+                    Some(u) => u.boot_image.clone(),
+                    None => self.boot_image_record(booted)?,
+                };
+                let unidentified = Unidentified {
+                    slot: booted,
+                    boot_image,
+                    index_version: Some(index.version()),
+                };
+                st.note(Note::Unidentified { unidentified }, &facts);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The SHA-256 of each of the first `sizes[i]` bytes of a slot, in one read up to the
+/// largest; None for a size past the slot's end.
+fn hash_prefixes(dev: &dyn flash::SlotDevice, sizes: &[u64]) -> Result<Vec<Option<[u8; 32]>>> {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&i| sizes[i]);
+    let mut out = vec![None; sizes.len()];
+    let Some(&last) = order.last() else {
+        return Ok(out);
+    };
+    let mut reader = dev.reader()?.take(sizes[last]);
+    let mut hasher = Sha256::new();
+    let mut at = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    for i in order {
+        while at < sizes[i] {
+            let want = ((sizes[i] - at) as usize).min(buf.len());
+            let n =
+                reader
+                    .read(&mut buf[..want])
+                    .map_err(|source| crate::flash::FlashError::Io {
+                        slot: dev.slot(),
+                        device: dev.describe(),
+                        op: "read to identify the firmware",
+                        source,
+                    })?;
+            if n == 0 {
+                return Ok(out);
+            }
+            hasher.update(&buf[..n]);
+            at += n as u64;
+        }
+        out[i] = Some(hasher.clone().finalize().into());
+    }
+    Ok(out)
+}
