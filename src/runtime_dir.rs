@@ -102,7 +102,7 @@ impl std::fmt::Display for InRam {
 
 /// `dir`, or the nearest of its ancestors that exists (following symlinks, as creating it
 /// would).
-fn nearest_existing(dir: &Path) -> PathBuf {
+pub(crate) fn nearest_existing(dir: &Path) -> PathBuf {
     dir.ancestors()
         .map(|p| {
             if p.as_os_str().is_empty() {

@@ -127,9 +127,9 @@ impl Agent {
     }
 
     /// The board checks that must pass before anything is written (e.g. the env's sector
-    /// size against the flash's erase size).
+    /// size against the flash's erase size, a state directory the other slot will see).
     pub(crate) fn preflight(&self) -> Result<()> {
-        crate::board::preflight::before_write(&self.settings.board, &self.board)
+        crate::board::preflight::before_write(&self.settings, &self.board)
             .map_err(|f| Error::Preflight(Box::new(f)))
     }
 

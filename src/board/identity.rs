@@ -27,7 +27,7 @@ fn canonical(p: &Path) -> PathBuf {
 }
 
 /// The whole disk a block device is a partition of, from sysfs `dev/block/MAJ:MIN`.
-fn disk_of(rdev: u64, sysfs: &Path) -> Option<u64> {
+pub(crate) fn disk_of(rdev: u64, sysfs: &Path) -> Option<u64> {
     let (maj, min) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
     let node = std::fs::canonicalize(sysfs.join(format!("dev/block/{maj}:{min}"))).ok()?;
     if !node.join("partition").exists() {

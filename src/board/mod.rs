@@ -4,8 +4,10 @@
 
 pub mod identity;
 pub mod linksys;
+pub mod mountinfo;
 pub mod mtd_table;
 pub mod preflight;
+pub mod state_location;
 
 use crate::boot::env_store::EnvStore;
 use crate::boot::uboot::UBootAb;
@@ -82,6 +84,7 @@ impl Board {
                 slot_b,
                 cmdline,
                 reboot_command,
+                ..
             } => Board::new(
                 id.clone(),
                 Box::new(UBootAb::with_store(EnvStore::from_fw_env_on(env, sysfs))),

@@ -1,7 +1,8 @@
 //! Preflight checks of a board's update path, run by `fwguard doctor` and, for the ones that
 //! would make a write go wrong, before any write: the environment's geometry against the
-//! flash it lives on, the environment itself, the running slot, the slots; and that the
-//! runtime directory is in RAM.
+//! flash it lives on, the environment itself, the running slot, the slots; that the state
+//! directory is where the other slot will see it (`state_location`); and that the runtime
+//! directory is in RAM.
 
 use super::{Board, BoardError};
 use crate::boot::fw_env::{EnvDevice, FwEnvConfig};
@@ -178,10 +179,20 @@ pub fn runtime_dir(dir: &Path) -> Finding {
     }
 }
 
+/// The state directory is on storage both slots see (`super::state_location`).
+pub fn state_location(settings: &Settings) -> Finding {
+    use super::state_location::CHECK;
+    match super::state_location::check(settings) {
+        Ok(at) => Finding::ok(CHECK, at.to_string()),
+        Err(e) => Finding::fail(CHECK, e.problem(), e.fix()),
+    }
+}
+
 /// Every check, for `fwguard doctor`; `board` is what building the board from the settings
 /// gave (finding its partitions and devices).
 pub fn all(settings: &Settings, board: Result<&Board, &BoardError>) -> Vec<Finding> {
     let mut out = board_checks(&settings.board, board);
+    out.push(state_location(settings));
     out.push(runtime_dir(&settings.runtime_dir));
     out
 }
@@ -246,10 +257,13 @@ fn board_checks(settings: &BoardSettings, board: Result<&Board, &BoardError>) ->
 }
 
 /// The checks that must pass before anything is written to `board` (the ones a write would
-/// make worse); the first failure.
-pub fn before_write(settings: &BoardSettings, board: &Board) -> Result<(), Finding> {
-    let mut checks = layout(settings);
-    checks.push(slots_apart(board, settings.sysfs()));
+/// make worse: a state directory the other slot cannot see would lose the trial it arms);
+/// the first failure. The agent's own commit and rollback run these too, so a refused state
+/// location stops them as a refused env geometry does.
+pub fn before_write(settings: &Settings, board: &Board) -> Result<(), Finding> {
+    let mut checks = layout(&settings.board);
+    checks.push(slots_apart(board, settings.board.sysfs()));
+    checks.push(state_location(settings));
     match checks.into_iter().find(|f| !f.ok) {
         Some(f) => Err(f),
         None => Ok(()),

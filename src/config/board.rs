@@ -21,6 +21,8 @@ pub enum BoardSettings {
         env: FwEnvConfig,
         /// Where sysfs is mounted.
         sysfs: PathBuf,
+        /// Where procfs is mounted (`self/mountinfo`: where the state directory lives).
+        proc: PathBuf,
         slot_a: PathBuf,
         slot_b: PathBuf,
         cmdline: PathBuf,
@@ -176,6 +178,7 @@ impl Validator<'_> {
                         u.env_size,
                     )?,
                     sysfs: dir(u.sysfs, "/sys"),
+                    proc: dir(u.proc, "/proc"),
                     slot_a,
                     slot_b,
                     cmdline: u.cmdline.unwrap_or_else(|| "/proc/cmdline".into()),
@@ -345,6 +348,16 @@ mod tests {
         };
         assert_eq!(g.bootloader, ["/etc/fwguard/grubenv"]);
         assert_eq!(g.proc, Path::new("/proc"));
+        let uboot = "profile = \"uboot\"\nid = \"u\"\nenv_device = \"e\"\nenv_size = 4096\nslot_a = \"a\"\nslot_b = \"b\"";
+        let proc = |board: &str| match parse(board).unwrap() {
+            BoardSettings::UBoot { proc, .. } => proc,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(proc(uboot), Path::new("/proc"));
+        assert_eq!(
+            proc(&format!("{uboot}\nproc = \"p\"")),
+            Path::new("/etc/fwguard/p")
+        );
         let linksys = parse("profile = \"linksys\"\nid = \"wrt\"\nenv_config = \"/nonexistent\"");
         assert!(linksys.unwrap_err().contains("board.env_config"));
         for (board, key, problem) in [

@@ -107,6 +107,8 @@ pub struct RawUBootBoard {
     pub slot_b: PathBuf,
     /// Where the running slot is read (`ab.slot=`).
     pub cmdline: Option<PathBuf>,
+    /// Where procfs is (`self/mountinfo`, for where the state directory lives).
+    pub proc: Option<PathBuf>,
     pub sysfs: Option<PathBuf>,
     pub reboot_command: Option<Vec<String>>,
 }

@@ -112,15 +112,19 @@ async fn mark_good_refuses_a_trial_the_bootloader_gave_up() {
 }
 
 /// The world's config with a `uboot` board over the sim router's files: the env at `env`,
-/// the slots at `slot_a` and `slot_b`. Returns the config's path.
+/// the slots at `slot_a` and `slot_b`, the world's directory (which holds the state) on the
+/// shared data partition. Returns the config's path.
 fn uboot_config(t: &TestWorld, env: &std::path::Path, slot_a: &str, slot_b: &str) -> PathBuf {
     let router = t.world.router.dir();
+    let proc = t.world.root.join("proc");
+    common::data_mountinfo(&proc, &t.world.root);
     let text = std::fs::read_to_string(&t.cfg).unwrap();
     let board = format!(
-        "[board]\nprofile = \"uboot\"\nid = \"sim\"\nenv_device = \"{}\"\nenv_size = {}\nslot_a = \"{slot_a}\"\nslot_b = \"{slot_b}\"\ncmdline = \"{}\"\nreboot_command = [\"touch\", \"{}\"]\n",
+        "[board]\nprofile = \"uboot\"\nid = \"sim\"\nenv_device = \"{}\"\nenv_size = {}\nslot_a = \"{slot_a}\"\nslot_b = \"{slot_b}\"\ncmdline = \"{}\"\nproc = \"{}\"\nreboot_command = [\"touch\", \"{}\"]\n",
         env.display(),
         fwguard::sim::ENV_SIZE,
         router.join("cmdline").display(),
+        proc.display(),
         router.join("reboot-requested").display(),
     );
     let start = text.find("[board]").unwrap();

@@ -7,7 +7,7 @@ use super::common;
 
 use common::linksys::Flash;
 use common::vendor_script::vendor_script;
-use common::{disk_dir, ram_dir, BIN};
+use common::{data_mountinfo, disk_dir, ram_dir, BIN};
 use fwguard::boot::env_store::EnvLocation;
 use fwguard::boot::env_store::EnvStore;
 use fwguard::sim::SimRouter;
@@ -15,15 +15,17 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 const ERASE: u64 = 0x20000;
 
-struct Board {
+pub(super) struct Board {
     dir: tempfile::TempDir,
     /// The runtime directory's parent, in RAM.
     run: tempfile::TempDir,
 }
 
 impl Board {
-    /// A board whose fw_env.config line is `fw_env_line` with DEV replaced by the env device.
-    fn new(fw_env_line: &str) -> Board {
+    /// A board whose fw_env.config line is `fw_env_line` with DEV replaced by the env device;
+    /// its directory (which holds the state directory) is on the shared data partition, as
+    /// its `proc/self/mountinfo` says.
+    pub(super) fn new(fw_env_line: &str) -> Board {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let mtd = d.join("mtd1");
@@ -43,6 +45,7 @@ impl Board {
             std::fs::write(d.join(format!("slot-{s}.img")), vec![0u8; 1 << 20]).unwrap();
         }
         std::fs::write(d.join("cmdline"), "console=ttyS0 ab.slot=A\n").unwrap();
+        data_mountinfo(&d.join("proc"), d);
         std::fs::write(
             d.join("fw_env.config"),
             format!(
@@ -70,6 +73,7 @@ profile = "uboot"
 id = "wrt-test"
 env_config = "fw_env.config"
 sysfs = "sys"
+proc = "proc"
 slot_a = "{d}/slot-a.img"
 slot_b = "{d}/slot-b.img"
 cmdline = "{d}/cmdline"
@@ -97,7 +101,7 @@ reboot_command = ["true"]
     }
 
     /// Point the configuration's slot B at `path`.
-    fn set_slot_b(&self, path: &std::path::Path) {
+    pub(super) fn set_slot_b(&self, path: &std::path::Path) {
         let cfg = std::fs::read_to_string(self.path("config.toml")).unwrap();
         let slot_b = self.path("slot-b.img").display().to_string();
         assert!(cfg.contains(&slot_b));
@@ -108,11 +112,16 @@ reboot_command = ["true"]
         .unwrap();
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    /// The board's directory, which holds the state directory.
+    pub(super) fn root(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub(super) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
+    pub(super) fn run(&self, args: &[&str]) -> (i32, String, String) {
         let o: Output = Command::new(BIN)
             .arg("--config")
             .arg(self.path("config.toml"))
@@ -128,7 +137,7 @@ reboot_command = ["true"]
     }
 
     /// Every file of the board, and whether the state directory exists.
-    fn snapshot(&self) -> (Vec<Vec<u8>>, bool) {
+    pub(super) fn snapshot(&self) -> (Vec<Vec<u8>>, bool) {
         let files = ["mtd1", "slot-a.img", "slot-b.img"]
             .iter()
             .map(|f| std::fs::read(self.path(f)).unwrap())
@@ -151,6 +160,7 @@ fn doctor_reports_a_healthy_board() {
         "next boot A",
         "ok   running slot: running A; updates write slot B",
         "ok   slot: slot B: ",
+        "ok   state location: state_dir = ",
         "ok   runtime dir: ",
     ] {
         assert!(out.contains(want), "{want:?} not in:\n{out}");
@@ -343,6 +353,7 @@ fn doctor_on_grub_and_script_boards() {
     std::fs::create_dir_all(d.join("proc/sys/kernel/random")).unwrap();
     std::fs::write(d.join("proc/cmdline"), "console=ttyS0 ab.slot=B\n").unwrap();
     std::fs::write(d.join("proc/sys/kernel/random/boot_id"), "x\n").unwrap();
+    data_mountinfo(&d.join("proc"), d);
     let vars = fwguard::boot::uboot_env::EnvVars::from_pairs(&[("boot_slot", "B")]).unwrap();
     fwguard::boot::grub::create(&d.join("grubenv"), &vars).unwrap();
     let doctor = |board: &str| {
@@ -374,24 +385,40 @@ fn doctor_on_grub_and_script_boards() {
 /// Run `fwguard doctor` in `dir` with a minimal configuration whose `[board]` section is
 /// `board` (a trusted key is made for it); the exit code and stdout.
 fn doctor_on(dir: &std::path::Path, board: &str) -> (Option<i32>, String) {
+    let (code, out, _) = run_with(&config_on(dir, board), &["doctor"]);
+    (code, out)
+}
+
+/// Write `dir/config.toml`: a minimal configuration whose `[board]` section is `board`, the
+/// state in `dir/state`, the runtime directory in RAM (a trusted key is made for it).
+pub(super) fn config_on(dir: &std::path::Path, board: &str) -> PathBuf {
     let key = fwguard::index::sign::SecretKey::generate().unwrap();
     std::fs::write(dir.join("vendor.pub"), key.public().to_file("t")).unwrap();
     let cfg = dir.join("config.toml");
-    let run = ram_dir();
+    // /dev/shm itself: in RAM, and there as long as the test runs.
     std::fs::write(
         &cfg,
         format!(
-            "[agent]\nstate_dir = \"state\"\nruntime_dir = \"{}\"\n[index]\nurl = \"http://127.0.0.1:9/i\"\ntrusted_key_files = [\"vendor.pub\"]\n[board]\n{board}",
-            run.path().display()
+            "[agent]\nstate_dir = \"state\"\nruntime_dir = \"/dev/shm/fwguard-test-{}\"\n[index]\nurl = \"http://127.0.0.1:9/i\"\ntrusted_key_files = [\"vendor.pub\"]\n[board]\n{board}",
+            std::process::id()
         ),
     )
     .unwrap();
-    let o = std::process::Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap(), "doctor"])
+    cfg
+}
+
+/// Run `fwguard --config CFG ARGS…`: the exit code, stdout and stderr.
+pub(super) fn run_with(cfg: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let o = Command::new(BIN)
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .env_remove("FWGUARD_CONFIG")
         .output()
         .unwrap();
     (
         o.status.code(),
         String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
     )
 }

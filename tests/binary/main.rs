@@ -18,5 +18,6 @@ mod packaging;
 mod progress;
 mod runtime_dir;
 mod signify_interop;
+mod state_location;
 mod syslog;
 mod vendor_tool;

@@ -68,6 +68,9 @@ impl Flash {
             }
         }
         std::fs::write(root.join("proc/mtd"), table).unwrap();
+        // OpenWrt's mounts: the state directory is on the running slot's overlay, its own on a
+        // board without a shared partition (the state location check passes it).
+        super::write_mountinfo(&root.join("proc"), &[]);
         let mut k1 = std::fs::read(f.dev(5)).unwrap();
         k1[..image.len()].copy_from_slice(image);
         std::fs::write(f.dev(5), k1).unwrap();

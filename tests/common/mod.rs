@@ -55,6 +55,65 @@ pub fn disk_dir() -> tempfile::TempDir {
     d
 }
 
+/// One line of a board's `<proc>/self/mountinfo`: a mount point (resolved, as the kernel
+/// lists it), the device's `major:minor`, the file system type and the source.
+pub struct Mnt<'a> {
+    pub at: &'a Path,
+    pub dev: &'a str,
+    pub fstype: &'a str,
+    pub source: &'a str,
+}
+
+/// The shared data partition of the boards the tests describe: ext4 on /dev/sda4 (8:4), a
+/// device that is neither slot (the virtual router's /data is its disk's 4th partition).
+pub const DATA_DEV: &str = "8:4";
+
+/// Write `<proc>/self/mountinfo`: an OpenWrt router's root (the running slot's overlay, its
+/// squashfs under /rom), then `mounts` in order (a later one on the same point covers the
+/// earlier). Paths are escaped as the kernel does (`\040` for a space).
+pub fn write_mountinfo(proc: &Path, mounts: &[Mnt]) {
+    let esc = |p: &Path| {
+        p.display()
+            .to_string()
+            .replace('\\', "\\134")
+            .replace(' ', "\\040")
+            .replace('\t', "\\011")
+            .replace('\n', "\\012")
+    };
+    let mut text = String::from(
+        "15 1 0:13 / / rw,noatime shared:1 - overlay overlay rw,lowerdir=/,upperdir=/overlay/upper\n\
+         16 15 0:12 / /rom ro,relatime shared:2 - squashfs /dev/root ro\n",
+    );
+    for (i, m) in mounts.iter().enumerate() {
+        let at = std::fs::canonicalize(m.at).unwrap_or_else(|_| m.at.to_path_buf());
+        text += &format!(
+            "{} 15 {} / {} rw,relatime shared:{} - {} {} rw\n",
+            30 + i,
+            m.dev,
+            esc(&at),
+            30 + i,
+            m.fstype,
+            m.source
+        );
+    }
+    std::fs::create_dir_all(proc.join("self")).unwrap();
+    std::fs::write(proc.join("self/mountinfo"), text).unwrap();
+}
+
+/// `<proc>/self/mountinfo` with `data` (which holds the state directory) mounted from the
+/// shared data partition, so the state location check passes.
+pub fn data_mountinfo(proc: &Path, data: &Path) {
+    write_mountinfo(
+        proc,
+        &[Mnt {
+            at: data,
+            dev: DATA_DEV,
+            fstype: "ext4",
+            source: "/dev/sda4",
+        }],
+    );
+}
+
 pub const WAN_DOWN: Behaviour = Behaviour {
     wan_up: false,
     boots: true,
