@@ -133,6 +133,13 @@ impl Agent {
             .map_err(|f| Error::Preflight(Box::new(f)))
     }
 
+    /// [`Agent::preflight`], and that the state lives where the other slot sees it: before
+    /// an install (or a pin) starts.
+    pub(crate) fn preflight_install(&self) -> Result<()> {
+        crate::board::preflight::before_install(&self.settings, &self.board)
+            .map_err(|f| Error::Preflight(Box::new(f)))
+    }
+
     pub fn now(&self) -> u64 {
         (self.clock)()
     }

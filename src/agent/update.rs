@@ -48,7 +48,7 @@ impl Agent {
     /// Start a change that may lead to a write: the board checks, the lock, the state, and
     /// a refusal while the bootloader has a trial armed that the state does not explain.
     pub(super) fn begin_change(&self) -> Result<Change> {
-        self.preflight()?;
+        self.preflight_install()?;
         let lock = self.lock()?;
         let st = self.load()?;
         self.ensure_trial_explained(&st)?;

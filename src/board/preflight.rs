@@ -256,14 +256,24 @@ fn board_checks(settings: &BoardSettings, board: Result<&Board, &BoardError>) ->
     out
 }
 
-/// The checks that must pass before anything is written to `board` (the ones a write would
-/// make worse: a state directory the other slot cannot see would lose the trial it arms);
-/// the first failure. The agent's own commit and rollback run these too, so a refused state
-/// location stops them as a refused env geometry does.
+/// The checks that must pass before anything is written to `board`, the env included (the
+/// ones a write would make worse); the first failure. The agent's own commit and rollback run
+/// these.
 pub fn before_write(settings: &Settings, board: &Board) -> Result<(), Finding> {
     let mut checks = layout(&settings.board);
     checks.push(slots_apart(board, settings.board.sysfs()));
-    checks.push(state_location(settings));
+    first_failure(checks)
+}
+
+/// [`before_write`], and that the state lives where the other slot sees it: checked before an
+/// install starts (a state directory the other slot cannot see would lose the trial it arms).
+/// A commit or a rollback is not held back by it: they settle a trial that exists already.
+pub fn before_install(settings: &Settings, board: &Board) -> Result<(), Finding> {
+    before_write(settings, board)?;
+    first_failure(vec![state_location(settings)])
+}
+
+fn first_failure(checks: Vec<Finding>) -> Result<(), Finding> {
     match checks.into_iter().find(|f| !f.ok) {
         Some(f) => Err(f),
         None => Ok(()),

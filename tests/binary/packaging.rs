@@ -124,6 +124,8 @@ fn openwrt_ipk() {
     let shipped = x.path().join("etc/fwguard/config.toml");
     let settings = fwguard::config::Settings::load(&shipped).unwrap();
     assert_eq!(settings.runtime_dir, Path::new("/var/run/fwguard"));
+    // Its state directory is not on /var (tmpfs there: lost at every reboot).
+    assert_eq!(settings.state_dir, Path::new("/etc/fwguard/state"));
     let example = std::fs::read_to_string(repo("packaging/config.toml")).unwrap();
     let text = std::fs::read_to_string(&shipped).unwrap();
     let differ: Vec<(&str, &str)> = example
@@ -134,13 +136,19 @@ fn openwrt_ipk() {
     assert_eq!(
         (differ, example.lines().count()),
         (
-            vec![(
-                "runtime_dir = \"/run/fwguard\"",
-                "runtime_dir = \"/var/run/fwguard\""
-            )],
+            vec![
+                (
+                    "state_dir = \"/var/lib/fwguard\"",
+                    "state_dir = \"/etc/fwguard/state\""
+                ),
+                (
+                    "runtime_dir = \"/run/fwguard\"",
+                    "runtime_dir = \"/var/run/fwguard\""
+                )
+            ],
             text.lines().count()
         ),
-        "the OpenWrt config differs from the example in more than its runtime directory"
+        "the OpenWrt config differs from the example in more than its state and runtime directories"
     );
     fwguard::config::Settings::load(&repo("packaging/config.toml")).unwrap();
     // The OpenWrt buildroot package installs the same edit.
