@@ -7,6 +7,7 @@
 mod common;
 
 // Run under qemu-user by cross/test.sh too (its `modules` list).
+mod adopt;
 mod attacks;
 mod cycle;
 mod grub_script;
