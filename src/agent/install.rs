@@ -284,7 +284,14 @@ impl Agent {
         st.apply(Event::Arm { previous: booted }, &self.facts(st))?;
         self.save(st)?;
         crate::failpoint::hit("arm-persisted");
-        if let Err(e) = self.board.bootloader.arm_trial(verified, booted) {
+        let armed = match self.carry_arm(st) {
+            Some(c) => self
+                .board
+                .bootloader
+                .arm_trial_carrying(verified, booted, &c),
+            None => self.board.bootloader.arm_trial(verified, booted),
+        };
+        if let Err(e) = armed {
             let facts = self.facts(st);
             st.apply(Event::ArmFailed { why: e.to_string() }, &facts)?;
             self.save(st)?;

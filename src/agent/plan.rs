@@ -5,7 +5,7 @@
 
 use crate::boot::BootState;
 use crate::slot::Slot;
-use crate::state::{Event, PersistedState, UpdateState};
+use crate::state::{transition, Carried, Event, Note, PersistedState, UpdateState};
 
 /// Boots that may pass without the bootloader acting on an armed trial or a rollback before
 /// fwguard gives it up (the bootloader then reads another environment than fwguard writes).
@@ -35,6 +35,9 @@ pub struct BootFacts {
     pub boot_id: String,
     /// Milliseconds of boot time now.
     pub now_ms: u64,
+    /// What the other slot's fwguard carried in the bootloader environment (boards whose
+    /// slots share nothing else).
+    pub carried: Option<Carried>,
 }
 
 /// One step of a recovery, carried out in order. (A plan holds a few steps, once per
@@ -53,6 +56,8 @@ pub enum Step {
     SwitchTo(Slot),
     /// Record the running slot as known-good, if it is not on record yet (hashes it).
     Adopt(Slot),
+    /// Record a change that is not a move of the update state.
+    Note(Note),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,10 +70,14 @@ pub struct Plan {
 /// is the one fwguard armed (or was arming, when its read-back failed), or the one a
 /// rollback is leaving.
 pub fn trial_explained(st: &PersistedState, boot: &BootState) -> bool {
+    explains(&st.update, boot)
+}
+
+fn explains(update: &UpdateState, boot: &BootState) -> bool {
     if !boot.trial {
         return true;
     }
-    match &st.update {
+    match update {
         UpdateState::Armed { target, .. } | UpdateState::Staged { target, .. } => {
             boot.primary == *target
         }
@@ -96,6 +105,62 @@ pub fn plan(st: &PersistedState, f: &BootFacts) -> Plan {
             )
         }
     };
+    // What the other slot's fwguard carried: its trust data; how the trial this firmware
+    // armed ended there; a trial of this slot that it armed.
+    let mut pre = Vec::new();
+    let mut probe = None;
+    if let Some(c) = &f.carried {
+        if c.is_news_for(st) {
+            let carried = Box::new(c.clone());
+            pre.push(Step::Note(Note::CarriedTrust { carried }));
+        }
+        let mut events = Vec::new();
+        if let (
+            Some(o),
+            UpdateState::Armed {
+                release, target, ..
+            },
+        ) = (&c.outcome, &st.update)
+        {
+            if o.slot == *target && o.version == release.version && f.booted != *target {
+                events.push(Event::Returned { outcome: o.clone() });
+            }
+        }
+        let mut update = st.update.clone();
+        for e in &events {
+            update = transition(&update, e).unwrap_or(update);
+        }
+        if let Some(t) = &c.trial {
+            if boot.trial
+                && boot.primary == t.slot
+                && f.booted == t.slot
+                && !explains(&update, boot)
+            {
+                let e = Event::TakeTrial {
+                    trial: Box::new(t.clone()),
+                };
+                update = transition(&update, &e).unwrap_or(update);
+                events.push(e);
+            }
+        }
+        if !events.is_empty() {
+            pre.extend(events.into_iter().map(Step::Apply));
+            let mut p = st.clone();
+            p.update = update;
+            probe = Some(p);
+        }
+    }
+    if !pre.is_empty() {
+        pre.push(Step::Save);
+        let Plan { steps, situation } = plan_settled(probe.as_ref().unwrap_or(st), f, boot);
+        pre.extend(steps);
+        return done(pre, situation);
+    }
+    plan_settled(st, f, boot)
+}
+
+/// [`plan`] once what was carried is taken in.
+fn plan_settled(st: &PersistedState, f: &BootFacts, boot: &BootState) -> Plan {
     if !trial_explained(st, boot) {
         return done(
             Vec::new(),

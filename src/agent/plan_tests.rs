@@ -110,6 +110,7 @@ fn facts(b: &Boot) -> BootFacts {
         }),
         boot_id: if b.5 { "b1".into() } else { "b2".into() },
         now_ms: 7,
+        carried: None,
     }
 }
 
@@ -139,6 +140,7 @@ fn shape(p: &Plan) -> String {
             Step::CommitEnv(s) => format!("env-commit({s})"),
             Step::SwitchTo(s) => format!("switch({s})"),
             Step::Adopt(s) => format!("adopt({s})"),
+            Step::Note(_) => "note".into(),
         })
         .collect();
     let situation = match &p.situation {
@@ -248,6 +250,7 @@ fn an_unreadable_env_writes_nothing_in_any_state() {
             boot: Err("bad CRC".into()),
             boot_id: "b2".into(),
             now_ms: 0,
+            carried: None,
         };
         let p = plan(&st, &f);
         assert!(p.steps.is_empty(), "{name}: {:?}", p.steps);

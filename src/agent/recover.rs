@@ -6,9 +6,72 @@
 use super::plan::{plan, trial_explained, BootFacts, Plan, Situation, Step};
 use super::Agent;
 use crate::error::{Error, Result};
-use crate::state::PersistedState;
+use crate::state::{Carried, CarriedOutcome, PersistedState, UpdateState};
 
 impl Agent {
+    /// What the other slot's fwguard carried in the bootloader environment, if the board
+    /// carries state there; unreadable text is ignored, with a warning.
+    pub(super) fn carried(&self) -> Option<Carried> {
+        let text = match self.board.bootloader.carried() {
+            Ok(t) => t?,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return None;
+            }
+        };
+        Carried::decode(&text)
+            .map_err(|e| tracing::warn!("{e}; ignored"))
+            .ok()
+    }
+
+    /// What a board that carries state writes with an arm (`st` in `Armed`): the trial, the
+    /// outcome of the trial before (still in the env), and the trust data.
+    pub(super) fn carry_arm(&self, st: &PersistedState) -> Option<String> {
+        if !self.board.bootloader.carries() {
+            return None;
+        }
+        let before = self.carried().and_then(|c| c.outcome);
+        Some(st.carry(before).encode())
+    }
+
+    /// What a board that carries state writes with a commit of the trial in `st`.
+    pub(super) fn carry_commit(&self, st: &PersistedState) -> Option<String> {
+        let UpdateState::Trial { release, slot, .. } = &st.update else {
+            return None;
+        };
+        self.board.bootloader.carries().then(|| {
+            st.carry(Some(CarriedOutcome {
+                version: release.version.clone(),
+                slot: *slot,
+                result: "committed".into(),
+                reason: String::new(),
+            }))
+            .encode()
+        })
+    }
+
+    /// What a board that carries state writes with the switch of a rollback in `st`.
+    pub(super) fn carry_rollback(&self, st: &PersistedState) -> Option<String> {
+        let UpdateState::RollingBack {
+            version,
+            from,
+            reason,
+            ..
+        } = &st.update
+        else {
+            return None;
+        };
+        self.board.bootloader.carries().then(|| {
+            st.carry(Some(CarriedOutcome {
+                version: version.clone(),
+                slot: *from,
+                result: "rolled-back".into(),
+                reason: reason.clone(),
+            }))
+            .encode()
+        })
+    }
+
     /// Refuse anything that writes a slot or commits while the bootloader has a trial armed
     /// that the state does not explain: the slot it would fall back to must stay as it is.
     pub(super) fn ensure_trial_explained(&self, st: &PersistedState) -> Result<()> {
@@ -37,6 +100,7 @@ impl Agent {
                 .map_err(|e| e.to_string()),
             boot_id: self.board.platform.boot_id()?,
             now_ms: self.board.platform.uptime_ms(),
+            carried: self.carried(),
         };
         let Plan { steps, situation } = plan(&st, &facts);
         if let Situation::Unexplained(why) = &situation {
@@ -60,9 +124,17 @@ impl Agent {
                 }
                 Step::SwitchTo(slot) => {
                     let verified = self.verify_recorded(&st, slot)?;
-                    self.board.bootloader.switch_to(&verified)?;
+                    match self.carry_rollback(&st) {
+                        Some(c) => self.board.bootloader.switch_to_carrying(&verified, &c)?,
+                        None => self.board.bootloader.switch_to(&verified)?,
+                    }
                 }
                 Step::Adopt(slot) => unsaved |= self.adopt(&mut st, slot)?,
+                Step::Note(note) => {
+                    let facts = self.facts(&st);
+                    st.note(note, &facts);
+                    unsaved = true;
+                }
             }
         }
         if unsaved {

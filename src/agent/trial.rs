@@ -22,7 +22,10 @@ impl Agent {
             }
             .into());
         };
-        self.board.bootloader.commit(slot)?;
+        match self.carry_commit(st) {
+            Some(c) => self.board.bootloader.commit_carrying(slot, &c)?,
+            None => self.board.bootloader.commit(slot)?,
+        }
         crate::failpoint::hit("commit-env-written");
         let facts = self.facts(st);
         st.apply(
@@ -92,7 +95,10 @@ impl Agent {
         )?;
         self.save(&st)?;
         crate::failpoint::hit("rollback-persisted");
-        self.board.bootloader.switch_to(&verified)?;
+        match self.carry_rollback(&st) {
+            Some(c) => self.board.bootloader.switch_to_carrying(&verified, &c)?,
+            None => self.board.bootloader.switch_to(&verified)?,
+        }
         crate::failpoint::hit("rollback-env-written");
         self.reboot(format!("rollback from {version} to slot {to}"))
     }

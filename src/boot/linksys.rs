@@ -19,6 +19,7 @@ use super::uboot_env::EnvVars;
 use super::{BootError, BootState, Bootloader};
 use crate::flash::{Mtd, VerifiedSlot};
 use crate::slot::Slot;
+use crate::state::CARRY_VAR;
 
 /// Boots counted before the stock U-Boot gives a partition up (inferred from the stock
 /// firmware's behaviour; reported in status, not used for decisions).
@@ -106,8 +107,8 @@ impl LinksysDual {
     }
 
     /// Point the next boot at `slot` (the three stock variables together), with or without a
-    /// trial mark, in one write.
-    fn point_at(&self, slot: Slot, trial: bool) -> Result<(), BootError> {
+    /// trial mark, and with what fwguard carries to the other slot when given, in one write.
+    fn point_at(&self, slot: Slot, trial: bool, carry: Option<&str>) -> Result<(), BootError> {
         self.env.change(|v| {
             self.decode(v)?;
             set(v, "boot_part", part(slot));
@@ -118,9 +119,42 @@ impl LinksysDual {
             } else {
                 v.remove(TRIAL_VAR);
             }
+            if let Some(c) = carry {
+                v.set(CARRY_VAR, c)
+                    .map_err(|e| self.bad(CARRY_VAR, c, e.to_string()))?;
+            }
             Ok(())
         })?;
         Ok(())
+    }
+
+    fn arm(
+        &self,
+        target: &VerifiedSlot,
+        booted: Slot,
+        carry: Option<&str>,
+    ) -> Result<(), BootError> {
+        let slot = target.slot();
+        if slot == booted {
+            return Err(BootError::TargetIsBooted(slot));
+        }
+        // The new firmware gets every try the bootloader allows.
+        self.counter.reset()?;
+        self.point_at(slot, true, carry)
+    }
+}
+
+impl LinksysDual {
+    fn commit_carrying_opt(&self, slot: Slot, carry: Option<&str>) -> Result<(), BootError> {
+        self.point_at(slot, false, carry)?;
+        self.counter.reset()?;
+        Ok(())
+    }
+
+    fn switch_opt(&self, target: &VerifiedSlot, carry: Option<&str>) -> Result<(), BootError> {
+        // The known-good firmware must not inherit the count of the one given up.
+        self.counter.reset()?;
+        self.point_at(target.slot(), false, carry)
     }
 }
 
@@ -149,25 +183,46 @@ impl Bootloader for LinksysDual {
     }
 
     fn arm_trial(&self, target: &VerifiedSlot, booted: Slot) -> Result<(), BootError> {
-        let slot = target.slot();
-        if slot == booted {
-            return Err(BootError::TargetIsBooted(slot));
-        }
-        // The new firmware gets every try the bootloader allows.
-        self.counter.reset()?;
-        self.point_at(slot, true)
+        self.arm(target, booted, None)
     }
 
     fn commit(&self, slot: Slot) -> Result<(), BootError> {
-        self.point_at(slot, false)?;
-        self.counter.reset()?;
-        Ok(())
+        self.commit_carrying_opt(slot, None)
     }
 
     fn switch_to(&self, target: &VerifiedSlot) -> Result<(), BootError> {
-        // The known-good firmware must not inherit the count of the one given up.
-        self.counter.reset()?;
-        self.point_at(target.slot(), false)
+        self.switch_opt(target, None)
+    }
+
+    fn carries(&self) -> bool {
+        true
+    }
+
+    fn carried(&self) -> Result<Option<String>, BootError> {
+        Ok(self
+            .env
+            .read()?
+            .vars
+            .get(CARRY_VAR)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string))
+    }
+
+    fn arm_trial_carrying(
+        &self,
+        target: &VerifiedSlot,
+        booted: Slot,
+        carry: &str,
+    ) -> Result<(), BootError> {
+        self.arm(target, booted, Some(carry))
+    }
+
+    fn commit_carrying(&self, slot: Slot, carry: &str) -> Result<(), BootError> {
+        self.commit_carrying_opt(slot, Some(carry))
+    }
+
+    fn switch_to_carrying(&self, target: &VerifiedSlot, carry: &str) -> Result<(), BootError> {
+        self.switch_opt(target, Some(carry))
     }
 
     fn dump(&self) -> Result<Vec<(String, String)>, BootError> {

@@ -91,4 +91,31 @@ pub trait Bootloader: Send {
     fn switch_to(&self, target: &VerifiedSlot) -> Result<(), BootError>;
     /// Raw variables, for status and support output.
     fn dump(&self) -> Result<Vec<(String, String)>, BootError>;
+    /// Whether the update state's trial facts travel in the bootloader's storage
+    /// ([`crate::state::carried`]): boards whose slots share nothing else.
+    fn carries(&self) -> bool {
+        false
+    }
+    /// What the other slot's fwguard carried (the text of the variable), if anything.
+    fn carried(&self) -> Result<Option<String>, BootError> {
+        Ok(None)
+    }
+    /// [`Bootloader::arm_trial`], writing `carry` in the same env write where the
+    /// bootloader carries state.
+    fn arm_trial_carrying(
+        &self,
+        target: &VerifiedSlot,
+        booted: Slot,
+        _carry: &str,
+    ) -> Result<(), BootError> {
+        self.arm_trial(target, booted)
+    }
+    /// [`Bootloader::commit`] of a trial, with `carry` in the same write.
+    fn commit_carrying(&self, slot: Slot, _carry: &str) -> Result<(), BootError> {
+        self.commit(slot)
+    }
+    /// [`Bootloader::switch_to`], with `carry` in the same write.
+    fn switch_to_carrying(&self, target: &VerifiedSlot, _carry: &str) -> Result<(), BootError> {
+        self.switch_to(target)
+    }
 }

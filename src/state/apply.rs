@@ -7,9 +7,7 @@
 use super::history::{HistoryEntry, HistoryEvent as H};
 use super::machine::{transition, Disallowed, Event, UpdateState};
 use super::schema::CheckRecord;
-use super::{Outcome, Partial, PersistedState, SlotRecord, Unidentified};
-use crate::config::Policy;
-use crate::index::LastIndex;
+use super::{Outcome, PersistedState, SlotRecord};
 use crate::slot::Slot;
 use crate::version::Version;
 
@@ -33,58 +31,6 @@ pub struct Reporter {
     pub board: String,
 }
 
-/// Changes that are not moves of the update state, with their bookkeeping.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Note {
-    /// The running committed firmware recorded as known-good: a release of the signed index
-    /// it matched, or the release fwguard's record says and its hash confirms.
-    Adopted {
-        slot: Slot,
-        record: SlotRecord,
-        detail: String,
-    },
-    /// The running committed firmware is no release fwguard knows: recorded as known-good by
-    /// its boot image, if it has one (see [`Unidentified`]).
-    Unidentified { unidentified: Unidentified },
-    /// The health checks on the running firmware before an install: the groups passing now
-    /// are the ones the new firmware must pass. The owner asking resets the rollback count.
-    Baseline {
-        version: Version,
-        passing: Vec<String>,
-        checks: Vec<CheckRecord>,
-        detail: String,
-        by_owner: bool,
-    },
-    /// The owner pins `version` (by `fwguard pin`, or with an offline or archive install):
-    /// it is installed and kept, tried again even if it was rolled back before.
-    Pinned {
-        version: Version,
-        insecure: bool,
-        detail: String,
-        from_archive: bool,
-    },
-    /// The owner drops the pin or the hold.
-    Unpinned,
-    /// The owner holds the running version (None: unidentified firmware, held as it is).
-    Held { version: Option<Version> },
-    /// The owner sets the policy (`auto`, `download-only`, `notify`, `off`).
-    PolicySet { policy: Policy },
-    /// The owner follows another channel.
-    ChannelSet { channel: String },
-    /// A newer index was accepted: replay protection and the time floor move up to it.
-    IndexAccepted { last: LastIndex },
-    /// A rotated trust root (its exact text) was accepted; it starts a new epoch of index
-    /// versions.
-    RootRotated { version: u64, text: Option<String> },
-    /// How far an install's download got durably (None: start over next time).
-    Checkpoint { partial: Option<Partial> },
-    /// A rotated trust root set the time floor back to `floor` (recovery from an index whose
-    /// `issued_at` was fast-forwarded).
-    TimeFloorReset { floor: u64, detail: String },
-    /// These outcomes reached the vendor.
-    Delivered { outcomes: Vec<Outcome> },
-}
-
 impl PersistedState {
     /// Apply an event through the state machine, with its whole bookkeeping.
     pub fn apply(&mut self, event: Event, facts: &Facts) -> Result<(), Disallowed> {
@@ -94,7 +40,7 @@ impl PersistedState {
         Ok(())
     }
 
-    fn entry(
+    pub(super) fn entry(
         &mut self,
         facts: &Facts,
         event: H,
@@ -356,6 +302,11 @@ impl PersistedState {
                 let detail = format!("the bootloader kept booting slot {from} after {attempts} reboots into slot {to}: it does not read the environment fwguard writes (check its location with `fwguard doctor`); staying on slot {from}");
                 self.entry(facts, H::RollbackFailed, &version, from, detail, Vec::new());
             }
+            (_, Event::TakeTrial { trial }, _) => self.take_trial(&trial, facts),
+            (_, Event::Returned { outcome }, _) => {
+                let booted = !outcome.slot;
+                self.take_outcome(&outcome, booted, facts)
+            }
             // RetryBoot, a trial's boot seen again, and nothing else: no bookkeeping.
             _ => {}
         }
@@ -363,7 +314,12 @@ impl PersistedState {
 
     /// Queue the outcome of the change just recorded as the last history entry, when
     /// reporting is on; `failing` defaults to the entry's failed checks.
-    fn queue_outcome(&mut self, facts: &Facts, result: &str, failing: Option<Vec<String>>) {
+    pub(super) fn queue_outcome(
+        &mut self,
+        facts: &Facts,
+        result: &str,
+        failing: Option<Vec<String>>,
+    ) {
         let Some(r) = &facts.reporter else { return };
         let Some(e) = self.history.last() else { return };
         let Some(release) = e.version.clone() else {
@@ -386,7 +342,7 @@ impl PersistedState {
 
     /// Pin `version`: kept, installed even if it was rolled back before, whatever a hold
     /// said, with a fresh count of automatic rollbacks.
-    fn pin_to(&mut self, version: &Version, insecure: bool) {
+    pub(super) fn pin_to(&mut self, version: &Version, insecure: bool) {
         self.pin = Some(version.clone());
         self.pin_insecure = insecure;
         self.hold = false;
@@ -400,127 +356,5 @@ impl PersistedState {
         let mut probe = self.clone();
         probe.pin_to(version, insecure);
         probe
-    }
-
-    /// Record a change that is not a move of the update state, with its bookkeeping.
-    pub fn note(&mut self, note: Note, facts: &Facts) {
-        let entry = |event: H, version: Option<&Version>, slot: Option<Slot>, detail: String| {
-            HistoryEntry::new(facts.at, event, version, slot, detail)
-        };
-        let e = match note {
-            Note::Adopted {
-                slot,
-                record,
-                detail,
-            } => {
-                let version = record.version.clone();
-                self.set_slot(slot, Some(record));
-                self.known_good = Some(slot);
-                entry(H::Adopted, Some(&version), Some(slot), detail)
-            }
-            Note::Unidentified { unidentified: u } => {
-                let slot = u.slot;
-                let seen = self
-                    .unidentified_in(slot)
-                    .is_some_and(|old| old.boot_image == u.boot_image);
-                self.set_slot(slot, None);
-                self.known_good = Some(slot);
-                let what = match u.index_version {
-                    Some(v) => {
-                        format!("running firmware is no release of the signed index (version {v})")
-                    }
-                    None => {
-                        "running firmware is not on record yet (an index check may identify it)"
-                            .to_string()
-                    }
-                };
-                let detail = match &u.boot_image {
-                    Some(b) => format!(
-                        "{what}; kept as known-good, checked by its boot image, {}",
-                        b.describe
-                    ),
-                    None => format!("{what}, and has no boot image fwguard reads; kept as known-good, and only the bootloader's own fallback returns to it"),
-                };
-                self.unidentified = Some(u);
-                if seen {
-                    // Compared with a newer index only: nothing new to tell.
-                    return;
-                }
-                entry(H::Unidentified, None, Some(slot), detail)
-            }
-            Note::Baseline {
-                version,
-                passing,
-                checks,
-                detail,
-                by_owner,
-            } => {
-                self.baseline = Some(passing);
-                if by_owner {
-                    self.rollbacks_in_a_row = 0;
-                }
-                entry(H::Baseline, Some(&version), None, detail).with_checks(checks)
-            }
-            Note::Pinned {
-                version,
-                insecure,
-                detail,
-                from_archive,
-            } => {
-                self.pin_to(&version, insecure);
-                let event = if from_archive {
-                    H::ArchiveInstall
-                } else {
-                    H::Pin
-                };
-                entry(event, Some(&version), None, detail)
-            }
-            Note::Unpinned => {
-                let old = self.pin.take();
-                self.hold = false;
-                self.pin_insecure = false;
-                self.rollbacks_in_a_row = 0;
-                let detail = "following the channel again".to_string();
-                entry(H::Unpin, old.as_ref(), None, detail)
-            }
-            Note::Held { version } => {
-                self.hold = true;
-                entry(H::Hold, version.as_ref(), None, "held by the owner".into())
-            }
-            Note::PolicySet { policy } => {
-                let detail = format!("policy set to {} by the owner", policy.as_str());
-                self.policy = Some(policy);
-                entry(H::Policy, None, None, detail)
-            }
-            Note::ChannelSet { channel } => {
-                let detail = format!("following channel {channel}, set by the owner");
-                self.channel = Some(channel);
-                entry(H::Channel, None, None, detail)
-            }
-            Note::IndexAccepted { last } => {
-                self.time_floor = self.time_floor.max(last.issued_at);
-                self.last_index = Some(last);
-                return;
-            }
-            Note::Checkpoint { partial } => {
-                self.partial = partial;
-                return;
-            }
-            Note::RootRotated { version, text } => {
-                self.root = text;
-                self.last_index = None;
-                let detail = format!("trust root version {version} accepted");
-                entry(H::RootRotated, None, None, detail)
-            }
-            Note::TimeFloorReset { floor, detail } => {
-                self.time_floor = floor;
-                entry(H::TimeFloorReset, None, None, detail)
-            }
-            Note::Delivered { outcomes } => {
-                self.outcomes.retain(|o| !outcomes.contains(o));
-                return;
-            }
-        };
-        self.record(e);
     }
 }

@@ -54,6 +54,7 @@ history_events! {
     ArmFailed => "arm-failed",
     ArmInterrupted => "arm-interrupted",
     TrialStarted => "trial-started",
+    TrialCarried => "trial-carried",
     TrialReboot => "trial-reboot",
     Committed => "committed",
     TrialFailed => "trial-failed",

@@ -11,6 +11,7 @@
 //!  Idle/Trial --Rollback--> RollingBack --RolledBack--> Idle
 //! ```
 
+use super::carried::{CarriedOutcome, CarriedTrial};
 use super::schema::{CheckRecord, ReleaseRef};
 use crate::slot::Slot;
 use crate::version::Version;
@@ -124,6 +125,11 @@ pub enum Event {
     RetryBoot,
     /// The rollback never took effect within its attempts: stop rebooting.
     RollbackFailed,
+    /// The other slot's fwguard armed a trial of this slot and carried it in the bootloader
+    /// environment (boards whose slots share nothing else): this state takes it over.
+    TakeTrial { trial: Box<CarriedTrial> },
+    /// The trial this firmware armed ended in the other slot, as its fwguard carried it back.
+    Returned { outcome: CarriedOutcome },
 }
 
 impl Event {
@@ -143,6 +149,8 @@ impl Event {
             Event::RolledBack => "finish a rollback",
             Event::RetryBoot => "retry the boot",
             Event::RollbackFailed => "give up the rollback",
+            Event::TakeTrial { .. } => "take over a carried trial",
+            Event::Returned { .. } => "record how a carried trial ended",
         }
     }
 }
@@ -275,6 +283,18 @@ pub fn transition(state: &UpdateState, event: &Event) -> Result<UpdateState, Dis
             attempts: 0,
         },
         (S::RollingBack { .. }, E::RolledBack | E::RollbackFailed) => S::Idle,
+        (_, E::TakeTrial { trial }) if trial.slot != trial.previous => S::Armed {
+            release: trial.release.clone(),
+            target: trial.slot,
+            previous: trial.previous,
+            arm_attempts: 0,
+        },
+        (
+            S::Armed {
+                release, target, ..
+            },
+            E::Returned { outcome },
+        ) if outcome.slot == *target && outcome.version == release.version => S::Idle,
         (
             S::Armed {
                 release,

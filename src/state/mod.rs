@@ -1,18 +1,22 @@
 //! Persistent agent state: one versioned JSON file, written atomically, guarded by a lock.
 
 mod apply;
+pub mod carried;
 #[cfg(test)]
 mod edges;
 #[cfg(test)]
 mod fixtures_tests;
 mod history;
 pub mod machine;
+mod note;
 mod schema;
 mod store;
 
-pub use apply::{Facts, Note, Reporter};
+pub use apply::{Facts, Reporter};
+pub use carried::{Carried, CarriedOutcome, CarriedTrial, CARRY_VAR};
 pub use history::{HistoryEntry, HistoryEvent, HISTORY_MAX};
 pub use machine::{transition, Disallowed, Event, UpdateState};
+pub use note::Note;
 pub use schema::{check_records, CheckRecord, ReleaseRef};
 pub use store::{Lock, StateStore};
 

@@ -1,0 +1,208 @@
+//! What travels between the two slots' fwguards in the bootloader environment, on boards
+//! whose slots share nothing else (the Linksys WRT32X: u_env and s_env only; each firmware
+//! has its own overlay). It is written in the same env write that arms a trial, commits it
+//! or rolls it back, and never on a healthy boot:
+//! - a trial armed: the release in the target slot (size and hash), the slot left and what
+//!   it holds, the health groups the new firmware must pass, the device id: the fwguard of
+//!   the new firmware, which has no state of its own about it, takes the trial over from it;
+//! - how the last trial ended (committed, or rolled back and why): the fwguard of the slot
+//!   it left learns it when that slot runs again, and denylists a release rolled back;
+//! - the monotonic trust data (the newest signed index accepted and the time floor) and the
+//!   denylist, so that neither slot goes backwards after a switch.
+//!
+//! One JSON object in one variable ([`CARRY_VAR`]); a newer fwguard adds fields only.
+
+use super::history::HistoryEvent as H;
+use super::machine::UpdateState;
+use super::{DenyEntry, Facts, PersistedState, ReleaseRef, SlotRecord, Unidentified};
+use crate::index::LastIndex;
+use crate::slot::Slot;
+use crate::version::Version;
+use serde::{Deserialize, Serialize};
+
+/// The env variable that holds it.
+pub const CARRY_VAR: &str = "fwguard_carry";
+/// Its format.
+pub const CARRY_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carried {
+    pub schema: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<CarriedTrial>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<CarriedOutcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_index: Option<LastIndex>,
+    #[serde(default)]
+    pub time_floor: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denylist: Vec<DenyEntry>,
+}
+
+/// A trial armed by the fwguard of `previous`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarriedTrial {
+    pub release: ReleaseRef,
+    pub slot: Slot,
+    pub previous: Slot,
+    /// What `previous` holds: a release on record, or unidentified firmware.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_record: Option<SlotRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_unidentified: Option<Unidentified>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Vec<String>>,
+    pub device_id: String,
+}
+
+/// How the trial of `version` in `slot` ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarriedOutcome {
+    pub version: Version,
+    pub slot: Slot,
+    /// `committed` or `rolled-back`.
+    pub result: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("bootloader env {CARRY_VAR}: {0}")]
+pub struct CarryError(String);
+
+impl Carried {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("plain data serialises")
+    }
+
+    /// Read the variable's text; a schema this fwguard does not know is refused by name.
+    pub fn decode(text: &str) -> Result<Carried, CarryError> {
+        let c: Carried = serde_json::from_str(text).map_err(|e| CarryError(e.to_string()))?;
+        if c.schema != CARRY_SCHEMA {
+            return Err(CarryError(format!(
+                "schema {} (this fwguard reads {CARRY_SCHEMA})",
+                c.schema
+            )));
+        }
+        Ok(c)
+    }
+
+    /// Whether it holds trust data or denylist entries `st` has not seen.
+    pub fn is_news_for(&self, st: &PersistedState) -> bool {
+        let newer_index = match (&self.last_index, &st.last_index) {
+            (Some(c), Some(s)) => c.version > s.version,
+            (Some(_), None) => st.root.is_none(),
+            _ => false,
+        };
+        newer_index
+            || self.time_floor > st.time_floor
+            || self.denylist.iter().any(|d| !st.is_denylisted(&d.version))
+    }
+}
+
+impl PersistedState {
+    /// What travels with the env write this state is about to make: the trial it arms
+    /// (in `Armed`), with `outcome` of the trial before, and the trust data.
+    pub fn carry(&self, outcome: Option<CarriedOutcome>) -> Carried {
+        let trial = match &self.update {
+            UpdateState::Armed {
+                release,
+                target,
+                previous,
+                ..
+            } => Some(CarriedTrial {
+                release: release.clone(),
+                slot: *target,
+                previous: *previous,
+                previous_record: self.slot(*previous).cloned(),
+                previous_unidentified: self.unidentified_in(*previous).cloned(),
+                baseline: self.baseline.clone(),
+                device_id: self.device_id.clone(),
+            }),
+            _ => None,
+        };
+        Carried {
+            schema: CARRY_SCHEMA,
+            trial,
+            outcome,
+            last_index: self.last_index.clone(),
+            time_floor: self.time_floor,
+            denylist: self.denylist.clone(),
+        }
+    }
+
+    /// Take in the trust data and denylist another slot's fwguard carried: the newer index,
+    /// the later floor, and every denied release.
+    pub(super) fn merge_carried(&mut self, c: &Carried) {
+        if let Some(ci) = &c.last_index {
+            let newer = match &self.last_index {
+                Some(s) => ci.version > s.version,
+                // A rotated root started an epoch of its own here: its index decides.
+                None => self.root.is_none(),
+            };
+            if newer {
+                self.last_index = Some(ci.clone());
+            }
+        }
+        self.time_floor = self.time_floor.max(c.time_floor);
+        for d in &c.denylist {
+            if !self.is_denylisted(&d.version) {
+                self.denylist.push(d.clone());
+            }
+        }
+    }
+
+    /// The bookkeeping of taking over the trial `t`, armed by the other slot's fwguard: the
+    /// records of both slots as it had them, its device id and baseline.
+    pub(super) fn take_trial(&mut self, t: &CarriedTrial, facts: &Facts) {
+        self.set_slot(
+            t.slot,
+            Some(SlotRecord {
+                version: t.release.version.clone(),
+                size: t.release.size,
+                sha256: t.release.sha256.clone(),
+                good: false,
+                origin: super::Origin::Installed,
+            }),
+        );
+        self.set_slot(t.previous, t.previous_record.clone());
+        if let Some(u) = &t.previous_unidentified {
+            self.unidentified = Some(u.clone());
+        }
+        self.known_good = Some(t.previous);
+        self.baseline = t.baseline.clone();
+        self.device_id = t.device_id.clone();
+        self.partial = None;
+        let detail = format!(
+            "trial of slot {} taken over from the firmware in slot {}, which armed it (carried in the bootloader environment)",
+            t.slot, t.previous
+        );
+        self.entry(
+            facts,
+            H::TrialCarried,
+            &t.release.version,
+            t.slot,
+            detail,
+            Vec::new(),
+        );
+    }
+
+    /// The bookkeeping of learning how the trial this firmware armed ended, in the other slot.
+    pub(super) fn take_outcome(&mut self, o: &CarriedOutcome, booted: Slot, facts: &Facts) {
+        if o.result == "committed" {
+            let detail = format!(
+                "committed in slot {} (learned from the bootloader environment)",
+                o.slot
+            );
+            self.entry(facts, H::Committed, &o.version, o.slot, detail, Vec::new());
+            return;
+        }
+        self.deny(o.version.clone(), o.reason.clone(), facts.at);
+        self.rollbacks_in_a_row += 1;
+        self.known_good = Some(booted);
+        let detail = format!("running slot {booted} again ({})", o.reason);
+        self.entry(facts, H::RolledBack, &o.version, booted, detail, Vec::new());
+        self.queue_outcome(facts, "rolled-back", None);
+    }
+}

@@ -1,0 +1,214 @@
+//! A Linksys WRT32X as it is: each firmware has its own overlay, so each slot's fwguard has
+//! its own state directory, and the two share nothing but the U-Boot env (and the s_env
+//! counter). The trial's facts travel in the env (`fwguard_carry`), written with the arm,
+//! the commit or the rollback: the new firmware's fwguard takes the trial over and judges
+//! it; after a rollback the old firmware's fwguard records how it ended and denylists the
+//! release; the slot the bootloader falls back to is never written meanwhile.
+
+use super::common;
+
+use common::linksys::Flash;
+use common::{history_has, WAN_DOWN};
+use fwguard::agent::{Action, Agent, UpdateMode};
+use fwguard::config::Settings;
+use fwguard::sim::world::{World, WorldOptions};
+use fwguard::sim::Behaviour;
+use fwguard::state::{Carried, Origin, PersistedState, StateStore, UpdateState, CARRY_VAR};
+use fwguard::Slot;
+use std::path::PathBuf;
+use std::time::Duration;
+
+struct Router {
+    world: World,
+    flash: Flash,
+    /// One config per firmware: the same but for `state_dir`, on that slot's own overlay.
+    cfg: [PathBuf; 2],
+    booted: Slot,
+    _tmp: tempfile::TempDir,
+}
+
+impl Router {
+    async fn new() -> Router {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = WorldOptions {
+            board: "linksys-wrt32x".into(),
+            payload_len: 512 * 1024,
+            ..WorldOptions::default()
+        };
+        let mut world = World::create(tmp.path().join("w"), opts).await.unwrap();
+        world.add_image("1.1", Behaviour::GOOD).unwrap();
+        world.add_image("1.2", WAN_DOWN).unwrap();
+        world.publish(&["1.0"]).unwrap();
+        let image = std::fs::read(world.www.join("images/fw-1.0.img")).unwrap();
+        let flash = Flash::create(&tmp.path().join("flash"), &image);
+        let text = world.config_text("policy = \"off\"", common::FAST_TRIAL);
+        let sim_board = format!(
+            "profile = \"sim\"\ndir = \"{}\"\n",
+            world.router.dir().display()
+        );
+        let shared = Settings::load(&{
+            let p = tmp.path().join("probe.toml");
+            std::fs::write(&p, &text).unwrap();
+            p
+        })
+        .unwrap()
+        .state_dir;
+        let cfg = [Slot::A, Slot::B].map(|s| {
+            let own = tmp.path().join(format!("overlay-{s}/etc/fwguard/state"));
+            let t = text.replace(&sim_board, &flash.board_config()).replace(
+                &format!("state_dir = \"{}\"", shared.display()),
+                &format!("state_dir = \"{}\"", own.display()),
+            );
+            assert!(t.contains(&own.display().to_string()));
+            let p = tmp.path().join(format!("config-{s}.toml"));
+            std::fs::write(&p, t).unwrap();
+            p
+        });
+        Router {
+            world,
+            flash,
+            cfg,
+            booted: Slot::A,
+            _tmp: tmp,
+        }
+    }
+
+    fn settings(&self, s: Slot) -> Settings {
+        Settings::load(&self.cfg[s.index()]).unwrap()
+    }
+
+    /// The fwguard of the firmware running now.
+    fn agent(&self) -> Agent {
+        Agent::from_settings(self.settings(self.booted)).unwrap()
+    }
+
+    fn state_of(&self, s: Slot) -> PersistedState {
+        StateStore::new(self.settings(s).state_dir).load().unwrap()
+    }
+
+    async fn power_on(&mut self) -> (Slot, String) {
+        let (slot, version) = self.flash.power_on(&mut self.world).await;
+        self.booted = slot;
+        (slot, version)
+    }
+
+    /// Run the running firmware's daemon until its boot is settled, or it asks for a reboot.
+    async fn settle(&self) {
+        let agent = self.agent();
+        let store = StateStore::new(self.settings(self.booted).state_dir);
+        let flash = &self.flash;
+        let done = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let idle = store.load().is_ok_and(|s| s.update == UpdateState::Idle);
+                if idle && flash.s_env().0 == 0 || flash.reboot_requested() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), agent.run_daemon(done))
+            .await
+            .expect("daemon settles in time")
+            .expect("daemon runs");
+    }
+
+    fn carried(&self) -> Carried {
+        Carried::decode(&self.flash.env()[CARRY_VAR]).unwrap()
+    }
+
+    fn bytes(&self, mtd: u32) -> Vec<u8> {
+        std::fs::read(self.flash.dev(mtd)).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_trial_is_judged_by_the_new_firmware_s_own_fwguard_and_a_rollback_reaches_the_old() {
+    let mut r = Router::new().await;
+    assert_eq!(r.power_on().await, (Slot::A, "1.0".into()));
+    r.world.publish(&["1.0", "1.1"]).unwrap();
+    r.agent().check().await.unwrap();
+    let a_state = r.state_of(Slot::A);
+    assert_eq!(a_state.slot_a.as_ref().unwrap().origin, Origin::Adopted);
+
+    // 1.1 armed from A: the env carries the trial with the facts B's fwguard needs.
+    let a = r.agent().update(UpdateMode::Install).await.unwrap();
+    assert_eq!(a, Action::Reboot("trial boot of 1.1 in slot B".into()));
+    let c = r.carried();
+    let t = c.trial.as_ref().expect("the trial travels in the env");
+    assert_eq!((t.slot, t.previous), (Slot::B, Slot::A));
+    assert_eq!(t.release.version.as_str(), "1.1");
+    assert_eq!(t.previous_record.as_ref().unwrap().version.as_str(), "1.0");
+    assert_eq!(t.device_id, a_state.device_id);
+    assert_eq!(c.last_index, r.state_of(Slot::A).last_index);
+
+    // B boots with a state directory of its own that has never seen this trial.
+    let (k1, r1) = (r.bytes(5), r.bytes(6));
+    assert_eq!(r.power_on().await, (Slot::B, "1.1".into()));
+    assert!(!r.settings(Slot::B).state_dir.exists());
+    r.settle().await;
+    let b = r.state_of(Slot::B);
+    assert_eq!(
+        (b.update.clone(), b.known_good),
+        (UpdateState::Idle, Some(Slot::B))
+    );
+    assert!(history_has(&b, "trial-carried", "1.1"), "{:?}", b.history);
+    assert!(history_has(&b, "committed", "1.1"));
+    assert_eq!(b.slot_a.as_ref().unwrap().version.as_str(), "1.0");
+    assert_eq!(b.device_id, a_state.device_id, "the rollout bucket follows");
+    assert_eq!(b.time_floor, r.state_of(Slot::A).time_floor);
+    assert_eq!(
+        (r.bytes(5), r.bytes(6)),
+        (k1.clone(), r1.clone()),
+        "slot A was written"
+    );
+    let c = r.carried();
+    assert!(c.trial.is_none());
+    let o = c.outcome.unwrap();
+    assert_eq!((o.result.as_str(), o.slot), ("committed", Slot::B));
+    // A healthy boot of B later writes nothing to the env.
+    let env = r.bytes(1);
+    assert_eq!(r.power_on().await, (Slot::B, "1.1".into()));
+    r.settle().await;
+    assert_eq!(r.bytes(1), env);
+
+    // B's fwguard installs 1.2 (breaks the WAN) into A, arms it: A's fwguard, whose own
+    // state still says it armed 1.1, learns 1.1 was committed, takes the trial over, finds
+    // it unhealthy and rolls back to B.
+    r.world.publish(&["1.0", "1.1", "1.2"]).unwrap();
+    let k2 = (r.bytes(7), r.bytes(8));
+    r.agent().update(UpdateMode::Install).await.unwrap();
+    assert_eq!(r.power_on().await, (Slot::A, "1.2".into()));
+    r.settle().await;
+    assert!(r.flash.reboot_requested());
+    assert_eq!(
+        (r.bytes(7), r.bytes(8)),
+        k2,
+        "slot B (the fallback) was written"
+    );
+    let a_state = r.state_of(Slot::A);
+    assert!(
+        history_has(&a_state, "committed", "1.1"),
+        "{:?}",
+        a_state.history
+    );
+    assert!(history_has(&a_state, "trial-carried", "1.2"));
+    assert!(history_has(&a_state, "rollback", "1.2"));
+    let o = r.carried().outcome.unwrap();
+    assert_eq!((o.result.as_str(), o.slot), ("rolled-back", Slot::A));
+
+    // B runs again: its fwguard records the rollback, denylists 1.2, and never retries it.
+    assert_eq!(r.power_on().await, (Slot::B, "1.1".into()));
+    r.settle().await;
+    let b = r.state_of(Slot::B);
+    assert_eq!(
+        (b.update.clone(), b.known_good),
+        (UpdateState::Idle, Some(Slot::B))
+    );
+    assert!(history_has(&b, "rolled-back", "1.2"), "{:?}", b.history);
+    assert!(b.is_denylisted(&"1.2".parse().unwrap()));
+    let a = r.agent().update(UpdateMode::Install).await.unwrap();
+    assert!(
+        matches!(&a, Action::UpToDate(why) if why.contains("1.2 was rolled back on this device")),
+        "{a:?}"
+    );
+}
