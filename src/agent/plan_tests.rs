@@ -134,6 +134,8 @@ fn shape(p: &Plan) -> String {
                 Event::Rearm => "rearm".to_string(),
                 Event::RolledBack => "rolled-back".to_string(),
                 Event::RollbackFailed => "rollback-failed".to_string(),
+                Event::TakeTrial { .. } => "take-trial".to_string(),
+                Event::Returned { .. } => "returned".to_string(),
                 other => other.name().to_string(),
             },
             Step::Save => "save".into(),
@@ -325,4 +327,78 @@ fn an_interrupted_install_says_where_it_resumes() {
     assert!(
         matches!(&p.steps[0], Step::Apply(Event::Interrupted { detail }) if detail.contains("after byte 4096"))
     );
+}
+
+#[test]
+fn what_the_other_slot_carried_in_the_env() {
+    use crate::state::{Carried, CarriedOutcome, CarriedTrial};
+    let none = Carried {
+        schema: 1,
+        trial: None,
+        outcome: None,
+        last_index: None,
+        time_floor: 0,
+        denylist: Vec::new(),
+    };
+    let trial_b = Carried {
+        trial: Some(CarriedTrial {
+            release: rel(),
+            slot: B,
+            previous: A,
+            previous_record: None,
+            previous_unidentified: None,
+            baseline: None,
+            device_id: "d".into(),
+        }),
+        ..none.clone()
+    };
+    let rolled_back = Carried {
+        outcome: Some(CarriedOutcome {
+            version: rel().version,
+            slot: B,
+            result: "rolled-back".into(),
+            reason: "wan down".into(),
+        }),
+        ..none.clone()
+    };
+    let floor = Carried {
+        time_floor: 99,
+        ..none.clone()
+    };
+    #[rustfmt::skip]
+    let table: &[(&str, &str, &Carried, &str)] = &[
+        // The new firmware's own state never heard of the trial: it takes it over.
+        ("idle", "B on trial", &trial_b, "take-trial save booted save => trial"),
+        ("staged", "B on trial", &trial_b, "arm(A) booted save => trial"),
+        // Its own state explains it already: nothing is taken over.
+        ("armed", "B on trial", &trial_b, "booted save => trial"),
+        // Only the trial's own slot takes it over, and only while it is armed.
+        ("idle", "A, B armed", &trial_b, " => unexplained"),
+        ("idle", "B committed", &trial_b, "adopt(B) => idle"),
+        // The old firmware learns how the trial it armed ended.
+        ("armed", "A committed", &rolled_back, "returned save adopt(A) => idle"),
+        ("armed", "B on trial", &rolled_back, "booted save => trial"),
+        ("idle", "A committed", &rolled_back, "adopt(A) => idle"),
+        // Trust data: taken in when it is news, else nothing is written.
+        ("idle", "A committed", &floor, "note save adopt(A) => idle"),
+        ("idle", "A committed", &none, "adopt(A) => idle"),
+    ];
+    let states = states();
+    let boots = boots();
+    for (state, boot, carried, want) in table {
+        let st = PersistedState {
+            update: states.iter().find(|(n, _)| n == state).unwrap().1.clone(),
+            ..Default::default()
+        };
+        let b = boots.iter().find(|b| b.0 == *boot).unwrap();
+        let f = BootFacts {
+            carried: Some((*carried).clone()),
+            ..facts(b)
+        };
+        assert_eq!(
+            shape(&plan(&st, &f)),
+            *want,
+            "{state} / {boot} / {carried:?}"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 
 use super::*;
 
+mod carried;
 mod install;
 mod notes;
 mod trial;
