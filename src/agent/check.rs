@@ -25,6 +25,15 @@ pub struct CheckReport {
     pub choice: Choice,
 }
 
+impl CheckReport {
+    /// The running release for people: its version, or "unidentified firmware".
+    pub fn running_text(&self) -> String {
+        self.running
+            .as_ref()
+            .map_or("unidentified firmware".to_string(), |v| v.to_string())
+    }
+}
+
 impl Agent {
     /// The root in force: a rotated one from the state when newer than the installed one.
     pub(super) fn trust_root(&self, st: &PersistedState) -> Result<TrustRoot> {
@@ -179,7 +188,7 @@ impl Agent {
     }
 
     /// `fwguard check`: what would be installed. Writes only when a newer root or index was
-    /// accepted.
+    /// accepted, or the running firmware was identified by it.
     pub async fn check(&self) -> Result<CheckReport> {
         let _lock = self.lock()?;
         let mut st = self.load()?;

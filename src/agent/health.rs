@@ -30,16 +30,14 @@ impl HealthRecord {
 
 impl Agent {
     fn time_floor(&self) -> u64 {
+        let Ok(st) = self.load() else { return 0 };
         let running = self
             .board
             .platform
             .booted_slot()
             .map(|s| self.build_time(s))
             .unwrap_or(0);
-        self.load()
-            .map(|st| st.time_floor)
-            .unwrap_or(0)
-            .max(running)
+        st.time_floor.max(running)
     }
 
     /// Run every check once and judge them against `baseline`.

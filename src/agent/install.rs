@@ -281,6 +281,11 @@ impl Agent {
                 .into())
             }
         };
+        if self.board.bootloader.carries() {
+            // The arm's id, carried with it, persisted with `Armed`.
+            let id = crate::state::Carried::new_arm_id();
+            st.note(Note::CarriedArm { id }, &self.facts(st));
+        }
         st.apply(Event::Arm { previous: booted }, &self.facts(st))?;
         self.save(st)?;
         crate::failpoint::hit("arm-persisted");

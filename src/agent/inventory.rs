@@ -35,7 +35,10 @@ impl Agent {
     }
 
     /// When the firmware in `slot` was built, where its boot image says (a uImage's or a
-    /// FIT's timestamp); 0 when it does not.
+    /// FIT's timestamp); 0 when it does not. Read for unidentified firmware too: on a fresh
+    /// router with its clock in 1970 it is what keeps an old signed index from being
+    /// replayed before the first index raised the floor (the firmware is the owner's own:
+    /// a timestamp it carries is trusted as the firmware is).
     pub fn build_time(&self, slot: Slot) -> u64 {
         self.boot_image(slot)
             .ok()
@@ -142,6 +145,10 @@ impl Agent {
         booted: Slot,
     ) -> Result<bool> {
         if st.update != UpdateState::Idle || st.slot(booted).is_some() {
+            return Ok(false);
+        }
+        // A trial armed (explained or not) is no firmware to adopt as known-good.
+        if self.board.bootloader.read_state()?.trial {
             return Ok(false);
         }
         if st

@@ -36,8 +36,11 @@ pub struct BootFacts {
     /// Milliseconds of boot time now.
     pub now_ms: u64,
     /// What the other slot's fwguard carried in the bootloader environment (boards whose
-    /// slots share nothing else).
+    /// slots share nothing else); a trial in it was checked against the slot's bytes.
     pub carried: Option<Carried>,
+    /// The version of the trust root in force (carried trust data of another root epoch is
+    /// not taken in).
+    pub root_version: u64,
 }
 
 /// One step of a recovery, carried out in order. (A plan holds a few steps, once per
@@ -106,14 +109,15 @@ pub fn plan(st: &PersistedState, f: &BootFacts) -> Plan {
         }
     };
     // What the other slot's fwguard carried: its trust data; how the trial this firmware
-    // armed ended there; a trial of this slot that it armed.
+    // armed ended there; a trial of this slot that it armed. Matched by arm id.
     let mut pre = Vec::new();
     let mut probe = None;
     if let Some(c) = &f.carried {
-        if c.is_news_for(st) {
+        if c.is_news_for(st, f.root_version) {
             let carried = Box::new(c.clone());
             pre.push(Step::Note(Note::CarriedTrust { carried }));
         }
+        let mine = |arm: &str| st.carried_arm.as_deref() == Some(arm);
         let mut events = Vec::new();
         if let (
             Some(o),
@@ -122,7 +126,11 @@ pub fn plan(st: &PersistedState, f: &BootFacts) -> Plan {
             },
         ) = (&c.outcome, &st.update)
         {
-            if o.slot == *target && o.version == release.version && f.booted != *target {
+            if mine(&o.arm_id)
+                && o.slot == *target
+                && o.version == release.version
+                && f.booted != *target
+            {
                 events.push(Event::Returned { outcome: o.clone() });
             }
         }
@@ -131,10 +139,12 @@ pub fn plan(st: &PersistedState, f: &BootFacts) -> Plan {
             update = transition(&update, e).unwrap_or(update);
         }
         if let Some(t) = &c.trial {
+            // This state's own trial or rollback of the slot explains it only if it is of
+            // the same arm: anything else is left from an earlier life of this firmware.
             if boot.trial
                 && boot.primary == t.slot
                 && f.booted == t.slot
-                && !explains(&update, boot)
+                && (!mine(&t.arm_id) || !explains(&update, boot))
             {
                 let e = Event::TakeTrial {
                     trial: Box::new(t.clone()),

@@ -111,6 +111,7 @@ fn facts(b: &Boot) -> BootFacts {
         boot_id: if b.5 { "b1".into() } else { "b2".into() },
         now_ms: 7,
         carried: None,
+        root_version: 1,
     }
 }
 
@@ -253,6 +254,7 @@ fn an_unreadable_env_writes_nothing_in_any_state() {
             boot_id: "b2".into(),
             now_ms: 0,
             carried: None,
+            root_version: 1,
         };
         let p = plan(&st, &f);
         assert!(p.steps.is_empty(), "{name}: {:?}", p.steps);
@@ -331,17 +333,18 @@ fn an_interrupted_install_says_where_it_resumes() {
 
 #[test]
 fn what_the_other_slot_carried_in_the_env() {
-    use crate::state::{Carried, CarriedOutcome, CarriedTrial};
+    use crate::state::{Carried, CarriedOutcome, CarriedTrial, TrialResult};
     let none = Carried {
         schema: 1,
         trial: None,
         outcome: None,
+        root_version: 1,
         last_index: None,
         time_floor: 0,
-        denylist: Vec::new(),
     };
     let trial_b = Carried {
         trial: Some(CarriedTrial {
+            arm_id: "x".into(),
             release: rel(),
             slot: B,
             previous: A,
@@ -349,14 +352,16 @@ fn what_the_other_slot_carried_in_the_env() {
             previous_unidentified: None,
             baseline: None,
             device_id: "d".into(),
+            denylist: Vec::new(),
         }),
         ..none.clone()
     };
     let rolled_back = Carried {
         outcome: Some(CarriedOutcome {
+            arm_id: "x".into(),
             version: rel().version,
             slot: B,
-            result: "rolled-back".into(),
+            result: TrialResult::RolledBack,
             reason: "wan down".into(),
         }),
         ..none.clone()
@@ -365,29 +370,40 @@ fn what_the_other_slot_carried_in_the_env() {
         time_floor: 99,
         ..none.clone()
     };
+    let other_epoch = Carried {
+        root_version: 2,
+        ..floor.clone()
+    };
     #[rustfmt::skip]
-    let table: &[(&str, &str, &Carried, &str)] = &[
+    let table: &[(&str, Option<&str>, &str, &Carried, &str)] = &[
         // The new firmware's own state never heard of the trial: it takes it over.
-        ("idle", "B on trial", &trial_b, "take-trial save booted save => trial"),
-        ("staged", "B on trial", &trial_b, "arm(A) booted save => trial"),
-        // Its own state explains it already: nothing is taken over.
-        ("armed", "B on trial", &trial_b, "booted save => trial"),
+        ("idle", None, "B on trial", &trial_b, "take-trial save booted save => trial"),
+        ("staged", None, "B on trial", &trial_b, "take-trial save booted save => trial"),
+        // Its own state explains it already (the same arm): nothing is taken over.
+        ("armed", Some("x"), "B on trial", &trial_b, "booted save => trial"),
+        ("rolling", Some("x"), "B on trial", &trial_b, "retry save switch(A) => reboot"),
+        // A trial or rollback of an earlier arm left in this slot's state is stale.
+        ("rolling", Some("old"), "B on trial", &trial_b, "take-trial save booted save => trial"),
+        ("trial", None, "B on trial", &trial_b, "take-trial save booted save => trial"),
         // Only the trial's own slot takes it over, and only while it is armed.
-        ("idle", "A, B armed", &trial_b, " => unexplained"),
-        ("idle", "B committed", &trial_b, "adopt(B) => idle"),
-        // The old firmware learns how the trial it armed ended.
-        ("armed", "A committed", &rolled_back, "returned save adopt(A) => idle"),
-        ("armed", "B on trial", &rolled_back, "booted save => trial"),
-        ("idle", "A committed", &rolled_back, "adopt(A) => idle"),
-        // Trust data: taken in when it is news, else nothing is written.
-        ("idle", "A committed", &floor, "note save adopt(A) => idle"),
-        ("idle", "A committed", &none, "adopt(A) => idle"),
+        ("idle", None, "A, B armed", &trial_b, " => unexplained"),
+        ("idle", None, "B committed", &trial_b, "adopt(B) => idle"),
+        // The old firmware learns how the trial it armed (by its id) ended.
+        ("armed", Some("x"), "A committed", &rolled_back, "returned save adopt(A) => idle"),
+        ("armed", Some("y"), "A committed", &rolled_back, "rearm save => idle"),
+        ("armed", Some("x"), "B on trial", &rolled_back, "booted save => trial"),
+        ("idle", Some("x"), "A committed", &rolled_back, "adopt(A) => idle"),
+        // Trust data: taken in when it is news of this root epoch, else nothing is written.
+        ("idle", None, "A committed", &floor, "note save adopt(A) => idle"),
+        ("idle", None, "A committed", &other_epoch, "adopt(A) => idle"),
+        ("idle", None, "A committed", &none, "adopt(A) => idle"),
     ];
     let states = states();
     let boots = boots();
-    for (state, boot, carried, want) in table {
+    for (state, arm, boot, carried, want) in table {
         let st = PersistedState {
             update: states.iter().find(|(n, _)| n == state).unwrap().1.clone(),
+            carried_arm: arm.map(str::to_string),
             ..Default::default()
         };
         let b = boots.iter().find(|b| b.0 == *boot).unwrap();
@@ -398,7 +414,7 @@ fn what_the_other_slot_carried_in_the_env() {
         assert_eq!(
             shape(&plan(&st, &f)),
             *want,
-            "{state} / {boot} / {carried:?}"
+            "{state} {arm:?} / {boot} / {carried:?}"
         );
     }
 }

@@ -6,7 +6,9 @@
 use super::plan::{plan, trial_explained, BootFacts, Plan, Situation, Step};
 use super::Agent;
 use crate::error::{Error, Result};
-use crate::state::{Carried, CarriedOutcome, PersistedState, UpdateState};
+use crate::flash::{self, Expected};
+use crate::slot::Slot;
+use crate::state::{Carried, CarriedOutcome, PersistedState, TrialResult, UpdateState};
 
 impl Agent {
     /// What the other slot's fwguard carried in the bootloader environment, if the board
@@ -24,14 +26,78 @@ impl Agent {
             .ok()
     }
 
-    /// What a board that carries state writes with an arm (`st` in `Armed`): the trial, the
-    /// outcome of the trial before (still in the env), and the trust data.
+    /// The carried trial of `booted`, if it can be taken over: what it says the slot holds
+    /// is what the slot holds (its extent hashed), and what it says of the slot left is
+    /// something fwguard can return to. Otherwise it is dropped, with a warning (the
+    /// bootloader's counter decides then).
+    fn checked_trial(&self, c: &mut Carried, booted: Slot) {
+        let Some(t) = &c.trial else { return };
+        if t.slot != booted {
+            return;
+        }
+        let mut sha256 = [0u8; 32];
+        let problem = if hex::decode_to_slice(&t.release.sha256, &mut sha256).is_err() {
+            Some("a malformed hash".to_string())
+        } else if t.previous_record.is_none()
+            && t.previous_unidentified.as_ref().map(|u| u.slot) != Some(t.previous)
+        {
+            Some(format!(
+                "nothing on record for slot {}, the slot left",
+                t.previous
+            ))
+        } else {
+            let exp = Expected {
+                size: t.release.size,
+                sha256,
+            };
+            flash::verify_existing(self.board.slot(booted), &exp)
+                .err()
+                .map(|e| e.to_string())
+        };
+        if let Some(why) = problem {
+            tracing::warn!(
+                "the trial of {} in slot {booted} carried in the bootloader environment is not taken over: {why}",
+                t.release.version
+            );
+            c.trial = None;
+        }
+    }
+
+    /// The version of the trust root in force.
+    fn root_version(&self, st: &PersistedState) -> u64 {
+        self.trust_root(st).map(|r| r.version).unwrap_or(0)
+    }
+
+    /// What a board that carries state writes with an arm (`st` in `Armed`, with its arm
+    /// id): the trial, the outcome of the trial before (still in the env), and the trust data.
     pub(super) fn carry_arm(&self, st: &PersistedState) -> Option<String> {
         if !self.board.bootloader.carries() {
             return None;
         }
         let before = self.carried().and_then(|c| c.outcome);
-        Some(st.carry(before).encode())
+        Some(st.carry(before, self.root_version(st)).encode())
+    }
+
+    /// How the trial in `st` ended, for the other slot's fwguard.
+    fn carry_outcome(
+        &self,
+        st: &PersistedState,
+        version: &crate::version::Version,
+        slot: Slot,
+        result: TrialResult,
+        reason: &str,
+    ) -> Option<String> {
+        if !self.board.bootloader.carries() {
+            return None;
+        }
+        let outcome = st.carried_arm.as_ref().map(|arm_id| CarriedOutcome {
+            arm_id: arm_id.clone(),
+            version: version.clone(),
+            slot,
+            result,
+            reason: reason.to_string(),
+        });
+        Some(st.carry(outcome, self.root_version(st)).encode())
     }
 
     /// What a board that carries state writes with a commit of the trial in `st`.
@@ -39,15 +105,7 @@ impl Agent {
         let UpdateState::Trial { release, slot, .. } = &st.update else {
             return None;
         };
-        self.board.bootloader.carries().then(|| {
-            st.carry(Some(CarriedOutcome {
-                version: release.version.clone(),
-                slot: *slot,
-                result: "committed".into(),
-                reason: String::new(),
-            }))
-            .encode()
-        })
+        self.carry_outcome(st, &release.version, *slot, TrialResult::Committed, "")
     }
 
     /// What a board that carries state writes with the switch of a rollback in `st`.
@@ -61,15 +119,7 @@ impl Agent {
         else {
             return None;
         };
-        self.board.bootloader.carries().then(|| {
-            st.carry(Some(CarriedOutcome {
-                version: version.clone(),
-                slot: *from,
-                result: "rolled-back".into(),
-                reason: reason.clone(),
-            }))
-            .encode()
-        })
+        self.carry_outcome(st, version, *from, TrialResult::RolledBack, reason)
     }
 
     /// Refuse anything that writes a slot or commits while the bootloader has a trial armed
@@ -91,8 +141,13 @@ impl Agent {
     pub fn reconcile(&self) -> Result<Situation> {
         let _lock = self.lock_wait()?;
         let mut st = self.load()?;
+        let booted = self.board.platform.booted_slot()?;
+        let mut carried = self.carried();
+        if let Some(c) = &mut carried {
+            self.checked_trial(c, booted);
+        }
         let facts = BootFacts {
-            booted: self.board.platform.booted_slot()?,
+            booted,
             boot: self
                 .board
                 .bootloader
@@ -100,7 +155,8 @@ impl Agent {
                 .map_err(|e| e.to_string()),
             boot_id: self.board.platform.boot_id()?,
             now_ms: self.board.platform.uptime_ms(),
-            carried: self.carried(),
+            carried,
+            root_version: self.root_version(&st),
         };
         let Plan { steps, situation } = plan(&st, &facts);
         if let Situation::Unexplained(why) = &situation {

@@ -137,16 +137,18 @@ impl Agent {
                 0,
             ),
             (_, None) => match self.check().await {
-                Ok(r) => match r.choice {
+                Ok(r) => match &r.choice {
                     Choice::Install(rel) => (
                         R::Available,
                         format!(
                             "update available: {} (running {}); policy is notify, so nothing is downloaded: `fwguard update` installs it",
-                            rel.version, r.running.as_ref().map_or("unidentified firmware".to_string(), |v| v.to_string())
+                            rel.version, r.running_text()
                         ),
                         0,
                     ),
-                    Choice::UpToDate { reason } => (R::UpToDate, format!("up to date: {reason}"), 0),
+                    Choice::UpToDate { reason } => {
+                        (R::UpToDate, format!("up to date: {reason}"), 0)
+                    }
                 },
                 Err(e) => (R::Failed, format!("update check failed: {e}"), e.exit_code()),
             },

@@ -131,6 +131,19 @@ impl Agent {
             Resolved::UpToDate(reason) => return Ok(Action::UpToDate(reason)),
             Resolved::Install(c) => *c,
         };
+        // The firmware left must be one fwguard can check again before it returns to it.
+        if let Err(Error::Refused(why)) = self.expected_in(&st, booted) {
+            let why = format!("not installing {}: {why}", release.version);
+            match by {
+                By::Daemon => return Ok(Action::UpToDate(why)),
+                By::Owner { force: false } => {
+                    return Err(Error::Refused(format!(
+                        "{why}; `--force` installs anyway, and then only the bootloader's own fallback can return to it"
+                    )))
+                }
+                By::Owner { force: true } => tracing::warn!("{why}; installing as forced"),
+            }
+        }
         // The same image (version, size, hash) is staged already: an edit of the release's
         // other metadata in the index (its rollout, say) is no reason to write it again.
         let staged = match &st.update {

@@ -18,8 +18,8 @@
 //!
 //! The Linksys WRT profile has no partition both slots mount (only the U-Boot environment is
 //! shared), so there any state directory that survives a reboot is the running slot's own:
-//! only RAM is refused, and the passing detail says so (a later change carries the trial's
-//! facts in the bootloader environment). The simulated router's slots are files on the host,
+//! only RAM is refused, and the passing detail says so (the trial's facts travel in the
+//! bootloader environment instead: `state::carried`). The simulated router's slots are files on the host,
 //! and its simulated reboot keeps every host directory, so its state is seen by both slots.
 
 use super::mountinfo::{self, Mount, MountinfoError};
@@ -126,7 +126,7 @@ impl std::fmt::Display for Location {
         let dir = self.dir.display();
         match &self.mount {
             None => write!(f, "state_dir = \"{dir}\" is a directory of the host, outside the simulated slots, and a simulated reboot keeps it: both simulated slots see it"),
-            Some(m) if self.per_slot => write!(f, "state_dir = \"{dir}\" is on {}; this board has no partition both slots mount, so this state is the running slot's own (a later change carries the trial's facts in the bootloader environment)", on(m)),
+            Some(m) if self.per_slot => write!(f, "state_dir = \"{dir}\" is on {}; this board has no partition both slots mount, so this state is the running slot's own (a trial's facts travel in the bootloader environment, fwguard_carry)", on(m)),
             Some(m) => write!(f, "state_dir = \"{dir}\" is on {}, which is neither slot: both slots see it", on(m)),
         }
     }

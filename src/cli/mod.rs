@@ -310,9 +310,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             println!(
                 "index version {}; running {}",
                 r.index_version,
-                r.running
-                    .as_ref()
-                    .map_or("unidentified firmware".to_string(), |v| v.to_string())
+                r.running_text()
             );
             match r.choice {
                 Choice::Install(rel) => {

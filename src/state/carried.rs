@@ -7,9 +7,17 @@
 //!   the new firmware, which has no state of its own about it, takes the trial over from it;
 //! - how the last trial ended (committed, or rolled back and why): the fwguard of the slot
 //!   it left learns it when that slot runs again, and denylists a release rolled back;
-//! - the monotonic trust data (the newest signed index accepted and the time floor) and the
-//!   denylist, so that neither slot goes backwards after a switch.
+//! - the monotonic trust data (the newest signed index accepted and the time floor, with the
+//!   trust root version they belong to), so that neither slot goes backwards after a switch;
+//!   taken in only within the same root epoch (a rotation may lower them on purpose);
+//! - the arming firmware's denylist, taken in with the trial only.
 //!
+//! Every trial carries a random arm id, kept in the state of the fwguard that armed it and of
+//! the one that took it over: a carried trial or outcome is matched by it, never by slot and
+//! version alone (a slot's own state may hold a stale trial of an earlier arm).
+//!
+//! The environment is as trusted as the state file (only root writes either); a carried
+//! trial is still checked against the slot's bytes before it is taken over (`recover.rs`).
 //! One JSON object in one variable ([`CARRY_VAR`]); a newer fwguard adds fields only.
 
 use super::history::HistoryEvent as H;
@@ -24,6 +32,8 @@ use serde::{Deserialize, Serialize};
 pub const CARRY_VAR: &str = "fwguard_carry";
 /// Its format.
 pub const CARRY_SCHEMA: u32 = 1;
+/// Most denylist entries carried (the newest).
+const DENY_CARRIED: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Carried {
@@ -32,17 +42,22 @@ pub struct Carried {
     pub trial: Option<CarriedTrial>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<CarriedOutcome>,
+    /// The trust root version `last_index` and `time_floor` were accepted under.
+    #[serde(default)]
+    pub root_version: u64,
+    /// Version, hash and issue time of the newest index accepted (what replay protection
+    /// needs; the rest comes with the next check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_index: Option<LastIndex>,
     #[serde(default)]
     pub time_floor: u64,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub denylist: Vec<DenyEntry>,
 }
 
 /// A trial armed by the fwguard of `previous`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CarriedTrial {
+    /// Random, one per arm.
+    pub arm_id: String,
     pub release: ReleaseRef,
     pub slot: Slot,
     pub previous: Slot,
@@ -54,17 +69,27 @@ pub struct CarriedTrial {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Vec<String>>,
     pub device_id: String,
+    /// The arming firmware's denylist (its newest entries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denylist: Vec<DenyEntry>,
 }
 
-/// How the trial of `version` in `slot` ended.
+/// How the trial of `version` in `slot`, armed as `arm_id`, ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CarriedOutcome {
+    pub arm_id: String,
     pub version: Version,
     pub slot: Slot,
-    /// `committed` or `rolled-back`.
-    pub result: String,
+    pub result: TrialResult,
     #[serde(default)]
     pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrialResult {
+    Committed,
+    RolledBack,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,30 +113,44 @@ impl Carried {
         Ok(c)
     }
 
-    /// Whether it holds trust data or denylist entries `st` has not seen.
-    pub fn is_news_for(&self, st: &PersistedState) -> bool {
+    /// Whether it holds trust data `st` (under trust root `root_version`) has not seen: only
+    /// within the same root epoch.
+    pub fn is_news_for(&self, st: &PersistedState, root_version: u64) -> bool {
+        if self.root_version != root_version {
+            return false;
+        }
         let newer_index = match (&self.last_index, &st.last_index) {
             (Some(c), Some(s)) => c.version > s.version,
-            (Some(_), None) => st.root.is_none(),
+            (Some(_), None) => true,
             _ => false,
         };
-        newer_index
-            || self.time_floor > st.time_floor
-            || self.denylist.iter().any(|d| !st.is_denylisted(&d.version))
+        newer_index || self.time_floor > st.time_floor
+    }
+
+    /// A new random arm id.
+    pub fn new_arm_id() -> String {
+        let mut id = [0u8; 8];
+        getrandom::getrandom(&mut id).expect("the kernel provides randomness");
+        hex::encode(id)
     }
 }
 
 impl PersistedState {
     /// What travels with the env write this state is about to make: the trial it arms
-    /// (in `Armed`), with `outcome` of the trial before, and the trust data.
-    pub fn carry(&self, outcome: Option<CarriedOutcome>) -> Carried {
-        let trial = match &self.update {
-            UpdateState::Armed {
-                release,
-                target,
-                previous,
-                ..
-            } => Some(CarriedTrial {
+    /// (in `Armed`, as [`PersistedState::carried_arm`]), with `outcome` of the trial before,
+    /// and the trust data (under trust root `root_version`).
+    pub fn carry(&self, outcome: Option<CarriedOutcome>, root_version: u64) -> Carried {
+        let trial = match (&self.update, &self.carried_arm) {
+            (
+                UpdateState::Armed {
+                    release,
+                    target,
+                    previous,
+                    ..
+                },
+                Some(arm_id),
+            ) => Some(CarriedTrial {
+                arm_id: arm_id.clone(),
                 release: release.clone(),
                 slot: *target,
                 previous: *previous,
@@ -119,6 +158,7 @@ impl PersistedState {
                 previous_unidentified: self.unidentified_in(*previous).cloned(),
                 baseline: self.baseline.clone(),
                 device_id: self.device_id.clone(),
+                denylist: newest(&self.denylist),
             }),
             _ => None,
         };
@@ -126,31 +166,31 @@ impl PersistedState {
             schema: CARRY_SCHEMA,
             trial,
             outcome,
-            last_index: self.last_index.clone(),
+            root_version,
+            last_index: self.last_index.as_ref().map(|l| LastIndex {
+                version: l.version,
+                sha256: l.sha256.clone(),
+                issued_at: l.issued_at,
+                security_floor: None,
+                pulled: Default::default(),
+            }),
             time_floor: self.time_floor,
-            denylist: self.denylist.clone(),
         }
     }
 
-    /// Take in the trust data and denylist another slot's fwguard carried: the newer index,
-    /// the later floor, and every denied release.
+    /// Take in the trust data another slot's fwguard carried (the caller checked it is of
+    /// this state's root epoch): the newer index, the later floor.
     pub(super) fn merge_carried(&mut self, c: &Carried) {
         if let Some(ci) = &c.last_index {
-            let newer = match &self.last_index {
-                Some(s) => ci.version > s.version,
-                // A rotated root started an epoch of its own here: its index decides.
-                None => self.root.is_none(),
-            };
-            if newer {
+            if self
+                .last_index
+                .as_ref()
+                .is_none_or(|s| ci.version > s.version)
+            {
                 self.last_index = Some(ci.clone());
             }
         }
         self.time_floor = self.time_floor.max(c.time_floor);
-        for d in &c.denylist {
-            if !self.is_denylisted(&d.version) {
-                self.denylist.push(d.clone());
-            }
-        }
     }
 
     /// The bookkeeping of taking over the trial `t`, armed by the other slot's fwguard: the
@@ -173,7 +213,13 @@ impl PersistedState {
         self.known_good = Some(t.previous);
         self.baseline = t.baseline.clone();
         self.device_id = t.device_id.clone();
+        self.carried_arm = Some(t.arm_id.clone());
         self.partial = None;
+        for d in &t.denylist {
+            if !self.is_denylisted(&d.version) {
+                self.denylist.push(d.clone());
+            }
+        }
         let detail = format!(
             "trial of slot {} taken over from the firmware in slot {}, which armed it (carried in the bootloader environment)",
             t.slot, t.previous
@@ -190,7 +236,8 @@ impl PersistedState {
 
     /// The bookkeeping of learning how the trial this firmware armed ended, in the other slot.
     pub(super) fn take_outcome(&mut self, o: &CarriedOutcome, booted: Slot, facts: &Facts) {
-        if o.result == "committed" {
+        self.carried_arm = None;
+        if o.result == TrialResult::Committed {
             let detail = format!(
                 "committed in slot {} (learned from the bootloader environment)",
                 o.slot
@@ -205,4 +252,9 @@ impl PersistedState {
         self.entry(facts, H::RolledBack, &o.version, booted, detail, Vec::new());
         self.queue_outcome(facts, "rolled-back", None);
     }
+}
+
+/// The newest entries of a denylist, at most [`DENY_CARRIED`].
+fn newest(list: &[DenyEntry]) -> Vec<DenyEntry> {
+    list[list.len().saturating_sub(DENY_CARRIED)..].to_vec()
 }

@@ -13,7 +13,7 @@ mod schema;
 mod store;
 
 pub use apply::{Facts, Reporter};
-pub use carried::{Carried, CarriedOutcome, CarriedTrial, CARRY_VAR};
+pub use carried::{Carried, CarriedOutcome, CarriedTrial, TrialResult, CARRY_VAR};
 pub use history::{HistoryEntry, HistoryEvent, HISTORY_MAX};
 pub use machine::{transition, Disallowed, Event, UpdateState};
 pub use note::Note;
@@ -116,6 +116,10 @@ pub struct PersistedState {
     pub slot_b: Option<SlotRecord>,
     /// The last slot committed as good: never written.
     pub known_good: Option<Slot>,
+    /// The arm id of the trial this state's update is about, on boards that carry trials in
+    /// the bootloader environment ([`carried`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried_arm: Option<String>,
     /// The running (or last known-good) firmware, when it is no release fwguard knows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unidentified: Option<Unidentified>,
@@ -218,6 +222,7 @@ impl Default for PersistedState {
             slot_b: None,
             known_good: None,
             unidentified: None,
+            carried_arm: None,
             pin: None,
             pin_insecure: false,
             baseline: None,

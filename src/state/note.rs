@@ -62,6 +62,8 @@ pub enum Note {
     /// The other slot's fwguard carried trust data and denylist entries in the bootloader
     /// environment: the newer index, the later time floor and every denied release are kept.
     CarriedTrust { carried: Box<Carried> },
+    /// The id of the trial about to be armed, carried with it in the bootloader environment.
+    CarriedArm { id: String },
 }
 
 impl PersistedState {
@@ -185,6 +187,10 @@ impl PersistedState {
             }
             Note::CarriedTrust { carried } => {
                 self.merge_carried(&carried);
+                return;
+            }
+            Note::CarriedArm { id } => {
+                self.carried_arm = Some(id);
                 return;
             }
         };

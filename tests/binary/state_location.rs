@@ -230,7 +230,7 @@ fn linksys_refuses_only_ram_and_says_the_state_is_the_running_slots_own() {
         proc: tmp.path().join("proc"),
         files: (0..10).map(|n| flash.dev(n)).collect(),
     };
-    let own = "; this board has no partition both slots mount, so this state is the running slot's own (a later change carries the trial's facts in the bootloader environment)";
+    let own = "; this board has no partition both slots mount, so this state is the running slot's own (a trial's facts travel in the bootloader environment, fwguard_carry)";
     let state = case.state().display().to_string();
     // The overlay (Flash's mountinfo), and the slot's own UBIFS (ubi0 on rootfs2).
     let (code, line) = case.doctor();

@@ -5,7 +5,7 @@
 use super::common;
 
 use common::{history_has, world};
-use fwguard::agent::{Action, DaemonExit, UpdateMode};
+use fwguard::agent::{Action, By, DaemonExit, UpdateMode};
 use fwguard::state::{Origin, UpdateState};
 use fwguard::Slot;
 
@@ -134,4 +134,41 @@ async fn unidentified_firmware_whose_boot_image_changed_is_not_switched_back_to(
     );
     let a = t.agent().update(UpdateMode::Install).await.unwrap();
     assert!(matches!(a, Action::UpToDate(_)), "{a:?}");
+}
+
+#[tokio::test]
+async fn firmware_fwguard_could_not_check_again_is_not_left_without_the_owner_s_word() {
+    let mut t = world("off").await;
+    // The running slot starts with nothing fwguard reads as a boot image (the simulated
+    // machine booted it before; fwguard sees what is there now).
+    let path = t.world.router.slot_path(Slot::A);
+    let mut a = std::fs::read(&path).unwrap();
+    a[..64].fill(0x5a);
+    std::fs::write(&path, &a).unwrap();
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    let before = t.snapshot();
+    // The daemon does not install; the owner is told why, and what `--force` means.
+    let a = t
+        .agent()
+        .update_by(UpdateMode::Install, By::Daemon)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&a, Action::UpToDate(why) if why.contains("not installing 1.1: slot A holds unidentified firmware without a boot image")),
+        "{a:?}"
+    );
+    let e = t.agent().update(UpdateMode::Install).await.unwrap_err();
+    assert!(e.to_string().contains("`--force` installs anyway"), "{e}");
+    assert_eq!(t.snapshot(), before, "a refusal wrote a slot or the env");
+    let st = t.state();
+    let u = st
+        .unidentified_in(Slot::A)
+        .expect("recorded as unidentified");
+    assert!(u.boot_image.is_none());
+    let a = t
+        .agent()
+        .update_by(UpdateMode::Install, By::Owner { force: true })
+        .await
+        .unwrap();
+    assert_eq!(a, Action::Reboot("trial boot of 1.1 in slot B".into()));
 }

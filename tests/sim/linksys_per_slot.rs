@@ -13,7 +13,9 @@ use fwguard::agent::{Action, Agent, UpdateMode};
 use fwguard::config::Settings;
 use fwguard::sim::world::{World, WorldOptions};
 use fwguard::sim::Behaviour;
-use fwguard::state::{Carried, Origin, PersistedState, StateStore, UpdateState, CARRY_VAR};
+use fwguard::state::{
+    Carried, Origin, PersistedState, StateStore, TrialResult, UpdateState, CARRY_VAR,
+};
 use fwguard::Slot;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,6 +40,7 @@ impl Router {
         let mut world = World::create(tmp.path().join("w"), opts).await.unwrap();
         world.add_image("1.1", Behaviour::GOOD).unwrap();
         world.add_image("1.2", WAN_DOWN).unwrap();
+        world.add_image("1.3", Behaviour::GOOD).unwrap();
         world.publish(&["1.0"]).unwrap();
         let image = std::fs::read(world.www.join("images/fw-1.0.img")).unwrap();
         let flash = Flash::create(&tmp.path().join("flash"), &image);
@@ -164,12 +167,15 @@ async fn a_trial_is_judged_by_the_new_firmware_s_own_fwguard_and_a_rollback_reac
     let c = r.carried();
     assert!(c.trial.is_none());
     let o = c.outcome.unwrap();
-    assert_eq!((o.result.as_str(), o.slot), ("committed", Slot::B));
-    // A healthy boot of B later writes nothing to the env.
+    assert_eq!((o.result, o.slot), (TrialResult::Committed, Slot::B));
+    // A healthy boot of B later writes nothing to the env, nor to its state.
     let env = r.bytes(1);
+    let state_file = r.settings(Slot::B).state_dir.join("state.json");
+    let state = std::fs::read(&state_file).unwrap();
     assert_eq!(r.power_on().await, (Slot::B, "1.1".into()));
     r.settle().await;
     assert_eq!(r.bytes(1), env);
+    assert_eq!(std::fs::read(&state_file).unwrap(), state);
 
     // B's fwguard installs 1.2 (breaks the WAN) into A, arms it: A's fwguard, whose own
     // state still says it armed 1.1, learns 1.1 was committed, takes the trial over, finds
@@ -194,7 +200,7 @@ async fn a_trial_is_judged_by_the_new_firmware_s_own_fwguard_and_a_rollback_reac
     assert!(history_has(&a_state, "trial-carried", "1.2"));
     assert!(history_has(&a_state, "rollback", "1.2"));
     let o = r.carried().outcome.unwrap();
-    assert_eq!((o.result.as_str(), o.slot), ("rolled-back", Slot::A));
+    assert_eq!((o.result, o.slot), (TrialResult::RolledBack, Slot::A));
 
     // B runs again: its fwguard records the rollback, denylists 1.2, and never retries it.
     assert_eq!(r.power_on().await, (Slot::B, "1.1".into()));
@@ -211,4 +217,27 @@ async fn a_trial_is_judged_by_the_new_firmware_s_own_fwguard_and_a_rollback_reac
         matches!(&a, Action::UpToDate(why) if why.contains("1.2 was rolled back on this device")),
         "{a:?}"
     );
+
+    // A's own state still holds the rollback it made (B ran next, so it never finished
+    // there). B installs 1.3 into A: that is another arm, and A's fwguard takes it over
+    // instead of taking the stale rollback for it.
+    assert!(matches!(
+        r.state_of(Slot::A).update,
+        UpdateState::RollingBack { .. }
+    ));
+    r.world.publish(&["1.0", "1.1", "1.2", "1.3"]).unwrap();
+    r.agent().update(UpdateMode::Install).await.unwrap();
+    assert_eq!(r.power_on().await, (Slot::A, "1.3".into()));
+    r.settle().await;
+    let a_state = r.state_of(Slot::A);
+    assert_eq!(
+        (a_state.update.clone(), a_state.known_good),
+        (UpdateState::Idle, Some(Slot::A))
+    );
+    assert!(
+        history_has(&a_state, "committed", "1.3"),
+        "{:?}",
+        a_state.history
+    );
+    assert_eq!(a_state.slot_a.as_ref().unwrap().version.as_str(), "1.3");
 }

@@ -2,10 +2,11 @@
 //! and the merge of carried trust data.
 
 use super::*;
-use crate::state::carried::{Carried, CarriedOutcome, CarriedTrial, CARRY_SCHEMA};
+use crate::state::carried::{Carried, CarriedOutcome, CarriedTrial, TrialResult, CARRY_SCHEMA};
 
 fn carried_trial() -> CarriedTrial {
     CarriedTrial {
+        arm_id: "arm1".into(),
         release: rel(),
         slot: Slot::B,
         previous: Slot::A,
@@ -13,6 +14,11 @@ fn carried_trial() -> CarriedTrial {
         previous_unidentified: None,
         baseline: Some(vec!["internet".into()]),
         device_id: "dev-of-a".into(),
+        denylist: vec![DenyEntry {
+            version: v("0.8"),
+            reason: "rolled back on A".into(),
+            at: 3,
+        }],
     }
 }
 
@@ -42,6 +48,8 @@ fn a_carried_trial_is_taken_over_by_a_state_that_knew_nothing_of_it() {
     want.known_good = Some(Slot::A);
     want.baseline = Some(vec!["internet".into()]);
     want.device_id = "dev-of-a".into();
+    want.carried_arm = Some("arm1".into());
+    want.denylist = carried_trial().denylist;
     want.history = vec![entry(
         HistoryEvent::TrialCarried,
         Slot::B,
@@ -74,9 +82,10 @@ fn a_carried_rollback_of_the_trial_this_firmware_armed_is_recorded_and_reported(
     )];
     let e = Event::Returned {
         outcome: CarriedOutcome {
+            arm_id: "arm1".into(),
             version: v("1.1"),
             slot: Slot::B,
-            result: "rolled-back".into(),
+            result: TrialResult::RolledBack,
             reason: "wan down".into(),
         },
     };
@@ -93,9 +102,10 @@ fn a_carried_commit_is_recorded_without_a_report() {
     )];
     let e = Event::Returned {
         outcome: CarriedOutcome {
+            arm_id: "arm1".into(),
             version: v("1.1"),
             slot: Slot::B,
-            result: "committed".into(),
+            result: TrialResult::Committed,
             reason: String::new(),
         },
     };
@@ -105,9 +115,10 @@ fn a_carried_commit_is_recorded_without_a_report() {
 #[test]
 fn an_outcome_of_another_trial_is_not_an_edge() {
     let other = CarriedOutcome {
+        arm_id: "arm1".into(),
         version: v("1.0.5"),
         slot: Slot::B,
-        result: "rolled-back".into(),
+        result: TrialResult::RolledBack,
         reason: "x".into(),
     };
     for from in [with(armed(1)), with(UpdateState::Idle), with(trial())] {
@@ -125,31 +136,26 @@ fn an_outcome_of_another_trial_is_not_an_edge() {
 }
 
 #[test]
-fn carried_trust_data_only_raises_and_adds() {
-    let mut st = base();
-    st.time_floor = 100;
-    st.last_index = Some(crate::index::LastIndex {
-        version: 5,
+fn carried_trust_data_only_raises_and_only_within_its_root_epoch() {
+    let index = |version, issued_at| crate::index::LastIndex {
+        version,
         sha256: "aa".into(),
-        issued_at: 100,
+        issued_at,
         security_floor: None,
         pulled: Default::default(),
-    });
+    };
+    let mut st = base();
+    st.time_floor = 100;
+    st.last_index = Some(index(5, 100));
     let older = Carried {
         schema: CARRY_SCHEMA,
         trial: None,
         outcome: None,
-        last_index: Some(crate::index::LastIndex {
-            version: 4,
-            sha256: "bb".into(),
-            issued_at: 90,
-            security_floor: None,
-            pulled: Default::default(),
-        }),
+        root_version: 1,
+        last_index: Some(index(4, 90)),
         time_floor: 90,
-        denylist: Vec::new(),
     };
-    assert!(!older.is_news_for(&st));
+    assert!(!older.is_news_for(&st, 1));
     let before = st.clone();
     st.note(
         Note::CarriedTrust {
@@ -159,14 +165,12 @@ fn carried_trust_data_only_raises_and_adds() {
     );
     assert_eq!(st, before, "nothing goes backwards");
     let mut newer = older;
-    newer.last_index.as_mut().unwrap().version = 6;
+    newer.last_index = Some(index(6, 150));
     newer.time_floor = 200;
-    newer.denylist = vec![DenyEntry {
-        version: v("1.2"),
-        reason: "wan down".into(),
-        at: 7,
-    }];
-    assert!(newer.is_news_for(&st));
+    // Of another root epoch (a rotation here or there), it is not news: a rotation may
+    // lower the floor and restart index versions on purpose.
+    assert!(!newer.is_news_for(&st, 2));
+    assert!(newer.is_news_for(&st, 1));
     st.note(
         Note::CarriedTrust {
             carried: Box::new(newer.clone()),
@@ -175,16 +179,16 @@ fn carried_trust_data_only_raises_and_adds() {
     );
     assert_eq!(st.last_index, newer.last_index);
     assert_eq!(st.time_floor, 200);
-    assert!(st.is_denylisted(&v("1.2")));
     assert!(st.history.is_empty());
-    assert!(!newer.is_news_for(&st), "taken in once");
+    assert!(!newer.is_news_for(&st, 1), "taken in once");
 }
 
 #[test]
 fn carried_text_round_trips_and_a_newer_schema_is_refused_by_name() {
     let mut st = with(armed(1));
     st.time_floor = 42;
-    let c = st.carry(None);
+    st.carried_arm = Some("arm1".into());
+    let c = st.carry(None, 1);
     assert_eq!(c.trial.as_ref().unwrap().slot, Slot::B);
     assert_eq!(Carried::decode(&c.encode()).unwrap(), c);
     assert!(!c.encode().contains('\n'), "one env line");
