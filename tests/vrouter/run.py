@@ -35,6 +35,7 @@ ENV_PART = (1 * MiB, 0x4000)
 SLOT_PART = {"A": (2 * MiB, 16 * MiB), "B": (18 * MiB, 16 * MiB)}
 DATA_PART = (34 * MiB, 14 * MiB)
 BOOTLIMIT = 3
+STATE_DIR = "/fwguard"  # state_dir = /data/fwguard (guest/config.toml); /data is the data partition
 
 
 class Failure(Exception):
@@ -235,17 +236,74 @@ class Board:
             f.seek(offset)
             return f.read(size)
 
-    def state(self):
-        """fwguard's state.json from the data partition, after the journal replay that the
-        next mount would do (on a copy: the image itself stays as the power cut left it)."""
+    def data_copy(self):
+        """The data partition copied out of disk.img, after the journal replay that the next
+        mount would do (on the copy: the image itself stays as the power cut left it)."""
         copy = os.path.join(self.run, "data.ext4")
         with open(copy, "wb") as f:
             f.write(self.part(*DATA_PART))
         subprocess.run(["e2fsck", "-p", copy], capture_output=True)
-        r = subprocess.run(["debugfs", "-R", "cat /fwguard/state.json", copy], capture_output=True, text=True)
+        return copy
+
+    def state(self):
+        """fwguard's state.json from the data partition (see data_copy)."""
+        copy = self.data_copy()
+        r = subprocess.run(["debugfs", "-R", f"cat {STATE_DIR}/state.json", copy], capture_output=True, text=True)
         if not r.stdout.strip():
-            raise Failure(f"no /fwguard/state.json on the data partition: {r.stderr.strip()}")
+            raise Failure(f"no {STATE_DIR}/state.json on the data partition: {r.stderr.strip()}")
         return json.loads(r.stdout)
+
+    @staticmethod
+    def data_ls(copy, path):
+        """(name, is_dir) of the entries of `path` on the ext4 image `copy`; None if it does
+        not exist. From `debugfs ls -p`: /inode/mode/uid/gid/name/size/ per entry."""
+        r = subprocess.run(["debugfs", "-R", f"ls -p {path}", copy], capture_output=True, text=True)
+        if "File not found" in r.stderr or "File not found" in r.stdout:
+            return None
+        out = []
+        for line in r.stdout.splitlines():
+            f = line.split("/")
+            if len(f) < 7 or f[5] in (".", ".."):
+                continue
+            out.append((f[5], int(f[2], 8) & 0o170000 == 0o040000))
+        return out
+
+    def remove_state_dir(self):
+        """Delete fwguard's state directory from the data partition, as if it were lost, with
+        debugfs on the disk image (the power is off). Returns the paths removed."""
+        copy = self.data_copy()
+        removed, cmds = [], []
+
+        def walk(path):
+            for name, is_dir in self.data_ls(copy, path) or []:
+                child = f"{path}/{name}"
+                if is_dir:
+                    walk(child)
+                else:
+                    cmds.append(f"rm {child}")
+                    removed.append(child)
+            cmds.append(f"rmdir {path}")
+            removed.append(path + "/")
+
+        if self.data_ls(copy, STATE_DIR) is None:
+            raise Failure(f"no {STATE_DIR} on the data partition to delete")
+        walk(STATE_DIR)
+        script = os.path.join(self.run, "debugfs.cmds")
+        with open(script, "w") as f:
+            f.write("\n".join(cmds) + "\n")
+        r = subprocess.run(["debugfs", "-w", "-f", script, copy], capture_output=True, text=True)
+        errors = [l for l in r.stderr.splitlines() if not l.startswith("debugfs ")]
+        if r.returncode != 0 or errors:
+            raise Failure(f"debugfs -w failed: {r.stderr.strip()}")
+        fsck = subprocess.run(["e2fsck", "-fn", copy], capture_output=True, text=True)
+        if fsck.returncode != 0:
+            raise Failure(f"the data partition is not clean after the deletion: {fsck.stdout.strip()}")
+        with open(copy, "rb") as src, open(os.path.join(self.run, "disk.img"), "r+b") as dst:
+            data = src.read()
+            check(len(data) == DATA_PART[1], f"data partition copy is {len(data)} bytes")
+            dst.seek(DATA_PART[0])
+            dst.write(data)
+        return removed
 
 
 def check(cond, what):
@@ -482,6 +540,94 @@ class Harness:
         self.end("B", "2.0", events=("committed",))
 
 
+    # 7 ------------------------------------------------------------------------------------
+    def s7_state_lost_before_trial(self):
+        self.begin("7. the state directory is lost between arming and booting the trial")
+        b = self.board
+        self.publish("2.0")
+        self.first_boot_installs("2.0")
+        b.expect(r"VROUTER: reboot requested")
+        b.power_cut()
+        st = b.state()
+        check(update_kind(st) == "armed", "state after the cut: " + state_summary(st))
+        self.step("2.0 written into B, trial armed; power cut before the reboot")
+        removed = b.remove_state_dir()
+        check(b.data_ls(b.data_copy(), STATE_DIR) is None, f"{STATE_DIR} is still on the data partition")
+        check(f"{STATE_DIR}/state.json" in removed, f"removed {removed}, no state.json among them")
+        self.step(f"debugfs: {STATE_DIR} deleted from the data partition ({len(removed)} entries)")
+        slot_a = b.part(*SLOT_PART["A"])
+        one = self.image("1.0")
+        check(slot_a[: len(one)] == one, "slot A does not start with the 1.0 image")
+        env0 = b.env()
+        ab = ("boot_slot", "upgrade_available", "bootcount", "bootlimit", "ab_rollback")
+        check([env0.get(k) for k in ab] == ["B", "1", "0", str(BOOTLIMIT), None], f"env after the cut: {env0}")
+        self.step("read back: env B on trial, bootcount 0; slot A's bytes recorded")
+
+        unexplained = r"trial of slot B armed that fwguard's state does not explain"
+        on_b = r"committed \d|installing \S+ into slot|rebooting: |rolled back|trial boot: running health checks|boot counter reset|VROUTER: reboot requested"
+        first_b = len(b.lines)
+        for n in range(1, BOOTLIMIT + 1):
+            since = len(b.lines)
+            b.power_on()
+            self.boots("2.0", "B", True, n)
+            t_warn = time.monotonic()
+            b.expect(unexplained, timeout=90)
+            if n == 1:
+                # The daemon looks again each check interval (4 s): it keeps warning, and in
+                # that time a trial it could explain would have passed its soak and committed.
+                warnings, deadline = 1, t_warn + 20
+                while time.monotonic() < deadline:
+                    try:
+                        b.expect(unexplained, timeout=max(0.1, deadline - time.monotonic()))
+                        warnings += 1
+                    except Failure:
+                        break
+                time.sleep(max(0.0, deadline - time.monotonic()))
+                b.absent(on_b, since)
+                check(warnings >= 3, f"{warnings} unexplained-trial warnings in 20 s (the daemon looks again every 4 s)")
+                self.step(f"trial boot 1 of B (2.0): fwguard warns ({warnings}x in 20 s), no commit")
+            else:
+                b.absent(on_b, since)
+                self.step(f"trial boot {n} of B (2.0): fwguard warns again, writes nothing")
+            b.power_cut()
+            env = b.env()
+            changed = {k: (v, env.get(k)) for k, v in env0.items() if env.get(k) != v and k != "bootcount"}
+            check(not changed and env.get("bootcount") == "%x" % n,
+                  f"env after trial boot {n}: bootcount={env.get('bootcount')} changed={changed}")
+        self.step("after each cut: only U-Boot's bootcount moved in the env")
+        b.power_on()
+        b.expect(r"AB: bootcount %x > bootlimit %d: ROLLBACK from B" % (BOOTLIMIT + 1, BOOTLIMIT))
+        rollback_at = b.cursor
+        self.boots("1.0", "A", False, 0)
+        b.power_cut()  # before fwguard starts on A: what is asserted is what B and U-Boot left
+        self.step("U-Boot gives B up after bootlimit tries; A (1.0) boots")
+        with b.lock:
+            on_b_lines = b.lines[first_b:rollback_at]
+        hits = [l for l in on_b_lines if re.search(on_b, l)]
+        check(not hits, f"fwguard on B acted: {hits[:3]}")
+        check(sum(1 for l in on_b_lines if re.search(unexplained, l)) >= BOOTLIMIT, "not every trial boot of B warned")
+        self.end_untouched(slot_a)
+
+    def end_untouched(self, slot_a):
+        """Scenario 7's end: U-Boot's fallback, and nothing written by fwguard on B."""
+        b = self.board
+        env = b.env()
+        check(env.get("boot_slot") == "A" and env.get("upgrade_available") == "0" and env.get("ab_rollback") == "B",
+              f"env read back: boot_slot={env.get('boot_slot')} upgrade_available={env.get('upgrade_available')} "
+              f"ab_rollback={env.get('ab_rollback')!r}")
+        check(b.part(*SLOT_PART["A"]) == slot_a, "slot A (the fallback) changed while B ran on trial")
+        copy = b.data_copy()
+        left = b.data_ls(copy, STATE_DIR)
+        check(left is None or "state.json" not in [n for n, _ in left],
+              f"fwguard on B saved a state: {STATE_DIR} holds {left}")
+        print("   end: env boot_slot=A upgrade_available=0 bootcount=%s ab_rollback=B; slot A's %d MiB unchanged; "
+              "%s on /data: %s" % (env.get("bootcount"), SLOT_PART["A"][1] // MiB, STATE_DIR,
+                                    "absent" if left is None else [n for n, _ in left] or "empty"), flush=True)
+        took = time.monotonic() - self.t_start
+        self.marks.append((self.name, took))
+        print("   %-66s %6.1f s" % ("scenario total", took), flush=True)
+
+
 SCENARIOS = {
     "1": Harness.s1_good_update,
     "2": Harness.s2_broken_wan,
@@ -489,6 +635,7 @@ SCENARIOS = {
     "4": Harness.s4_userspace_hang,
     "5": Harness.s5_power_cut_mid_write,
     "6": Harness.s6_power_cut_after_switch,
+    "7": Harness.s7_state_lost_before_trial,
 }
 
 
@@ -496,7 +643,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="what build.sh made")
     ap.add_argument("--run", default=None, help="scratch dir: disk copies, serial.log (default OUT/../run)")
-    ap.add_argument("--scenarios", default="all", help="comma-separated numbers 1-6, or all")
+    ap.add_argument("--scenarios", default="all", help="comma-separated numbers 1-7, or all")
     ap.add_argument("--index-tool", default=os.environ.get("FWGUARD_INDEX", "target/debug/fwguard-index"))
     args = ap.parse_args()
     args.index_tool = os.path.abspath(args.index_tool)
@@ -505,7 +652,7 @@ def main():
     picked = list(SCENARIOS) if args.scenarios == "all" else args.scenarios.split(",")
     for s in picked:
         if s not in SCENARIOS:
-            ap.error(f"unknown scenario {s!r} (1-6 or all)")
+            ap.error(f"unknown scenario {s!r} (1-7 or all)")
     h = Harness(args)
     print(f"serial log: {h.run}/serial.log; update server 127.0.0.1:{h.server.port}", flush=True)
     t0 = time.monotonic()
