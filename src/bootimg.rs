@@ -74,7 +74,15 @@ fn le32(b: &[u8], at: usize) -> Option<u32> {
 /// header is one of the formats above and consistent (a uImage's header CRC matches, sizes
 /// are plausible). Erased (0xff) or zeroed flash is none.
 pub fn detect(head: &[u8]) -> Option<BootImage> {
-    uimage(head).or_else(|| fit(head)).or_else(|| zimage(head))
+    detect_with(head, |_, _| None)
+}
+
+/// [`detect`], with `read(offset, len)` for what a FIT keeps past the head: the strings
+/// block that names its properties, which `mkimage` puts after the (large) structure block.
+pub fn detect_with(head: &[u8], read: impl Fn(u64, usize) -> Option<Vec<u8>>) -> Option<BootImage> {
+    uimage(head)
+        .or_else(|| fit(head, read))
+        .or_else(|| zimage(head))
 }
 
 fn text(bytes: &[u8]) -> Option<String> {
@@ -115,7 +123,10 @@ pub fn uimage_intact(img: &[u8]) -> bool {
     be32(img, 24) == Some(crc32fast::hash(data))
 }
 
-fn fit(head: &[u8]) -> Option<BootImage> {
+/// Most bytes of a FIT's strings block read (it names properties: a few hundred bytes).
+const MAX_STRINGS: usize = 64 * 1024;
+
+fn fit(head: &[u8], read: impl Fn(u64, usize) -> Option<Vec<u8>>) -> Option<BootImage> {
     if be32(head, 0)? != FDT_MAGIC {
         return None;
     }
@@ -123,7 +134,22 @@ fn fit(head: &[u8]) -> Option<BootImage> {
     if !(40..=MAX_IMAGE).contains(&size) {
         return None;
     }
-    let root = fdt_root_props(head);
+    let (o, l) = (be32(head, 12)? as usize, be32(head, 32)? as usize);
+    if l > MAX_STRINGS || o.saturating_add(l) as u64 > size {
+        return None;
+    }
+    let strings = match head.get(o..o + l) {
+        Some(s) => s.to_vec(),
+        None => read(o as u64, l).filter(|s| s.len() == l)?,
+    };
+    // A FIT made with `mkimage -E` keeps its images' data after the tree (properties
+    // `data-offset` / `data-position`): `totalsize` does not cover them, so its extent is not
+    // known from the header; such a FIT is no boot image fwguard can size.
+    let has = |n: &[u8]| strings.split(|&b| b == 0).any(|s| s == n);
+    if has(b"data-offset") || has(b"data-position") {
+        return None;
+    }
+    let root = fdt_root_props(head, &strings);
     let prop = |name: &str| root.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     Some(BootImage {
         format: Format::Fit,
@@ -138,15 +164,15 @@ fn fit(head: &[u8]) -> Option<BootImage> {
 
 /// The root node's properties of the device tree in `head`, as far as `head` holds them
 /// (they come before the first child node).
-fn fdt_root_props(head: &[u8]) -> Vec<(String, Vec<u8>)> {
+fn fdt_root_props(head: &[u8], strings: &[u8]) -> Vec<(String, Vec<u8>)> {
     const BEGIN_NODE: u32 = 1;
     const PROP: u32 = 3;
     const NOP: u32 = 4;
     let mut out = Vec::new();
-    let (Some(st), Some(strings)) = (be32(head, 8), be32(head, 12)) else {
+    let Some(st) = be32(head, 8) else {
         return out;
     };
-    let (mut at, strings) = (st as usize, strings as usize);
+    let mut at = st as usize;
     let align = |n: usize| (n + 3) & !3;
     // The root node's own BEGIN_NODE and (empty) name.
     if be32(head, at) != Some(BEGIN_NODE) {
@@ -168,8 +194,8 @@ fn fdt_root_props(head: &[u8]) -> Vec<(String, Vec<u8>)> {
                 let Some(v) = head.get(value..value + len as usize) else {
                     return out;
                 };
-                let name = head
-                    .get(strings + nameoff as usize..)
+                let name = strings
+                    .get(nameoff as usize..)
                     .and_then(|s| text(&s[..s.iter().position(|&b| b == 0).unwrap_or(0)]));
                 if let Some(name) = name {
                     out.push((name, v.to_vec()));
@@ -271,6 +297,7 @@ mod tests {
         img[4..8].copy_from_slice(&(total as u32).to_be_bytes());
         img[8..12].copy_from_slice(&40u32.to_be_bytes());
         img[12..16].copy_from_slice(&((40 + st.len()) as u32).to_be_bytes());
+        img[32..36].copy_from_slice(&(strings.len() as u32).to_be_bytes());
         img.extend_from_slice(&st);
         img.extend_from_slice(strings);
         let b = detect(&img).unwrap();
@@ -278,5 +305,18 @@ mod tests {
         assert_eq!(b.size, total as u64);
         assert_eq!(b.build_time, Some(1_800_000_000));
         assert_eq!(b.name.as_deref(), Some("fw 2"));
+        // Its strings past the head (as after a large embedded image): read for it.
+        let head = &img[..40 + st.len()];
+        assert_eq!(detect_with(head, |_, _| None), None);
+        let read = |at: u64, len: usize| Some(img[at as usize..at as usize + len].to_vec());
+        assert_eq!(detect_with(head, read), Some(b));
+        // Images' data outside the tree (`mkimage -E`): its extent is not known.
+        let mut ext = img[..40 + st.len()].to_vec();
+        let names = b"data-offset\0description\0timestamp\0";
+        ext.extend_from_slice(names);
+        ext[32..36].copy_from_slice(&(names.len() as u32).to_be_bytes());
+        let total = ext.len() as u32;
+        ext[4..8].copy_from_slice(&total.to_be_bytes());
+        assert_eq!(detect(&ext), None);
     }
 }

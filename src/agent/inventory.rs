@@ -30,8 +30,9 @@ impl Agent {
 
     /// The boot image at the start of `slot`, as its own header says.
     pub fn boot_image(&self, slot: Slot) -> Result<Option<BootImage>> {
-        let head = flash::read_head(self.board.slot(slot), bootimg::HEAD)?;
-        Ok(bootimg::detect(&head))
+        let dev = self.board.slot(slot);
+        let head = flash::read_head(dev, bootimg::HEAD)?;
+        Ok(bootimg::detect_with(&head, |at, len| read_at(dev, at, len)))
     }
 
     /// When the firmware in `slot` was built, where its boot image says (a uImage's or a
@@ -212,6 +213,15 @@ impl Agent {
         }
         Ok(true)
     }
+}
+
+/// `len` bytes of a slot from `at` (a slot is read in order from its start).
+fn read_at(dev: &dyn flash::SlotDevice, at: u64, len: usize) -> Option<Vec<u8>> {
+    let mut r = dev.reader().ok()?.take(at + len as u64);
+    std::io::copy(&mut (&mut r).take(at), &mut std::io::sink()).ok()?;
+    let mut out = Vec::with_capacity(len);
+    r.read_to_end(&mut out).ok()?;
+    Some(out)
 }
 
 /// The SHA-256 of each of the first `sizes[i]` bytes of a slot, in one read up to the

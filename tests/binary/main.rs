@@ -7,6 +7,7 @@ mod common;
 
 mod archive;
 mod boot_guards;
+mod boot_images;
 mod check_now;
 mod cli;
 mod demo;

@@ -23,8 +23,17 @@ pub fn run(a: Args) -> Result<(), ToolError> {
         .take(bootimg::HEAD as u64)
         .read_to_end(&mut head)
         .map_err(|e| fail(e.to_string()))?;
-    let b = bootimg::detect(&head).ok_or_else(|| {
-        fail("starts with no uImage, FIT or zImage: a bootloader that loads the slot from offset 0 would not boot it (fwguard adds no header of its own: publish the image exactly as the slot must hold it)".into())
+    let path = &a.image;
+    let b = bootimg::detect_with(&head, |at, len| {
+        use std::io::{Seek, SeekFrom};
+        let mut f = std::fs::File::open(path).ok()?;
+        f.seek(SeekFrom::Start(at)).ok()?;
+        let mut out = vec![0u8; len];
+        f.read_exact(&mut out).ok()?;
+        Some(out)
+    })
+    .ok_or_else(|| {
+        fail("starts with no uImage, FIT (with its images' data inside it) or zImage: a bootloader that loads the slot from offset 0 would not boot it, or fwguard cannot tell its extent (fwguard adds no header of its own: publish the image exactly as the slot must hold it)".into())
     })?;
     if b.size > len {
         return Err(fail(format!(
