@@ -148,8 +148,9 @@ impl Agent {
         if st.update != UpdateState::Idle || st.slot(booted).is_some() {
             return Ok(false);
         }
-        // A trial armed (explained or not) is no firmware to adopt as known-good.
-        if self.board.bootloader.read_state()?.trial {
+        // A trial armed (explained or not) is no firmware to adopt as known-good; nor is
+        // anything while the env cannot be read to tell.
+        if self.board.bootloader.read_state().map_or(true, |b| b.trial) {
             return Ok(false);
         }
         if st
