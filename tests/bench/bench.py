@@ -22,16 +22,20 @@ PEERS = ("rauc", "swupdate-direct", "swupdate-tmp", "mender")
 
 
 def make_images(ctx: Ctx, size_mib: int) -> tuple[Path, Path]:
-    """A random payload of `size_mib` MiB (what the peers install) and the same payload in
-    fwguard's image format (a 512-byte header in front)."""
+    """A random payload of `size_mib` MiB (what the peers install) and the same payload as
+    the sim router's U-Boot boots it: a legacy uImage made with mkimage (64 bytes of header in
+    front). The payload starts with what the simulated machine reads to run it as firmware
+    2.0; the rest is random."""
     d = ctx.work / "img"
     d.mkdir(exist_ok=True)
     payload, image = d / f"payload-{size_mib}.bin", d / f"fw-{size_mib}.img"
     if not image.exists():
         with open(payload, "wb") as f:
-            for _ in range(size_mib):
-                f.write(os.urandom(MIB))
-        sh(ctx.index_tool, "image", payload, "-o", image, "--board", "sim", "--version", "2.0")
+            f.write(b"fwguard-sim-kernel\nversion=2.0\nwan=up\nboot=ok\n\0")
+            f.write(os.urandom(size_mib * MIB - f.tell()))
+        sh("mkimage", "-q", "-A", "arm", "-O", "linux", "-T", "kernel", "-C", "none",
+           "-a", "0x40008000", "-e", "0x40008000", "-n", "sim 2.0", "-d", payload, image)
+        sh(ctx.index_tool, "image", image)
     return payload, image
 
 
