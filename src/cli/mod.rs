@@ -2,6 +2,7 @@
 //! errors to the stable exit codes in [`crate::error`].
 
 mod archive_cmd;
+mod doctor;
 pub mod index_tool;
 mod progress;
 #[cfg(feature = "demo")]
@@ -437,7 +438,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let agent = load_agent(cfg)?.with_progress(progress::on_stderr());
             return archive_cmd::run(agent, &rt, cmd);
         }
-        Command::Doctor => return doctor(cfg),
+        Command::Doctor => return doctor::run(cfg),
         Command::Diag { output } => {
             let agent = load_agent(cfg)?;
             let out = output.unwrap_or_else(|| {
@@ -459,35 +460,6 @@ fn run(cli: Cli) -> Result<i32, Error> {
 fn parse_policy(s: &str) -> Result<crate::config::Policy, String> {
     crate::config::Policy::parse(s)
         .ok_or_else(|| format!("{s:?} is not one of auto, download-only, notify, off"))
-}
-
-/// `fwguard doctor`: read-only; never takes the state lock, so it runs beside the daemon.
-fn doctor(cfg: Option<&std::path::Path>) -> Result<i32, Error> {
-    let settings = Settings::load(&config::resolve_path(cfg))?;
-    let board = crate::board::Board::from_settings(&settings.board);
-    println!(
-        "board {} (profile {})",
-        settings.board.id(),
-        settings.board.profile()
-    );
-    let findings = crate::board::preflight::all(&settings, board.as_ref());
-    for f in &findings {
-        println!(
-            "{} {}: {}",
-            if f.ok { "ok  " } else { "FAIL" },
-            f.check,
-            f.detail
-        );
-        if let Some(fix) = &f.fix {
-            println!("     fix: {fix}");
-        }
-    }
-    let failed = findings.iter().filter(|f| !f.ok).count();
-    if failed > 0 {
-        eprintln!("fwguard: doctor: {failed} check(s) failed");
-        return Ok(crate::error::EXIT_CONFIG);
-    }
-    Ok(EXIT_OK)
 }
 
 /// Resolves on SIGTERM or SIGINT.
