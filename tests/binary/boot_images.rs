@@ -2,33 +2,9 @@
 //! start with what bootloaders boot. The images here are made with the real mkimage (and
 //! dtc, for FITs).
 
+use super::vendor_tool::{fails, ok};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn tool(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fwguard-index"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = tool(dir, args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into()
-}
-
-fn fails(dir: &Path, args: &[&str], words: &str) {
-    let o = tool(dir, args);
-    assert_eq!(o.status.code(), Some(1), "{args:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(words), "{err:?} does not mention {words:?}");
-}
+use std::process::Command;
 
 fn mkimage(dir: &Path, args: &[&str]) {
     let o = Command::new("mkimage")

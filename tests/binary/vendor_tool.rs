@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn tool(dir: &Path, args: &[&str]) -> Output {
+pub(super) fn tool(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fwguard-index"))
         .args(args)
         .current_dir(dir)
@@ -12,7 +12,7 @@ fn tool(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(dir: &Path, args: &[&str]) -> String {
+pub(super) fn ok(dir: &Path, args: &[&str]) -> String {
     let o = tool(dir, args);
     assert!(
         o.status.success(),
@@ -248,7 +248,7 @@ fn entries(dir: &Path, version: &str) -> Vec<(String, Option<String>, Option<boo
 }
 
 /// A failed edit (1).
-fn fails(dir: &Path, args: &[&str], words: &str) {
+pub(super) fn fails(dir: &Path, args: &[&str], words: &str) {
     exits(dir, args, 1, words);
 }
 
