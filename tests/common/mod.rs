@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod linksys;
+pub mod linksys_router;
 pub mod tools;
 pub mod trust;
 pub mod vendor_script;

@@ -1,97 +1,22 @@
 //! The Linksys dual-firmware backend through whole update / commit / rollback cycles on
 //! file-backed images of u_env, s_env and the kernel/rootfs partitions, with the stock
 //! U-Boot played at every power-on (tests/common/linksys.rs): the env is read and checked
-//! with the real fw_printenv, the s_env boot counter is read and counted byte by byte.
+//! with the real fw_printenv, the s_env boot counter is read and counted byte by byte. Each
+//! firmware's fwguard has its own state directory, as on the real board.
 
 use super::common;
 
 use common::linksys::{Flash, LIMIT};
+use common::linksys_router::Router;
 use common::{history_has, PANICS, WAN_DOWN};
-use fwguard::agent::{Action, Agent, Confirmed, UpdateMode};
-use fwguard::config::Settings;
-use fwguard::sim::world::{World, WorldOptions};
+use fwguard::agent::{Action, Confirmed, UpdateMode};
 use fwguard::sim::Behaviour;
-use fwguard::state::{PersistedState, StateStore, UpdateState};
+use fwguard::state::UpdateState;
 use fwguard::Slot;
-use std::path::PathBuf;
-use std::time::Duration;
 
-struct Router {
-    world: World,
-    flash: Flash,
-    cfg: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-impl Router {
-    async fn new() -> Router {
-        let tmp = tempfile::tempdir().unwrap();
-        let opts = WorldOptions {
-            board: "linksys-wrt32x".into(),
-            payload_len: 512 * 1024,
-            ..WorldOptions::default()
-        };
-        let mut world = World::create(tmp.path().join("w"), opts).await.unwrap();
-        world.add_image("1.1", Behaviour::GOOD).unwrap();
-        world.add_image("1.2", WAN_DOWN).unwrap();
-        world.add_image("1.3", PANICS).unwrap();
-        world.publish(&["1.0"]).unwrap();
-        let image = std::fs::read(world.www.join("images/fw-1.0.img")).unwrap();
-        let flash = Flash::create(&tmp.path().join("flash"), &image);
-        let text = world.config_text("policy = \"off\"", common::FAST_TRIAL);
-        let sim_board = format!(
-            "profile = \"sim\"\ndir = \"{}\"\n",
-            world.router.dir().display()
-        );
-        assert!(text.contains(&sim_board));
-        let cfg = tmp.path().join("config.toml");
-        std::fs::write(&cfg, text.replace(&sim_board, &flash.board_config())).unwrap();
-        Router {
-            world,
-            flash,
-            cfg,
-            _tmp: tmp,
-        }
-    }
-
-    fn agent(&self) -> Agent {
-        Agent::from_settings(Settings::load(&self.cfg).unwrap()).unwrap()
-    }
-
-    fn state(&self) -> PersistedState {
-        StateStore::new(Settings::load(&self.cfg).unwrap().state_dir)
-            .load()
-            .unwrap()
-    }
-
-    async fn power_on(&mut self) -> (Slot, String) {
-        self.flash.power_on(&mut self.world).await
-    }
-
-    /// Run the daemon until the boot is settled: idle, and (for a committed boot) confirmed
-    /// or given up; or until it asks for a reboot.
-    async fn settle(&self) {
-        let agent = self.agent();
-        let store = StateStore::new(Settings::load(&self.cfg).unwrap().state_dir);
-        let flash = &self.flash;
-        let done = async {
-            loop {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let idle = store.load().is_ok_and(|s| s.update == UpdateState::Idle);
-                if idle && flash.s_env().0 == 0 || flash.reboot_requested() {
-                    return;
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(30), agent.run_daemon(done))
-            .await
-            .expect("daemon settles in time")
-            .expect("daemon runs");
-    }
-
-    fn bytes(&self, mtd: u32) -> Vec<u8> {
-        std::fs::read(self.flash.dev(mtd)).unwrap()
-    }
+/// The router with the images of these tests: 1.1 good, 1.2 breaks the WAN, 1.3 panics.
+async fn router() -> Router {
+    Router::new(&[("1.1", Behaviour::GOOD), ("1.2", WAN_DOWN), ("1.3", PANICS)]).await
 }
 
 fn env_says(flash: &Flash, part: &str, bootcmd: &str, trial: Option<&str>) {
@@ -110,7 +35,7 @@ fn env_says(flash: &Flash, part: &str, bootcmd: &str, trial: Option<&str>) {
 
 #[tokio::test]
 async fn update_commit_rollback_and_the_stock_boot_counter() {
-    let mut r = Router::new().await;
+    let mut r = router().await;
     assert_eq!(r.power_on().await, (Slot::A, "1.0".into()));
     assert_eq!(r.flash.s_env(), (1, 1), "stock U-Boot counted the boot");
 
@@ -210,7 +135,7 @@ async fn update_commit_rollback_and_the_stock_boot_counter() {
 
 #[tokio::test]
 async fn an_unhealthy_committed_boot_keeps_its_count() {
-    let mut r = Router::new().await;
+    let mut r = router().await;
     let mut never = std::pin::pin!(std::future::pending::<()>());
     // Below the stock limit (past it, U-Boot would boot the other firmware: see above).
     for boot in 1..LIMIT {
@@ -241,7 +166,7 @@ async fn an_unhealthy_committed_boot_keeps_its_count() {
 async fn the_s_env_log_fills_and_is_erased_as_u_boot_expects() {
     // 128 pages: after many boots and confirmations the log wraps (erase, then record 0),
     // and what fwguard appends stays readable by the byte-level reader.
-    let mut r = Router::new().await;
+    let mut r = router().await;
     let mut never = std::pin::pin!(std::future::pending::<()>());
     let mut wrapped = false;
     let mut last = 0;

@@ -7,126 +7,21 @@
 
 use super::common;
 
-use common::linksys::Flash;
+use common::linksys_router::Router;
 use common::{history_has, WAN_DOWN};
-use fwguard::agent::{Action, Agent, UpdateMode};
-use fwguard::config::Settings;
-use fwguard::sim::world::{World, WorldOptions};
+use fwguard::agent::{Action, UpdateMode};
 use fwguard::sim::Behaviour;
-use fwguard::state::{
-    Carried, Origin, PersistedState, StateStore, TrialResult, UpdateState, CARRY_VAR,
-};
+use fwguard::state::{Origin, TrialResult, UpdateState};
 use fwguard::Slot;
-use std::path::PathBuf;
-use std::time::Duration;
-
-struct Router {
-    world: World,
-    flash: Flash,
-    /// One config per firmware: the same but for `state_dir`, on that slot's own overlay.
-    cfg: [PathBuf; 2],
-    booted: Slot,
-    _tmp: tempfile::TempDir,
-}
-
-impl Router {
-    async fn new() -> Router {
-        let tmp = tempfile::tempdir().unwrap();
-        let opts = WorldOptions {
-            board: "linksys-wrt32x".into(),
-            payload_len: 512 * 1024,
-            ..WorldOptions::default()
-        };
-        let mut world = World::create(tmp.path().join("w"), opts).await.unwrap();
-        world.add_image("1.1", Behaviour::GOOD).unwrap();
-        world.add_image("1.2", WAN_DOWN).unwrap();
-        world.add_image("1.3", Behaviour::GOOD).unwrap();
-        world.publish(&["1.0"]).unwrap();
-        let image = std::fs::read(world.www.join("images/fw-1.0.img")).unwrap();
-        let flash = Flash::create(&tmp.path().join("flash"), &image);
-        let text = world.config_text("policy = \"off\"", common::FAST_TRIAL);
-        let sim_board = format!(
-            "profile = \"sim\"\ndir = \"{}\"\n",
-            world.router.dir().display()
-        );
-        let shared = Settings::load(&{
-            let p = tmp.path().join("probe.toml");
-            std::fs::write(&p, &text).unwrap();
-            p
-        })
-        .unwrap()
-        .state_dir;
-        let cfg = [Slot::A, Slot::B].map(|s| {
-            let own = tmp.path().join(format!("overlay-{s}/etc/fwguard/state"));
-            let t = text.replace(&sim_board, &flash.board_config()).replace(
-                &format!("state_dir = \"{}\"", shared.display()),
-                &format!("state_dir = \"{}\"", own.display()),
-            );
-            assert!(t.contains(&own.display().to_string()));
-            let p = tmp.path().join(format!("config-{s}.toml"));
-            std::fs::write(&p, t).unwrap();
-            p
-        });
-        Router {
-            world,
-            flash,
-            cfg,
-            booted: Slot::A,
-            _tmp: tmp,
-        }
-    }
-
-    fn settings(&self, s: Slot) -> Settings {
-        Settings::load(&self.cfg[s.index()]).unwrap()
-    }
-
-    /// The fwguard of the firmware running now.
-    fn agent(&self) -> Agent {
-        Agent::from_settings(self.settings(self.booted)).unwrap()
-    }
-
-    fn state_of(&self, s: Slot) -> PersistedState {
-        StateStore::new(self.settings(s).state_dir).load().unwrap()
-    }
-
-    async fn power_on(&mut self) -> (Slot, String) {
-        let (slot, version) = self.flash.power_on(&mut self.world).await;
-        self.booted = slot;
-        (slot, version)
-    }
-
-    /// Run the running firmware's daemon until its boot is settled, or it asks for a reboot.
-    async fn settle(&self) {
-        let agent = self.agent();
-        let store = StateStore::new(self.settings(self.booted).state_dir);
-        let flash = &self.flash;
-        let done = async {
-            loop {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let idle = store.load().is_ok_and(|s| s.update == UpdateState::Idle);
-                if idle && flash.s_env().0 == 0 || flash.reboot_requested() {
-                    return;
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(30), agent.run_daemon(done))
-            .await
-            .expect("daemon settles in time")
-            .expect("daemon runs");
-    }
-
-    fn carried(&self) -> Carried {
-        Carried::decode(&self.flash.env()[CARRY_VAR]).unwrap()
-    }
-
-    fn bytes(&self, mtd: u32) -> Vec<u8> {
-        std::fs::read(self.flash.dev(mtd)).unwrap()
-    }
-}
 
 #[tokio::test]
 async fn a_trial_is_judged_by_the_new_firmware_s_own_fwguard_and_a_rollback_reaches_the_old() {
-    let mut r = Router::new().await;
+    let mut r = Router::new(&[
+        ("1.1", Behaviour::GOOD),
+        ("1.2", WAN_DOWN),
+        ("1.3", Behaviour::GOOD),
+    ])
+    .await;
     assert_eq!(r.power_on().await, (Slot::A, "1.0".into()));
     r.world.publish(&["1.0", "1.1"]).unwrap();
     r.agent().check().await.unwrap();
