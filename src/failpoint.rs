@@ -5,6 +5,7 @@
 /// Every failpoint, in the order an update passes them.
 pub const ALL: &[&str] = &[
     "install-begun",
+    "install-part-written",
     "install-mid-write",
     "install-checkpoint",
     "install-written",

@@ -93,7 +93,16 @@ async fn round(
             }
         }
     };
-    (outcome, std::fs::read_to_string(&log).unwrap_or_default())
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    // Every round's log, in order, for a scenario to look back at.
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(t.world.root.join("daemon-rounds.log"))
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .unwrap();
+    (outcome, text)
 }
 
 /// Publish `versions`, run the daemon (policy auto) with `failpoint` armed until it is hit,
@@ -275,6 +284,36 @@ async fn archive_copied() {
         .filter(|n| n.starts_with(".tmp") || n.starts_with(".old"))
         .collect();
     assert!(names.is_empty(), "{names:?}");
+}
+
+/// A power cut once the root part of a two-part release is in slot B's rootfs target, before
+/// its boot image is: the old firmware boots, and the install that follows finds the part in
+/// place (it reads back to the signed hash) and does not write it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_after_a_part_is_written() {
+    const CUT: (&str, [&str; 2]) = ("install-part-written", ["1.0", "1.3"]);
+    let mut t = world("auto").await;
+    let root = common::tools::squashfs(&t.world.root, "1.3");
+    t.world
+        .add_image("1.3", fwguard::sim::Behaviour::GOOD_WITH_ROOT)
+        .unwrap();
+    t.world.add_part("1.3", "root", "rootfs", &root).unwrap();
+    let end = End {
+        slot: Slot::B,
+        version: "1.3",
+        denied: None,
+        also: |_| true,
+    };
+    let t = scenario(t, &CUT.1, Some(CUT.0), end, None).await;
+    let logs = std::fs::read_to_string(t.world.root.join("daemon-rounds.log")).unwrap();
+    let (before_cut, after_cut) = logs.split_once("failpoint install-part-written").unwrap();
+    assert!(before_cut.contains("writing part \"root\""), "{logs}");
+    assert!(
+        after_cut.contains("not written again") && !after_cut.contains("writing part"),
+        "{logs}"
+    );
+    let st = t.state();
+    assert_eq!(st.slot_b.as_ref().unwrap().parts.len(), 1);
 }
 
 #[test]

@@ -384,6 +384,7 @@ async fn sim_router_updates_on_a_real_network() {
             fwguard::sim::Behaviour {
                 wan_up: false,
                 boots: true,
+                root: false,
             },
         )
         .unwrap();

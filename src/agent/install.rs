@@ -10,6 +10,11 @@ use crate::index::Release;
 use crate::slot::Slot;
 use crate::state::{check_records, Disallowed, Event, Note, Partial, PersistedState, UpdateState};
 
+/// The bytes an install of `r` writes: its parts and its boot image.
+fn total_size(r: &Release) -> u64 {
+    r.size + r.parts.iter().map(|p| p.size).sum::<u64>()
+}
+
 fn partial(r: &Release, target: Slot, cp: &Checkpoint) -> Partial {
     Partial {
         version: r.version.clone(),
@@ -153,6 +158,19 @@ impl Agent {
     ) -> Result<VerifiedSlot> {
         let dev = self.board.slot(target);
         let exp = expected(release);
+        // The parts come first, the boot image last: its head is invalidated before any part
+        // is written and written last of all, so until every part and the boot image are in
+        // place the slot does not boot.
+        let mut begun = None;
+        let mut done = 0;
+        if !release.parts.is_empty() {
+            begun = Some(flash::begin(dev, &exp)?);
+            for part in &release.parts {
+                self.write_part(st, release, part, target, base_url, done)
+                    .await?;
+                done += part.size;
+            }
+        }
         // At most 16 checkpoints (state writes) per install, none smaller than 64 KiB.
         let step = (release.size / 16).max(64 * 1024);
         let mut errors = Vec::new();
@@ -186,12 +204,16 @@ impl Agent {
                     );
                     w
                 }
-                None => flash::begin(dev, &exp)?,
+                None => match begun.take() {
+                    Some(w) => w,
+                    None => flash::begin(dev, &exp)?,
+                },
             };
             let start = writer.written();
-            let progress = |done: u64| {
+            let total = total_size(release);
+            let progress = |at: u64| {
                 if let Some(p) = &self.progress {
-                    p(&release.version, done, release.size)
+                    p(&release.version, done + at, total)
                 }
             };
             progress(start);

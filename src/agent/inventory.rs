@@ -6,11 +6,12 @@
 use super::Agent;
 use crate::bootimg::{self, BootImage};
 use crate::error::{Error, Result};
-use crate::flash::{self, Expected, VerifiedSlot};
+use crate::flash::{self, Expected, SlotDevice, VerifiedSlot};
 use crate::index::VerifiedIndex;
 use crate::slot::Slot;
 use crate::state::{
-    BootImageRecord, Note, Origin, PersistedState, SlotRecord, Unidentified, UpdateState,
+    part_records, BootImageRecord, Note, Origin, PartRecord, PersistedState, SlotRecord,
+    Unidentified, UpdateState,
 };
 use crate::version::Version;
 use sha2::{Digest, Sha256};
@@ -74,10 +75,56 @@ impl Agent {
         Ok(Expected { size, sha256 })
     }
 
-    /// Hash a slot against what the state recorded for it.
+    /// Hash a slot against what the state recorded for it: its boot image, then each part
+    /// in its target.
     pub(super) fn verify_recorded(&self, st: &PersistedState, slot: Slot) -> Result<VerifiedSlot> {
         let exp = self.expected_in(st, slot)?;
-        Ok(flash::verify_existing(self.board.slot(slot), &exp)?)
+        let verified = flash::verify_existing(self.board.slot(slot), &exp)?;
+        if let Some(rec) = st.slot(slot) {
+            self.verify_parts(slot, &rec.parts)?;
+        }
+        Ok(verified)
+    }
+
+    /// Where part `p` of slot `slot` is, or why there is no such place.
+    pub(super) fn target_of(&self, slot: Slot, p: &PartRecord) -> Result<&dyn SlotDevice> {
+        self.board.target(&p.target, slot).ok_or_else(|| {
+            Error::Refused(format!(
+                "part {:?} goes to target {:?}, which [board] does not configure (configured: {})",
+                p.name,
+                p.target,
+                match self.board.target_names() {
+                    n if n.is_empty() => "none".to_string(),
+                    n => n.join(", "),
+                }
+            ))
+        })
+    }
+
+    /// Hash each part in its target of `slot` against its record.
+    pub(super) fn verify_parts(&self, slot: Slot, parts: &[PartRecord]) -> Result<()> {
+        for p in parts {
+            let dev = self.target_of(slot, p)?;
+            let exp = p.expected().ok_or_else(|| {
+                Error::Refused(format!(
+                    "state records a malformed hash for part {:?}",
+                    p.name
+                ))
+            })?;
+            flash::verify_existing(dev, &exp).map_err(|e| match e {
+                flash::FlashError::Verify { slot, what } => flash::FlashError::Verify {
+                    slot,
+                    what: format!(
+                        "part {:?} in target {} ({}): {what}",
+                        p.name,
+                        p.target,
+                        dev.describe()
+                    ),
+                },
+                e => e,
+            })?;
+        }
+        Ok(())
     }
 
     /// Record the running committed firmware as known-good, if it is not on record as such:
@@ -168,16 +215,22 @@ impl Agent {
             .collect();
         let sizes: Vec<u64> = candidates.iter().map(|r| r.size).collect();
         let hashes = hash_prefixes(dev, &sizes)?;
+        // The boot image matches, and so does every part in its target.
         let found = candidates
             .iter()
             .zip(&hashes)
-            .find(|(r, h)| **h == Some(r.sha256))
-            .map(|(r, _)| *r);
+            .filter(|(r, h)| **h == Some(r.sha256))
+            .map(|(r, _)| *r)
+            .find(|r| self.verify_parts(booted, &part_records(r)).is_ok());
         let facts = self.facts(st);
         match found {
             Some(r) => {
+                let parts = match r.parts.len() {
+                    0 => String::new(),
+                    n => format!(", and so do its {n} other part(s) in their targets"),
+                };
                 let detail = format!(
-                    "running firmware identified as release {} of the signed index (version {}): its first {} bytes match the signed hash; recorded as known-good",
+                    "running firmware identified as release {} of the signed index (version {}): its first {} bytes match the signed hash{parts}; recorded as known-good",
                     r.version,
                     index.version(),
                     r.size
@@ -188,6 +241,7 @@ impl Agent {
                     sha256: hex::encode(r.sha256),
                     good: true,
                     origin: Origin::Adopted,
+                    parts: part_records(r),
                 };
                 tracing::info!("{detail}");
                 st.note(

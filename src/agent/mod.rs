@@ -14,6 +14,7 @@ mod inventory;
 mod notify;
 mod offline;
 mod owner;
+mod parts;
 pub mod plan;
 mod recover;
 mod report;

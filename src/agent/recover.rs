@@ -51,6 +51,8 @@ impl Agent {
                 sha256,
             };
             flash::verify_existing(self.board.slot(booted), &exp)
+                .map_err(Error::from)
+                .and_then(|_| self.verify_parts(booted, &t.release.parts))
                 .err()
                 .map(|e| e.to_string())
         };

@@ -249,6 +249,13 @@ impl fmt::Display for Status {
                 tags.join(", "),
                 s.device
             )?;
+            for p in s.record.iter().flat_map(|r| &r.parts) {
+                writeln!(
+                    f,
+                    "              part {}: {} bytes in target {}",
+                    p.name, p.size, p.target
+                )?;
+            }
         }
         writeln!(
             f,

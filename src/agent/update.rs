@@ -131,6 +131,11 @@ impl Agent {
             Resolved::UpToDate(reason) => return Ok(Action::UpToDate(reason)),
             Resolved::Install(c) => *c,
         };
+        // Every part must have a place in the slot before anything is written.
+        for p in &release.parts {
+            self.target_of(!booted, &p.into())
+                .map_err(|e| Error::Refused(format!("not installing {}: {e}", release.version)))?;
+        }
         // The firmware left must be one fwguard can check again before it returns to it.
         if let Err(Error::Refused(why)) = self.expected_in(&st, booted) {
             let why = format!("not installing {}: {why}", release.version);
@@ -150,7 +155,9 @@ impl Agent {
             UpdateState::Staged {
                 release: r, target, ..
             } if r.is_image_of(&release) => {
-                flash::verify_existing(self.board.slot(*target), &expected(&release)).ok()
+                flash::verify_existing(self.board.slot(*target), &expected(&release))
+                    .ok()
+                    .filter(|_| self.verify_parts(*target, &r.parts).is_ok())
             }
             _ => None,
         };

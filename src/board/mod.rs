@@ -46,10 +46,15 @@ pub trait Platform: Send + Sync {
     fn reboot(&self) -> Result<(), BoardError>;
 }
 
+/// One storage per slot: slot A's, then slot B's.
+pub type SlotPair = [Box<dyn SlotDevice>; 2];
+
 pub struct Board {
     pub id: String,
     pub bootloader: Box<dyn Bootloader>,
     slots: [Box<dyn SlotDevice>; 2],
+    /// Where the parts of a release besides its boot image go, per slot.
+    targets: Vec<(String, SlotPair)>,
     pub platform: Box<dyn Platform>,
 }
 
@@ -64,12 +69,33 @@ impl Board {
             id,
             bootloader,
             slots,
+            targets: Vec::new(),
             platform,
         }
     }
 
+    /// The board with further targets for a release's parts.
+    pub fn with_targets(mut self, targets: Vec<(String, SlotPair)>) -> Board {
+        self.targets = targets;
+        self
+    }
+
+    /// The boot device of slot `s`: what the bootloader boots from its first byte.
     pub fn slot(&self, s: Slot) -> &dyn SlotDevice {
         self.slots[s.index()].as_ref()
+    }
+
+    /// Target `name` of slot `s`, if the board has it.
+    pub fn target(&self, name: &str, s: Slot) -> Option<&dyn SlotDevice> {
+        self.targets
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d[s.index()].as_ref())
+    }
+
+    /// The names of the board's targets.
+    pub fn target_names(&self) -> Vec<&str> {
+        self.targets.iter().map(|(n, _)| n.as_str()).collect()
     }
 
     pub fn from_settings(settings: &BoardSettings) -> Result<Board, BoardError> {
@@ -82,6 +108,7 @@ impl Board {
                 sysfs,
                 slot_a,
                 slot_b,
+                targets,
                 cmdline,
                 reboot_command,
                 ..
@@ -98,7 +125,8 @@ impl Board {
                     reboot_command: reboot_command.clone(),
                     active_from: None,
                 }),
-            ),
+            )
+            .with_targets(target_devices(targets, sysfs)?),
             BoardSettings::Linksys(l) => linksys::board(l)?,
             BoardSettings::Grub(o) => other_board(
                 o,
@@ -134,7 +162,27 @@ fn other_board(
             reboot_command: o.reboot_command.clone(),
             active_from: active_from.map(crate::boot::script::ScriptBoot::new),
         }),
-    ))
+    )
+    .with_targets(target_devices(&o.targets, &o.sysfs)?))
+}
+
+/// The devices of the configured targets.
+fn target_devices(
+    targets: &[crate::config::targets::TargetPaths],
+    sysfs: &Path,
+) -> Result<Vec<(String, SlotPair)>, BoardError> {
+    targets
+        .iter()
+        .map(|t| {
+            Ok((
+                t.name.clone(),
+                [
+                    slot_device(Slot::A, &t.slot_a, sysfs)?,
+                    slot_device(Slot::B, &t.slot_b, sysfs)?,
+                ],
+            ))
+        })
+        .collect()
 }
 
 /// A slot on a UBI volume (`/dev/ubiX_Y`, or an image of one) is written with a volume

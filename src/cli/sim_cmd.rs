@@ -61,6 +61,7 @@ pub fn run(cmd: SimCommand) -> Result<i32, Error> {
             let b = Behaviour {
                 wan_up: !wan_down,
                 boots: !panics,
+                root: false,
             };
             let img = sim::firmware_image(&version, crate::time::unix_now(), size, b);
             std::fs::write(&out, &img)

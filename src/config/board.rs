@@ -1,6 +1,7 @@
 //! The `[board]` section: which bootloader backend, where its state and the slots live.
 
 use super::raw::{RawBoard, RawSimBoard};
+use super::targets::TargetPaths;
 use super::{ConfigError, Validator};
 use crate::boot::fw_env::{EnvDevice, FwEnvConfig};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ pub enum BoardSettings {
         proc: PathBuf,
         slot_a: PathBuf,
         slot_b: PathBuf,
+        /// Where the parts of a release besides its boot image go.
+        targets: Vec<TargetPaths>,
         cmdline: PathBuf,
         reboot_command: Vec<String>,
     },
@@ -41,6 +44,8 @@ pub struct OtherBoot {
     pub bootloader: Vec<String>,
     pub slot_a: PathBuf,
     pub slot_b: PathBuf,
+    /// Where the parts of a release besides its boot image go.
+    pub targets: Vec<TargetPaths>,
     /// procfs (`cmdline`, `sys/kernel/random/boot_id`) and sysfs.
     pub proc: PathBuf,
     pub sysfs: PathBuf,
@@ -158,6 +163,15 @@ impl Validator<'_> {
             }
             None => return Err(self.err("board.profile", format!("missing ({PROFILES})"))),
         };
+        // `targets` is read on its own, so that its errors name its own keys.
+        let mut table = table;
+        let targets = table.remove("targets");
+        if targets.is_some() && !matches!(profile.as_str(), "uboot" | "grub" | "script") {
+            return Err(self.err(
+                "board.targets",
+                format!("not a key of profile {profile:?} (targets are for the uboot, grub and script profiles)"),
+            ));
+        }
         let raw: RawBoard = toml::Value::Table(table.clone())
             .try_into()
             .map_err(|e: toml::de::Error| self.board_error(&profile, &table, e.message()))?;
@@ -169,7 +183,10 @@ impl Validator<'_> {
             RawBoard::Sim(s) => self.sim(s)?,
             RawBoard::Uboot(u) => {
                 let (slot_a, slot_b) = self.slots(u.slot_a, u.slot_b, u.sysfs.as_deref())?;
+                let targets =
+                    self.targets(targets.clone(), (&slot_a, &slot_b), u.sysfs.as_deref())?;
                 BoardSettings::UBoot {
+                    targets,
                     id: self.id(u.id)?,
                     env: self.env(
                         u.env_config,
@@ -201,11 +218,14 @@ impl Validator<'_> {
             RawBoard::Grub(g) => {
                 let id = self.id(g.id)?;
                 let (slot_a, slot_b) = self.slots(g.slot_a, g.slot_b, g.sysfs.as_deref())?;
+                let targets =
+                    self.targets(targets.clone(), (&slot_a, &slot_b), g.sysfs.as_deref())?;
                 BoardSettings::Grub(OtherBoot {
                     id,
                     bootloader: vec![self.path_rel(g.grubenv).display().to_string()],
                     slot_a,
                     slot_b,
+                    targets,
                     proc: dir(g.proc, "/proc"),
                     sysfs: dir(g.sysfs, "/sys"),
                     reboot_command: reboot(g.reboot_command)?,
@@ -217,11 +237,14 @@ impl Validator<'_> {
                     return Err(self.err("board.command", "must name a program"));
                 }
                 let (slot_a, slot_b) = self.slots(s.slot_a, s.slot_b, s.sysfs.as_deref())?;
+                let targets =
+                    self.targets(targets.clone(), (&slot_a, &slot_b), s.sysfs.as_deref())?;
                 BoardSettings::Script(OtherBoot {
                     id,
                     bootloader: s.command,
                     slot_a,
                     slot_b,
+                    targets,
                     proc: dir(s.proc, "/proc"),
                     sysfs: dir(s.sysfs, "/sys"),
                     reboot_command: reboot(s.reboot_command)?,
@@ -364,6 +387,7 @@ mod tests {
             ("profile = \"x\"", "board.profile", "unknown profile \"x\""),
             ("profile = \"sim\"\ndir = \"d\"\nslot_a = \"a\"", "board.slot_a", "not a key of profile \"sim\""),
             ("profile = \"linksys\"\nid = \"w\"\ngrubenv = \"g\"", "board.grubenv", "not a key of profile \"linksys\""),
+            ("profile = \"linksys\"\nid = \"w\"\n[board.targets.rootfs]\nslot_a = \"a\"\nslot_b = \"b\"", "board.targets", "not a key of profile \"linksys\""),
             ("profile = \"grub\"\nid = \"x\"\ngrubenv = \"g\"\nslot_b = \"b\"", "board.slot_a", "missing (profile \"grub\")"),
             ("profile = \"script\"\nid = \"x\"\nslot_a = \"a\"\nslot_b = \"b\"", "board.command", "missing"),
             ("profile = \"script\"\nid = \"x\"\ncommand = []\nslot_a = \"a\"\nslot_b = \"b\"", "board.command", "must name a program"),

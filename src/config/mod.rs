@@ -5,6 +5,7 @@
 mod board;
 mod health;
 mod raw;
+pub mod targets;
 pub mod window;
 
 pub use board::{BoardSettings, LinksysSettings, OtherBoot};

@@ -1,6 +1,7 @@
 //! Vendor side: writing and signing an index (used by `fwguard-index` and the demo).
 
 use super::doc::check_rollout;
+use super::part::Part;
 use super::sign::SecretKey;
 use super::{check_release, IndexDoc, IndexMeta, ReleaseDoc, RolloutDoc, WaveDoc, FORMAT};
 use crate::time::format_time;
@@ -26,6 +27,8 @@ pub struct NewRelease {
     pub sha256: [u8; 32],
     /// The lowest running version it may be installed from.
     pub min_from: Option<Version>,
+    /// Parts besides the boot image.
+    pub parts: Vec<Part>,
 }
 
 impl NewRelease {
@@ -37,28 +40,52 @@ impl NewRelease {
         urls: Vec<String>,
         image: &Path,
     ) -> std::io::Result<NewRelease> {
-        let mut f = std::fs::File::open(image)?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut size = 0u64;
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            size += n as u64;
-        }
+        let (size, sha256) = hash_file(image)?;
         Ok(NewRelease {
             version,
             boards,
             channels,
             urls,
             size,
-            sha256: hasher.finalize().into(),
+            sha256,
             min_from: None,
+            parts: Vec::new(),
         })
     }
+}
+
+/// A part for target `target`, its size and sha256 read from `file`.
+pub fn part_from_file(
+    name: String,
+    target: String,
+    urls: Vec<String>,
+    file: &Path,
+) -> std::io::Result<Part> {
+    let (size, sha256) = hash_file(file)?;
+    Ok(Part {
+        name,
+        target,
+        urls,
+        size,
+        sha256,
+    })
+}
+
+/// A file's size and SHA-256.
+fn hash_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, hasher.finalize().into()))
 }
 
 impl IndexDraft {
@@ -119,6 +146,7 @@ impl IndexDraft {
             min_from: r.min_from,
             pulled: None,
             rollout: None,
+            parts: r.parts.iter().map(Into::into).collect(),
         };
         check_release(doc.clone())?;
         self.doc.releases.push(doc);

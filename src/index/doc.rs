@@ -42,6 +42,9 @@ pub(crate) struct ReleaseDoc {
     pub pulled: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutDoc>,
+    /// Parts besides the boot image, each to its own target of the slot.
+    #[serde(default, rename = "part", skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<super::part::PartDoc>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -117,6 +120,7 @@ pub(crate) fn check_release(r: ReleaseDoc) -> Result<Release, String> {
         return Err("pulled must give a reason".into());
     }
     let rollout = r.rollout.as_ref().map(check_rollout).transpose()?;
+    let parts = super::part::check_parts(r.parts)?;
     Ok(Release {
         version: r.version,
         boards: r.boards,
@@ -127,5 +131,6 @@ pub(crate) fn check_release(r: ReleaseDoc) -> Result<Release, String> {
         min_from: r.min_from,
         pulled: r.pulled,
         rollout,
+        parts,
     })
 }

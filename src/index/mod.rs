@@ -8,6 +8,7 @@
 
 pub mod build;
 mod doc;
+pub mod part;
 pub mod rollout;
 pub mod root;
 pub mod select;
@@ -194,6 +195,10 @@ pub struct Release {
     pub pulled: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// Parts besides the boot image, each to its own target of the slot, written before
+    /// the boot image (whose head is written last of all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<part::Part>,
 }
 
 #[cfg(test)]
@@ -211,6 +216,7 @@ impl Release {
             min_from: None,
             pulled: None,
             rollout: None,
+            parts: Vec::new(),
         }
     }
 }

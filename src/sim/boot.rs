@@ -43,6 +43,18 @@ impl SimRouter {
         let path = self.slot_path(slot);
         let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let k = Kernel::load(&bytes, Format::UImage)?;
+        if k.behaviour.root {
+            // The kernel mounts its root from the slot's rootfs target, or panics.
+            let path = self.rootfs_path(slot);
+            let root = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Err(why) = super::image::mounts_as_squashfs(&root) {
+                tracing::debug!(
+                    "VFS: unable to mount root fs from {}: {why}",
+                    path.display()
+                );
+                return Ok((k.version, false, false));
+            }
+        }
         Ok((k.version, k.behaviour.boots, k.behaviour.wan_up))
     }
 

@@ -132,6 +132,7 @@ async fn run_in(root: PathBuf) -> Result<i32, Error> {
         Behaviour {
             wan_up: false,
             boots: true,
+            root: false,
         },
     )?;
     let cfg_path = world.write_config(

@@ -12,12 +12,21 @@ use sha2::{Digest, Sha256};
 pub struct Behaviour {
     pub wan_up: bool,
     pub boots: bool,
+    /// It mounts its root file system from the slot's `rootfs` target (a squashfs): a
+    /// target that holds none makes it panic, as a real kernel does.
+    pub root: bool,
 }
 
 impl Behaviour {
     pub const GOOD: Behaviour = Behaviour {
         wan_up: true,
         boots: true,
+        root: false,
+    };
+    /// Good, with its root file system in the slot's `rootfs` target.
+    pub const GOOD_WITH_ROOT: Behaviour = Behaviour {
+        root: true,
+        ..Behaviour::GOOD
     };
 }
 
@@ -39,9 +48,10 @@ pub fn format_for(board: &str) -> Format {
 /// differs per version, `payload_len` bytes in all.
 fn payload(version: &Version, payload_len: usize, b: Behaviour) -> Vec<u8> {
     let mut out = format!(
-        "{MAGIC}\nversion={version}\nwan={}\nboot={}\n\0",
+        "{MAGIC}\nversion={version}\nwan={}\nboot={}\n{}\0",
         if b.wan_up { "up" } else { "down" },
-        if b.boots { "ok" } else { "panic" }
+        if b.boots { "ok" } else { "panic" },
+        if b.root { "root=rootfs\n" } else { "" }
     )
     .into_bytes();
     let mut block: [u8; 32] = Sha256::digest(version.as_str().as_bytes()).into();
@@ -128,6 +138,7 @@ impl Kernel {
                 Some(("version", v)) => version = v.parse().ok(),
                 Some(("wan", v)) => behaviour.wan_up = v != "down",
                 Some(("boot", v)) => behaviour.boots = v != "panic",
+                Some(("root", "rootfs")) => behaviour.root = true,
                 _ => {}
             }
         }
@@ -162,6 +173,27 @@ impl Kernel {
     }
 }
 
+/// Whether `bytes` (a root target) holds a squashfs 4.0 file system a kernel would mount:
+/// its superblock's magic and version, and all of its `bytes_used` within the target.
+pub fn mounts_as_squashfs(bytes: &[u8]) -> Result<(), String> {
+    let le32 = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    if bytes.len() < 96 || le32(0) != 0x7371_7368 {
+        return Err("no squashfs superblock (magic hsqs)".into());
+    }
+    let major = u16::from_le_bytes([bytes[28], bytes[29]]);
+    if major != 4 {
+        return Err(format!("squashfs version {major}, the kernel mounts 4"));
+    }
+    let used = u64::from_le_bytes(bytes[40..48].try_into().expect("8 bytes"));
+    if used > bytes.len() as u64 {
+        return Err(format!(
+            "squashfs of {used} bytes on a {}-byte device",
+            bytes.len()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +204,7 @@ mod tests {
         let bad = Behaviour {
             wan_up: false,
             boots: true,
+            root: true,
         };
         for (board, format) in [("sim", Format::UImage), ("linksys-wrt32x", Format::ZImage)] {
             let img = firmware_image_for(board, &v, 42, 4096, bad);

@@ -32,6 +32,10 @@ pub const BOARD_ID: &str = "sim";
 pub const ENV_SIZE: usize = 0x4000;
 /// Default slot size.
 pub const DEFAULT_SLOT_SIZE: u64 = 8 * 1024 * 1024;
+/// The sim board's second target, for a release's root file system part.
+pub const ROOTFS_TARGET: &str = "rootfs";
+/// Its size in each slot.
+pub const ROOTFS_SIZE: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -80,6 +84,14 @@ impl SimRouter {
         })
     }
 
+    /// Slot `s`'s `rootfs` target: where a release's root file system part goes.
+    pub fn rootfs_path(&self, s: Slot) -> PathBuf {
+        self.dir.join(match s {
+            Slot::A => "rootfs-a.img",
+            Slot::B => "rootfs-b.img",
+        })
+    }
+
     pub fn env_path(&self) -> PathBuf {
         self.dir.join("env.img")
     }
@@ -121,6 +133,10 @@ impl SimRouter {
         let sim = SimRouter::open(dir);
         std::fs::create_dir_all(&sim.dir).map_err(|e| sim.io(&sim.dir, e))?;
         for s in Slot::ALL {
+            let p = sim.rootfs_path(s);
+            std::fs::File::create(&p)
+                .and_then(|f| f.set_len(ROOTFS_SIZE))
+                .map_err(|e| sim.io(&p, e))?;
             let p = sim.slot_path(s);
             let f = std::fs::File::create(&p).map_err(|e| sim.io(&p, e))?;
             f.set_len(slot_size).map_err(|e| sim.io(&p, e))?;
@@ -151,6 +167,13 @@ impl SimRouter {
                 dir: self.dir.clone(),
             }),
         )
+        .with_targets(vec![(
+            ROOTFS_TARGET.to_string(),
+            [
+                Box::new(FileSlot::new(Slot::A, self.rootfs_path(Slot::A))),
+                Box::new(FileSlot::new(Slot::B, self.rootfs_path(Slot::B))),
+            ],
+        )])
     }
 
     /// Whether the agent asked for a reboot since the last boot.

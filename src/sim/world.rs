@@ -80,6 +80,8 @@ pub struct World {
     run: RamDir,
     index_version: u64,
     images: BTreeMap<String, (Version, PathBuf)>,
+    /// Per version: its parts besides the image (name, target, file).
+    parts: BTreeMap<String, Vec<(String, String, PathBuf)>>,
 }
 
 fn io(path: &Path, e: std::io::Error) -> SimError {
@@ -136,6 +138,7 @@ impl World {
             run: RamDir::create()?,
             index_version: 0,
             images: BTreeMap::new(),
+            parts: BTreeMap::new(),
         };
         w.images
             .insert("1.0".into(), (v1, w.www.join("images/fw-1.0.img")));
@@ -168,6 +171,25 @@ impl World {
         Ok(p)
     }
 
+    /// Give the release `version` a part `name` for `target` holding `bytes` (published with
+    /// it, at `images/NAME-VERSION.img`).
+    pub fn add_part(
+        &mut self,
+        version: &str,
+        name: &str,
+        target: &str,
+        bytes: &[u8],
+    ) -> Result<PathBuf, SimError> {
+        let p = self.www.join(format!("images/{name}-{version}.img"));
+        std::fs::write(&p, bytes).map_err(|e| io(&p, e))?;
+        self.parts.entry(version.to_string()).or_default().push((
+            name.to_string(),
+            target.to_string(),
+            p.clone(),
+        ));
+        Ok(p)
+    }
+
     /// Publish a new signed index listing `versions` (for the world's board, channel
     /// `stable`).
     pub fn publish(&mut self, versions: &[&str]) -> Result<u64, SimError> {
@@ -194,6 +216,22 @@ impl World {
                 &path,
             )
             .map_err(|e| io(&path, e))?;
+            let mut rel = rel;
+            for (name, target, file) in self.parts.get(*v).into_iter().flatten() {
+                let url = format!(
+                    "images/{}",
+                    file.file_name().unwrap_or_default().to_string_lossy()
+                );
+                rel.parts.push(
+                    crate::index::build::part_from_file(
+                        name.clone(),
+                        target.clone(),
+                        vec![url],
+                        file,
+                    )
+                    .map_err(|e| io(file, e))?,
+                );
+            }
             draft.add_release(rel).map_err(SimError::NoBootableSlot)?;
         }
         self.write_index(draft.to_toml().as_bytes(), &self.key)?;

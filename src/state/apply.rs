@@ -77,16 +77,10 @@ impl PersistedState {
             (S::Installing { release, target }, Event::Verified, _) => {
                 self.partial = None;
                 self.forget_bad_sources(&release.sha256);
-                self.set_slot(
-                    target,
-                    Some(SlotRecord {
-                        version: release.version.clone(),
-                        size: release.size,
-                        sha256: release.sha256.clone(),
-                        good: false,
-                        origin: super::Origin::Installed,
-                    }),
-                );
+                for p in &release.parts {
+                    self.forget_bad_sources(&p.sha256);
+                }
+                self.set_slot(target, Some(SlotRecord::installed(&release, false)));
                 let detail = "image read back and verified";
                 self.entry(
                     facts,
@@ -199,16 +193,7 @@ impl PersistedState {
                 );
             }
             (S::Trial { release, slot, .. }, Event::Commit { checks, detail }, _) => {
-                self.set_slot(
-                    slot,
-                    Some(SlotRecord {
-                        version: release.version.clone(),
-                        size: release.size,
-                        sha256: release.sha256.clone(),
-                        good: true,
-                        origin: super::Origin::Installed,
-                    }),
-                );
+                self.set_slot(slot, Some(SlotRecord::installed(&release, true)));
                 self.known_good = Some(slot);
                 self.rollbacks_in_a_row = 0;
                 self.entry(facts, H::Committed, &release.version, slot, detail, checks);

@@ -196,16 +196,7 @@ impl PersistedState {
     /// The bookkeeping of taking over the trial `t`, armed by the other slot's fwguard: the
     /// records of both slots as it had them, its device id and baseline.
     pub(super) fn take_trial(&mut self, t: &CarriedTrial, facts: &Facts) {
-        self.set_slot(
-            t.slot,
-            Some(SlotRecord {
-                version: t.release.version.clone(),
-                size: t.release.size,
-                sha256: t.release.sha256.clone(),
-                good: false,
-                origin: super::Origin::Installed,
-            }),
-        );
+        self.set_slot(t.slot, Some(SlotRecord::installed(&t.release, false)));
         self.set_slot(t.previous, t.previous_record.clone());
         if let Some(u) = &t.previous_unidentified {
             self.unidentified = Some(u.clone());

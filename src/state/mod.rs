@@ -17,7 +17,7 @@ pub use carried::{Carried, CarriedOutcome, CarriedTrial, TrialResult, CARRY_VAR}
 pub use history::{HistoryEntry, HistoryEvent, HISTORY_MAX};
 pub use machine::{transition, Disallowed, Event, UpdateState};
 pub use note::Note;
-pub use schema::{check_records, CheckRecord, ReleaseRef};
+pub use schema::{check_records, part_records, CheckRecord, PartRecord, ReleaseRef};
 pub use store::{Lock, StateStore};
 
 use crate::index::LastIndex;
@@ -54,6 +54,23 @@ pub struct SlotRecord {
     /// How fwguard came to know it.
     #[serde(default)]
     pub origin: Origin,
+    /// The release's parts besides its boot image, each in its own target of the slot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartRecord>,
+}
+
+impl SlotRecord {
+    /// The record of `release` written into a slot by fwguard.
+    pub fn installed(release: &ReleaseRef, good: bool) -> SlotRecord {
+        SlotRecord {
+            version: release.version.clone(),
+            size: release.size,
+            sha256: release.sha256.clone(),
+            good,
+            origin: Origin::Installed,
+            parts: release.parts.clone(),
+        }
+    }
 }
 
 /// How a slot's content became known.

@@ -38,6 +38,49 @@ pub struct ReleaseRef {
     /// Lower-case hex (a file's is checked and normalised when it is read).
     #[serde(deserialize_with = "sha256_hex")]
     pub sha256: String,
+    /// The parts besides the boot image, each to its own target of the slot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartRecord>,
+}
+
+/// A part of a release besides its boot image: where it goes in the slot, its extent from
+/// the start of that target, and that extent's hash. (Its sources are the index's: a part is
+/// downloaded again from the release the index lists.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub name: String,
+    pub target: String,
+    pub size: u64,
+    #[serde(deserialize_with = "sha256_hex")]
+    pub sha256: String,
+}
+
+impl PartRecord {
+    /// The part's extent and hash, as a slot check needs them.
+    pub fn expected(&self) -> Option<crate::flash::Expected> {
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(&self.sha256, &mut sha256).ok()?;
+        Some(crate::flash::Expected {
+            size: self.size,
+            sha256,
+        })
+    }
+}
+
+impl From<&crate::index::part::Part> for PartRecord {
+    fn from(p: &crate::index::part::Part) -> PartRecord {
+        PartRecord {
+            name: p.name.clone(),
+            target: p.target.clone(),
+            size: p.size,
+            sha256: hex::encode(p.sha256),
+        }
+    }
+}
+
+/// The records of a release's parts.
+pub fn part_records(r: &Release) -> Vec<PartRecord> {
+    r.parts.iter().map(PartRecord::from).collect()
 }
 
 /// A SHA-256 in hex, as the index writes it: 64 hex digits of either case, kept in lower
@@ -51,9 +94,12 @@ fn sha256_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error
 }
 
 impl ReleaseRef {
-    /// Whether `r` is the same image (version, size and hash).
+    /// Whether `r` is the same image (version, size and hash, and the same parts).
     pub fn is_image_of(&self, r: &Release) -> bool {
-        self.version == r.version && self.size == r.size && self.sha256 == hex::encode(r.sha256)
+        self.version == r.version
+            && self.size == r.size
+            && self.sha256 == hex::encode(r.sha256)
+            && self.parts == part_records(r)
     }
 }
 
@@ -66,6 +112,7 @@ impl From<&Release> for ReleaseRef {
             urls: r.urls.clone(),
             size: r.size,
             sha256: hex::encode(r.sha256),
+            parts: part_records(r),
         }
     }
 }

@@ -21,4 +21,5 @@ mod runtime_dir;
 mod signify_interop;
 mod state_location;
 mod syslog;
+mod vendor_parts;
 mod vendor_tool;

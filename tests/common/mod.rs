@@ -118,10 +118,12 @@ pub fn data_mountinfo(proc: &Path, data: &Path) {
 pub const WAN_DOWN: Behaviour = Behaviour {
     wan_up: false,
     boots: true,
+    root: false,
 };
 pub const PANICS: Behaviour = Behaviour {
     wan_up: true,
     boots: false,
+    root: false,
 };
 
 pub struct TestWorld {
@@ -184,13 +186,15 @@ impl TestWorld {
         StateStore::new(self.settings().state_dir).load().unwrap()
     }
 
-    /// The bytes of both slots and the env.
+    /// The bytes of both slots, the env, and both slots' rootfs targets.
     pub fn snapshot(&self) -> Vec<Vec<u8>> {
         let r = &self.world.router;
         vec![
             std::fs::read(r.slot_path(fwguard::Slot::A)).unwrap(),
             std::fs::read(r.slot_path(fwguard::Slot::B)).unwrap(),
             std::fs::read(r.env_path()).unwrap(),
+            std::fs::read(r.rootfs_path(fwguard::Slot::A)).unwrap(),
+            std::fs::read(r.rootfs_path(fwguard::Slot::B)).unwrap(),
         ]
     }
 

@@ -15,3 +15,30 @@ pub fn tool(name: &str, args: &[&str]) -> String {
     );
     String::from_utf8(o.stdout).unwrap()
 }
+
+/// A squashfs holding one file that names `version`, made by mksquashfs.
+pub fn squashfs(dir: &std::path::Path, version: &str) -> Vec<u8> {
+    let src = dir.join(format!("root-{version}"));
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::write(
+        src.join("etc/openwrt_release"),
+        format!("DISTRIB_RELEASE='{version}'\n"),
+    )
+    .unwrap();
+    let out = dir.join(format!("root-{version}.squashfs"));
+    tool(
+        "mksquashfs",
+        &[
+            src.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "-noappend",
+            "-quiet",
+            "-all-root",
+            "-mkfs-time",
+            "0",
+            "-comp",
+            "gzip",
+        ],
+    );
+    std::fs::read(out).unwrap()
+}

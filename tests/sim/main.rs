@@ -16,6 +16,7 @@ mod linksys;
 mod linksys_per_slot;
 mod mtd_slot;
 mod owner;
+mod parts;
 mod refusals;
 mod ubi_slot;
 mod uboot_env_interop;

@@ -1,5 +1,6 @@
 use super::{edit_index, ToolError};
-use crate::index::build::NewRelease;
+use crate::index::build::{part_from_file, NewRelease};
+use crate::index::part::Part;
 use crate::version::Version;
 use std::path::PathBuf;
 
@@ -23,6 +24,13 @@ pub struct Args {
     /// Default: images/<image file name>
     #[arg(long = "url")]
     urls: Vec<String>,
+    /// A further part of the release, besides the image, as NAME:TARGET:FILE (repeatable; in
+    /// the order they are written). Its URL: images/<file name>, unless --part-url gives one
+    #[arg(long = "part", value_name = "NAME:TARGET:FILE")]
+    parts: Vec<String>,
+    /// A part's download URL, as NAME=URL (repeatable; tried in order)
+    #[arg(long = "part-url", value_name = "NAME=URL")]
+    part_urls: Vec<String>,
     /// The lowest running version this release may be installed from
     #[arg(long)]
     min_from: Option<Version>,
@@ -44,12 +52,61 @@ pub fn run(a: Args) -> Result<(), ToolError> {
     let mut rel = NewRelease::from_image(a.version.clone(), a.boards, a.channels, urls, &a.image)
         .map_err(|e| ToolError(format!("{}: {e}", a.image.display())))?;
     rel.min_from = a.min_from;
+    rel.parts = parts(&a.parts, &a.part_urls)?;
     let (size, sha) = (rel.size, hex::encode(rel.sha256));
+    let mut lines = vec![format!("added {} ({size} bytes, sha256 {sha})", a.version)];
+    for p in &rel.parts {
+        lines.push(format!(
+            "  part {} for target {}: {} bytes, sha256 {}",
+            p.name,
+            p.target,
+            p.size,
+            hex::encode(p.sha256)
+        ));
+    }
     edit_index(&a.index, &a.expires_in, |d| {
         d.add_release(rel)?;
-        Ok(vec![format!(
-            "added {} ({size} bytes, sha256 {sha})",
-            a.version
-        )])
+        Ok(lines)
     })
+}
+
+/// The parts given as NAME:TARGET:FILE, each with its URLs from NAME=URL.
+fn parts(specs: &[String], urls: &[String]) -> Result<Vec<Part>, ToolError> {
+    let mut by_name: Vec<(&str, &str)> = Vec::new();
+    for u in urls {
+        let (name, url) = u
+            .split_once('=')
+            .ok_or_else(|| ToolError(format!("--part-url {u:?}: expected NAME=URL")))?;
+        if !specs.iter().any(|s| s.split(':').next() == Some(name)) {
+            return Err(ToolError(format!(
+                "--part-url {u:?}: no --part is named {name:?}"
+            )));
+        }
+        by_name.push((name, url));
+    }
+    specs
+        .iter()
+        .map(|spec| {
+            let mut it = spec.splitn(3, ':');
+            let (Some(name), Some(target), Some(file)) = (it.next(), it.next(), it.next()) else {
+                return Err(ToolError(format!(
+                    "--part {spec:?}: expected NAME:TARGET:FILE"
+                )));
+            };
+            let file = std::path::Path::new(file);
+            let mut part_urls: Vec<String> = by_name
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, u)| u.to_string())
+                .collect();
+            if part_urls.is_empty() {
+                let base = file
+                    .file_name()
+                    .ok_or_else(|| ToolError(format!("--part {spec:?}: no file name")))?;
+                part_urls.push(format!("images/{}", base.to_string_lossy()));
+            }
+            part_from_file(name.into(), target.into(), part_urls, file)
+                .map_err(|e| ToolError(format!("--part {spec:?}: {}: {e}", file.display())))
+        })
+        .collect()
 }

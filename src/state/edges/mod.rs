@@ -38,6 +38,7 @@ fn good_a() -> SlotRecord {
         sha256: "aa".into(),
         good: true,
         origin: Origin::Installed,
+        parts: Vec::new(),
     }
 }
 
@@ -101,6 +102,7 @@ fn b_record(good: bool) -> Option<SlotRecord> {
         sha256: hex::encode([7u8; 32]),
         good,
         origin: Origin::Installed,
+        parts: Vec::new(),
     })
 }
 

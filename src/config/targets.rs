@@ -1,0 +1,129 @@
+//! `[board.targets.NAME]`: the further places of each slot that a release's parts go to
+//! (a root file system partition, a UBI volume, a second kernel), one path per slot, of the
+//! same kinds as the slots themselves (a file or block device, an MTD partition, a UBI
+//! volume). Every path must be storage of its own: not the other slot's, not a slot's boot
+//! device, not another target's.
+
+use super::{ConfigError, Validator};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub slot_a: PathBuf,
+    pub slot_b: PathBuf,
+}
+
+/// A target as configured: its name and its storage in each slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetPaths {
+    pub name: String,
+    pub slot_a: PathBuf,
+    pub slot_b: PathBuf,
+}
+
+impl Validator<'_> {
+    /// The board's targets, each path checked against the slots' and every other target's.
+    pub(super) fn targets(
+        &self,
+        raw: Option<toml::Value>,
+        slots: (&Path, &Path),
+        sysfs: Option<&Path>,
+    ) -> Result<Vec<TargetPaths>, ConfigError> {
+        let sysfs = sysfs.map_or_else(|| PathBuf::from("/sys"), |p| self.path_rel(p.into()));
+        // Every path seen so far, with the key that named it.
+        let mut seen: Vec<(String, PathBuf)> = vec![
+            ("board.slot_a".into(), slots.0.to_path_buf()),
+            ("board.slot_b".into(), slots.1.to_path_buf()),
+        ];
+        let raw = match raw {
+            None => BTreeMap::new(),
+            Some(toml::Value::Table(t)) => t.into_iter().collect(),
+            Some(v) => {
+                return Err(self.err(
+                    "board.targets",
+                    format!(
+                        "expected a table of targets ([board.targets.NAME]), found {}",
+                        v.type_str()
+                    ),
+                ))
+            }
+        };
+        let mut out = Vec::new();
+        for (name, t) in raw {
+            let key = format!("board.targets.{name}");
+            crate::index::part::check_name("the target's name", &name)
+                .map_err(|e| self.err(&key, e))?;
+            let t: RawTarget = t
+                .try_into()
+                .map_err(|e: toml::de::Error| self.err(&key, e.message().trim_end()))?;
+            let (a, b) = (self.path_rel(t.slot_a), self.path_rel(t.slot_b));
+            for (k, p) in [("slot_a", &a), ("slot_b", &b)] {
+                let here = format!("{key}.{k}");
+                for (other, q) in &seen {
+                    if let Some(why) = crate::board::identity::overlap(p, q, &sysfs) {
+                        return Err(self.err(
+                            &here,
+                            format!("must be storage of its own, not the same as {other}: {why}, so writing one would overwrite the other"),
+                        ));
+                    }
+                }
+                seen.push((here, p.clone()));
+            }
+            out.push(TargetPaths {
+                name,
+                slot_a: a,
+                slot_b: b,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{BoardSettings, Settings};
+    use std::path::Path;
+
+    const UBOOT: &str = "profile = \"uboot\"\nid = \"u\"\nenv_device = \"e\"\nenv_size = 4096\nslot_a = \"/dev/mmcblk0p2\"\nslot_b = \"/dev/mmcblk0p3\"\n";
+
+    /// The shipped example config with a uboot [board] section and `targets` after it.
+    fn parse(targets: &str) -> Result<BoardSettings, String> {
+        let example = include_str!("../../packaging/config.toml");
+        let start = example.find("[board]").unwrap();
+        let end = start + example[start..].find("\n[trial]").unwrap();
+        let text = format!(
+            "{}[board]\n{UBOOT}{targets}\n{}",
+            &example[..start],
+            &example[end..]
+        );
+        Settings::parse(Path::new("/etc/fwguard/config.toml"), &text)
+            .map(|s| s.board)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn targets_are_read_and_each_is_storage_of_its_own() {
+        let b = parse("[board.targets.rootfs]\nslot_a = \"/dev/mmcblk0p5\"\nslot_b = \"/dev/mmcblk0p6\"\n[board.targets.dtb]\nslot_a = \"dtb-a\"\nslot_b = \"dtb-b\"").unwrap();
+        let BoardSettings::UBoot { targets, .. } = b else {
+            panic!("{b:?}")
+        };
+        let names: Vec<_> = targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["dtb", "rootfs"]);
+        assert_eq!(targets[0].slot_b, Path::new("/etc/fwguard/dtb-b"));
+        for (text, key, problem) in [
+            ("[board.targets.rootfs]\nslot_a = \"/dev/mmcblk0p3\"\nslot_b = \"/dev/mmcblk0p6\"", "board.targets.rootfs.slot_a", "not the same as board.slot_b"),
+            ("[board.targets.rootfs]\nslot_a = \"/dev/mmcblk0p5\"\nslot_b = \"/dev/mmcblk0p5\"", "board.targets.rootfs.slot_b", "not the same as board.targets.rootfs.slot_a"),
+            ("[board.targets.a]\nslot_a = \"x\"\nslot_b = \"y\"\n[board.targets.b]\nslot_a = \"z\"\nslot_b = \"x\"", "board.targets.b.slot_b", "not the same as board.targets.a.slot_a"),
+            ("[board.targets.Root]\nslot_a = \"x\"\nslot_b = \"y\"", "board.targets.Root", "must be 1 to 32 of a-z"),
+            ("[board.targets.rootfs]\nslot_a = \"x\"", "board.targets.rootfs", "missing field `slot_b`"),
+            ("[board.targets.rootfs]\nslot_a = \"x\"\nslot_b = \"y\"\nslot_c = \"z\"", "board.targets.rootfs", "unknown field `slot_c`"),
+            ("targets = 3", "board.targets", "expected a table of targets"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(key) && e.contains(problem), "{text:?}: {e}");
+        }
+    }
+}

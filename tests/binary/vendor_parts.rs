@@ -1,0 +1,149 @@
+//! `fwguard-index add-release --part`: a release of several parts, each file hashed into the
+//! index with its target, and verified as a device verifies the directory.
+
+use super::vendor_tool::{ok, tool};
+use sha2::{Digest, Sha256};
+
+#[test]
+fn a_release_of_several_parts_is_added_signed_and_verified() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    ok(d, &["keygen", "-s", "k.sec", "-p", "k.pub"]);
+    ok(
+        d,
+        &[
+            "init",
+            "root.toml",
+            "--index-key",
+            "k.pub",
+            "--root-key",
+            "k.pub",
+        ],
+    );
+    std::fs::create_dir(d.join("images")).unwrap();
+    let kernel: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(d.join("images/k.bin"), kernel).unwrap();
+    // The boot image: a real uImage.
+    let img = d.join("images/fw-3.0.img");
+    let data = d.join("images/k.bin");
+    super::common::tools::tool(
+        "mkimage",
+        &[
+            "-A",
+            "arm",
+            "-O",
+            "linux",
+            "-T",
+            "kernel",
+            "-C",
+            "none",
+            "-a",
+            "0x8000",
+            "-e",
+            "0x8000",
+            "-n",
+            "fw 3.0",
+            "-d",
+            data.to_str().unwrap(),
+            img.to_str().unwrap(),
+        ],
+    );
+    let root = super::common::tools::squashfs(d, "3.0");
+    std::fs::write(d.join("images/root-3.0.squashfs"), &root).unwrap();
+    std::fs::write(d.join("images/dtb-3.0.bin"), [7u8; 300]).unwrap();
+    ok(d, &["new", "index.toml"]);
+    let args = [
+        "add-release",
+        "index.toml",
+        "--version",
+        "3.0",
+        "--board",
+        "acme-r1",
+        "--image",
+        "images/fw-3.0.img",
+        "--part",
+        "root:rootfs:images/root-3.0.squashfs",
+        "--part",
+        "dtb:dtb:images/dtb-3.0.bin",
+        "--part-url",
+        "dtb=https://cdn.example.net/dtb-3.0.bin",
+        "--part-url",
+        "dtb=images/dtb-3.0.bin",
+    ];
+    let out = ok(d, &args);
+    let root_sha = hex::encode(Sha256::digest(&root));
+    assert!(
+        out.contains(&format!(
+            "part root for target rootfs: {} bytes, sha256 {root_sha}",
+            root.len()
+        )),
+        "{out}"
+    );
+    ok(d, &["sign", "index.toml", "-s", "k.sec"]);
+    let verified = ok(d, &["verify", ".", "--root", "root.toml"]);
+    assert!(verified.contains("1 release(s)"), "{verified}");
+    let text = std::fs::read_to_string(d.join("index.toml")).unwrap();
+    let doc: toml::Table = text.parse().unwrap();
+    let parts = doc["release"][0]["part"].as_array().unwrap();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0]["name"].as_str(), Some("root"));
+    assert_eq!(parts[0]["target"].as_str(), Some("rootfs"));
+    assert_eq!(parts[0]["sha256"].as_str(), Some(root_sha.as_str()));
+    assert_eq!(
+        parts[0]["urls"][0].as_str(),
+        Some("images/root-3.0.squashfs")
+    );
+    let dtb_urls: Vec<_> = parts[1]["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        dtb_urls,
+        ["https://cdn.example.net/dtb-3.0.bin", "images/dtb-3.0.bin"]
+    );
+
+    // Bad part specifications are refused and leave the index as it was.
+    let before = std::fs::read(d.join("index.toml")).unwrap();
+    for (extra, words) in [
+        (vec!["--part", "root-only"], "expected NAME:TARGET:FILE"),
+        (
+            vec!["--part", "root:rootfs:images/missing"],
+            "images/missing",
+        ),
+        (
+            vec!["--part", "Root:rootfs:images/dtb-3.0.bin"],
+            "name \"Root\" must be",
+        ),
+        (
+            vec![
+                "--part",
+                "a:t:images/dtb-3.0.bin",
+                "--part",
+                "b:t:images/dtb-3.0.bin",
+            ],
+            "goes to target \"t\" too",
+        ),
+        (
+            vec!["--part", "a:t:images/dtb-3.0.bin", "--part-url", "b=x"],
+            "no --part is named \"b\"",
+        ),
+    ] {
+        let mut a = vec![
+            "add-release",
+            "index.toml",
+            "--version",
+            "3.1",
+            "--board",
+            "acme-r1",
+            "--image",
+            "images/fw-3.0.img",
+        ];
+        a.extend(extra);
+        let o = tool(d, &a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(words), "{a:?}: {err}");
+        assert_eq!(std::fs::read(d.join("index.toml")).unwrap(), before);
+    }
+}
