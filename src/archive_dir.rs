@@ -23,6 +23,11 @@ use std::path::{Path, PathBuf};
 pub const INDEX: &str = "index.toml";
 pub const SIGNATURES: &str = "index.toml.sig";
 pub const IMAGE: &str = "image.bin";
+
+/// The file of a release's part `name` in an entry (part names are `a-z 0-9 _ -`).
+pub fn part_file(name: &str) -> String {
+    format!("part-{name}.bin")
+}
 const INCOMING: &str = ".incoming";
 const TEMP_PREFIX: &str = ".tmp-";
 const OLD_PREFIX: &str = ".old-";
@@ -123,14 +128,26 @@ impl Archive {
 
     /// The size of the image kept for `v` (a link there is refused).
     pub fn image_len(&self, v: &Version) -> Result<u64, ArchiveError> {
-        self.entry(v)?
-            .file_len(IMAGE)
-            .map_err(io(&self.image_path(v)))
+        self.file_len(v, IMAGE)
     }
 
     /// The image kept for `v`, opened for reading (a link there is refused).
     pub fn open_image(&self, v: &Version) -> Result<File, ArchiveError> {
-        self.entry(v)?.open(IMAGE).map_err(io(&self.image_path(v)))
+        self.open_file(v, IMAGE)
+    }
+
+    /// The size of file `name` of the entry for `v` (a link there is refused).
+    pub fn file_len(&self, v: &Version, name: &str) -> Result<u64, ArchiveError> {
+        self.entry(v)?
+            .file_len(name)
+            .map_err(io(&self.entry_dir(v).join(name)))
+    }
+
+    /// File `name` of the entry for `v`, opened for reading (a link there is refused).
+    pub fn open_file(&self, v: &Version, name: &str) -> Result<File, ArchiveError> {
+        self.entry(v)?
+            .open(name)
+            .map_err(io(&self.entry_dir(v).join(name)))
     }
 
     /// The versions with an entry, lowest first (a directory named as a version).
@@ -268,7 +285,8 @@ impl Archive {
             version: v.clone(),
             tmp_name,
             tmp,
-            image,
+            file: image,
+            file_name: IMAGE.to_string(),
         })
     }
 
@@ -335,29 +353,41 @@ pub struct NewEntry {
     version: Version,
     tmp_name: String,
     tmp: SafeDir,
-    image: File,
+    /// The file being written: the image, then each part's.
+    file: File,
+    file_name: String,
 }
 
 impl NewEntry {
-    /// Append to the image.
+    /// Append to the file being written (the image, until [`NewEntry::next_file`]).
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
-        let path = self.tmp.path().join(IMAGE);
-        self.image.write_all(bytes).map_err(io(&path))
+        let path = self.tmp.path().join(&self.file_name);
+        self.file.write_all(bytes).map_err(io(&path))
     }
 
     /// Flush what was written so far to the storage (so that the final sync of a large
     /// image does not wait on all of it at once).
     pub fn sync(&mut self) -> Result<(), ArchiveError> {
-        let path = self.tmp.path().join(IMAGE);
-        self.image.sync_data().map_err(io(&path))
+        let path = self.tmp.path().join(&self.file_name);
+        self.file.sync_data().map_err(io(&path))
     }
 
-    /// Sync the image and rename the entry into place, replacing an older entry for the
-    /// same version.
+    /// Sync the file written so far and go on with a new one, `name` (a part's).
+    pub fn next_file(&mut self, name: &str) -> Result<(), ArchiveError> {
+        let path = self.tmp.path().join(&self.file_name);
+        self.file.sync_all().map_err(io(&path))?;
+        let next = self.tmp.path().join(name);
+        self.file = self.tmp.create_new(name).map_err(io(&next))?;
+        self.file_name = name.to_string();
+        Ok(())
+    }
+
+    /// Sync the last file and rename the entry into place, replacing an older entry for
+    /// the same version.
     pub fn finish(self) -> Result<(), ArchiveError> {
-        let image = self.tmp.path().join(IMAGE);
-        self.image.sync_all().map_err(io(&image))?;
-        drop(self.image);
+        let last = self.tmp.path().join(&self.file_name);
+        self.file.sync_all().map_err(io(&last))?;
+        drop(self.file);
         self.tmp.sync().map_err(io(self.tmp.path()))?;
         crate::failpoint::hit("archive-copied");
         let v = self.version.as_str();

@@ -9,13 +9,13 @@ use super::check::MAX_SIG_BYTES;
 use super::offline::hash_reader;
 use super::source::Source;
 use super::{Action, Agent, By, UpdateMode};
-use crate::archive_dir::{Archive, ArchiveError, Limits, NewEntry};
+use crate::archive_dir::{part_file, Archive, ArchiveError, Limits, NewEntry, IMAGE};
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
 use crate::flash::{self, FlashError, SlotDevice};
 use crate::index::{IndexError, Release, UntrustedIndex, VerifiedIndex};
 use crate::slot::Slot;
-use crate::state::{PersistedState, SlotRecord, UpdateState};
+use crate::state::{part_records, PartRecord, PersistedState, SlotRecord, UpdateState};
 use crate::time::format_time;
 use crate::version::Version;
 use serde::Serialize;
@@ -45,6 +45,8 @@ pub(super) struct Opened {
     pub index: VerifiedIndex,
     pub release: Release,
     pub image: PathBuf,
+    /// Each part's file, in the release's order.
+    pub parts: Vec<PathBuf>,
 }
 
 fn mismatch(rec: &SlotRecord, r: &Release) -> Option<String> {
@@ -56,7 +58,51 @@ fn mismatch(rec: &SlotRecord, r: &Release) -> Option<String> {
             r.size
         ));
     }
+    if part_records(r) != rec.parts {
+        return Some(format!(
+            "the kept signed index lists {} with other parts than the slot holds",
+            r.version
+        ));
+    }
     None
+}
+
+/// Check an archived file (`what`: the image, a part) against the size and hash the kept
+/// index gives, its size first (a file of another size is not read: it could be any size).
+fn check_file(
+    a: &Archive,
+    version: &Version,
+    name: &str,
+    what: &str,
+    size: u64,
+    sha256: &[u8; 32],
+) -> Result<PathBuf> {
+    let path = a.entry_dir(version).join(name);
+    if let Ok(len) = a.file_len(version, name) {
+        if len != size {
+            return Err(ArchiveError::Mismatch {
+                path,
+                problem: format!(
+                    "{len} bytes; the signed index kept with it says {size} bytes for {what}"
+                ),
+            }
+            .into());
+        }
+    }
+    let got = hash_reader(&path, a.open_file(version, name)?)?;
+    if got.size != size || &got.sha256 != sha256 {
+        return Err(ArchiveError::Mismatch {
+            path,
+            problem: format!(
+                "{} bytes with sha256 {}; the signed index kept with it says {size} bytes with sha256 {} for {what}",
+                got.size,
+                hex::encode(got.sha256),
+                hex::encode(sha256)
+            ),
+        }
+        .into());
+    }
+    Ok(path)
 }
 
 impl Agent {
@@ -109,38 +155,27 @@ impl Agent {
     ) -> Result<Opened> {
         let signed = a.entry_index(version, self.archive_limits())?;
         let (index, release) = self.archived_release(st, signed, version)?;
-        let image = a.image_path(version);
-        // A file of another size is refused without reading it (it could be any size).
-        if let Ok(len) = a.image_len(version) {
-            if len != release.size {
-                return Err(ArchiveError::Mismatch {
-                    path: image,
-                    problem: format!(
-                        "{len} bytes; the signed index kept with it says {} bytes",
-                        release.size
-                    ),
-                }
-                .into());
-            }
-        }
-        let got = hash_reader(&image, a.open_image(version)?)?;
-        if got.size != release.size || got.sha256 != release.sha256 {
-            return Err(ArchiveError::Mismatch {
-                path: image,
-                problem: format!(
-                    "{} bytes with sha256 {}; the signed index kept with it says {} bytes with sha256 {}",
-                    got.size,
-                    hex::encode(got.sha256),
-                    release.size,
-                    hex::encode(release.sha256)
-                ),
-            }
-            .into());
-        }
+        let image = check_file(
+            a,
+            version,
+            IMAGE,
+            "its image",
+            release.size,
+            &release.sha256,
+        )?;
+        let parts = release
+            .parts
+            .iter()
+            .map(|p| {
+                let what = format!("its part {:?}", p.name);
+                check_file(a, version, &part_file(&p.name), &what, p.size, &p.sha256)
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Opened {
             index,
             release,
             image,
+            parts,
         })
     }
 
@@ -318,7 +353,12 @@ impl Agent {
                 continue;
             }
             notifier.notify(&format!("STATUS=archiving {v} from slot {slot}"));
-            let copied = copy_slot(self.board.slot(slot), rec, a.begin(v, &signed)?).await;
+            let parts = rec
+                .parts
+                .iter()
+                .map(|p| Ok((p, self.target_of(slot, p)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let copied = copy_slot(self.board.slot(slot), rec, &parts, a.begin(v, &signed)?).await;
             notifier.notify(&format!("STATUS=archive copy of {v} ended"));
             copied?;
             tracing::info!("archived {v} (from slot {slot}) in {}", a.dir().display());
@@ -346,19 +386,13 @@ const SYNC_EVERY: u64 = 4 << 20;
 /// hashes to the slot's record. Other tasks of the daemon run between pieces (a long copy
 /// to slow USB storage must not starve the systemd watchdog feeder), and the image is
 /// synced every few MiB, so no single sync waits on the whole image.
-async fn copy_slot(dev: &dyn SlotDevice, rec: &SlotRecord, mut entry: NewEntry) -> Result<()> {
-    let mut copy = flash::PrefixCopy::new(dev, rec.size)?;
-    let mut synced = 0;
-    while let Some(piece) = copy.next_piece()? {
-        entry.write(piece)?;
-        if copy.done() - synced >= SYNC_EVERY {
-            entry.sync()?;
-            synced = copy.done();
-        }
-        tokio::task::yield_now().await;
-    }
-    let sha = copy.finish()?;
-    if hex::encode(sha) != rec.sha256 {
+async fn copy_slot(
+    dev: &dyn SlotDevice,
+    rec: &SlotRecord,
+    parts: &[(&PartRecord, &dyn SlotDevice)],
+    mut entry: NewEntry,
+) -> Result<()> {
+    if !copy_extent(dev, rec.size, &rec.sha256, &mut entry).await? {
         return Err(FlashError::Verify {
             slot: dev.slot(),
             what: format!(
@@ -368,6 +402,40 @@ async fn copy_slot(dev: &dyn SlotDevice, rec: &SlotRecord, mut entry: NewEntry) 
         }
         .into());
     }
+    for (p, target) in parts {
+        entry.next_file(&part_file(&p.name))?;
+        if !copy_extent(*target, p.size, &p.sha256, &mut entry).await? {
+            return Err(FlashError::Verify {
+                slot: dev.slot(),
+                what: format!(
+                    "part {:?}: the first {} bytes of target {} no longer hash to its sha256",
+                    p.name, p.size, p.target
+                ),
+            }
+            .into());
+        }
+    }
     entry.finish()?;
     Ok(())
+}
+
+/// Copy the first `size` bytes of `dev` into the entry's current file; whether they hash
+/// to `sha256`.
+async fn copy_extent(
+    dev: &dyn SlotDevice,
+    size: u64,
+    sha256: &str,
+    entry: &mut NewEntry,
+) -> Result<bool> {
+    let mut copy = flash::PrefixCopy::new(dev, size)?;
+    let mut synced = 0;
+    while let Some(piece) = copy.next_piece()? {
+        entry.write(piece)?;
+        if copy.done() - synced >= SYNC_EVERY {
+            entry.sync()?;
+            synced = copy.done();
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(hex::encode(copy.finish()?) == sha256)
 }

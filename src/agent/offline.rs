@@ -132,11 +132,39 @@ impl Agent {
                     )));
                     }
                     r.urls = vec![file_url(&image.path)?];
+                    for p in &mut r.parts {
+                        p.urls = vec![file_url(&part_beside(&image.path, &r.version, p)?)?];
+                    }
                     Choice::Install(r)
                 }
                 up_to_date => up_to_date,
             },
         )
+    }
+}
+
+/// Where an image file's part is: the file next to the image named as the part's first
+/// source names it (the vendor publishes a release's files side by side).
+fn part_beside(
+    image: &Path,
+    version: &Version,
+    p: &crate::index::part::Part,
+) -> Result<std::path::PathBuf> {
+    let name = p
+        .urls
+        .first()
+        .map(|u| u.split(['?', '#']).next().unwrap_or(u))
+        .and_then(|u| u.rsplit('/').next())
+        .filter(|n| !n.is_empty() && *n != "." && *n != "..");
+    let path = name.and_then(|n| Some(image.parent()?.join(n)));
+    match path {
+        Some(path) if path.is_file() => Ok(path),
+        _ => Err(Error::Refused(format!(
+            "{version} is a release of several parts, and its part {:?} ({}) is not next to {}: put the release's files side by side, or install from the release's directory with its index; nothing was written",
+            p.name,
+            name.unwrap_or("a file"),
+            image.display()
+        ))),
     }
 }
 

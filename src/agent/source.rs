@@ -228,6 +228,9 @@ impl Agent {
         let pin = self.pin_note(version, floor, force_insecure, by)?;
         let mut release = opened.release;
         release.urls = vec![file_url(&opened.image)?];
+        for (p, file) in release.parts.iter_mut().zip(&opened.parts) {
+            p.urls = vec![file_url(file)?];
+        }
         Ok(Resolved::Install(Box::new(Candidate {
             release,
             base_url: file_url(&a.entry_dir(version))?,

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 /// A world (policy off) whose config keeps `keep` images in `<root>/usb`.
-async fn archived_world(keep: usize) -> (TestWorld, PathBuf) {
+pub(super) async fn archived_world(keep: usize) -> (TestWorld, PathBuf) {
     let t = world("off").await;
     let usb = t.world.root.join("usb");
     std::fs::create_dir_all(&usb).unwrap();
@@ -31,7 +31,7 @@ fn add_archive(t: &TestWorld, dir: &Path, keep: usize) {
 
 /// Publish `versions`, install the newest, boot it, let the daemon commit it and then run
 /// a little longer (its archive step runs between rounds).
-async fn commit_newest(t: &mut TestWorld, versions: &[&str]) {
+pub(super) async fn commit_newest(t: &mut TestWorld, versions: &[&str]) {
     t.world.publish(versions).unwrap();
     let (r, _) = t.update_and_judge().await;
     assert_eq!(r.version.as_str(), *versions.last().unwrap());
@@ -43,7 +43,7 @@ async fn commit_newest(t: &mut TestWorld, versions: &[&str]) {
     run_daemon_for(t.agent(), 400).await;
 }
 
-fn text(o: &Output) -> String {
+pub(super) fn text(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}stderr:\n{}",
         o.status.code(),
@@ -53,7 +53,7 @@ fn text(o: &Output) -> String {
 }
 
 /// `fwguard archive list --json`: (version, verified) for each entry.
-async fn listed(t: &TestWorld) -> Vec<(String, bool)> {
+pub(super) async fn listed(t: &TestWorld) -> Vec<(String, bool)> {
     let o = fwguard(&t.cfg, &["archive", "list", "--json"]).await;
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     v.as_array()

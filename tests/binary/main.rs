@@ -16,6 +16,7 @@ mod doctor;
 mod examples;
 mod offline;
 mod packaging;
+mod parts_offline;
 mod progress;
 mod runtime_dir;
 mod signify_interop;
