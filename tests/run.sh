@@ -8,13 +8,14 @@ cd "$(dirname "$0")/.."
 #   u-boot-tools     mkenvimage, mkimage (uImage and FIT boot images)
 #   device-tree-compiler  dtc, which mkimage -f needs for a FIT
 #   squashfs-tools   mksquashfs (root file system parts of multi-part releases)
+#   mtd-utils        ubinize (UBI images: the root of NAND firmware, the Linksys factory image)
 #   libubootenv-tool fw_printenv / fw_setenv (the libubootenv implementation)
 #   grub-common      grub-editenv, to check the GRUB environment block format
 #   signify-openbsd  signify, to check index keys and signatures interchange with it
 #   iproute2         network namespaces for the health-check tests (they need root)
 #   dnsmasq-base     the DNS server of the simulated internet
 #   openssl          makes the CA and server certificates of the https tests
-packages=(u-boot-tools device-tree-compiler squashfs-tools libubootenv-tool grub-common signify-openbsd iproute2 dnsmasq-base openssl)
+packages=(u-boot-tools device-tree-compiler squashfs-tools mtd-utils libubootenv-tool grub-common signify-openbsd iproute2 dnsmasq-base openssl)
 command -v python3 >/dev/null || packages+=(python3)   # the simulated internet's web server
 bash tests/apt-install.sh "${packages[@]}"
 

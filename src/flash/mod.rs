@@ -12,6 +12,7 @@ pub mod mtd_image;
 pub mod mtd_slot;
 mod read;
 pub mod ubi;
+pub mod ubi_image;
 
 use crate::slot::Slot;
 use sha2::{Digest, Sha256};

@@ -22,5 +22,6 @@ mod runtime_dir;
 mod signify_interop;
 mod state_location;
 mod syslog;
+mod ubi_image;
 mod vendor_parts;
 mod vendor_tool;

@@ -6,6 +6,7 @@ pub mod linksys;
 pub mod linksys_router;
 pub mod tools;
 pub mod trust;
+pub mod ubi;
 pub mod vendor_script;
 
 use fwguard::agent::{Agent, DaemonExit};

@@ -1,0 +1,114 @@
+//! UBI images for the tests: made by the real `ubinize` (mtd-utils), and changed the way a
+//! running firmware's UBI changes them (written here byte by byte, independently of fwguard's
+//! reader): an erase counter bumped when a block is erased and written again, a logical block
+//! moved to another erase block with a higher sequence number, and the volume table rewritten
+//! when the kernel grows an `autoresize` volume at the first attach.
+
+use super::tools::tool;
+use std::path::Path;
+
+pub const PEB: usize = 0x20000;
+pub const PAGE: usize = 2048;
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn put32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+}
+
+/// The kernel's UBI CRC-32 (from 0xffffffff, not inverted at the end).
+fn crc(b: &[u8]) -> u32 {
+    crc32fast::hash(b) ^ 0xffff_ffff
+}
+
+/// `ubinize -p 128KiB -m 2048` of a `rootfs` volume holding `root` and an empty
+/// `rootfs_data` volume with the autoresize flag, as OpenWrt's NAND images have.
+pub fn ubinize_root(dir: &Path, root: &[u8]) -> Vec<u8> {
+    let img = dir.join("rootfs.img");
+    std::fs::write(&img, root).unwrap();
+    let cfg = dir.join("ubinize.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[rootfs]\nmode=ubi\nvol_id=0\nvol_type=dynamic\nvol_name=rootfs\nimage={}\n\n[rootfs_data]\nmode=ubi\nvol_id=1\nvol_type=dynamic\nvol_name=rootfs_data\nvol_size=128KiB\nvol_flags=autoresize\n",
+            img.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("root.ubi");
+    tool(
+        "ubinize",
+        &[
+            "-o",
+            out.to_str().unwrap(),
+            "-p",
+            "128KiB",
+            "-m",
+            "2048",
+            "-s",
+            "2048",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    std::fs::read(out).unwrap()
+}
+
+/// (vol_id, lnum) of the erase block at `peb` of `area`, if it holds one.
+pub fn leb_of(area: &[u8], peb: usize) -> Option<(u32, u32)> {
+    let b = &area[peb * PEB..(peb + 1) * PEB];
+    if &b[..4] != b"UBI#" {
+        return None;
+    }
+    let vid = &b[be32(b, 16) as usize..];
+    (&vid[..4] == b"UBI!").then(|| (be32(vid, 8), be32(vid, 12)))
+}
+
+/// Erase block `peb` erased and written again: its erase counter one higher.
+pub fn bump_erase_counter(area: &mut [u8], peb: usize) {
+    let b = &mut area[peb * PEB..];
+    let ec = u64::from_be_bytes(b[8..16].try_into().unwrap()) + 1;
+    b[8..16].copy_from_slice(&ec.to_be_bytes());
+    let c = crc(&b[..60]);
+    put32(b, 60, c);
+}
+
+/// What the kernel does on the first attach of an image with an autoresize volume: that
+/// volume takes every free erase block of the area (`total_pebs` in all) and loses the flag,
+/// in every copy of the volume table (each copy's erase block erased and written again).
+pub fn first_attach(area: &mut [u8], total_pebs: usize) {
+    let used = (0..area.len() / PEB)
+        .filter(|p| leb_of(area, *p).is_some())
+        .count();
+    for peb in 0..area.len() / PEB {
+        if leb_of(area, peb).map(|(v, _)| v) != Some(0x7fff_efff) {
+            continue;
+        }
+        let data = be32(&area[peb * PEB..], 20) as usize;
+        let vtbl = &mut area[peb * PEB + data..];
+        for r in vtbl.chunks_exact_mut(172).take(128) {
+            if be32(r, 0) > 0 && r[144] & 1 == 1 {
+                put32(r, 0, (total_pebs - used + be32(r, 0) as usize) as u32);
+                r[144] &= !1;
+                let c = crc(&r[..168]);
+                put32(r, 168, c);
+            }
+        }
+        bump_erase_counter(area, peb);
+    }
+}
+
+/// Move the logical block in erase block `from` to the erased block `to`, as wear levelling
+/// does: a copy with a higher sequence number; `from` is erased.
+pub fn move_block(area: &mut [u8], from: usize, to: usize) {
+    let mut b = area[from * PEB..(from + 1) * PEB].to_vec();
+    let vid_at = be32(&b, 16) as usize;
+    let sq = u64::from_be_bytes(b[vid_at + 40..vid_at + 48].try_into().unwrap()) + 1000;
+    b[vid_at + 40..vid_at + 48].copy_from_slice(&sq.to_be_bytes());
+    b[vid_at + 6] = 1; // copy_flag
+    let c = crc(&b[vid_at..vid_at + 60]);
+    put32(&mut b, vid_at + 60, c);
+    area[to * PEB..(to + 1) * PEB].copy_from_slice(&b);
+    area[from * PEB..(from + 1) * PEB].fill(0xff);
+}
