@@ -38,6 +38,7 @@ fn index(releases: usize, key: &SecretKey, now: u64) -> UntrustedIndex {
                 sha256,
                 min_from: None,
                 parts: Vec::new(),
+                verify: Vec::new(),
             })
             .unwrap();
     }

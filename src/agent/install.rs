@@ -277,6 +277,15 @@ impl Agent {
             };
             crate::failpoint::hit("install-written");
             let verified = written.verify(dev, &exp)?;
+            // The extents a later check compares must hold on the image as written.
+            if !release.verify.is_empty() {
+                self.verify_release(target, &release.into()).map_err(|e| {
+                    Error::Refused(format!(
+                        "the signed index's verify extents for {} do not match its image: {e}",
+                        release.version
+                    ))
+                })?;
+            }
             return Ok(verified);
         }
         Err(crate::fetch::FetchError::AllMirrorsFailed {

@@ -10,8 +10,8 @@ use crate::flash::{self, Expected, SlotDevice, VerifiedSlot};
 use crate::index::VerifiedIndex;
 use crate::slot::Slot;
 use crate::state::{
-    part_records, BootImageRecord, Note, Origin, PartRecord, PersistedState, SlotRecord,
-    Unidentified, UpdateState,
+    extent_records, part_records, BootImageRecord, ExtentRecord, Note, Origin, PartRecord,
+    PersistedState, ReleaseRef, SlotRecord, Unidentified, UpdateState,
 };
 use crate::version::Version;
 use sha2::{Digest, Sha256};
@@ -79,10 +79,47 @@ impl Agent {
     /// in its target.
     pub(super) fn verify_recorded(&self, st: &PersistedState, slot: Slot) -> Result<VerifiedSlot> {
         let exp = self.expected_in(st, slot)?;
-        let verified = flash::verify_existing(self.board.slot(slot), &exp)?;
-        if let Some(rec) = st.slot(slot) {
-            self.verify_parts(slot, &rec.parts)?;
+        match st.slot(slot) {
+            Some(rec) => self.verify_holds(slot, &exp, &rec.verify, &rec.parts),
+            None => Ok(flash::verify_existing(self.board.slot(slot), &exp)?),
         }
+    }
+
+    /// Whether `slot` holds `release` (before or after its firmware ran).
+    pub(super) fn verify_release(&self, slot: Slot, release: &ReleaseRef) -> Result<VerifiedSlot> {
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(&release.sha256, &mut sha256)
+            .map_err(|_| Error::Refused(format!("a malformed hash for {}", release.version)))?;
+        let exp = Expected {
+            size: release.size,
+            sha256,
+        };
+        self.verify_holds(slot, &exp, &release.verify, &release.parts)
+    }
+
+    /// Check `slot` against a release: its boot device by the extents when it has them,
+    /// else by the whole image `exp`; then each part in its target.
+    fn verify_holds(
+        &self,
+        slot: Slot,
+        exp: &Expected,
+        extents: &[ExtentRecord],
+        parts: &[PartRecord],
+    ) -> Result<VerifiedSlot> {
+        let dev = self.board.slot(slot);
+        let verified = if extents.is_empty() {
+            flash::verify_existing(dev, exp)?
+        } else {
+            let checks = extents
+                .iter()
+                .map(|e| e.check())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    Error::Refused(format!("state records a malformed extent for slot {slot}"))
+                })?;
+            flash::extent::verify_extents(dev, exp, &checks)?
+        };
+        self.verify_parts(slot, parts)?;
         Ok(verified)
     }
 
@@ -208,20 +245,27 @@ impl Agent {
         }
         let dev = self.board.slot(booted);
         let capacity = dev.capacity()?;
-        let candidates: Vec<_> = index
+        let (by_extents, whole): (Vec<_>, Vec<_>) = index
             .releases()
             .iter()
             .filter(|r| r.boards.iter().any(|b| b == &self.board.id) && r.size <= capacity)
-            .collect();
-        let sizes: Vec<u64> = candidates.iter().map(|r| r.size).collect();
+            .partition(|r| !r.verify.is_empty());
+        let sizes: Vec<u64> = whole.iter().map(|r| r.size).collect();
         let hashes = hash_prefixes(dev, &sizes)?;
-        // The boot image matches, and so does every part in its target.
-        let found = candidates
+        // The boot image matches (whole, or by its extents, which a firmware that ran
+        // still matches), and so does every part in its target.
+        let found = whole
             .iter()
             .zip(&hashes)
             .filter(|(r, h)| **h == Some(r.sha256))
             .map(|(r, _)| *r)
-            .find(|r| self.verify_parts(booted, &part_records(r)).is_ok());
+            .find(|r| self.verify_parts(booted, &part_records(r)).is_ok())
+            .or_else(|| {
+                by_extents
+                    .iter()
+                    .find(|r| self.verify_release(booted, &ReleaseRef::from(**r)).is_ok())
+                    .copied()
+            });
         let facts = self.facts(st);
         match found {
             Some(r) => {
@@ -242,6 +286,7 @@ impl Agent {
                     good: true,
                     origin: Origin::Adopted,
                     parts: part_records(r),
+                    verify: extent_records(r),
                 };
                 tracing::info!("{detail}");
                 st.note(

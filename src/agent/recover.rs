@@ -6,7 +6,7 @@
 use super::plan::{plan, trial_explained, BootFacts, Plan, Situation, Step};
 use super::Agent;
 use crate::error::{Error, Result};
-use crate::flash::{self, Expected};
+
 use crate::slot::Slot;
 use crate::state::{Carried, CarriedOutcome, PersistedState, TrialResult, UpdateState};
 
@@ -35,10 +35,7 @@ impl Agent {
         if t.slot != booted {
             return;
         }
-        let mut sha256 = [0u8; 32];
-        let problem = if hex::decode_to_slice(&t.release.sha256, &mut sha256).is_err() {
-            Some("a malformed hash".to_string())
-        } else if t.previous_record.is_none()
+        let problem = if t.previous_record.is_none()
             && t.previous_unidentified.as_ref().map(|u| u.slot) != Some(t.previous)
         {
             Some(format!(
@@ -46,13 +43,7 @@ impl Agent {
                 t.previous
             ))
         } else {
-            let exp = Expected {
-                size: t.release.size,
-                sha256,
-            };
-            flash::verify_existing(self.board.slot(booted), &exp)
-                .map_err(Error::from)
-                .and_then(|_| self.verify_parts(booted, &t.release.parts))
+            self.verify_release(booted, &t.release)
                 .err()
                 .map(|e| e.to_string())
         };

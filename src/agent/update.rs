@@ -6,7 +6,7 @@
 use super::source::{Candidate, Resolved, Source};
 use super::{Action, Agent};
 use crate::error::{Error, Result};
-use crate::flash::{self, Expected};
+use crate::flash::Expected;
 use crate::index::Release;
 use crate::slot::Slot;
 use crate::state::{Disallowed, Lock, PersistedState, UpdateState};
@@ -154,11 +154,7 @@ impl Agent {
         let staged = match &st.update {
             UpdateState::Staged {
                 release: r, target, ..
-            } if r.is_image_of(&release) => {
-                flash::verify_existing(self.board.slot(*target), &expected(&release))
-                    .ok()
-                    .filter(|_| self.verify_parts(*target, &r.parts).is_ok())
-            }
+            } if r.is_image_of(&release) => self.verify_release(*target, r).ok(),
             _ => None,
         };
         let verified = match staged {

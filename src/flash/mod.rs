@@ -5,6 +5,7 @@
 //! [`Written`]; only [`Written::verify`] (which reads the slot back) or [`verify_existing`]
 //! produces the [`VerifiedSlot`] that a bootloader needs to arm a slot.
 
+pub mod extent;
 pub mod file;
 pub mod mtd;
 pub mod mtd_char;

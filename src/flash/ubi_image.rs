@@ -176,6 +176,32 @@ impl UbiArea<'_> {
             .collect()
     }
 
+    /// The bytes of volume `name` that erase blocks hold: up to the end of its last mapped
+    /// logical block (what a vendor tool takes as the extent of a read-only volume).
+    pub fn volume_len(&self, name: &str) -> Result<u64, FlashError> {
+        let scan = self.scan()?;
+        let id = scan
+            .vtbl
+            .as_ref()
+            .and_then(|(_, vtbl)| self.volume_id(vtbl, name))
+            .ok_or_else(|| {
+                self.err(format!(
+                    "no UBI volume {name:?} in the UBI area at {:#x}",
+                    self.offset
+                ))
+            })?;
+        let leb_size = (self.peb_size as usize - scan.data_offset) as u64;
+        Ok(
+            match scan.vols.get(&id).and_then(|l| l.iter().next_back()) {
+                Some((last, leb)) if leb.data_size as u64 != leb_size => {
+                    *last as u64 * leb_size + leb.data_size as u64
+                }
+                Some((last, _)) => (*last as u64 + 1) * leb_size,
+                None => 0,
+            },
+        )
+    }
+
     /// The SHA-256 of the first `size` bytes of volume `name`'s content (a logical block
     /// no erase block holds reads as erased flash, 0xff, as UBI reads it).
     pub fn hash_volume(&self, name: &str, size: u64) -> Result<[u8; 32], FlashError> {

@@ -29,6 +29,8 @@ pub struct NewRelease {
     pub min_from: Option<Version>,
     /// Parts besides the boot image.
     pub parts: Vec<Part>,
+    /// How a slot holding it is checked once it has run, when not by the whole image.
+    pub verify: Vec<super::extent::Extent>,
 }
 
 impl NewRelease {
@@ -50,6 +52,7 @@ impl NewRelease {
             sha256,
             min_from: None,
             parts: Vec::new(),
+            verify: Vec::new(),
         })
     }
 }
@@ -147,6 +150,7 @@ impl IndexDraft {
             pulled: None,
             rollout: None,
             parts: r.parts.iter().map(Into::into).collect(),
+            verify: r.verify.iter().map(Into::into).collect(),
         };
         check_release(doc.clone())?;
         self.doc.releases.push(doc);

@@ -45,6 +45,9 @@ pub(crate) struct ReleaseDoc {
     /// Parts besides the boot image, each to its own target of the slot.
     #[serde(default, rename = "part", skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<super::part::PartDoc>,
+    /// How a slot holding it is checked once it has run, when not by the whole image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<super::extent::ExtentDoc>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -121,6 +124,7 @@ pub(crate) fn check_release(r: ReleaseDoc) -> Result<Release, String> {
     }
     let rollout = r.rollout.as_ref().map(check_rollout).transpose()?;
     let parts = super::part::check_parts(r.parts)?;
+    let verify = super::extent::check_extents(r.verify, r.size)?;
     Ok(Release {
         version: r.version,
         boards: r.boards,
@@ -132,5 +136,6 @@ pub(crate) fn check_release(r: ReleaseDoc) -> Result<Release, String> {
         pulled: r.pulled,
         rollout,
         parts,
+        verify,
     })
 }

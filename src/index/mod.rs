@@ -8,6 +8,8 @@
 
 pub mod build;
 mod doc;
+pub mod extent;
+pub mod factory;
 pub mod part;
 pub mod rollout;
 pub mod root;
@@ -199,6 +201,10 @@ pub struct Release {
     /// the boot image (whose head is written last of all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<part::Part>,
+    /// How a slot holding it is checked once its firmware has run, when not by the whole
+    /// image (an image with a UBI area in it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<extent::Extent>,
 }
 
 #[cfg(test)]
@@ -217,6 +223,7 @@ impl Release {
             pulled: None,
             rollout: None,
             parts: Vec::new(),
+            verify: Vec::new(),
         }
     }
 }

@@ -82,6 +82,8 @@ pub struct World {
     images: BTreeMap<String, (Version, PathBuf)>,
     /// Per version: its parts besides the image (name, target, file).
     parts: BTreeMap<String, Vec<(String, String, PathBuf)>>,
+    /// Per version: the extents a slot holding it is checked by, when not the whole image.
+    verify: BTreeMap<String, Vec<crate::index::extent::Extent>>,
 }
 
 fn io(path: &Path, e: std::io::Error) -> SimError {
@@ -139,6 +141,7 @@ impl World {
             index_version: 0,
             images: BTreeMap::new(),
             parts: BTreeMap::new(),
+            verify: BTreeMap::new(),
         };
         w.images
             .insert("1.0".into(), (v1, w.www.join("images/fw-1.0.img")));
@@ -168,6 +171,24 @@ impl World {
         let p = self.www.join(format!("images/fw-{version}.img"));
         std::fs::write(&p, img).map_err(|e| io(&p, e))?;
         self.images.insert(version.to_string(), (v, p.clone()));
+        Ok(p)
+    }
+
+    /// Place `bytes` as the image of release `version` (a vendor's own format, say), checked
+    /// on the device by `verify` when that is not empty.
+    pub fn add_image_bytes(
+        &mut self,
+        version: &str,
+        bytes: &[u8],
+        verify: Vec<crate::index::extent::Extent>,
+    ) -> Result<PathBuf, SimError> {
+        let v: Version = version
+            .parse()
+            .map_err(|e| SimError::NoBootableSlot(format!("{e}")))?;
+        let p = self.www.join(format!("images/fw-{version}.img"));
+        std::fs::write(&p, bytes).map_err(|e| io(&p, e))?;
+        self.images.insert(version.to_string(), (v, p.clone()));
+        self.verify.insert(version.to_string(), verify);
         Ok(p)
     }
 
@@ -217,6 +238,7 @@ impl World {
             )
             .map_err(|e| io(&path, e))?;
             let mut rel = rel;
+            rel.verify = self.verify.get(*v).cloned().unwrap_or_default();
             for (name, target, file) in self.parts.get(*v).into_iter().flatten() {
                 let url = format!(
                     "images/{}",

@@ -31,7 +31,7 @@ fn v(s: &str) -> Version {
 /// What each fixture must load as (beyond loading at all).
 fn expect(name: &str, st: &PersistedState) {
     let idle = |st: &PersistedState| assert_eq!(st.update, UpdateState::Idle, "{name}");
-    if name != "idle-adopted.json" {
+    if name != "idle-adopted.json" && name != "staged-with-parts-and-extents.json" {
         // Records without an origin (written before it existed) read as installed.
         for r in st.slot_a.iter().chain(&st.slot_b) {
             assert_eq!(r.origin, Origin::Installed, "{name}");
@@ -150,6 +150,24 @@ fn expect(name: &str, st: &PersistedState) {
             assert_eq!((a.origin, a.good), (Origin::Adopted, true));
             assert!(st.unidentified.is_none());
         }
+        "staged-with-parts-and-extents.json" => {
+            let UpdateState::Staged { release, .. } = &st.update else {
+                panic!("{name}: {:?}", st.update)
+            };
+            assert_eq!(release.sha256, "cd".repeat(32));
+            assert_eq!(
+                (release.parts[0].name.as_str(), release.parts[0].size),
+                ("root", 4096)
+            );
+            let a = st.slot_a.as_ref().unwrap();
+            assert_eq!(
+                (a.origin, a.parts.len(), a.verify.len()),
+                (Origin::Adopted, 0, 2)
+            );
+            let root = a.verify[1].check().expect("a well-formed extent");
+            assert_eq!(root.ubi, Some(("rootfs".into(), 131072)));
+            assert_eq!((root.offset, root.size), (1048576, 126976));
+        }
         other => panic!("fixture {other} has no expectations here: add them"),
     }
 }
@@ -171,7 +189,7 @@ fn every_state_file_an_earlier_or_newer_version_wrote_loads() {
         assert_eq!(store.load().unwrap(), st, "{name}");
         seen += 1;
     }
-    assert_eq!(seen, 10, "fixtures loaded");
+    assert_eq!(seen, 11, "fixtures loaded");
 }
 
 #[test]

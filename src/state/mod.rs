@@ -17,7 +17,9 @@ pub use carried::{Carried, CarriedOutcome, CarriedTrial, TrialResult, CARRY_VAR}
 pub use history::{HistoryEntry, HistoryEvent, HISTORY_MAX};
 pub use machine::{transition, Disallowed, Event, UpdateState};
 pub use note::Note;
-pub use schema::{check_records, part_records, CheckRecord, PartRecord, ReleaseRef};
+pub use schema::{
+    check_records, extent_records, part_records, CheckRecord, ExtentRecord, PartRecord, ReleaseRef,
+};
 pub use store::{Lock, StateStore};
 
 use crate::index::LastIndex;
@@ -57,6 +59,9 @@ pub struct SlotRecord {
     /// The release's parts besides its boot image, each in its own target of the slot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartRecord>,
+    /// How the slot is checked once its firmware has run, when not by the whole image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<ExtentRecord>,
 }
 
 impl SlotRecord {
@@ -69,6 +74,7 @@ impl SlotRecord {
             good,
             origin: Origin::Installed,
             parts: release.parts.clone(),
+            verify: release.verify.clone(),
         }
     }
 }

@@ -41,6 +41,63 @@ pub struct ReleaseRef {
     /// The parts besides the boot image, each to its own target of the slot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartRecord>,
+    /// How the slot is checked once the firmware has run, when not by the whole image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<ExtentRecord>,
+}
+
+/// An extent of a slot that a check compares (see `index::extent`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtentRecord {
+    pub name: String,
+    pub offset: u64,
+    pub size: u64,
+    #[serde(deserialize_with = "sha256_hex")]
+    pub sha256: String,
+    /// A UBI volume's content (its name), in the UBI area at `offset` with erase blocks
+    /// of `peb_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ubi_volume: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peb_size: Option<u64>,
+}
+
+impl ExtentRecord {
+    /// As a check takes it; None when the record is malformed.
+    pub fn check(&self) -> Option<crate::flash::extent::CheckExtent> {
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(&self.sha256, &mut sha256).ok()?;
+        let ubi = match (&self.ubi_volume, self.peb_size) {
+            (Some(v), Some(p)) => Some((v.clone(), p)),
+            (None, None) => None,
+            _ => return None,
+        };
+        Some(crate::flash::extent::CheckExtent {
+            name: self.name.clone(),
+            offset: self.offset,
+            size: self.size,
+            sha256,
+            ubi,
+        })
+    }
+}
+
+impl From<&crate::index::extent::Extent> for ExtentRecord {
+    fn from(e: &crate::index::extent::Extent) -> ExtentRecord {
+        ExtentRecord {
+            name: e.name.clone(),
+            offset: e.offset,
+            size: e.size,
+            sha256: hex::encode(e.sha256),
+            ubi_volume: e.ubi.as_ref().map(|u| u.volume.clone()),
+            peb_size: e.ubi.as_ref().map(|u| u.peb_size),
+        }
+    }
+}
+
+/// The records of a release's extents.
+pub fn extent_records(r: &Release) -> Vec<ExtentRecord> {
+    r.verify.iter().map(ExtentRecord::from).collect()
 }
 
 /// A part of a release besides its boot image: where it goes in the slot, its extent from
@@ -100,6 +157,7 @@ impl ReleaseRef {
             && self.size == r.size
             && self.sha256 == hex::encode(r.sha256)
             && self.parts == part_records(r)
+            && self.verify == extent_records(r)
     }
 }
 
@@ -113,6 +171,7 @@ impl From<&Release> for ReleaseRef {
             size: r.size,
             sha256: hex::encode(r.sha256),
             parts: part_records(r),
+            verify: extent_records(r),
         }
     }
 }

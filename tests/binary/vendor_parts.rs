@@ -147,3 +147,76 @@ fn a_release_of_several_parts_is_added_signed_and_verified() {
         assert_eq!(std::fs::read(d.join("index.toml")).unwrap(), before);
     }
 }
+
+#[test]
+fn a_linksys_factory_image_is_added_with_the_extents_it_is_checked_by() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    ok(d, &["new", "index.toml"]);
+    let (img, path) = super::common::linksys::factory_image(
+        d,
+        "3.0",
+        fwguard::sim::Behaviour::GOOD_WITH_ROOT,
+        "WRT32X",
+    );
+    let add = |model: &str, file: &std::path::Path| {
+        tool(
+            d,
+            &[
+                "add-release",
+                "index.toml",
+                "--version",
+                "3.0",
+                "--board",
+                "linksys-wrt32x",
+                "--image",
+                file.to_str().unwrap(),
+                "--linksys-factory",
+                model,
+                "--kernel-size",
+                "1MiB",
+                "--peb-size",
+                "0x20000",
+            ],
+        )
+    };
+    let before = std::fs::read(d.join("index.toml")).unwrap();
+    // Another model's footer, a footer whose CRC is wrong, no footer: refused, unchanged.
+    let other = add("WRT3200ACM", &path);
+    assert!(String::from_utf8_lossy(&other.stderr)
+        .contains("footer is for model \"WRT32X\", not \"WRT3200ACM\""));
+    let mut bad = img.clone();
+    bad[10] ^= 1;
+    std::fs::write(d.join("bad.img"), &bad).unwrap();
+    let o = add("WRT32X", &d.join("bad.img"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("CRC in its .LINKSYS. footer does not match")
+    );
+    std::fs::write(d.join("bare.img"), &img[..img.len() - 256]).unwrap();
+    let o = add("WRT32X", &d.join("bare.img"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no .LINKSYS. footer"));
+    assert_eq!(std::fs::read(d.join("index.toml")).unwrap(), before);
+
+    let o = add("WRT32X", &path);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("checked by kernel: 1048576 bytes at 0x0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("of UBI volume rootfs in the UBI image at 0x100000"),
+        "{out}"
+    );
+    let doc: toml::Table = std::fs::read_to_string(d.join("index.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let v = doc["release"][0]["verify"].as_array().unwrap();
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[1]["ubi_volume"].as_str(), Some("rootfs"));
+    assert_eq!(v[1]["peb_size"].as_integer(), Some(0x20000));
+    assert_eq!(v[1]["offset"].as_integer(), Some(0x100000));
+    let kernel_sha = hex::encode(Sha256::digest(&img[..0x100000]));
+    assert_eq!(v[0]["sha256"].as_str(), Some(kernel_sha.as_str()));
+}

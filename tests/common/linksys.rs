@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 pub const ERASE: u64 = 0x20000;
 pub const PAGE: u64 = 2048;
 pub const MAGIC: u32 = 0x2011_0811;
+/// Where rootfsN starts inside kernelN: kernelN's size less rootfsN's (the kernel's room).
+pub const ROOT_AT: usize = 0x10_0000;
 /// Counted boots the emulated stock U-Boot allows before it switches partitions.
 pub const LIMIT: u32 = 3;
 
@@ -60,7 +62,11 @@ impl Flash {
         let mut table = String::from("dev:    size   erasesize  name\n");
         for (n, name, size) in LAYOUT {
             table += &format!("mtd{n}: {size:08x} {ERASE:08x} \"{name}\"\n");
-            std::fs::write(f.dev(n), vec![0xffu8; size as usize]).unwrap();
+            // rootfsN is the tail of kernelN (the firmware's UBI, after its kernel): its bytes
+            // are kernelN's, so it has no file of its own.
+            if !name.starts_with("rootfs") {
+                std::fs::write(f.dev(n), vec![0xffu8; size as usize]).unwrap();
+            }
             let class = root.join(format!("sys/class/mtd/mtd{n}"));
             std::fs::create_dir_all(&class).unwrap();
             for (k, v) in [("size", size), ("erasesize", ERASE), ("writesize", PAGE)] {
@@ -215,6 +221,23 @@ impl Flash {
             if !k.behaviour.boots {
                 continue;
             }
+            if k.behaviour.root {
+                // The kernel attaches the UBI on rootfsN (the tail of kernelN) and mounts
+                // its root from volume rootfs, or panics. At the first attach UBI grows the
+                // autoresize volume, rewriting its volume table.
+                let mut img = img.clone();
+                let area = &mut img[ROOT_AT..];
+                let mounts = super::ubi::volume(area, "rootfs")
+                    .is_some_and(|r| fwguard::sim::image::mounts_as_squashfs(&r).is_ok());
+                if !mounts {
+                    continue;
+                }
+                if super::ubi::has_autoresize(area) {
+                    let pebs = area.len() / super::ubi::PEB;
+                    super::ubi::first_attach(area, pebs);
+                    std::fs::write(self.dev(kernel), &img).unwrap();
+                }
+            }
             std::fs::write(
                 self.root.join("sys/class/ubi/ubi0/mtd_num"),
                 format!("{rootfs}\n"),
@@ -299,4 +322,44 @@ fn crc32(data: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+/// A Linksys factory image of `version` (a zImage padded to the kernel's room, a UBI image
+/// made by ubinize with a squashfs root made by mksquashfs, the `.LINKSYS.` footer naming
+/// `model` with the CRC the real cksum computes), and where its file is under `root`.
+pub fn factory_image(
+    root: &Path,
+    version: &str,
+    b: fwguard::sim::Behaviour,
+    model: &str,
+) -> (Vec<u8>, PathBuf) {
+    let dir = root.join(format!("factory-{version}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let v = version.parse().unwrap();
+    let mut img =
+        fwguard::sim::firmware_image_for("linksys-wrt32x", &v, 1_793_491_200, 64 * 1024, b);
+    img.resize(ROOT_AT, 0);
+    img.extend(super::ubi::ubinize_root(
+        &dir,
+        &super::tools::squashfs(&dir, version),
+    ));
+    img.resize(img.len().div_ceil(2048) * 2048, 0);
+    let body = dir.join("body.img");
+    std::fs::write(&body, &img).unwrap();
+    let crc: u32 = tool("cksum", &[body.to_str().unwrap()])
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut footer = format!(
+        ".LINKSYS.01000409{model:<15}{crc:08X}{:<8}{:<16}",
+        "0", "K0000000F0246434"
+    )
+    .into_bytes();
+    footer.resize(256, 0);
+    img.extend(footer);
+    let path = dir.join(format!("factory-{version}.img"));
+    std::fs::write(&path, &img).unwrap();
+    (img, path)
 }

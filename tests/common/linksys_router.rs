@@ -71,6 +71,11 @@ impl Router {
         }
     }
 
+    /// The config of slot `s`'s firmware.
+    pub fn config_path(&self, s: Slot) -> &std::path::Path {
+        &self.cfg[s.index()]
+    }
+
     pub fn settings(&self, s: Slot) -> Settings {
         Settings::load(&self.cfg[s.index()]).unwrap()
     }

@@ -112,3 +112,53 @@ pub fn move_block(area: &mut [u8], from: usize, to: usize) {
     area[to * PEB..(to + 1) * PEB].copy_from_slice(&b);
     area[from * PEB..(from + 1) * PEB].fill(0xff);
 }
+
+/// The content of volume `name` in `area`, as the kernel's UBI would serve it (its logical
+/// blocks in order, the newest copy of each), or None when the area holds no such volume.
+pub fn volume(area: &[u8], name: &str) -> Option<Vec<u8>> {
+    let pebs = area.len() / PEB;
+    // (vol_id, lnum) -> (sqnum, peb)
+    let mut map = std::collections::BTreeMap::new();
+    for peb in 0..pebs {
+        let b = &area[peb * PEB..(peb + 1) * PEB];
+        if &b[..4] != b"UBI#" || crc(&b[..60]) != be32(b, 60) {
+            continue;
+        }
+        let vid = &b[be32(b, 16) as usize..];
+        if &vid[..4] != b"UBI!" || crc(&vid[..60]) != be32(vid, 60) {
+            continue;
+        }
+        let sq = u64::from_be_bytes(vid[40..48].try_into().unwrap());
+        let key = (be32(vid, 8), be32(vid, 12));
+        let e = map.entry(key).or_insert((sq, peb));
+        if sq > e.0 {
+            *e = (sq, peb);
+        }
+    }
+    let data_at = |peb: usize| peb * PEB + be32(&area[peb * PEB..], 20) as usize;
+    let (_, layout) = map.get(&(0x7fff_efff, 0))?;
+    let vtbl = &area[data_at(*layout)..(*layout + 1) * PEB];
+    let id = vtbl.chunks_exact(172).take(128).position(|r| {
+        let len = u16::from_be_bytes([r[14], r[15]]) as usize;
+        be32(r, 0) > 0 && &r[16..16 + len.min(127)] == name.as_bytes()
+    })? as u32;
+    let mut out = Vec::new();
+    for ((v, _), (_, peb)) in map.range((id, 0)..=(id, u32::MAX)) {
+        debug_assert_eq!(*v, id);
+        out.extend_from_slice(&area[data_at(*peb)..(*peb + 1) * PEB]);
+    }
+    Some(out)
+}
+
+/// Whether `area` has a volume with the autoresize flag (a first attach clears it).
+pub fn has_autoresize(area: &[u8]) -> bool {
+    (0..area.len() / PEB).any(|peb| {
+        leb_of(area, peb).map(|(v, _)| v) == Some(0x7fff_efff) && {
+            let data = be32(&area[peb * PEB..], 20) as usize;
+            area[peb * PEB + data..]
+                .chunks_exact(172)
+                .take(128)
+                .any(|r| be32(r, 0) > 0 && r[144] & 1 == 1)
+        }
+    })
+}

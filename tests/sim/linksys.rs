@@ -58,16 +58,14 @@ async fn update_commit_rollback_and_the_stock_boot_counter() {
 
     // Update to 1.1: written to kernel2 only, then boot_part + bootcmd flipped in one write.
     r.world.publish(&["1.0", "1.1"]).unwrap();
-    let (k1, r1, r2) = (r.bytes(5), r.bytes(6), r.bytes(8));
+    // kernel1 spans rootfs1: all of slot A.
+    let k1 = r.bytes(5);
     let action = r.agent().update(UpdateMode::Install).await.unwrap();
     assert!(matches!(action, Action::Reboot(_)), "{action:?}");
     assert!(r.flash.reboot_requested());
     let image = std::fs::read(r.world.www.join("images/fw-1.1.img")).unwrap();
     assert_eq!(&r.bytes(7)[..image.len()], &image[..]);
-    assert_eq!(
-        (r.bytes(5), r.bytes(6), r.bytes(8)),
-        (k1.clone(), r1.clone(), r2)
-    );
+    assert_eq!(r.bytes(5), k1);
     env_says(&r.flash, "2", "run altnandboot", Some("2"));
     assert_eq!(r.flash.s_env().0, 0);
 

@@ -13,6 +13,7 @@ mod cycle;
 mod grub_script;
 mod health_policy;
 mod linksys;
+mod linksys_factory;
 mod linksys_per_slot;
 mod mtd_slot;
 mod owner;

@@ -1,5 +1,6 @@
 use super::{edit_index, ToolError};
 use crate::index::build::{part_from_file, NewRelease};
+use crate::index::factory::linksys_factory_extents;
 use crate::index::part::Part;
 use crate::version::Version;
 use std::path::PathBuf;
@@ -31,6 +32,18 @@ pub struct Args {
     /// A part's download URL, as NAME=URL (repeatable; tried in order)
     #[arg(long = "part-url", value_name = "NAME=URL")]
     part_urls: Vec<String>,
+    /// The image is a Linksys factory image for this model (its `.LINKSYS.` footer must name
+    /// it): a slot holding it is then checked by its kernel and its UBI root volume, which
+    /// survive the firmware's first boot, instead of by the whole image
+    #[arg(long, value_name = "MODEL", requires = "kernel_size")]
+    linksys_factory: Option<String>,
+    /// With --linksys-factory: the kernel's size in the image (the board's KERNEL_SIZE,
+    /// 6MiB on the WRT32X), where the UBI image starts
+    #[arg(long, value_parser = parse_size, requires = "linksys_factory")]
+    kernel_size: Option<u64>,
+    /// With --linksys-factory: the flash's erase block size the UBI image was made for
+    #[arg(long, value_parser = parse_size, default_value = "128KiB")]
+    peb_size: u64,
     /// The lowest running version this release may be installed from
     #[arg(long)]
     min_from: Option<Version>,
@@ -53,8 +66,25 @@ pub fn run(a: Args) -> Result<(), ToolError> {
         .map_err(|e| ToolError(format!("{}: {e}", a.image.display())))?;
     rel.min_from = a.min_from;
     rel.parts = parts(&a.parts, &a.part_urls)?;
+    if let (Some(model), Some(kernel_size)) = (&a.linksys_factory, a.kernel_size) {
+        rel.verify = linksys_factory_extents(&a.image, Some(model), kernel_size, a.peb_size)
+            .map_err(ToolError)?;
+    }
     let (size, sha) = (rel.size, hex::encode(rel.sha256));
     let mut lines = vec![format!("added {} ({size} bytes, sha256 {sha})", a.version)];
+    for e in &rel.verify {
+        lines.push(format!(
+            "  checked by {}: {} bytes{} at {:#x}, sha256 {}",
+            e.name,
+            e.size,
+            e.ubi
+                .as_ref()
+                .map(|u| format!(" of UBI volume {} in the UBI image", u.volume))
+                .unwrap_or_default(),
+            e.offset,
+            hex::encode(e.sha256)
+        ));
+    }
     for p in &rel.parts {
         lines.push(format!(
             "  part {} for target {}: {} bytes, sha256 {}",
@@ -109,4 +139,22 @@ fn parts(specs: &[String], urls: &[String]) -> Result<Vec<Part>, ToolError> {
                 .map_err(|e| ToolError(format!("--part {spec:?}: {}: {e}", file.display())))
         })
         .collect()
+}
+
+/// A size: bytes, `0x` hex, or with a KiB / MiB suffix.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, mult) = if let Some(n) = s.strip_suffix("KiB") {
+        (n, 1024)
+    } else if let Some(n) = s.strip_suffix("MiB") {
+        (n, 1024 * 1024)
+    } else {
+        (s, 1)
+    };
+    let v = match num.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => num.parse(),
+    }
+    .map_err(|_| format!("{s:?} is not a size (bytes, 0x hex, or with KiB or MiB)"))?;
+    v.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }

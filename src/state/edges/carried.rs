@@ -35,6 +35,7 @@ fn a_carried_trial_is_taken_over_by_a_state_that_knew_nothing_of_it() {
             good: true,
             origin: Origin::Installed,
             parts: Vec::new(),
+            verify: Vec::new(),
         }),
         known_good: Some(Slot::B),
         ..Default::default()

@@ -39,6 +39,7 @@ fn good_a() -> SlotRecord {
         good: true,
         origin: Origin::Installed,
         parts: Vec::new(),
+        verify: Vec::new(),
     }
 }
 
@@ -103,6 +104,7 @@ fn b_record(good: bool) -> Option<SlotRecord> {
         good,
         origin: Origin::Installed,
         parts: Vec::new(),
+        verify: Vec::new(),
     })
 }
 
