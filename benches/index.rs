@@ -37,6 +37,7 @@ fn index(releases: usize, key: &SecretKey, now: u64) -> UntrustedIndex {
                 size: 30_000_000 + i as u64,
                 sha256,
                 min_from: None,
+                boot: None,
                 parts: Vec::new(),
                 verify: Vec::new(),
             })

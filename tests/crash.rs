@@ -316,6 +316,34 @@ async fn cut_after_a_part_is_written() {
     assert_eq!(st.slot_b.as_ref().unwrap().parts.len(), 1);
 }
 
+/// A power cut in the middle of streaming a sysupgrade image (its kernel to slot B, its
+/// root to slot B's rootfs target): the old firmware boots, and the install starts over and
+/// completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_mid_sysupgrade() {
+    let mut t = world("auto").await;
+    let v = "1.4".parse().unwrap();
+    let kernel = fwguard::sim::firmware_image(
+        &v,
+        fwguard::sim::world::BUILD_TIME,
+        64 * 1024,
+        fwguard::sim::Behaviour::GOOD_WITH_ROOT,
+    );
+    let root = common::tools::squashfs(&t.world.root, "1.4");
+    let dir = t.world.root.join("build-1.4");
+    let img = common::sysupgrade::sysupgrade_image(&dir, "sim", &kernel, &root, None);
+    t.world.add_sysupgrade("1.4", &img).unwrap();
+    let end = End {
+        slot: Slot::B,
+        version: "1.4",
+        denied: None,
+        also: |_| true,
+    };
+    let t = scenario(t, &["1.0", "1.4"], Some("install-mid-write"), end, None).await;
+    let st = t.state();
+    assert_eq!(st.slot_b.as_ref().unwrap().parts.len(), 1);
+}
+
 #[test]
 fn every_failpoint_has_a_scenario() {
     let src: String = include_str!("crash.rs").split_whitespace().collect();

@@ -50,12 +50,13 @@ pub(super) struct Opened {
 }
 
 fn mismatch(rec: &SlotRecord, r: &Release) -> Option<String> {
-    if hex::encode(r.sha256) != rec.sha256 || r.size != rec.size {
+    let boot = r.boot_image();
+    if hex::encode(boot.sha256) != rec.sha256 || boot.size != rec.size {
         return Some(format!(
             "the kept signed index lists {} with another image (sha256 {}, {} bytes) than the slot holds",
             r.version,
-            hex::encode(r.sha256),
-            r.size
+            hex::encode(boot.sha256),
+            boot.size
         ));
     }
     if part_records(r) != rec.parts {
@@ -214,8 +215,11 @@ impl Agent {
                 withdrawn: pulled.get(v.as_str()).cloned(),
                 path: a.entry_dir(&v),
                 problem: opened.as_ref().err().map(|e| e.to_string()),
-                size: opened.as_ref().ok().map(|o| o.release.size),
-                sha256: opened.as_ref().ok().map(|o| hex::encode(o.release.sha256)),
+                size: opened.as_ref().ok().map(|o| o.release.boot_image().size),
+                sha256: opened
+                    .as_ref()
+                    .ok()
+                    .map(|o| hex::encode(o.release.boot_image().sha256)),
                 index_version: index.map(|i| i.version()),
                 index_issued_at: index.map(|i| format_time(i.issued_at())),
                 version: v,
@@ -321,6 +325,9 @@ impl Agent {
         let todo: Vec<_> = records
             .iter()
             .filter(|(_, r)| r.good && !a.holds(&r.version, r.size))
+            // A firmware checked by extents changed its own bytes when it ran: the slot no
+            // longer holds the signed image to copy.
+            .filter(|(_, r)| r.verify.is_empty())
             .filter_map(|(s, r)| {
                 Some((*s, *r, a.incoming_index(&r.version, self.archive_limits())?))
             })

@@ -156,6 +156,9 @@ impl Agent {
         base_url: &str,
         mut resume_from: Option<Checkpoint>,
     ) -> Result<VerifiedSlot> {
+        if release.boot.is_some() {
+            return self.write_container(st, release, target, base_url).await;
+        }
         let dev = self.board.slot(target);
         let exp = expected(release);
         // The parts come first, the boot image last: its head is invalidated before any part
@@ -293,6 +296,31 @@ impl Agent {
             errors: errors.join("; "),
         }
         .into())
+    }
+
+    /// The extents a later check of the slot compares must hold on the image as written.
+    /// When they do not, the index is wrong about its own image: counted against the source
+    /// like a wrong stream, so the release is refused before the slot is written once more
+    /// after a few tries.
+    pub(super) fn check_extents_written(
+        &self,
+        st: &mut PersistedState,
+        release: &Release,
+        target: Slot,
+        url: &str,
+    ) -> Result<()> {
+        if release.verify.is_empty() {
+            return Ok(());
+        }
+        self.verify_release(target, &release.into())
+            .map(|_| ())
+            .map_err(|e| {
+                st.note_bad_source(&hex::encode(release.sha256), url);
+                Error::Refused(format!(
+                    "the signed index's verify extents for {} do not match its image: {e}",
+                    release.version
+                ))
+            })
     }
 
     /// Arm the verified slot for a trial boot in one env write, then reboot.

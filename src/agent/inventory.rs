@@ -97,6 +97,16 @@ impl Agent {
         self.verify_holds(slot, &exp, &release.verify, &release.parts)
     }
 
+    /// Whether `slot` holds `release` exactly as written (it has not run since): its whole
+    /// boot image, then its parts, whatever extents it has for later.
+    pub(super) fn verify_written(&self, slot: Slot, release: &ReleaseRef) -> Result<VerifiedSlot> {
+        let plain = ReleaseRef {
+            verify: Vec::new(),
+            ..release.clone()
+        };
+        self.verify_release(slot, &plain)
+    }
+
     /// Check `slot` against a release: its boot device by the extents when it has them,
     /// else by the whole image `exp`; then each part in its target.
     fn verify_holds(
@@ -248,16 +258,18 @@ impl Agent {
         let (by_extents, whole): (Vec<_>, Vec<_>) = index
             .releases()
             .iter()
-            .filter(|r| r.boards.iter().any(|b| b == &self.board.id) && r.size <= capacity)
+            .filter(|r| {
+                r.boards.iter().any(|b| b == &self.board.id) && r.boot_image().size <= capacity
+            })
             .partition(|r| !r.verify.is_empty());
-        let sizes: Vec<u64> = whole.iter().map(|r| r.size).collect();
+        let sizes: Vec<u64> = whole.iter().map(|r| r.boot_image().size).collect();
         let hashes = hash_prefixes(dev, &sizes)?;
         // The boot image matches (whole, or by its extents, which a firmware that ran
         // still matches), and so does every part in its target.
         let found = whole
             .iter()
             .zip(&hashes)
-            .filter(|(r, h)| **h == Some(r.sha256))
+            .filter(|(r, h)| **h == Some(r.boot_image().sha256))
             .map(|(r, _)| *r)
             .find(|r| self.verify_parts(booted, &part_records(r)).is_ok())
             .or_else(|| {
@@ -273,16 +285,24 @@ impl Agent {
                     0 => String::new(),
                     n => format!(", and so do its {n} other part(s) in their targets"),
                 };
+                let how = match r.verify.len() {
+                    0 => format!(
+                        "its first {} bytes match the signed hash",
+                        r.boot_image().size
+                    ),
+                    n => {
+                        format!("its {n} signed extents match (its raw bytes change once it runs)")
+                    }
+                };
                 let detail = format!(
-                    "running firmware identified as release {} of the signed index (version {}): its first {} bytes match the signed hash{parts}; recorded as known-good",
+                    "running firmware identified as release {} of the signed index (version {}): {how}{parts}; recorded as known-good",
                     r.version,
                     index.version(),
-                    r.size
                 );
                 let record = SlotRecord {
                     version: r.version.clone(),
-                    size: r.size,
-                    sha256: hex::encode(r.sha256),
+                    size: r.boot_image().size,
+                    sha256: hex::encode(r.boot_image().sha256),
                     good: true,
                     origin: Origin::Adopted,
                     parts: part_records(r),

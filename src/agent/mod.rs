@@ -6,6 +6,7 @@
 mod archiving;
 mod check;
 mod confirm;
+mod container;
 mod daemon;
 mod diag;
 mod health;

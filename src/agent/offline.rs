@@ -132,7 +132,8 @@ impl Agent {
                     )));
                     }
                     r.urls = vec![file_url(&image.path)?];
-                    for p in &mut r.parts {
+                    // A container's parts are in the file; others are files of their own.
+                    for p in r.parts.iter_mut().filter(|p| p.offset.is_none()) {
                         p.urls = vec![file_url(&part_beside(&image.path, &r.version, p)?)?];
                     }
                     Choice::Install(r)

@@ -226,10 +226,14 @@ impl Agent {
                 .and_then(|l| l.pulled.get(version.as_str()).cloned()),
         };
         let pin = self.pin_note(version, floor, force_insecure, by)?;
+        // The archive keeps what the slot held: the boot image and each part as files of
+        // their own (a container's ranges too).
         let mut release = opened.release;
+        let boot = release.boot_image();
+        (release.size, release.sha256, release.boot) = (boot.size, boot.sha256, None);
         release.urls = vec![file_url(&opened.image)?];
         for (p, file) in release.parts.iter_mut().zip(&opened.parts) {
-            p.urls = vec![file_url(file)?];
+            (p.urls, p.offset) = (vec![file_url(file)?], None);
         }
         Ok(Resolved::Install(Box::new(Candidate {
             release,

@@ -37,11 +37,9 @@ pub(super) struct Change {
     pub booted: Slot,
 }
 
+/// What the slot's boot device holds once `r` is installed.
 pub(super) fn expected(r: &Release) -> Expected {
-    Expected {
-        size: r.size,
-        sha256: r.sha256,
-    }
+    r.boot_image()
 }
 
 impl Agent {
@@ -154,7 +152,7 @@ impl Agent {
         let staged = match &st.update {
             UpdateState::Staged {
                 release: r, target, ..
-            } if r.is_image_of(&release) => self.verify_release(*target, r).ok(),
+            } if r.is_image_of(&release) => self.verify_written(*target, r).ok(),
             _ => None,
         };
         let verified = match staged {

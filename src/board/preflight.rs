@@ -157,17 +157,38 @@ pub fn slots_apart(board: &Board, sysfs: &Path) -> Finding {
         board.slot(crate::Slot::A).device_path(),
         board.slot(crate::Slot::B).device_path(),
     );
-    match super::identity::overlap(a, b, sysfs) {
-        None => Finding::ok(
-            CHECK,
-            format!("slot A {} and slot B {} are different storage", a.display(), b.display()),
-        ),
-        Some(why) => Finding::fail(
-            CHECK,
-            format!("slot A and slot B are the same storage ({why}): an update would overwrite the running firmware"),
-            "give slot_a and slot_b the two different partitions".into(),
-        ),
+    // Every storage of the slots: their boot devices, then each target's.
+    let mut all = vec![("slot A".to_string(), a), ("slot B".to_string(), b)];
+    for name in board.target_names() {
+        for s in crate::Slot::ALL {
+            if let Some(dev) = board.target(name, s) {
+                all.push((format!("slot {s}'s target {name}"), dev.device_path()));
+            }
+        }
     }
+    for (i, (what, p)) in all.iter().enumerate() {
+        for (other, q) in &all[i + 1..] {
+            if let Some(why) = super::identity::overlap(p, q, sysfs) {
+                return Finding::fail(
+                    CHECK,
+                    format!("{what} and {other} are the same storage ({why}): an update would overwrite what the other holds"),
+                    "give each slot and each of [board.targets] a partition of its own".into(),
+                );
+            }
+        }
+    }
+    let targets = match all.len() - 2 {
+        0 => String::new(),
+        n => format!(", and their {n} target devices are storage of their own"),
+    };
+    Finding::ok(
+        CHECK,
+        format!(
+            "slot A {} and slot B {} are different storage{targets}",
+            a.display(),
+            b.display()
+        ),
+    )
 }
 
 /// The runtime directory is in RAM (tmpfs or ramfs), or will be once created.

@@ -44,7 +44,7 @@ const MTD_BLOCK_MAJOR: u32 = 31;
 pub enum Layout {
     /// The state must be on neither slot: `slots` are the two slot devices.
     Shared {
-        slots: [(Slot, PathBuf); 2],
+        slots: Vec<(String, PathBuf)>,
         sysfs: PathBuf,
     },
     /// No partition both slots mount (Linksys WRT): only RAM is refused.
@@ -149,19 +149,35 @@ pub fn check(settings: &Settings) -> Result<Location, StateLocationError> {
             sysfs,
             slot_a,
             slot_b,
+            targets,
             ..
-        } => (proc, shared(slot_a, slot_b, sysfs)),
+        } => (proc, shared(slot_a, slot_b, targets, sysfs)),
         BoardSettings::Grub(o) | BoardSettings::Script(o) => {
-            (&o.proc, shared(&o.slot_a, &o.slot_b, &o.sysfs))
+            (&o.proc, shared(&o.slot_a, &o.slot_b, &o.targets, &o.sysfs))
         }
         BoardSettings::Linksys(l) => (&l.proc, Layout::NoSharedPartition),
     };
     check_at(dir, proc, &layout)
 }
 
-fn shared(a: &Path, b: &Path, sysfs: &Path) -> Layout {
+/// The storage of both slots: their boot devices and every target of theirs.
+fn shared(
+    a: &Path,
+    b: &Path,
+    targets: &[crate::config::targets::TargetPaths],
+    sysfs: &Path,
+) -> Layout {
+    let mut slots = vec![
+        (format!("slot {}", Slot::A), a.to_path_buf()),
+        (format!("slot {}", Slot::B), b.to_path_buf()),
+    ];
+    for t in targets {
+        for (s, p) in [(Slot::A, &t.slot_a), (Slot::B, &t.slot_b)] {
+            slots.push((format!("slot {s}'s target {}", t.name), p.clone()));
+        }
+    }
     Layout::Shared {
-        slots: [(Slot::A, a.to_path_buf()), (Slot::B, b.to_path_buf())],
+        slots,
         sysfs: sysfs.to_path_buf(),
     }
 }
@@ -209,9 +225,9 @@ pub fn judge(mount: &Mount, layout: &Layout) -> Result<bool, String> {
         "squashfs" => return Err("a squashfs, a firmware slot's read-only root file system".into()),
         _ => {}
     }
-    for (slot, path) in slots {
+    for (what, path) in slots {
         if let Some(why) = on_slot(mount, path, sysfs) {
-            return Err(format!("{why} slot {slot} ({})", path.display()));
+            return Err(format!("{why} {what} ({})", path.display()));
         }
     }
     Ok(false)

@@ -13,7 +13,7 @@ fn mount(dev: (u32, u32), point: &str, fstype: &str, source: &str) -> Mount {
 }
 
 fn layout(a: &Path, b: &Path, sysfs: &Path) -> Layout {
-    shared(a, b, sysfs)
+    shared(a, b, &[], sysfs)
 }
 
 fn write(path: &Path, text: &str) {
@@ -132,6 +132,23 @@ fn a_slots_mtd_partition_and_the_ubi_device_on_it_are_refused() {
     assert_eq!(
         judge(&mount((31, 9), "/data", "jffs2", "/dev/mtdblock9"), &l),
         Ok(false)
+    );
+    // ...unless it is a target of a slot (a release's root goes there).
+    let targets = [crate::config::targets::TargetPaths {
+        name: "rootfs".into(),
+        slot_a: "/dev/mtd8".into(),
+        slot_b: "/dev/mtd9".into(),
+    }];
+    let l = shared(
+        Path::new("/dev/mtd4"),
+        Path::new("/dev/mtd6"),
+        &targets,
+        sys,
+    );
+    let why = judge(&mount((31, 9), "/data", "jffs2", "/dev/mtdblock9"), &l).unwrap_err();
+    assert_eq!(
+        why,
+        "on mtd9, the MTD partition of slot B's target rootfs (/dev/mtd9)"
     );
 }
 

@@ -25,7 +25,11 @@ pub fn hash_range(dev: &dyn SlotDevice, offset: u64, size: u64) -> Result<[u8; 3
         op: "read back",
         source,
     };
-    let mut r = dev.reader()?.take(offset + size);
+    let end = offset.checked_add(size).ok_or_else(|| FlashError::Verify {
+        slot: dev.slot(),
+        what: format!("an extent of {size} bytes at {offset:#x} runs past any device"),
+    })?;
+    let mut r = dev.reader()?.take(end);
     std::io::copy(&mut (&mut r).take(offset), &mut std::io::sink()).map_err(io)?;
     let mut h = Sha256::new();
     let got = std::io::copy(&mut r, &mut h).map_err(io)?;

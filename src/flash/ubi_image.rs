@@ -107,6 +107,12 @@ impl UbiArea<'_> {
     }
 
     fn scan(&self) -> Result<Scan, FlashError> {
+        if !self.peb_size.is_power_of_two() || !(4096..=16 << 20).contains(&self.peb_size) {
+            return Err(self.err(format!(
+                "an erase block size of {} bytes is not a power of two from 4 KiB to 16 MiB",
+                self.peb_size
+            )));
+        }
         let mut scan = Scan {
             data_offset: 0,
             pebs: 0,
@@ -120,12 +126,26 @@ impl UbiArea<'_> {
                 return;
             }
             let (vid_at, data_at) = (be32(ec, 16) as usize, be32(ec, 20) as usize);
-            if vid_at + HDR > peb_size || data_at >= peb_size || data_at < vid_at + HDR {
+            let Some(vid_end) = vid_at.checked_add(HDR) else {
+                return;
+            };
+            if vid_end > peb_size || data_at >= peb_size || data_at < vid_end {
                 return;
             }
-            let vid = &b[vid_at..vid_at + HDR];
+            let vid = &b[vid_at..vid_end];
             if &vid[..4] != VID_MAGIC || ubi_crc(&vid[..60]) != be32(vid, 60) {
                 return;
+            }
+            // A copy (wear levelling, an atomic change) counts only if its data is whole:
+            // a power cut during the copy leaves the older block in force, as UBI has it.
+            if vid[6] == 1 {
+                let n = be32(vid, 20) as usize;
+                let whole = b
+                    .get(data_at..data_at.saturating_add(n))
+                    .is_some_and(|d| ubi_crc(d) == be32(vid, 32));
+                if !whole {
+                    return;
+                }
             }
             scan.data_offset = data_at;
             let (vol, lnum, sqnum) = (be32(vid, 8), be32(vid, 12), be64(vid, 40));
@@ -143,9 +163,16 @@ impl UbiArea<'_> {
             if sqnum > slot.sqnum {
                 *slot = leb;
             }
+            // The newest copy of the volume table whose every record is intact.
             if vol == LAYOUT_VOL && scan.vtbl.as_ref().is_none_or(|(s, _)| sqnum > *s) {
                 let end = (data_at + MAX_VOLUMES * VTBL_RECORD).min(peb_size);
-                scan.vtbl = Some((sqnum, b[data_at..end].to_vec()));
+                let vtbl = &b[data_at..end];
+                if vtbl
+                    .chunks_exact(VTBL_RECORD)
+                    .all(|r| ubi_crc(&r[..168]) == be32(r, 168))
+                {
+                    scan.vtbl = Some((sqnum, vtbl.to_vec()));
+                }
             }
         })?;
         Ok(scan)
@@ -203,8 +230,26 @@ impl UbiArea<'_> {
     }
 
     /// The SHA-256 of the first `size` bytes of volume `name`'s content (a logical block
-    /// no erase block holds reads as erased flash, 0xff, as UBI reads it).
+    /// no erase block holds reads as erased flash, 0xff, as UBI reads it). The area is read
+    /// twice (its map, then the volume's blocks); a block that moved in between (the UBI of
+    /// the running firmware moves blocks) makes it start over, three times at most.
     pub fn hash_volume(&self, name: &str, size: u64) -> Result<[u8; 32], FlashError> {
+        let mut tries = 0;
+        loop {
+            match self.hash_volume_once(name, size)? {
+                Some(h) => return Ok(h),
+                None if tries < 2 => tries += 1,
+                None => {
+                    return Err(self.err(format!(
+                        "UBI volume {name:?}: its blocks kept moving while they were read"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// One try of [`UbiArea::hash_volume`]; None when a block moved meanwhile.
+    fn hash_volume_once(&self, name: &str, size: u64) -> Result<Option<[u8; 32]>, FlashError> {
         let scan = self.scan()?;
         let Some((_, vtbl)) = &scan.vtbl else {
             return Err(self.err(format!(
@@ -243,8 +288,21 @@ impl UbiArea<'_> {
             hasher: Sha256::new(),
         };
         let data_at = scan.data_offset;
+        let mut moved = false;
         self.blocks(|peb, b| {
             if let Some((lnum, leb)) = wanted.get(&peb) {
+                // Still the block the map says (its volume, number and sequence number).
+                let vid_at = be32(b, 16) as usize;
+                let same = b.get(vid_at..vid_at.saturating_add(HDR)).is_some_and(|v| {
+                    &v[..4] == VID_MAGIC
+                        && be32(v, 8) == id
+                        && be32(v, 12) == *lnum
+                        && be64(v, 40) == leb.sqnum
+                });
+                if !same {
+                    moved = true;
+                    return;
+                }
                 let mut bytes = b[data_at..].to_vec();
                 // Past a static block's data: erased flash.
                 for x in bytes.iter_mut().skip(leb.data_size as usize) {
@@ -253,6 +311,9 @@ impl UbiArea<'_> {
                 out.push(*lnum, bytes);
             }
         })?;
+        if moved {
+            return Ok(None);
+        }
         // Logical blocks that no erase block holds read as erased flash.
         while out.done < size {
             let l = out.next;
@@ -262,7 +323,7 @@ impl UbiArea<'_> {
             }
             out.push(l, vec![0xff; leb_size as usize]);
         }
-        Ok(out.hasher.finalize().into())
+        Ok(Some(out.hasher.finalize().into()))
     }
 }
 

@@ -27,6 +27,8 @@ pub struct NewRelease {
     pub sha256: [u8; 32],
     /// The lowest running version it may be installed from.
     pub min_from: Option<Version>,
+    /// A container's boot range (see `Release::boot`).
+    pub boot: Option<super::part::BootRange>,
     /// Parts besides the boot image.
     pub parts: Vec<Part>,
     /// How a slot holding it is checked once it has run, when not by the whole image.
@@ -51,6 +53,7 @@ impl NewRelease {
             size,
             sha256,
             min_from: None,
+            boot: None,
             parts: Vec::new(),
             verify: Vec::new(),
         })
@@ -69,6 +72,7 @@ pub fn part_from_file(
         name,
         target,
         urls,
+        offset: None,
         size,
         sha256,
     })
@@ -149,6 +153,7 @@ impl IndexDraft {
             min_from: r.min_from,
             pulled: None,
             rollout: None,
+            boot: r.boot.as_ref().map(Into::into),
             parts: r.parts.iter().map(Into::into).collect(),
             verify: r.verify.iter().map(Into::into).collect(),
         };

@@ -42,6 +42,9 @@ pub(crate) struct ReleaseDoc {
     pub pulled: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutDoc>,
+    /// The file is a container (OpenWrt's sysupgrade image): its boot image is this range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<super::part::BootRangeDoc>,
     /// Parts besides the boot image, each to its own target of the slot.
     #[serde(default, rename = "part", skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<super::part::PartDoc>,
@@ -123,8 +126,12 @@ pub(crate) fn check_release(r: ReleaseDoc) -> Result<Release, String> {
         return Err("pulled must give a reason".into());
     }
     let rollout = r.rollout.as_ref().map(check_rollout).transpose()?;
-    let parts = super::part::check_parts(r.parts)?;
-    let verify = super::extent::check_extents(r.verify, r.size)?;
+    let boot = r
+        .boot
+        .map(|b| super::part::check_boot(b, r.size))
+        .transpose()?;
+    let parts = super::part::check_parts(r.parts, r.size, boot.as_ref())?;
+    let verify = super::extent::check_extents(r.verify, boot.as_ref().map_or(r.size, |b| b.size))?;
     Ok(Release {
         version: r.version,
         boards: r.boards,
@@ -135,6 +142,7 @@ pub(crate) fn check_release(r: ReleaseDoc) -> Result<Release, String> {
         min_from: r.min_from,
         pulled: r.pulled,
         rollout,
+        boot,
         parts,
         verify,
     })

@@ -94,6 +94,11 @@ pub fn linksys_factory_extents(
             Some(_) => {}
         }
     }
+    if !peb_size.is_power_of_two() || !(4096..=16 << 20).contains(&peb_size) {
+        return Err(format!(
+            "an erase block size of {peb_size} bytes is not a power of two from 4 KiB to 16 MiB"
+        ));
+    }
     if kernel_size == 0 || kernel_size >= image.len() as u64 || kernel_size % peb_size != 0 {
         return Err(format!(
             "kernel size {kernel_size:#x} must be a multiple of the erase block size {peb_size:#x} inside the {}-byte image",

@@ -15,6 +15,7 @@ pub mod rollout;
 pub mod root;
 pub mod select;
 pub mod sign;
+pub mod sysupgrade;
 
 use crate::time::{format_time, parse_time};
 use crate::version::Version;
@@ -197,6 +198,10 @@ pub struct Release {
     pub pulled: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// The file is a container (OpenWrt's sysupgrade image): the slot's boot image is this
+    /// range of it, and every part is a range of it too; nothing else of it is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<part::BootRange>,
     /// Parts besides the boot image, each to its own target of the slot, written before
     /// the boot image (whose head is written last of all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -222,8 +227,26 @@ impl Release {
             min_from: None,
             pulled: None,
             rollout: None,
+            boot: None,
             parts: Vec::new(),
             verify: Vec::new(),
+        }
+    }
+}
+
+impl Release {
+    /// What the slot's boot device holds once the release is installed: the file, or a
+    /// container's boot range.
+    pub fn boot_image(&self) -> crate::flash::Expected {
+        match &self.boot {
+            Some(b) => crate::flash::Expected {
+                size: b.size,
+                sha256: b.sha256,
+            },
+            None => crate::flash::Expected {
+                size: self.size,
+                sha256: self.sha256,
+            },
         }
     }
 }

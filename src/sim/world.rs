@@ -84,6 +84,8 @@ pub struct World {
     parts: BTreeMap<String, Vec<(String, String, PathBuf)>>,
     /// Per version: the extents a slot holding it is checked by, when not the whole image.
     verify: BTreeMap<String, Vec<crate::index::extent::Extent>>,
+    /// The versions whose image is an OpenWrt sysupgrade image (published as a container).
+    sysupgrade: std::collections::BTreeSet<String>,
 }
 
 fn io(path: &Path, e: std::io::Error) -> SimError {
@@ -142,6 +144,7 @@ impl World {
             images: BTreeMap::new(),
             parts: BTreeMap::new(),
             verify: BTreeMap::new(),
+            sysupgrade: Default::default(),
         };
         w.images
             .insert("1.0".into(), (v1, w.www.join("images/fw-1.0.img")));
@@ -192,6 +195,14 @@ impl World {
         Ok(p)
     }
 
+    /// Place `bytes`, an OpenWrt sysupgrade image, as release `version`: published with its
+    /// kernel as the boot range and its root for target `rootfs`, as the vendor tool does.
+    pub fn add_sysupgrade(&mut self, version: &str, bytes: &[u8]) -> Result<PathBuf, SimError> {
+        let p = self.add_image_bytes(version, bytes, Vec::new())?;
+        self.sysupgrade.insert(version.to_string());
+        Ok(p)
+    }
+
     /// Give the release `version` a part `name` for `target` holding `bytes` (published with
     /// it, at `images/NAME-VERSION.img`).
     pub fn add_part(
@@ -239,6 +250,11 @@ impl World {
             .map_err(|e| io(&path, e))?;
             let mut rel = rel;
             rel.verify = self.verify.get(*v).cloned().unwrap_or_default();
+            if self.sysupgrade.contains(*v) {
+                let s = crate::index::sysupgrade::read(&path).map_err(SimError::NoBootableSlot)?;
+                let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+                crate::index::sysupgrade::fill(&mut rel, &s, &bytes, super::ROOTFS_TARGET);
+            }
             for (name, target, file) in self.parts.get(*v).into_iter().flatten() {
                 let url = format!(
                     "images/{}",

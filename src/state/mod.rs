@@ -67,10 +67,11 @@ pub struct SlotRecord {
 impl SlotRecord {
     /// The record of `release` written into a slot by fwguard.
     pub fn installed(release: &ReleaseRef, good: bool) -> SlotRecord {
+        let (size, sha256) = release.boot_image();
         SlotRecord {
             version: release.version.clone(),
-            size: release.size,
-            sha256: release.sha256.clone(),
+            size,
+            sha256: sha256.to_string(),
             good,
             origin: Origin::Installed,
             parts: release.parts.clone(),

@@ -38,12 +38,34 @@ pub struct ReleaseRef {
     /// Lower-case hex (a file's is checked and normalised when it is read).
     #[serde(deserialize_with = "sha256_hex")]
     pub sha256: String,
+    /// The file is a container: the slot's boot image is this range of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<BootRecord>,
     /// The parts besides the boot image, each to its own target of the slot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartRecord>,
     /// How the slot is checked once the firmware has run, when not by the whole image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verify: Vec<ExtentRecord>,
+}
+
+/// Where a container release's boot image is in its file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootRecord {
+    pub offset: u64,
+    pub size: u64,
+    #[serde(deserialize_with = "sha256_hex")]
+    pub sha256: String,
+}
+
+impl ReleaseRef {
+    /// What the slot's boot device holds once it is installed: (size, sha256 in hex).
+    pub fn boot_image(&self) -> (u64, &str) {
+        match &self.boot {
+            Some(b) => (b.size, &b.sha256),
+            None => (self.size, &self.sha256),
+        }
+    }
 }
 
 /// An extent of a slot that a check compares (see `index::extent`).
@@ -67,8 +89,9 @@ impl ExtentRecord {
     pub fn check(&self) -> Option<crate::flash::extent::CheckExtent> {
         let mut sha256 = [0u8; 32];
         hex::decode_to_slice(&self.sha256, &mut sha256).ok()?;
+        self.offset.checked_add(self.size)?;
         let ubi = match (&self.ubi_volume, self.peb_size) {
-            (Some(v), Some(p)) => Some((v.clone(), p)),
+            (Some(v), Some(p)) if p.is_power_of_two() && p >= 4096 => Some((v.clone(), p)),
             (None, None) => None,
             _ => return None,
         };
@@ -156,6 +179,7 @@ impl ReleaseRef {
         self.version == r.version
             && self.size == r.size
             && self.sha256 == hex::encode(r.sha256)
+            && self.boot == r.boot.as_ref().map(BootRecord::from)
             && self.parts == part_records(r)
             && self.verify == extent_records(r)
     }
@@ -170,8 +194,19 @@ impl From<&Release> for ReleaseRef {
             urls: r.urls.clone(),
             size: r.size,
             sha256: hex::encode(r.sha256),
+            boot: r.boot.as_ref().map(BootRecord::from),
             parts: part_records(r),
             verify: extent_records(r),
+        }
+    }
+}
+
+impl From<&crate::index::part::BootRange> for BootRecord {
+    fn from(b: &crate::index::part::BootRange) -> BootRecord {
+        BootRecord {
+            offset: b.offset,
+            size: b.size,
+            sha256: hex::encode(b.sha256),
         }
     }
 }

@@ -115,6 +115,17 @@ async fn mark_good_refuses_a_trial_the_bootloader_gave_up() {
 /// the slots at `slot_a` and `slot_b`, the world's directory (which holds the state) on the
 /// shared data partition. Returns the config's path.
 fn uboot_config(t: &TestWorld, env: &std::path::Path, slot_a: &str, slot_b: &str) -> PathBuf {
+    uboot_config_with(t, env, slot_a, slot_b, "")
+}
+
+/// [`uboot_config`] with `extra` after the `[board]` section (its targets).
+fn uboot_config_with(
+    t: &TestWorld,
+    env: &std::path::Path,
+    slot_a: &str,
+    slot_b: &str,
+    extra: &str,
+) -> PathBuf {
     let router = t.world.router.dir();
     let proc = t.world.root.join("proc");
     common::data_mountinfo(&proc, &t.world.root);
@@ -126,7 +137,7 @@ fn uboot_config(t: &TestWorld, env: &std::path::Path, slot_a: &str, slot_b: &str
         router.join("cmdline").display(),
         proc.display(),
         router.join("reboot-requested").display(),
-    );
+    ) + extra;
     let start = text.find("[board]").unwrap();
     let end = start + text[start..].find("\n[trial]").unwrap();
     let cfg = t.world.root.join("etc/uboot.toml");
@@ -265,4 +276,41 @@ async fn two_names_for_one_slot_are_refused_in_the_config_and_before_every_write
         text.contains("board.slot_b") && text.contains("the same file"),
         "{text}"
     );
+}
+
+/// A target path that becomes the other slot's storage after the configuration was read (a
+/// symbolic link made later) is refused before anything is written.
+#[tokio::test]
+async fn a_target_that_turns_into_a_slot_s_storage_is_refused_before_a_write() {
+    let mut t = world("off").await;
+    let root = common::tools::squashfs(&t.world.root, "2.0");
+    t.world
+        .add_image("2.0", fwguard::sim::Behaviour::GOOD_WITH_ROOT)
+        .unwrap();
+    t.world.add_part("2.0", "root", "rootfs", &root).unwrap();
+    t.world.publish(&["1.0", "2.0"]).unwrap();
+    let r = &t.world.router;
+    let late = t.world.root.join("rootfs-b-link.img");
+    let targets = format!(
+        "[board.targets.rootfs]\nslot_a = \"{}\"\nslot_b = \"{}\"\n",
+        r.rootfs_path(Slot::A).display(),
+        late.display()
+    );
+    let slot = |s| r.slot_path(s).display().to_string();
+    let cfg = uboot_config_with(&t, &r.env_path(), &slot(Slot::A), &slot(Slot::B), &targets);
+    let settings = Settings::load(&cfg).unwrap();
+    // After the configuration was read, slot B's target becomes slot A's boot device.
+    std::os::unix::fs::symlink(r.slot_path(Slot::A), &late).unwrap();
+    let before = t.snapshot();
+    let err = Agent::from_settings(settings)
+        .unwrap()
+        .update(UpdateMode::Install)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("slot A and slot B's target rootfs are the same storage"),
+        "{err}"
+    );
+    assert_eq!(t.snapshot(), before);
 }

@@ -78,3 +78,38 @@ fn a_root_volume_hashes_the_same_after_ubi_rewrote_its_headers() {
     assert!(e.contains("no UBI volume table"), "{e}");
     assert!(hash(&dev, 1 << 40).unwrap_err().contains("do not fit"));
 }
+
+/// Headers made to mislead (a valid CRC over offsets past the block) and erase block sizes
+/// that cannot be are errors, never a crash.
+#[test]
+fn hostile_headers_and_impossible_geometry_are_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let mut flash = vec![0xffu8; 4 * PEB];
+    for (peb, vid_at) in [(0usize, 0xffff_fff0u32), (1, 0x0002_0000), (2, 40)] {
+        let b = &mut flash[peb * PEB..];
+        b[..4].copy_from_slice(b"UBI#");
+        b[16..20].copy_from_slice(&vid_at.to_be_bytes());
+        b[20..24].copy_from_slice(&0x1000u32.to_be_bytes());
+        let c = crc32fast::hash(&b[..60]) ^ 0xffff_ffff;
+        b[60..64].copy_from_slice(&c.to_be_bytes());
+    }
+    let path = d.path().join("flash.bin");
+    std::fs::write(&path, &flash).unwrap();
+    let dev = FileSlot::new(Slot::A, &path);
+    for (offset, peb, words) in [
+        (0, PEB as u64, "no UBI volume table"),
+        (0, 0, "not a power of two"),
+        (0, 48, "not a power of two"),
+        (0, 3 << 16, "not a power of two"),
+    ] {
+        let e = UbiArea {
+            dev: &dev,
+            offset,
+            peb_size: peb,
+        }
+        .hash_volume("rootfs", 10)
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(words), "{peb}: {e}");
+    }
+}

@@ -220,3 +220,96 @@ fn a_linksys_factory_image_is_added_with_the_extents_it_is_checked_by() {
     let kernel_sha = hex::encode(Sha256::digest(&img[..0x100000]));
     assert_eq!(v[0]["sha256"].as_str(), Some(kernel_sha.as_str()));
 }
+
+#[test]
+fn a_sysupgrade_image_is_added_as_ranges_of_its_file() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    ok(d, &["new", "index.toml"]);
+    let kernel: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
+    let root = super::common::tools::squashfs(d, "4.0");
+    let meta = super::common::sysupgrade::metadata("linksys,wrt32x", "23.05.5", "1.1");
+    let img = super::common::sysupgrade::sysupgrade_image(
+        d,
+        "linksys_wrt32x",
+        &kernel,
+        &root,
+        Some(&meta),
+    );
+    std::fs::write(d.join("sysupgrade.bin"), &img).unwrap();
+    let add = |device: &str| {
+        tool(
+            d,
+            &[
+                "add-release",
+                "index.toml",
+                "--version",
+                "4.0",
+                "--board",
+                "linksys-wrt32x",
+                "--image",
+                "sysupgrade.bin",
+                "--sysupgrade",
+                "--supported-device",
+                device,
+            ],
+        )
+    };
+    let before = std::fs::read(d.join("index.toml")).unwrap();
+    let o = add("linksys,wrt3200acm");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("does not list \"linksys,wrt3200acm\""),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(d.join("index.toml")).unwrap(), before);
+    let o = add("linksys,wrt32x");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("sysupgrade image for board linksys_wrt32x"),
+        "{out}"
+    );
+    assert!(
+        out.contains("metadata: version 23.05.5, compat_version 1.1"),
+        "{out}"
+    );
+    let doc: toml::Table = std::fs::read_to_string(d.join("index.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rel = &doc["release"][0];
+    let boot = &rel["boot"];
+    let at = boot["offset"].as_integer().unwrap() as usize;
+    assert_eq!(boot["size"].as_integer(), Some(kernel.len() as i64));
+    assert_eq!(
+        &img[at..at + kernel.len()],
+        &kernel[..],
+        "the boot range is the kernel"
+    );
+    let part = &rel["part"][0];
+    let at = part["offset"].as_integer().unwrap() as usize;
+    assert_eq!(part["target"].as_str(), Some("rootfs"));
+    assert_eq!(&img[at..at + root.len()], &root[..], "the part is the root");
+    assert!(part.get("urls").is_none());
+    // Damaged metadata is said so.
+    let mut bad = img.clone();
+    let n = bad.len();
+    bad[n - 30] ^= 1;
+    std::fs::write(d.join("bad.bin"), &bad).unwrap();
+    let o = tool(
+        d,
+        &[
+            "add-release",
+            "index.toml",
+            "--version",
+            "4.1",
+            "--board",
+            "x",
+            "--image",
+            "bad.bin",
+            "--sysupgrade",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fwtool trailer: its CRC does not match"));
+}

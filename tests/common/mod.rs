@@ -4,6 +4,7 @@
 
 pub mod linksys;
 pub mod linksys_router;
+pub mod sysupgrade;
 pub mod tools;
 pub mod trust;
 pub mod ubi;

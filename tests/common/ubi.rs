@@ -106,7 +106,12 @@ pub fn move_block(area: &mut [u8], from: usize, to: usize) {
     let vid_at = be32(&b, 16) as usize;
     let sq = u64::from_be_bytes(b[vid_at + 40..vid_at + 48].try_into().unwrap()) + 1000;
     b[vid_at + 40..vid_at + 48].copy_from_slice(&sq.to_be_bytes());
-    b[vid_at + 6] = 1; // copy_flag
+    b[vid_at + 6] = 1; // copy_flag: then data_size and data_crc say what was copied
+    let data_at = be32(&b, 20) as usize;
+    let n = PEB - data_at;
+    put32(&mut b, vid_at + 20, n as u32);
+    let dc = crc(&b[data_at..data_at + n]);
+    put32(&mut b, vid_at + 32, dc);
     let c = crc(&b[vid_at..vid_at + 60]);
     put32(&mut b, vid_at + 60, c);
     area[to * PEB..(to + 1) * PEB].copy_from_slice(&b);

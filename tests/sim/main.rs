@@ -1,7 +1,8 @@
 //! The in-process suites: each drives the sim router (or a slot, an env, a flash image)
-//! through the library, in this one test binary. None starts the fwguard binary, so the
-//! first eleven modules also run for router CPUs under qemu-user (cross/test.sh selects
-//! them by module). One module per former `tests/<name>.rs` crate.
+//! through the library, in this one test binary. The first group starts no fwguard binary,
+//! so it also runs for router CPUs under qemu-user (cross/test.sh selects them by module;
+//! `linksys_factory` cuts the power of a fwguard child process, so it is host only). One
+//! module per former `tests/<name>.rs` crate.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -13,12 +14,12 @@ mod cycle;
 mod grub_script;
 mod health_policy;
 mod linksys;
-mod linksys_factory;
 mod linksys_per_slot;
 mod mtd_slot;
 mod owner;
 mod parts;
 mod refusals;
+mod sysupgrade;
 mod ubi_slot;
 mod uboot_env_interop;
 mod uboot_env_redundant;
@@ -26,6 +27,7 @@ mod uboot_env_redundant;
 // Host only.
 mod health_hostile;
 mod index_url;
+mod linksys_factory;
 mod owner_controls;
 mod report;
 mod resume;

@@ -44,6 +44,17 @@ pub struct Args {
     /// With --linksys-factory: the flash's erase block size the UBI image was made for
     #[arg(long, value_parser = parse_size, default_value = "128KiB")]
     peb_size: u64,
+    /// The image is an OpenWrt sysupgrade image: its kernel becomes the boot image and its
+    /// root a part for --root-target, both ranges of the file (the device streams the file
+    /// and parses none of it)
+    #[arg(long, conflicts_with_all = ["linksys_factory", "parts"])]
+    sysupgrade: bool,
+    /// With --sysupgrade: the target the root goes to
+    #[arg(long, default_value = "rootfs", requires = "sysupgrade")]
+    root_target: String,
+    /// With --sysupgrade: a device name its metadata's supported_devices must list
+    #[arg(long, requires = "sysupgrade")]
+    supported_device: Option<String>,
     /// The lowest running version this release may be installed from
     #[arg(long)]
     min_from: Option<Version>,
@@ -60,18 +71,29 @@ pub fn run(a: Args) -> Result<(), ToolError> {
             .ok_or_else(|| ToolError("image path has no file name".into()))?;
         vec![format!("images/{}", name.to_string_lossy())]
     } else {
-        a.urls
+        a.urls.clone()
     };
-    let mut rel = NewRelease::from_image(a.version.clone(), a.boards, a.channels, urls, &a.image)
-        .map_err(|e| ToolError(format!("{}: {e}", a.image.display())))?;
-    rel.min_from = a.min_from;
+    let mut rel = NewRelease::from_image(
+        a.version.clone(),
+        a.boards.clone(),
+        a.channels.clone(),
+        urls,
+        &a.image,
+    )
+    .map_err(|e| ToolError(format!("{}: {e}", a.image.display())))?;
+    rel.min_from = a.min_from.clone();
     rel.parts = parts(&a.parts, &a.part_urls)?;
+    let mut notes = Vec::new();
+    if a.sysupgrade {
+        notes = sysupgrade(&mut rel, &a)?;
+    }
     if let (Some(model), Some(kernel_size)) = (&a.linksys_factory, a.kernel_size) {
         rel.verify = linksys_factory_extents(&a.image, Some(model), kernel_size, a.peb_size)
             .map_err(ToolError)?;
     }
     let (size, sha) = (rel.size, hex::encode(rel.sha256));
     let mut lines = vec![format!("added {} ({size} bytes, sha256 {sha})", a.version)];
+    lines.extend(notes);
     for e in &rel.verify {
         lines.push(format!(
             "  checked by {}: {} bytes{} at {:#x}, sha256 {}",
@@ -157,4 +179,44 @@ fn parse_size(s: &str) -> Result<u64, String> {
     .map_err(|_| format!("{s:?} is not a size (bytes, 0x hex, or with KiB or MiB)"))?;
     v.checked_mul(mult)
         .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Fill `rel` from the sysupgrade image it was made from; lines saying what it holds.
+fn sysupgrade(rel: &mut NewRelease, a: &Args) -> Result<Vec<String>, ToolError> {
+    let s = crate::index::sysupgrade::read(&a.image).map_err(ToolError)?;
+    let bytes =
+        std::fs::read(&a.image).map_err(|e| ToolError(format!("{}: {e}", a.image.display())))?;
+    let mut lines = vec![format!(
+        "  sysupgrade image for board {}: kernel {} bytes at {}, root {} bytes at {}",
+        s.board, s.kernel.1, s.kernel.0, s.root.1, s.root.0
+    )];
+    match (&s.metadata, &a.supported_device) {
+        (Some(m), Some(d)) if !m.supported_devices.iter().any(|x| x == d) => {
+            return Err(ToolError(format!(
+                "{}: its metadata does not list {d:?} in supported_devices ({})",
+                a.image.display(),
+                m.supported_devices.join(", ")
+            )))
+        }
+        (None, Some(d)) => {
+            return Err(ToolError(format!(
+                "{}: no fwtool metadata, so nothing says it supports {d:?}",
+                a.image.display()
+            )))
+        }
+        _ => {}
+    }
+    if let Some(m) = &s.metadata {
+        lines.push(format!(
+            "  metadata: version {}, compat_version {}, supported_devices {}",
+            m.version
+                .as_ref()
+                .and_then(|v| v.version.as_deref())
+                .unwrap_or("?"),
+            m.compat_version.as_deref().unwrap_or("1.0"),
+            m.supported_devices.join(", ")
+        ));
+    }
+    crate::index::sysupgrade::fill(rel, &s, &bytes, &a.root_target);
+    Ok(lines)
 }

@@ -38,7 +38,7 @@ enum Command {
     /// Check that an image starts with what bootloaders boot (uImage, FIT, zImage) and is whole
     Image(image::Args),
     /// Add a release, reading the image to fill its size and sha256
-    AddRelease(add_release::Args),
+    AddRelease(Box<add_release::Args>),
     /// Withdraw a release (devices never install it; devices running it are told)
     Pull(pull::Args),
     /// Put a pulled release back
@@ -121,7 +121,7 @@ pub fn main() -> i32 {
         Command::New(a) => new::run(a),
         Command::Init(a) => init::run(a),
         Command::Image(a) => image::run(a),
-        Command::AddRelease(a) => add_release::run(a),
+        Command::AddRelease(a) => add_release::run(*a),
         Command::Pull(a) => pull::run(a),
         Command::Unpull(a) => pull::run_unpull(a),
         Command::Rollout(a) => rollout::run(a),
