@@ -156,14 +156,9 @@ impl Agent {
     ) -> Result<Opened> {
         let signed = a.entry_index(version, self.archive_limits())?;
         let (index, release) = self.archived_release(st, signed, version)?;
-        let image = check_file(
-            a,
-            version,
-            IMAGE,
-            "its image",
-            release.size,
-            &release.sha256,
-        )?;
+        // What the slot held: the boot image (of a container, its range), and each part.
+        let boot = release.boot_image();
+        let image = check_file(a, version, IMAGE, "its image", boot.size, &boot.sha256)?;
         let parts = release
             .parts
             .iter()

@@ -1,11 +1,12 @@
-//! Installing a container release (OpenWrt's sysupgrade image: a tar with the kernel and the
-//! root file system, and a metadata trailer): the file is streamed once, and the signed
-//! index says where in it the boot image and each part are, so nothing of the file is
-//! parsed: the bytes of each range go to their own writer (the boot image to the slot, each
-//! part to its target), every other byte is only hashed. The boot image's head is
-//! invalidated first and written last, after every part was checked against its hash, and
-//! the whole file must match the signed hash too. A container is not resumed from a
-//! checkpoint: an interrupted transfer starts over (its parts are rewritten).
+//! Streaming a file into ranges of the slot. A container release (OpenWrt's sysupgrade
+//! image: a tar with the kernel and the root file system, and a metadata trailer) is
+//! streamed once, and the signed index says where in it the boot image and each part are,
+//! so nothing of the file is parsed: the bytes of each range go to their own writer (the
+//! boot image to the slot, each part to its target), every other byte is only hashed. The
+//! boot image's head is invalidated first and written last, after every part was checked
+//! against its hash, and the whole file must match the signed hash too. A container is not
+//! resumed from a checkpoint: an interrupted transfer starts over (its parts are rewritten).
+//! A part that is a file of its own is the same stream with one range: the whole file.
 
 use super::update::expected;
 use super::Agent;
@@ -17,13 +18,27 @@ use crate::slot::Slot;
 use crate::state::PersistedState;
 use sha2::{Digest, Sha256};
 
-/// One range of the file and where its bytes go.
-struct Route<'a> {
-    offset: u64,
-    size: u64,
-    dev: &'a dyn SlotDevice,
-    expected: Expected,
-    writer: Option<SlotWriter<'a>>,
+/// One range of a file and where its bytes go.
+pub(super) struct Route<'a> {
+    pub offset: u64,
+    pub size: u64,
+    pub dev: &'a dyn SlotDevice,
+    pub expected: Expected,
+    pub writer: Option<SlotWriter<'a>>,
+}
+
+/// A file to stream: what it is (for messages), its sources, size and hash.
+pub(super) struct Stream<'a> {
+    pub version: &'a crate::version::Version,
+    /// What it is, for messages: the release, or one of its parts.
+    pub what: String,
+    pub urls: &'a [String],
+    pub size: u64,
+    pub sha256: [u8; 32],
+    /// The bytes of the install written before this file (for the progress shown), and in
+    /// all.
+    pub before: u64,
+    pub total: u64,
 }
 
 impl Agent {
@@ -58,9 +73,60 @@ impl Agent {
                 writer: None,
             });
         }
-        let sha = hex::encode(release.sha256);
+        let file = Stream {
+            version: &release.version,
+            what: release.version.to_string(),
+            urls: &release.urls,
+            size: release.size,
+            sha256: release.sha256,
+            before: 0,
+            total: release.size,
+        };
+        let url = self.stream_routes(st, &file, base_url, &mut routes).await?;
+        // Every part checked and read back, then the boot image completed (its head
+        // written last) and read back.
+        let mut routes = routes.into_iter();
+        let boot_route = routes.next().expect("the boot image's route");
+        for r in routes {
+            self.finish_route(st, &file, &url, r)?;
+        }
+        crate::failpoint::hit("install-part-written");
+        let written = boot_route.writer.expect("begun").finish(&exp);
+        let written = written.inspect_err(|e| bad_range(st, &file, &url, e))?;
+        crate::failpoint::hit("install-written");
+        let verified = written.verify(dev, &exp)?;
+        self.check_extents_written(st, release, target, &url)?;
+        Ok(verified)
+    }
+
+    /// Complete a route's writer (its bytes checked against its own hash) and read its
+    /// device back.
+    pub(super) fn finish_route(
+        &self,
+        st: &mut PersistedState,
+        file: &Stream<'_>,
+        url: &str,
+        r: Route<'_>,
+    ) -> Result<()> {
+        let written = r.writer.expect("begun").finish(&r.expected);
+        let written = written.inspect_err(|e| bad_range(st, file, url, e))?;
+        written.verify(r.dev, &r.expected)?;
+        Ok(())
+    }
+
+    /// Stream `file` from the first of its sources that delivers it whole, each route's
+    /// writer begun anew for each source (its device invalidated first, in the order of the
+    /// routes); returns the source it came from. The writers are left to be finished.
+    pub(super) async fn stream_routes(
+        &self,
+        st: &mut PersistedState,
+        file: &Stream<'_>,
+        base_url: &str,
+        routes: &mut [Route<'_>],
+    ) -> Result<String> {
+        let sha = hex::encode(file.sha256);
         let mut errors = Vec::new();
-        for url in &release.urls {
+        for url in file.urls {
             let url = match resolve(base_url, url) {
                 Ok(u) => u,
                 Err(e) => {
@@ -75,22 +141,16 @@ impl Agent {
                 ));
                 continue;
             }
-            // The boot image first: its head is invalidated before any part is written.
             for r in routes.iter_mut() {
                 r.writer = Some(flash::begin(r.dev, &r.expected)?);
             }
-            let mut file = Sha256::new();
+            let mut hasher = Sha256::new();
             let mut at = 0u64;
-            let half = release.size / 2;
-            let progress = |done: u64| {
-                if let Some(p) = &self.progress {
-                    p(&release.version, done, release.size)
-                }
-            };
+            let half = file.size / 2;
             let got = self
                 .fetcher
-                .fetch_from(&url, 0, release.size, &mut |chunk: &[u8]| {
-                    file.update(chunk);
+                .fetch_from(&url, 0, file.size, &mut |chunk: &[u8]| {
+                    hasher.update(chunk);
                     let end = at + chunk.len() as u64;
                     for r in routes.iter_mut() {
                         let (from, to) = (r.offset.max(at), (r.offset + r.size).min(end));
@@ -103,13 +163,20 @@ impl Agent {
                         crate::failpoint::hit("install-mid-write");
                     }
                     at = end;
-                    progress(at);
+                    if let Some(p) = &self.progress {
+                        p(file.version, file.before + at, file.total);
+                    }
                     Ok::<(), Error>(())
                 })
                 .await;
             match got {
                 Ok(_) => {}
-                Err(SinkOr::Sink(e)) => return Err(e),
+                Err(SinkOr::Sink(e)) => {
+                    if matches!(e, Error::Flash(FlashError::Oversize { .. })) {
+                        st.note_bad_source(&sha, url.as_str());
+                    }
+                    return Err(e);
+                }
                 Err(SinkOr::Fetch(e)) if e.is_verification() => {
                     st.note_bad_source(&sha, url.as_str());
                     return Err(e.into());
@@ -120,39 +187,36 @@ impl Agent {
                     continue;
                 }
             }
-            let file: [u8; 32] = file.finalize().into();
-            if at != release.size || file != release.sha256 {
+            let got: [u8; 32] = hasher.finalize().into();
+            if at != file.size || got != file.sha256 {
                 st.note_bad_source(&sha, url.as_str());
                 return Err(FlashError::Verify {
-                    slot: target,
+                    slot: routes[0].dev.slot(),
                     what: format!(
-                        "the downloaded file is {at} bytes with sha256 {}; the index states {} bytes with sha256 {}",
-                        hex::encode(file),
-                        release.size,
-                        hex::encode(release.sha256)
+                        "the downloaded file of {} is {at} bytes with sha256 {}; the index states {} bytes with sha256 {}",
+                        file.what,
+                        hex::encode(got),
+                        file.size,
+                        hex::encode(file.sha256)
                     ),
                 }
                 .into());
             }
-            // Every part checked and read back, then the boot image completed (its head
-            // written last) and read back.
-            let mut routes = routes.into_iter();
-            let boot_route = routes.next().expect("the boot image's route");
-            for r in routes {
-                let written = r.writer.expect("begun").finish(&r.expected)?;
-                written.verify(r.dev, &r.expected)?;
-            }
-            crate::failpoint::hit("install-part-written");
-            let written = boot_route.writer.expect("begun").finish(&exp)?;
-            crate::failpoint::hit("install-written");
-            let verified = written.verify(dev, &exp)?;
-            self.check_extents_written(st, release, target, url.as_str())?;
-            return Ok(verified);
+            return Ok(url.to_string());
         }
         Err(FetchError::AllMirrorsFailed {
-            version: release.version.to_string(),
+            version: file.what.clone(),
             errors: errors.join("; "),
         }
         .into())
+    }
+}
+
+/// A range whose bytes do not match its own signed hash, in a file that matched its own:
+/// the index contradicts itself; counted against the source, so the release is refused
+/// before the slot is written again after a few tries.
+fn bad_range(st: &mut PersistedState, file: &Stream<'_>, url: &str, e: &FlashError) {
+    if matches!(e, FlashError::Verify { .. }) {
+        st.note_bad_source(&hex::encode(file.sha256), url);
     }
 }

@@ -125,22 +125,48 @@ impl Agent {
         .collect()
     }
 
-    /// Write the bundle to `out` as a gzip-compressed tar.
+    /// Write the bundle to `out` as a gzip-compressed tar (ustar, written here: a header
+    /// block per file, its data padded to 512 bytes, two zero blocks at the end; the tar
+    /// crate's writer is 10 KB of the router build for this).
     pub fn write_diag(&self, out: &Path) -> std::io::Result<()> {
         let file = std::fs::File::create(out)?;
-        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
-        let mut tar = tar::Builder::new(gz);
+        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
         let now = crate::time::unix_now();
         for (name, text) in self.diag_parts() {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(text.len() as u64);
-            h.set_mode(0o644);
-            h.set_mtime(now);
-            h.set_entry_type(tar::EntryType::Regular);
-            tar.append_data(&mut h, format!("fwguard-diag/{name}"), text.as_bytes())?;
+            gz.write_all(&ustar_header(
+                &format!("fwguard-diag/{name}"),
+                text.len() as u64,
+                now,
+            ))?;
+            gz.write_all(text.as_bytes())?;
+            gz.write_all(&[0u8; 512][..(512 - text.len() % 512) % 512])?;
         }
-        let mut gz = tar.into_inner()?;
+        gz.write_all(&[0u8; 1024])?;
         gz.flush()?;
         gz.finish()?.sync_all()
     }
+}
+
+/// The ustar header block of a regular file `name` (at most 100 bytes) of `size` bytes.
+fn ustar_header(name: &str, size: u64, mtime: u64) -> [u8; 512] {
+    let mut h = [0u8; 512];
+    let n = name.len().min(100);
+    h[..n].copy_from_slice(&name.as_bytes()[..n]);
+    let mut octal = |at: usize, len: usize, v: u64| {
+        let s = format!("{v:0w$o}\0", w = len - 1);
+        h[at..at + len].copy_from_slice(&s.as_bytes()[s.len() - len..]);
+    };
+    octal(100, 8, 0o644);
+    octal(108, 8, 0);
+    octal(116, 8, 0);
+    octal(124, 12, size);
+    octal(136, 12, mtime);
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].fill(b' ');
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    let s = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(s.as_bytes());
+    h
 }

@@ -113,7 +113,7 @@ impl Agent {
         // Persist the intent before the slot is touched.
         st.apply(
             Event::Begin {
-                release: release.into(),
+                release: Box::new(release.into()),
                 target,
             },
             &self.facts(st),
@@ -280,15 +280,7 @@ impl Agent {
             };
             crate::failpoint::hit("install-written");
             let verified = written.verify(dev, &exp)?;
-            // The extents a later check compares must hold on the image as written.
-            if !release.verify.is_empty() {
-                self.verify_release(target, &release.into()).map_err(|e| {
-                    Error::Refused(format!(
-                        "the signed index's verify extents for {} do not match its image: {e}",
-                        release.version
-                    ))
-                })?;
-            }
+            self.check_extents_written(st, release, target, url.as_str())?;
             return Ok(verified);
         }
         Err(crate::fetch::FetchError::AllMirrorsFailed {

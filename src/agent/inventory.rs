@@ -87,13 +87,12 @@ impl Agent {
 
     /// Whether `slot` holds `release` (before or after its firmware ran).
     pub(super) fn verify_release(&self, slot: Slot, release: &ReleaseRef) -> Result<VerifiedSlot> {
+        // What the slot holds: the file, or a container's boot range.
+        let (size, hash) = release.boot_image();
         let mut sha256 = [0u8; 32];
-        hex::decode_to_slice(&release.sha256, &mut sha256)
+        hex::decode_to_slice(hash, &mut sha256)
             .map_err(|_| Error::Refused(format!("a malformed hash for {}", release.version)))?;
-        let exp = Expected {
-            size: release.size,
-            sha256,
-        };
+        let exp = Expected { size, sha256 };
         self.verify_holds(slot, &exp, &release.verify, &release.parts)
     }
 

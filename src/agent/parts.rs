@@ -6,9 +6,8 @@
 //! image, which is written last, continues from a checkpoint.
 
 use super::Agent;
-use crate::error::{Error, Result};
-use crate::fetch::{resolve, FetchError, SinkOr};
-use crate::flash::{self, Expected, FlashError};
+use crate::error::Result;
+use crate::flash::{self, Expected};
 use crate::index::part::Part;
 use crate::index::Release;
 use crate::slot::Slot;
@@ -32,11 +31,6 @@ impl Agent {
             sha256: part.sha256,
         };
         let total = release.size + release.parts.iter().map(|p| p.size).sum::<u64>();
-        let progress = |at: u64| {
-            if let Some(p) = &self.progress {
-                p(&release.version, before + at, total)
-            }
-        };
         if flash::verify_existing(dev, &exp).is_ok() {
             tracing::info!(
                 "part {:?} of {} is in {} already (it reads back to the signed hash): not written again",
@@ -44,7 +38,9 @@ impl Agent {
                 release.version,
                 dev.describe()
             );
-            progress(part.size);
+            if let Some(p) = &self.progress {
+                p(&release.version, before + part.size, total)
+            }
             return Ok(());
         }
         tracing::info!(
@@ -54,64 +50,26 @@ impl Agent {
             part.size,
             dev.describe()
         );
-        let sha = hex::encode(part.sha256);
-        let mut errors = Vec::new();
-        for url in &part.urls {
-            let url = match resolve(base_url, url) {
-                Ok(u) => u,
-                Err(e) => {
-                    errors.push(e.to_string());
-                    continue;
-                }
-            };
-            if st.source_given_up(&sha, url.as_str()) {
-                errors.push(format!(
-                    "{url}: skipped, it streamed a wrong image {} times",
-                    crate::state::MAX_BAD_STREAMS
-                ));
-                continue;
-            }
-            let mut writer = flash::begin(dev, &exp)?;
-            progress(0);
-            let got = self
-                .fetcher
-                .fetch_from(&url, 0, part.size, &mut |chunk: &[u8]| {
-                    writer.write(chunk)?;
-                    progress(writer.written());
-                    Ok::<(), Error>(())
-                })
-                .await;
-            match got {
-                Ok(_) => {}
-                Err(SinkOr::Sink(e)) => {
-                    if matches!(e, Error::Flash(FlashError::Oversize { .. })) {
-                        st.note_bad_source(&sha, url.as_str());
-                    }
-                    return Err(e);
-                }
-                Err(SinkOr::Fetch(e)) if e.is_verification() => {
-                    st.note_bad_source(&sha, url.as_str());
-                    return Err(e.into());
-                }
-                Err(SinkOr::Fetch(e)) => {
-                    tracing::warn!("{e}");
-                    errors.push(e.to_string());
-                    continue;
-                }
-            }
-            let written = writer.finish(&exp).inspect_err(|e| {
-                if matches!(e, FlashError::Verify { .. }) {
-                    st.note_bad_source(&sha, url.as_str());
-                }
-            })?;
-            written.verify(dev, &exp)?;
-            crate::failpoint::hit("install-part-written");
-            return Ok(());
-        }
-        Err(FetchError::AllMirrorsFailed {
-            version: format!("{} (part {:?})", release.version, part.name),
-            errors: errors.join("; "),
-        }
-        .into())
+        let file = super::container::Stream {
+            version: &release.version,
+            what: format!("{} (part {:?})", release.version, part.name),
+            urls: &part.urls,
+            size: part.size,
+            sha256: part.sha256,
+            before,
+            total,
+        };
+        let mut routes = [super::container::Route {
+            offset: 0,
+            size: part.size,
+            dev,
+            expected: exp,
+            writer: None,
+        }];
+        let url = self.stream_routes(st, &file, base_url, &mut routes).await?;
+        let [route] = routes;
+        self.finish_route(st, &file, &url, route)?;
+        crate::failpoint::hit("install-part-written");
+        Ok(())
     }
 }

@@ -130,9 +130,22 @@ impl Agent {
             Resolved::Install(c) => *c,
         };
         // Every part must have a place in the slot before anything is written.
+        // Every part must have a place in the slot, large enough, before anything is written.
         for p in &release.parts {
-            self.target_of(!booted, &p.into())
+            let dev = self
+                .target_of(!booted, &p.into())
                 .map_err(|e| Error::Refused(format!("not installing {}: {e}", release.version)))?;
+            let capacity = dev.capacity()?;
+            if p.size > capacity {
+                return Err(Error::Refused(format!(
+                    "not installing {}: its part {:?} is {} bytes, and target {} ({}) holds {capacity}",
+                    release.version,
+                    p.name,
+                    p.size,
+                    p.target,
+                    dev.describe()
+                )));
+            }
         }
         // The firmware left must be one fwguard can check again before it returns to it.
         if let Err(Error::Refused(why)) = self.expected_in(&st, booted) {

@@ -4,6 +4,7 @@
 mod archive_cmd;
 mod doctor;
 pub mod index_tool;
+mod log;
 mod progress;
 #[cfg(feature = "demo")]
 mod sim_cmd;
@@ -150,20 +151,18 @@ enum Command {
 /// Log to stderr, or to syslog at `syslog` (falling back to stderr, saying why, when its
 /// socket cannot be reached). Returns whether syslog is in use.
 fn init_logging(verbose: Option<u8>, syslog: Option<&std::path::Path>) -> bool {
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing::Level;
     let level = match verbose {
-        None => LevelFilter::ERROR,
-        Some(0) => LevelFilter::INFO,
-        Some(1) => LevelFilter::DEBUG,
-        Some(_) => LevelFilter::TRACE,
+        None => Level::ERROR,
+        Some(0) => Level::INFO,
+        Some(1) => Level::DEBUG,
+        Some(_) => Level::TRACE,
     };
     // $FWGUARD_LOG: "debug", or per target, "fwguard=debug,hyper=info".
     let filter = std::env::var("FWGUARD_LOG")
         .ok()
-        .and_then(|v| v.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_target("fwguard", level));
+        .and_then(|v| log::Filter::parse(&v))
+        .unwrap_or_else(|| log::Filter::fwguard(level));
     let syslog = syslog.and_then(|p| match syslog::Syslog::connect(p) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -175,26 +174,7 @@ fn init_logging(verbose: Option<u8>, syslog: Option<&std::path::Path>) -> bool {
         }
     });
     let to_syslog = syslog.is_some();
-    // syslog stamps the time and keeps the severity itself.
-    let syslog = syslog.map(|s| {
-        tracing_subscriber::fmt::layer()
-            .with_writer(s)
-            .with_target(false)
-            .with_ansi(false)
-            .with_level(false)
-            .without_time()
-    });
-    let stderr = (!to_syslog).then(|| {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_target(false)
-            .with_ansi(false)
-    });
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(stderr)
-        .with(syslog)
-        .try_init();
+    let _ = tracing::subscriber::set_global_default(log::Logger::new(filter, syslog));
     to_syslog
 }
 

@@ -7,12 +7,10 @@
 //! runtime is one thread). A line that cannot be sent is dropped and counted, and the next
 //! line that can be sent is preceded by one saying how many were lost.
 
-use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tracing::{Level, Metadata};
-use tracing_subscriber::fmt::MakeWriter;
+use tracing::Level;
 
 /// The daemon facility (3), as RFC 3164 numbers it.
 const FACILITY_DAEMON: u8 = 3;
@@ -45,7 +43,7 @@ impl Syslog {
     }
 
     /// Send one line without blocking; a full or vanished socket drops it (counted).
-    fn send(&self, severity: u8, text: &str) {
+    pub fn send(&self, severity: u8, text: &str) {
         let dropped = self.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
             let note = format!("{dropped} log line(s) dropped: the syslog socket was full");
@@ -66,60 +64,12 @@ impl Syslog {
 }
 
 /// The syslog severity of a tracing level.
-fn severity(level: &Level) -> u8 {
+pub fn severity(level: &Level) -> u8 {
     match *level {
         Level::ERROR => 3,
         Level::WARN => 4,
         Level::INFO => 6,
         _ => 7,
-    }
-}
-
-/// One event's text, sent as one datagram when the formatter is done with it.
-pub struct Line<'a> {
-    to: &'a Syslog,
-    severity: u8,
-    buf: Vec<u8>,
-}
-
-impl Write for Line<'_> {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for Line<'_> {
-    fn drop(&mut self) {
-        let text = String::from_utf8_lossy(&self.buf);
-        let text = text.trim_end();
-        if text.is_empty() {
-            return;
-        }
-        self.to.send(self.severity, text);
-    }
-}
-
-impl<'a> MakeWriter<'a> for Syslog {
-    type Writer = Line<'a>;
-
-    fn make_writer(&'a self) -> Line<'a> {
-        Line {
-            to: self,
-            severity: 6,
-            buf: Vec::new(),
-        }
-    }
-
-    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line<'a> {
-        Line {
-            to: self,
-            severity: severity(meta.level()),
-            buf: Vec::new(),
-        }
     }
 }
 
@@ -147,7 +97,7 @@ mod tests {
         let (done, finished) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for i in 0..2000 {
-                write!(writer.make_writer(), "line {i}").unwrap();
+                writer.send(6, &format!("line {i}"));
             }
             let _ = done.send(());
         });

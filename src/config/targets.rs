@@ -5,16 +5,8 @@
 //! device, not another target's.
 
 use super::{ConfigError, Validator};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTarget {
-    pub slot_a: PathBuf,
-    pub slot_b: PathBuf,
-}
 
 /// A target as configured: its name and its storage in each slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,10 +48,32 @@ impl Validator<'_> {
             let key = format!("board.targets.{name}");
             crate::index::part::check_name("the target's name", &name)
                 .map_err(|e| self.err(&key, e))?;
-            let t: RawTarget = t
-                .try_into()
-                .map_err(|e: toml::de::Error| self.err(&key, e.message().trim_end()))?;
-            let (a, b) = (self.path_rel(t.slot_a), self.path_rel(t.slot_b));
+            // Read by hand, not by serde: one deserializer less in the router build.
+            let toml::Value::Table(t) = t else {
+                return Err(self.err(
+                    &key,
+                    format!(
+                        "expected a table with slot_a and slot_b, found {}",
+                        t.type_str()
+                    ),
+                ));
+            };
+            if let Some(k) = t.keys().find(|k| *k != "slot_a" && *k != "slot_b") {
+                return Err(self.err(
+                    &key,
+                    format!("unknown field `{k}`, expected `slot_a` or `slot_b`"),
+                ));
+            }
+            let path = |k: &str| match t.get(k) {
+                Some(toml::Value::String(p)) => Ok(PathBuf::from(p)),
+                Some(v) => Err(self.err(
+                    &format!("{key}.{k}"),
+                    format!("expected a path (a string), found {}", v.type_str()),
+                )),
+                None => Err(self.err(&key, format!("missing field `{k}`"))),
+            };
+            let (slot_a, slot_b) = (path("slot_a")?, path("slot_b")?);
+            let (a, b) = (self.path_rel(slot_a), self.path_rel(slot_b));
             for (k, p) in [("slot_a", &a), ("slot_b", &b)] {
                 let here = format!("{key}.{k}");
                 for (other, q) in &seen {

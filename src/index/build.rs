@@ -1,7 +1,7 @@
 //! Vendor side: writing and signing an index (used by `fwguard-index` and the demo).
 
 use super::doc::check_rollout;
-use super::part::Part;
+use super::part::{Part, RangeDoc};
 use super::sign::SecretKey;
 use super::{check_release, IndexDoc, IndexMeta, ReleaseDoc, RolloutDoc, WaveDoc, FORMAT};
 use crate::time::format_time;
@@ -153,9 +153,9 @@ impl IndexDraft {
             min_from: r.min_from,
             pulled: None,
             rollout: None,
-            boot: r.boot.as_ref().map(Into::into),
-            parts: r.parts.iter().map(Into::into).collect(),
-            verify: r.verify.iter().map(Into::into).collect(),
+            boot: r.boot.as_ref().map(|b| RangeDoc::from(b).table()),
+            parts: r.parts.iter().map(|p| RangeDoc::from(p).table()).collect(),
+            verify: r.verify.iter().map(|e| RangeDoc::from(e).table()).collect(),
         };
         check_release(doc.clone())?;
         self.doc.releases.push(doc);

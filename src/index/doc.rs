@@ -44,13 +44,13 @@ pub(crate) struct ReleaseDoc {
     pub rollout: Option<RolloutDoc>,
     /// The file is a container (OpenWrt's sysupgrade image): its boot image is this range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub boot: Option<super::part::BootRangeDoc>,
+    pub boot: Option<toml::Table>,
     /// Parts besides the boot image, each to its own target of the slot.
     #[serde(default, rename = "part", skip_serializing_if = "Vec::is_empty")]
-    pub parts: Vec<super::part::PartDoc>,
+    pub parts: Vec<toml::Table>,
     /// How a slot holding it is checked once it has run, when not by the whole image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub verify: Vec<super::extent::ExtentDoc>,
+    pub verify: Vec<toml::Table>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -126,12 +126,26 @@ pub(crate) fn check_release(r: ReleaseDoc) -> Result<Release, String> {
         return Err("pulled must give a reason".into());
     }
     let rollout = r.rollout.as_ref().map(check_rollout).transpose()?;
+    use super::part::RangeDoc;
+    let read = |what: String, t: toml::Table| RangeDoc::read(t).map_err(|e| format!("{what}: {e}"));
     let boot = r
         .boot
-        .map(|b| super::part::check_boot(b, r.size))
+        .map(|b| read("boot".into(), b).and_then(|b| super::part::check_boot(b, r.size)))
         .transpose()?;
-    let parts = super::part::check_parts(r.parts, r.size, boot.as_ref())?;
-    let verify = super::extent::check_extents(r.verify, boot.as_ref().map_or(r.size, |b| b.size))?;
+    let parts = r
+        .parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| read(format!("part #{}", i + 1), t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let verify = r
+        .verify
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| read(format!("verify #{}", i + 1), t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let parts = super::part::check_parts(parts, r.size, boot.as_ref())?;
+    let verify = super::extent::check_extents(verify, boot.as_ref().map_or(r.size, |b| b.size))?;
     Ok(Release {
         version: r.version,
         boards: r.boards,

@@ -5,6 +5,7 @@
 //! bytes of the slot (the kernel), and the content of UBI volumes inside it (the root). The
 //! whole image is still what is written and read back at install.
 
+use super::part::RangeDoc;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -29,34 +30,16 @@ pub struct UbiVolume {
     pub peb_size: u64,
 }
 
-/// An extent as written (`[[release.verify]]`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ExtentDoc {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub offset: u64,
-    pub size: u64,
-    pub sha256: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ubi_volume: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peb_size: Option<u64>,
-}
-
-fn is_zero(v: &u64) -> bool {
-    *v == 0
-}
-
-impl From<&Extent> for ExtentDoc {
-    fn from(e: &Extent) -> ExtentDoc {
-        ExtentDoc {
-            name: e.name.clone(),
-            offset: e.offset,
+impl From<&Extent> for super::part::RangeDoc {
+    fn from(e: &Extent) -> super::part::RangeDoc {
+        super::part::RangeDoc {
+            name: Some(e.name.clone()),
+            offset: (e.offset != 0).then_some(e.offset),
             size: e.size,
             sha256: hex::encode(e.sha256),
             ubi_volume: e.ubi.as_ref().map(|u| u.volume.clone()),
             peb_size: e.ubi.as_ref().map(|u| u.peb_size),
+            ..Default::default()
         }
     }
 }
@@ -64,7 +47,7 @@ impl From<&Extent> for ExtentDoc {
 /// The checks of a release's extents against its image of `image_size` bytes: names used
 /// once, raw extents inside the image, one of them its start (what the bootloader loads),
 /// UBI areas inside the image and aligned to their erase blocks.
-pub(crate) fn check_extents(docs: Vec<ExtentDoc>, image_size: u64) -> Result<Vec<Extent>, String> {
+pub(crate) fn check_extents(docs: Vec<RangeDoc>, image_size: u64) -> Result<Vec<Extent>, String> {
     if docs.is_empty() {
         return Ok(Vec::new());
     }
@@ -80,9 +63,14 @@ pub(crate) fn check_extents(docs: Vec<ExtentDoc>, image_size: u64) -> Result<Vec
         .into_iter()
         .enumerate()
         .map(|(i, d)| {
-            let at = |e: String| format!("verify #{} ({:?}): {e}", i + 1, d.name);
-            super::part::check_name("name", &d.name).map_err(at)?;
-            if !names.insert(d.name.clone()) {
+            let shown = d.name.clone().unwrap_or_default();
+            let at = |e: String| format!("verify #{} ({shown:?}): {e}", i + 1);
+            d.only("an extent", &["name", "offset", "size", "sha256", "ubi_volume", "peb_size"])
+                .map_err(at)?;
+            let name = RangeDoc::needs(&d.name, "name").map_err(at)?.to_string();
+            let offset = d.offset.unwrap_or(0);
+            super::part::check_name("name", &name).map_err(at)?;
+            if !names.insert(name.clone()) {
                 return Err(at("another extent has this name".into()));
             }
             if d.size == 0 {
@@ -93,11 +81,10 @@ pub(crate) fn check_extents(docs: Vec<ExtentDoc>, image_size: u64) -> Result<Vec
                 .map_err(|_| at(format!("sha256 {:?} is not 64 hex digits", d.sha256)))?;
             let ubi = match (d.ubi_volume, d.peb_size) {
                 (None, None) => {
-                    if d.offset.checked_add(d.size).is_none_or(|end| end > image_size) {
+                    if offset.checked_add(d.size).is_none_or(|end| end > image_size) {
                         return Err(at(format!(
-                            "bytes {}..{} are not inside the {image_size}-byte image",
-                            d.offset,
-                            d.offset.saturating_add(d.size)
+                            "bytes {offset}..{} are not inside the {image_size}-byte image",
+                            offset.saturating_add(d.size)
                         )));
                     }
                     None
@@ -109,10 +96,9 @@ pub(crate) fn check_extents(docs: Vec<ExtentDoc>, image_size: u64) -> Result<Vec
                     if !peb_size.is_power_of_two() || !(4096..=16 << 20).contains(&peb_size) {
                         return Err(at(format!("peb_size {peb_size} is not a power of two from 4 KiB to 16 MiB")));
                     }
-                    if d.offset % peb_size != 0 || d.offset >= image_size {
+                    if offset % peb_size != 0 || offset >= image_size {
                         return Err(at(format!(
-                            "the UBI area must start inside the image at a multiple of peb_size, not at {}",
-                            d.offset
+                            "the UBI area must start inside the image at a multiple of peb_size, not at {offset}"
                         )));
                     }
                     Some(UbiVolume { volume, peb_size })
@@ -120,8 +106,8 @@ pub(crate) fn check_extents(docs: Vec<ExtentDoc>, image_size: u64) -> Result<Vec
                 _ => return Err(at("ubi_volume and peb_size go together".into())),
             };
             Ok(Extent {
-                name: d.name,
-                offset: d.offset,
+                name,
+                offset,
                 size: d.size,
                 sha256,
                 ubi,
@@ -141,19 +127,18 @@ pub(crate) fn check_extents(docs: Vec<ExtentDoc>, image_size: u64) -> Result<Vec
 mod tests {
     use super::*;
 
-    fn raw(name: &str, offset: u64, size: u64) -> ExtentDoc {
-        ExtentDoc {
-            name: name.into(),
-            offset,
+    fn raw(name: &str, offset: u64, size: u64) -> RangeDoc {
+        RangeDoc {
+            name: Some(name.into()),
+            offset: Some(offset),
             size,
             sha256: "cd".repeat(32),
-            ubi_volume: None,
-            peb_size: None,
+            ..RangeDoc::default()
         }
     }
 
-    fn ubi(offset: u64, peb: u64) -> ExtentDoc {
-        ExtentDoc {
+    fn ubi(offset: u64, peb: u64) -> RangeDoc {
+        RangeDoc {
             ubi_volume: Some("rootfs".into()),
             peb_size: Some(peb),
             ..raw("root", offset, 4096)
@@ -169,7 +154,10 @@ mod tests {
         .unwrap();
         assert_eq!(ok[1].ubi.as_ref().unwrap().volume, "rootfs");
         assert_eq!(check_extents(vec![], 10).unwrap(), vec![]);
-        let bad = |d: Vec<ExtentDoc>| check_extents(d, 3 << 20).unwrap_err();
+        let bad = |d: Vec<RangeDoc>| check_extents(d, 3 << 20).unwrap_err();
+        let mut t = raw("k", 0, 10);
+        t.target = Some("x".into());
+        assert!(bad(vec![t]).contains("target is not a field of an extent"));
         assert!(bad(vec![raw("k", 0, 4 << 20)]).contains("not inside the"));
         assert!(bad(vec![raw("k", u64::MAX, 2)]).contains("not inside the"));
         assert!(bad(vec![raw("k", 0, 10), raw("k", 10, 10)]).contains("another extent"));
@@ -178,7 +166,7 @@ mod tests {
         assert!(bad(vec![raw("k", 0, 10), ubi(1 << 20, 3000)]).contains("not a power of two"));
         assert!(bad(vec![
             raw("k", 0, 10),
-            ExtentDoc {
+            RangeDoc {
                 peb_size: None,
                 ..ubi(1 << 20, 1 << 17)
             }

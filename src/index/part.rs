@@ -37,27 +37,114 @@ pub struct BootRange {
     pub sha256: [u8; 32],
 }
 
-/// A boot range as written (`boot = { offset, size, sha256 }`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BootRangeDoc {
-    pub offset: u64,
-    pub size: u64,
-    pub sha256: String,
-}
-
-/// A part as written (`[[release.part]]`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PartDoc {
-    pub name: String,
-    pub target: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+/// A range of bytes as the index writes it: a part (`[[release.part]]`), a container's boot
+/// range (`boot = { ... }`) or a verify extent (`[[release.verify]]`). One document type for
+/// the three (each a deserializer of its own in the router build); which fields each may have
+/// is checked by [`RangeDoc::only`]. Read from the TOML table by hand ([`RangeDoc::read`]),
+/// not by serde: a deserializer less in the router build.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RangeDoc {
+    pub name: Option<String>,
+    pub target: Option<String>,
     pub urls: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
     pub size: u64,
     pub sha256: String,
+    pub ubi_volume: Option<String>,
+    pub peb_size: Option<u64>,
+}
+
+impl RangeDoc {
+    /// The range a TOML table writes; an unknown key, a missing one or a value of another
+    /// type is an error naming it.
+    pub(crate) fn read(t: toml::Table) -> Result<RangeDoc, String> {
+        let mut d = RangeDoc::default();
+        let (mut size, mut sha256) = (None, None);
+        for (k, v) in t {
+            let ty = v.type_str();
+            let wrong = |want: &str| format!("{k}: expected {want}, found {ty}");
+            let string = |v: toml::Value| match v {
+                toml::Value::String(s) => Ok(s),
+                _ => Err(wrong("a string")),
+            };
+            let number = |v: &toml::Value| match v {
+                toml::Value::Integer(n) if *n >= 0 => Ok(*n as u64),
+                _ => Err(wrong("a non-negative integer")),
+            };
+            match k.as_str() {
+                "name" => d.name = Some(string(v)?),
+                "target" => d.target = Some(string(v)?),
+                "ubi_volume" => d.ubi_volume = Some(string(v)?),
+                "sha256" => sha256 = Some(string(v)?),
+                "offset" => d.offset = Some(number(&v)?),
+                "size" => size = Some(number(&v)?),
+                "peb_size" => d.peb_size = Some(number(&v)?),
+                "urls" => match v {
+                    toml::Value::Array(a) => {
+                        d.urls = a.into_iter().map(string).collect::<Result<_, _>>()?
+                    }
+                    _ => return Err(wrong("an array of strings")),
+                },
+                other => return Err(format!("unknown field `{other}`")),
+            }
+        }
+        d.size = size.ok_or("missing field `size`")?;
+        d.sha256 = sha256.ok_or("missing field `sha256`")?;
+        Ok(d)
+    }
+
+    /// The TOML table that writes this range (the fields it has).
+    pub(crate) fn table(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        let mut put = |k: &str, v: toml::Value| {
+            t.insert(k.into(), v);
+        };
+        if let Some(n) = &self.name {
+            put("name", n.clone().into());
+        }
+        if let Some(n) = &self.target {
+            put("target", n.clone().into());
+        }
+        if !self.urls.is_empty() {
+            put("urls", self.urls.clone().into());
+        }
+        if let Some(o) = self.offset {
+            put("offset", (o as i64).into());
+        }
+        put("size", (self.size as i64).into());
+        put("sha256", self.sha256.clone().into());
+        if let Some(v) = &self.ubi_volume {
+            put("ubi_volume", v.clone().into());
+        }
+        if let Some(p) = self.peb_size {
+            put("peb_size", (p as i64).into());
+        }
+        t
+    }
+
+    /// Refuse the fields that `what` does not have (`allowed` names the ones it has).
+    pub(crate) fn only(&self, what: &str, allowed: &[&str]) -> Result<(), String> {
+        let given = [
+            ("name", self.name.is_some()),
+            ("target", self.target.is_some()),
+            ("urls", !self.urls.is_empty()),
+            ("offset", self.offset.is_some()),
+            ("ubi_volume", self.ubi_volume.is_some()),
+            ("peb_size", self.peb_size.is_some()),
+        ];
+        match given.iter().find(|(f, set)| *set && !allowed.contains(f)) {
+            Some((f, _)) => Err(format!(
+                "{f} is not a field of {what} (it has {})",
+                allowed.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// A field that must be given.
+    pub(crate) fn needs<'a>(v: &'a Option<String>, field: &str) -> Result<&'a str, String> {
+        v.as_deref().ok_or_else(|| format!("missing {field}"))
+    }
 }
 
 /// A name or a target: 1 to 32 of `a-z 0-9 _ -`, starting with a letter or digit.
@@ -83,21 +170,18 @@ fn sha(s: &str) -> Result<[u8; 32], String> {
 }
 
 /// A container release's boot range, inside its file of `file_size` bytes.
-pub(crate) fn check_boot(b: BootRangeDoc, file_size: u64) -> Result<BootRange, String> {
+pub(crate) fn check_boot(b: RangeDoc, file_size: u64) -> Result<BootRange, String> {
     let at = |e: String| format!("boot: {e}");
-    if b.size == 0
-        || b.offset
-            .checked_add(b.size)
-            .is_none_or(|end| end > file_size)
-    {
+    b.only("boot", &["offset", "size", "sha256"]).map_err(at)?;
+    let offset = b.offset.ok_or_else(|| at("missing offset".into()))?;
+    if b.size == 0 || offset.checked_add(b.size).is_none_or(|end| end > file_size) {
         return Err(at(format!(
-            "bytes {}..{} are not a range inside the {file_size}-byte file",
-            b.offset,
-            b.offset.saturating_add(b.size)
+            "bytes {offset}..{} are not a range inside the {file_size}-byte file",
+            offset.saturating_add(b.size)
         )));
     }
     Ok(BootRange {
-        offset: b.offset,
+        offset,
         size: b.size,
         sha256: sha(&b.sha256).map_err(at)?,
     })
@@ -107,7 +191,7 @@ pub(crate) fn check_boot(b: BootRangeDoc, file_size: u64) -> Result<BootRange, S
 /// hashes well-formed; in a container release (`boot` given) every part is a range of the
 /// file, and no two ranges overlap.
 pub(crate) fn check_parts(
-    parts: Vec<PartDoc>,
+    parts: Vec<RangeDoc>,
     file_size: u64,
     boot: Option<&BootRange>,
 ) -> Result<Vec<Part>, String> {
@@ -122,17 +206,19 @@ pub(crate) fn check_parts(
         .into_iter()
         .enumerate()
         .map(|(i, p)| {
-            let at = |e: String| format!("part #{} ({:?}): {e}", i + 1, p.name);
-            check_name("name", &p.name).map_err(at)?;
-            check_name("target", &p.target).map_err(at)?;
-            if !names.insert(p.name.clone()) {
+            let shown = p.name.clone().unwrap_or_default();
+            let at = |e: String| format!("part #{} ({shown:?}): {e}", i + 1);
+            p.only("a part", &["name", "target", "urls", "offset", "size", "sha256"])
+                .map_err(at)?;
+            let name = RangeDoc::needs(&p.name, "name").map_err(at)?.to_string();
+            let target = RangeDoc::needs(&p.target, "target").map_err(at)?.to_string();
+            check_name("name", &name).map_err(at)?;
+            check_name("target", &target).map_err(at)?;
+            if !names.insert(name.clone()) {
                 return Err(at("another part has this name".into()));
             }
-            if !targets.insert(p.target.clone()) {
-                return Err(at(format!(
-                    "another part goes to target {:?} too",
-                    p.target
-                )));
+            if !targets.insert(target.clone()) {
+                return Err(at(format!("another part goes to target {target:?} too")));
             }
             if p.size == 0 {
                 return Err(at("size must be greater than 0".into()));
@@ -163,8 +249,8 @@ pub(crate) fn check_parts(
             }
             let sha256 = sha(&p.sha256).map_err(at)?;
             Ok(Part {
-                name: p.name,
-                target: p.target,
+                name,
+                target,
                 urls: p.urls,
                 offset: p.offset,
                 size: p.size,
@@ -189,25 +275,27 @@ pub(crate) fn check_parts(
         })
 }
 
-impl From<&Part> for PartDoc {
-    fn from(p: &Part) -> PartDoc {
-        PartDoc {
-            name: p.name.clone(),
-            target: p.target.clone(),
+impl From<&Part> for RangeDoc {
+    fn from(p: &Part) -> RangeDoc {
+        RangeDoc {
+            name: Some(p.name.clone()),
+            target: Some(p.target.clone()),
             urls: p.urls.clone(),
             offset: p.offset,
             size: p.size,
             sha256: hex::encode(p.sha256),
+            ..RangeDoc::default()
         }
     }
 }
 
-impl From<&BootRange> for BootRangeDoc {
-    fn from(b: &BootRange) -> BootRangeDoc {
-        BootRangeDoc {
-            offset: b.offset,
+impl From<&BootRange> for RangeDoc {
+    fn from(b: &BootRange) -> RangeDoc {
+        RangeDoc {
+            offset: Some(b.offset),
             size: b.size,
             sha256: hex::encode(b.sha256),
+            ..RangeDoc::default()
         }
     }
 }
@@ -216,19 +304,19 @@ impl From<&BootRange> for BootRangeDoc {
 mod tests {
     use super::*;
 
-    fn doc(name: &str, target: &str) -> PartDoc {
-        PartDoc {
-            name: name.into(),
-            target: target.into(),
+    fn doc(name: &str, target: &str) -> RangeDoc {
+        RangeDoc {
+            name: Some(name.into()),
+            target: Some(target.into()),
             urls: vec!["images/root.squashfs".into()],
-            offset: None,
             size: 4096,
             sha256: "ab".repeat(32),
+            ..RangeDoc::default()
         }
     }
 
-    fn inside(name: &str, target: &str, offset: u64) -> PartDoc {
-        PartDoc {
+    fn inside(name: &str, target: &str, offset: u64) -> RangeDoc {
+        RangeDoc {
             urls: vec![],
             offset: Some(offset),
             ..doc(name, target)
@@ -238,32 +326,51 @@ mod tests {
     #[test]
     fn a_container_s_parts_are_ranges_of_its_file_that_do_not_overlap() {
         let boot = check_boot(
-            BootRangeDoc {
-                offset: 512,
+            RangeDoc {
+                offset: Some(512),
                 size: 1000,
                 sha256: "01".repeat(32),
+                ..RangeDoc::default()
             },
             1 << 20,
         )
         .unwrap();
         let ok = check_parts(vec![inside("root", "rootfs", 2048)], 1 << 20, Some(&boot)).unwrap();
         assert_eq!(ok[0].offset, Some(2048));
-        let bad = |p: Vec<PartDoc>| check_parts(p, 1 << 20, Some(&boot)).unwrap_err();
+        let bad = |p: Vec<RangeDoc>| check_parts(p, 1 << 20, Some(&boot)).unwrap_err();
         assert!(bad(vec![inside("root", "rootfs", 1000)]).contains("overlap"));
         assert!(bad(vec![inside("root", "rootfs", (1 << 20) - 10)]).contains("not a range inside"));
         assert!(bad(vec![doc("root", "rootfs")]).contains("give offset, not urls"));
         let e = check_parts(vec![inside("root", "rootfs", 0)], 1 << 20, None).unwrap_err();
         assert!(e.contains("needs the release's boot range"), "{e}");
         let e = check_boot(
-            BootRangeDoc {
-                offset: 10,
+            RangeDoc {
+                offset: Some(10),
                 size: 1 << 20,
                 sha256: "01".repeat(32),
+                ..RangeDoc::default()
             },
             1 << 20,
         )
         .unwrap_err();
         assert!(e.contains("boot: bytes 10.."), "{e}");
+        let e = check_boot(
+            RangeDoc {
+                name: Some("k".into()),
+                offset: Some(10),
+                size: 10,
+                sha256: "01".repeat(32),
+                ..RangeDoc::default()
+            },
+            1 << 20,
+        )
+        .unwrap_err();
+        assert!(e.contains("name is not a field of boot"), "{e}");
+        let mut ubi = doc("r", "a");
+        ubi.ubi_volume = Some("rootfs".into());
+        assert!(check_parts(vec![ubi], 10, None)
+            .unwrap_err()
+            .contains("ubi_volume is not a field of a part"));
     }
 
     #[test]
@@ -275,7 +382,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((ok[0].name.as_str(), ok[0].sha256[0]), ("root", 0xab));
-        let bad = |parts: Vec<PartDoc>| check_parts(parts, 10, None).unwrap_err();
+        let bad = |parts: Vec<RangeDoc>| check_parts(parts, 10, None).unwrap_err();
         assert!(
             bad(vec![doc("root", "a"), doc("root", "b")]).contains("another part has this name")
         );
@@ -283,24 +390,96 @@ mod tests {
         assert!(bad(vec![doc("Root", "a")]).contains("name \"Root\" must be"));
         assert!(bad(vec![doc("r", "../a")]).contains("target \"../a\" must be"));
         assert!(bad(vec![doc("r", "")]).contains("target \"\""));
-        assert!(bad(vec![PartDoc {
+        assert!(bad(vec![RangeDoc {
             size: 0,
             ..doc("r", "a")
         }])
         .contains("size must be greater than 0"));
-        assert!(bad(vec![PartDoc {
+        assert!(bad(vec![RangeDoc {
             urls: vec![],
             ..doc("r", "a")
         }])
         .contains("urls must list"));
-        assert!(bad(vec![PartDoc {
+        assert!(bad(vec![RangeDoc {
             sha256: "xyz".into(),
             ..doc("r", "a")
         }])
         .contains("not 64 hex digits"));
-        let many: Vec<PartDoc> = (0..9)
+        let many: Vec<RangeDoc> = (0..9)
             .map(|i| doc(&format!("p{i}"), &format!("t{i}")))
             .collect();
         assert!(bad(many).contains("at most 8"));
+    }
+
+    #[test]
+    fn each_kind_of_range_has_only_its_own_fields() {
+        let mut ubi = doc("r", "a");
+        ubi.ubi_volume = Some("rootfs".into());
+        let e = check_parts(vec![ubi], 1 << 20, None).unwrap_err();
+        assert!(e.contains("ubi_volume is not a field of a part"), "{e}");
+        let e = check_parts(
+            vec![RangeDoc {
+                target: None,
+                ..doc("r", "a")
+            }],
+            1 << 20,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("missing target"), "{e}");
+        let boot = RangeDoc {
+            name: Some("k".into()),
+            offset: Some(10),
+            size: 10,
+            sha256: "01".repeat(32),
+            ..RangeDoc::default()
+        };
+        let e = check_boot(boot, 1 << 20).unwrap_err();
+        assert!(e.contains("boot: name is not a field of boot"), "{e}");
+        let e = check_boot(
+            RangeDoc {
+                offset: None,
+                size: 10,
+                sha256: "01".repeat(32),
+                ..RangeDoc::default()
+            },
+            100,
+        )
+        .unwrap_err();
+        assert!(e.contains("boot: missing offset"), "{e}");
+    }
+
+    #[test]
+    fn a_range_is_read_from_its_table_by_hand_and_written_back_the_same() {
+        let t: toml::Table = "name = \"root\"\ntarget = \"rootfs\"\nurls = [\"a\", \"b\"]\nsize = 10\nsha256 = \"ab\"".parse().unwrap();
+        let d = RangeDoc::read(t.clone()).unwrap();
+        assert_eq!(
+            (d.name.as_deref(), d.urls.len(), d.size),
+            (Some("root"), 2, 10)
+        );
+        assert_eq!(d.table(), t);
+        for (text, words) in [
+            (
+                "size = 1\nsha256 = \"ab\"\nbogus = 1",
+                "unknown field `bogus`",
+            ),
+            (
+                "size = -1\nsha256 = \"ab\"",
+                "size: expected a non-negative integer, found integer",
+            ),
+            (
+                "size = 1\nsha256 = 3",
+                "sha256: expected a string, found integer",
+            ),
+            (
+                "size = 1\nsha256 = \"ab\"\nurls = \"x\"",
+                "urls: expected an array of strings",
+            ),
+            ("sha256 = \"ab\"", "missing field `size`"),
+            ("size = 1", "missing field `sha256`"),
+        ] {
+            let e = RangeDoc::read(text.parse().unwrap()).unwrap_err();
+            assert!(e.contains(words), "{text}: {e}");
+        }
     }
 }

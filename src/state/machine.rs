@@ -82,7 +82,10 @@ impl UpdateState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// Start writing `release` into `target`.
-    Begin { release: ReleaseRef, target: Slot },
+    Begin {
+        release: Box<ReleaseRef>,
+        target: Slot,
+    },
     /// The written image read back correctly.
     Verified,
     /// Installing failed, or a staged image was given up: the target slot holds nothing
@@ -169,7 +172,7 @@ pub fn transition(state: &UpdateState, event: &Event) -> Result<UpdateState, Dis
     use UpdateState as S;
     let next = match (state, event) {
         (S::Idle | S::Staged { .. }, E::Begin { release, target }) => S::Installing {
-            release: release.clone(),
+            release: (**release).clone(),
             target: *target,
         },
         (S::Installing { release, target }, E::Verified) => S::Staged {

@@ -9,6 +9,7 @@ mod fixtures_tests;
 mod history;
 pub mod machine;
 mod note;
+mod range;
 mod schema;
 mod store;
 

@@ -18,6 +18,7 @@
 //! meaning) raises the schema; a reader refuses a file of a schema it does not know, naming
 //! both, and changes nothing.
 
+pub use super::range::{BootRecord, ExtentRecord, PartRecord, RangeRecord};
 use crate::health::CheckResult;
 use crate::index::Release;
 use crate::version::Version;
@@ -49,15 +50,6 @@ pub struct ReleaseRef {
     pub verify: Vec<ExtentRecord>,
 }
 
-/// Where a container release's boot image is in its file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BootRecord {
-    pub offset: u64,
-    pub size: u64,
-    #[serde(deserialize_with = "sha256_hex")]
-    pub sha256: String,
-}
-
 impl ReleaseRef {
     /// What the slot's boot device holds once it is installed: (size, sha256 in hex).
     pub fn boot_image(&self) -> (u64, &str) {
@@ -68,104 +60,19 @@ impl ReleaseRef {
     }
 }
 
-/// An extent of a slot that a check compares (see `index::extent`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExtentRecord {
-    pub name: String,
-    pub offset: u64,
-    pub size: u64,
-    #[serde(deserialize_with = "sha256_hex")]
-    pub sha256: String,
-    /// A UBI volume's content (its name), in the UBI area at `offset` with erase blocks
-    /// of `peb_size`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ubi_volume: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peb_size: Option<u64>,
-}
-
-impl ExtentRecord {
-    /// As a check takes it; None when the record is malformed.
-    pub fn check(&self) -> Option<crate::flash::extent::CheckExtent> {
-        let mut sha256 = [0u8; 32];
-        hex::decode_to_slice(&self.sha256, &mut sha256).ok()?;
-        self.offset.checked_add(self.size)?;
-        let ubi = match (&self.ubi_volume, self.peb_size) {
-            (Some(v), Some(p)) if p.is_power_of_two() && p >= 4096 => Some((v.clone(), p)),
-            (None, None) => None,
-            _ => return None,
-        };
-        Some(crate::flash::extent::CheckExtent {
-            name: self.name.clone(),
-            offset: self.offset,
-            size: self.size,
-            sha256,
-            ubi,
-        })
-    }
-}
-
-impl From<&crate::index::extent::Extent> for ExtentRecord {
-    fn from(e: &crate::index::extent::Extent) -> ExtentRecord {
-        ExtentRecord {
-            name: e.name.clone(),
-            offset: e.offset,
-            size: e.size,
-            sha256: hex::encode(e.sha256),
-            ubi_volume: e.ubi.as_ref().map(|u| u.volume.clone()),
-            peb_size: e.ubi.as_ref().map(|u| u.peb_size),
-        }
-    }
-}
-
 /// The records of a release's extents.
 pub fn extent_records(r: &Release) -> Vec<ExtentRecord> {
-    r.verify.iter().map(ExtentRecord::from).collect()
-}
-
-/// A part of a release besides its boot image: where it goes in the slot, its extent from
-/// the start of that target, and that extent's hash. (Its sources are the index's: a part is
-/// downloaded again from the release the index lists.)
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartRecord {
-    pub name: String,
-    pub target: String,
-    pub size: u64,
-    #[serde(deserialize_with = "sha256_hex")]
-    pub sha256: String,
-}
-
-impl PartRecord {
-    /// The part's extent and hash, as a slot check needs them.
-    pub fn expected(&self) -> Option<crate::flash::Expected> {
-        let mut sha256 = [0u8; 32];
-        hex::decode_to_slice(&self.sha256, &mut sha256).ok()?;
-        Some(crate::flash::Expected {
-            size: self.size,
-            sha256,
-        })
-    }
-}
-
-impl From<&crate::index::part::Part> for PartRecord {
-    fn from(p: &crate::index::part::Part) -> PartRecord {
-        PartRecord {
-            name: p.name.clone(),
-            target: p.target.clone(),
-            size: p.size,
-            sha256: hex::encode(p.sha256),
-        }
-    }
+    r.verify.iter().map(RangeRecord::from).collect()
 }
 
 /// The records of a release's parts.
 pub fn part_records(r: &Release) -> Vec<PartRecord> {
-    r.parts.iter().map(PartRecord::from).collect()
+    r.parts.iter().map(RangeRecord::from).collect()
 }
 
 /// A SHA-256 in hex, as the index writes it: 64 hex digits of either case, kept in lower
 /// case so that comparisons with a hash the agent encodes hold.
-fn sha256_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(super) fn sha256_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     let mut out = [0u8; 32];
     hex::decode_to_slice(&s, &mut out)
@@ -179,7 +86,7 @@ impl ReleaseRef {
         self.version == r.version
             && self.size == r.size
             && self.sha256 == hex::encode(r.sha256)
-            && self.boot == r.boot.as_ref().map(BootRecord::from)
+            && self.boot == r.boot.as_ref().map(RangeRecord::from)
             && self.parts == part_records(r)
             && self.verify == extent_records(r)
     }
@@ -194,19 +101,9 @@ impl From<&Release> for ReleaseRef {
             urls: r.urls.clone(),
             size: r.size,
             sha256: hex::encode(r.sha256),
-            boot: r.boot.as_ref().map(BootRecord::from),
+            boot: r.boot.as_ref().map(RangeRecord::from),
             parts: part_records(r),
             verify: extent_records(r),
-        }
-    }
-}
-
-impl From<&crate::index::part::BootRange> for BootRecord {
-    fn from(b: &crate::index::part::BootRange) -> BootRecord {
-        BootRecord {
-            offset: b.offset,
-            size: b.size,
-            sha256: hex::encode(b.sha256),
         }
     }
 }

@@ -100,3 +100,33 @@ async fn an_image_file_takes_its_parts_from_beside_it() {
     let b_root = std::fs::read(t.world.router.rootfs_path(Slot::B)).unwrap();
     assert_eq!(&b_root[..root.len()], &root[..]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archive_keeps_a_sysupgrade_as_the_slot_held_it_and_puts_it_back() {
+    let (mut t, usb) = archived_world(3).await;
+    let v = "3.0".parse().unwrap();
+    let kernel = fwguard::sim::firmware_image(
+        &v,
+        fwguard::sim::world::BUILD_TIME,
+        16 * 1024,
+        Behaviour::GOOD_WITH_ROOT,
+    );
+    let root = squashfs(&t.world.root, "3.0");
+    let img =
+        common::sysupgrade::sysupgrade_image(&t.world.root.join("b3"), "sim", &kernel, &root, None);
+    t.world.add_sysupgrade("3.0", &img).unwrap();
+    two_part(&mut t, "3.1");
+    commit_newest(&mut t, &["1.0", "3.0"]).await;
+    // The entry holds what the slot held: the kernel and the root, not the tar.
+    assert_eq!(std::fs::read(usb.join("3.0/image.bin")).unwrap(), kernel);
+    assert_eq!(std::fs::read(usb.join("3.0/part-root.bin")).unwrap(), root);
+    assert!(listed(&t).await.contains(&("3.0".to_string(), true)));
+    commit_newest(&mut t, &["1.0", "3.0", "3.1"]).await;
+    std::fs::remove_file(t.world.www.join("images/fw-3.0.img")).unwrap();
+    let o = fwguard(&t.cfg, &["archive", "install", "3.0"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let r = t.power_cycle().await;
+    assert_eq!((r.slot, r.version.as_str()), (Slot::B, "3.0"));
+    t.settle().await;
+    assert!(history_has(&t.state(), "committed", "3.0"));
+}

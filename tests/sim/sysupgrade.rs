@@ -92,7 +92,7 @@ async fn a_sysupgrade_changed_outside_its_kernel_and_root_is_refused_and_never_b
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("the downloaded file is") && err.contains("the index states"),
+        err.contains("the downloaded file of 2.2 is") && err.contains("the index states"),
         "{err}"
     );
     let st = t.state();
@@ -103,4 +103,31 @@ async fn a_sysupgrade_changed_outside_its_kernel_and_root_is_refused_and_never_b
     assert!(slot[..4096].iter().all(|&x| x == 0));
     let r = t.power_cycle().await;
     assert_eq!((r.slot, r.version.as_str()), (Slot::A, "1.0"));
+}
+
+#[tokio::test]
+async fn a_staged_sysupgrade_is_armed_without_being_written_again() {
+    let mut t = world("off").await;
+    let root = squashfs(&t.world.root, "2.3");
+    publish(&mut t, "2.3", Behaviour::GOOD_WITH_ROOT, &root);
+    let a = t.agent().update(UpdateMode::StageOnly).await.unwrap();
+    assert_eq!(a, fwguard::agent::Action::Staged("2.3".parse().unwrap()));
+    let server = t.world.server.as_ref().unwrap();
+    let fetched = server.ranges("/images/fw-2.3.img").len();
+    let slots = t.snapshot();
+    let a = t.agent().update(UpdateMode::Install).await.unwrap();
+    assert!(matches!(a, fwguard::agent::Action::Reboot(_)), "{a:?}");
+    let server = t.world.server.as_ref().unwrap();
+    assert_eq!(
+        server.ranges("/images/fw-2.3.img").len(),
+        fetched,
+        "downloaded again"
+    );
+    let now = t.snapshot();
+    assert_eq!(
+        (&now[0], &now[1], &now[3], &now[4]),
+        (&slots[0], &slots[1], &slots[3], &slots[4])
+    );
+    let r = t.power_cycle().await;
+    assert_eq!((r.slot, r.version.as_str()), (Slot::B, "2.3"));
 }

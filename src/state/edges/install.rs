@@ -14,7 +14,7 @@ fn idle_begin() {
         "writing 10 bytes into slot B",
     )];
     let begin = Event::Begin {
-        release: rel(),
+        release: Box::new(rel()),
         target: Slot::B,
     };
     // The checkpoint of an earlier download is consumed by the install that begins.
@@ -43,7 +43,7 @@ fn staged_begin() {
         "writing 10 bytes into slot B",
     )];
     let begin = Event::Begin {
-        release: rel(),
+        release: Box::new(rel()),
         target: Slot::B,
     };
     edge(from, begin, want);

@@ -190,7 +190,7 @@ fn without_a_reporter_nothing_is_queued() {
 #[test]
 fn pairs_that_are_not_edges_are_refused_and_change_nothing() {
     let begin = || Event::Begin {
-        release: rel(),
+        release: Box::new(rel()),
         target: Slot::B,
     };
     let refused: Vec<(UpdateState, Event)> = vec![
