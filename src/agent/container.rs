@@ -169,23 +169,9 @@ impl Agent {
                     Ok::<(), Error>(())
                 })
                 .await;
-            match got {
-                Ok(_) => {}
-                Err(SinkOr::Sink(e)) => {
-                    if matches!(e, Error::Flash(FlashError::Oversize { .. })) {
-                        st.note_bad_source(&sha, url.as_str());
-                    }
-                    return Err(e);
-                }
-                Err(SinkOr::Fetch(e)) if e.is_verification() => {
-                    st.note_bad_source(&sha, url.as_str());
-                    return Err(e.into());
-                }
-                Err(SinkOr::Fetch(e)) => {
-                    tracing::warn!("{e}");
-                    errors.push(e.to_string());
-                    continue;
-                }
+            if let Err(e) = got {
+                errors.push(transfer_failed(st, &sha, url.as_str(), e)?);
+                continue;
             }
             let got: [u8; 32] = hasher.finalize().into();
             if at != file.size || got != file.sha256 {
@@ -209,6 +195,34 @@ impl Agent {
             errors: errors.join("; "),
         }
         .into())
+    }
+}
+
+/// How a transfer from `url` that did not complete ended: an error that ends the install
+/// (the sink failed, or the source streamed other bytes than the signed ones, which is
+/// counted against it), or the message of a transfer that broke off (the next source, or
+/// the next attempt, goes on).
+pub(super) fn transfer_failed(
+    st: &mut PersistedState,
+    sha: &str,
+    url: &str,
+    e: SinkOr<Error>,
+) -> Result<String> {
+    match e {
+        SinkOr::Sink(e) => {
+            if matches!(e, Error::Flash(FlashError::Oversize { .. })) {
+                st.note_bad_source(sha, url);
+            }
+            Err(e)
+        }
+        SinkOr::Fetch(e) if e.is_verification() => {
+            st.note_bad_source(sha, url);
+            Err(e.into())
+        }
+        SinkOr::Fetch(e) => {
+            tracing::warn!("{e}");
+            Ok(e.to_string())
+        }
     }
 }
 

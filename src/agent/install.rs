@@ -1,10 +1,11 @@
 //! Installing a release: invalidate the inactive slot, stream the image into it while
 //! hashing, read it back and verify, and only then arm the trial boot in one env write.
 
+use super::container::transfer_failed;
 use super::update::{expected, By};
 use super::{Action, Agent};
 use crate::error::{Error, Result};
-use crate::fetch::{resolve, SinkOr};
+use crate::fetch::resolve;
 use crate::flash::{self, Checkpoint, FlashError, VerifiedSlot};
 use crate::index::Release;
 use crate::slot::Slot;
@@ -244,29 +245,15 @@ impl Agent {
                     Ok::<(), Error>(())
                 })
                 .await;
-            match got {
-                Ok(_) => {}
-                Err(SinkOr::Sink(e)) => {
-                    if matches!(e, Error::Flash(FlashError::Oversize { .. })) {
-                        st.note_bad_source(&sha, url.as_str());
-                    }
-                    return Err(e);
+            if let Err(e) = got {
+                errors.push(transfer_failed(st, &sha, url.as_str(), e)?);
+                // The next mirror (or the next attempt) continues from here.
+                if let Some(cp) = writer.checkpoint()? {
+                    let partial = Some(partial(release, target, &cp));
+                    st.note(Note::Checkpoint { partial }, &self.facts(st));
+                    resume_from = Some(cp);
                 }
-                Err(SinkOr::Fetch(e)) if e.is_verification() => {
-                    st.note_bad_source(&sha, url.as_str());
-                    return Err(e.into());
-                }
-                Err(SinkOr::Fetch(e)) => {
-                    tracing::warn!("{e}");
-                    errors.push(e.to_string());
-                    // The next mirror (or the next attempt) continues from here.
-                    if let Some(cp) = writer.checkpoint()? {
-                        let partial = Some(partial(release, target, &cp));
-                        st.note(Note::Checkpoint { partial }, &self.facts(st));
-                        resume_from = Some(cp);
-                    }
-                    continue;
-                }
+                continue;
             }
             let written = match writer.finish(&exp) {
                 Ok(w) => w,
@@ -304,7 +291,12 @@ impl Agent {
         if release.verify.is_empty() {
             return Ok(());
         }
-        self.verify_release(target, &release.into())
+        // The parts were read back as they were written: only the extents are new here.
+        let extents_only = crate::state::ReleaseRef {
+            parts: Vec::new(),
+            ..release.into()
+        };
+        self.verify_release(target, &extents_only)
             .map(|_| ())
             .map_err(|e| {
                 st.note_bad_source(&hex::encode(release.sha256), url);

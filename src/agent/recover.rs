@@ -6,7 +6,6 @@
 use super::plan::{plan, trial_explained, BootFacts, Plan, Situation, Step};
 use super::Agent;
 use crate::error::{Error, Result};
-
 use crate::slot::Slot;
 use crate::state::{Carried, CarriedOutcome, PersistedState, TrialResult, UpdateState};
 

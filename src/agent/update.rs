@@ -129,7 +129,6 @@ impl Agent {
             Resolved::UpToDate(reason) => return Ok(Action::UpToDate(reason)),
             Resolved::Install(c) => *c,
         };
-        // Every part must have a place in the slot before anything is written.
         // Every part must have a place in the slot, large enough, before anything is written.
         for p in &release.parts {
             let dev = self
