@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 #   iproute2         network namespaces for the health-check tests (they need root)
 #   dnsmasq-base     the DNS server of the simulated internet
 #   openssl          makes the CA and server certificates of the https tests
-packages=(u-boot-tools device-tree-compiler squashfs-tools mtd-utils libubootenv-tool grub-common signify-openbsd iproute2 dnsmasq-base openssl)
+packages=(u-boot-tools device-tree-compiler squashfs-tools mtd-utils mount libubootenv-tool grub-common signify-openbsd iproute2 dnsmasq-base openssl)
 command -v python3 >/dev/null || packages+=(python3)   # the simulated internet's web server
 bash tests/apt-install.sh "${packages[@]}"
 

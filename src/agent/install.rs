@@ -11,6 +11,9 @@ use crate::index::Release;
 use crate::slot::Slot;
 use crate::state::{check_records, Disallowed, Event, Note, Partial, PersistedState, UpdateState};
 
+/// Checkpoints (state writes) a transfer of the boot image makes at most, evenly spaced.
+const CHECKPOINTS: u64 = 2;
+
 /// The bytes an install of `r` writes: its parts and its boot image.
 fn total_size(r: &Release) -> u64 {
     r.size + r.parts.iter().map(|p| p.size).sum::<u64>()
@@ -175,8 +178,10 @@ impl Agent {
                 done += part.size;
             }
         }
-        // At most 16 checkpoints (state writes) per install, none smaller than 64 KiB.
-        let step = (release.size / 16).max(64 * 1024);
+        // Each checkpoint is a write of the state file (on flash): at most
+        // `CHECKPOINTS` per transfer, none closer than 64 KiB. A power cut loses at most a
+        // third of the download.
+        let step = (release.size / (CHECKPOINTS + 1)).max(64 * 1024);
         let mut errors = Vec::new();
         let sha = hex::encode(release.sha256);
         for url in &release.urls {

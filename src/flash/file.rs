@@ -74,6 +74,22 @@ impl SlotDevice for FileSlot {
         Ok(Box::new(std::io::BufReader::with_capacity(64 * 1024, f)))
     }
 
+    fn drop_cache(&self, len: u64) -> Result<(), FlashError> {
+        use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+        use std::os::fd::AsRawFd;
+        let f = File::open(&self.path).map_err(|e| self.err("open for reading", e))?;
+        let len = nix::libc::off_t::try_from(len).unwrap_or(nix::libc::off_t::MAX);
+        // Clean pages of the range leave the cache (for a block device its own cache, for
+        // a file the file's): the read-back then comes from the disk or eMMC.
+        posix_fadvise(
+            f.as_raw_fd(),
+            0,
+            len,
+            PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        )
+        .map_err(|e| self.err("drop the read-back range from the page cache", e.into()))
+    }
+
     fn open_sink(&self) -> Result<Box<dyn SlotSink + '_>, FlashError> {
         let capacity = self.capacity()?;
         let file = self.open_rw()?;

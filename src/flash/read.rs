@@ -128,6 +128,47 @@ pub(super) fn read_back(
     Ok(at)
 }
 
+/// Read the first `len` bytes of a slot back and compare each MiB's CRC-32 with `crcs`
+/// (what was streamed into it); the first MiB that differs is the error.
+pub(super) fn compare_chunks(
+    dev: &dyn SlotDevice,
+    len: u64,
+    crcs: &[u32],
+) -> Result<(), FlashError> {
+    use super::digest::{chunk_crcs, CHUNK};
+    let mut crc = crc32fast::Hasher::new();
+    let (mut in_chunk, mut index, mut first_bad) = (0, 0usize, None);
+    let mut check = |c: u32| {
+        if first_bad.is_none() && crcs.get(index) != Some(&c) {
+            first_bad = Some(index);
+        }
+        index += 1;
+    };
+    let at = read_back(dev, len, "read back", |_, bytes| {
+        chunk_crcs(&mut crc, &mut in_chunk, bytes, &mut check)
+    })?;
+    if in_chunk > 0 {
+        check(crc.finalize());
+    }
+    let what = if at != len {
+        format!("read back: the slot ends after {at} bytes, {len} were written")
+    } else if let Some(i) = first_bad {
+        let start = i as u64 * CHUNK;
+        format!(
+            "read back from the medium: bytes {start}..{} differ from what was written",
+            (start + CHUNK).min(len)
+        )
+    } else if index != crcs.len() {
+        format!("read back {index} MiB, {} were written", crcs.len())
+    } else {
+        return Ok(());
+    };
+    Err(FlashError::Verify {
+        slot: dev.slot(),
+        what,
+    })
+}
+
 /// Read the first `len` bytes of a slot (for headers).
 pub fn read_head(dev: &dyn SlotDevice, len: usize) -> Result<Vec<u8>, FlashError> {
     let mut buf = Vec::with_capacity(len);

@@ -29,6 +29,7 @@ mod health_hostile;
 mod index_url;
 mod linksys_factory;
 mod owner_controls;
+mod readback;
 mod report;
 mod resume;
 mod sources;
