@@ -126,19 +126,15 @@ impl StreamDigest {
     pub fn new() -> Self {
         let shared = Arc::new(Shared::default());
         let theirs = Arc::clone(&shared);
-        let worker = std::thread::Builder::new()
-            .name("fwguard-hash".into())
-            .spawn(move || hash_batches(&theirs));
+        let worker = std::thread::Builder::new().spawn(move || hash_batches(&theirs));
         let mode = match worker {
             Ok(worker) => Mode::Thread {
                 shared,
                 batch: Vec::with_capacity(BATCH),
                 worker: Some(worker),
             },
-            Err(e) => {
-                tracing::debug!("no hashing thread ({e}): hashing inline");
-                Mode::Inline(Hashing::new())
-            }
+            // No second thread (a limit on threads): the same hashing, inline.
+            Err(_) => Mode::Inline(Hashing::new()),
         };
         StreamDigest { mode }
     }

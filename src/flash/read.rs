@@ -150,23 +150,20 @@ pub(super) fn compare_chunks(
     if in_chunk > 0 {
         check(crc.finalize());
     }
-    let what = if at != len {
-        format!("read back: the slot ends after {at} bytes, {len} were written")
-    } else if let Some(i) = first_bad {
-        let start = i as u64 * CHUNK;
-        format!(
-            "read back from the medium: bytes {start}..{} differ from what was written",
-            (start + CHUNK).min(len)
-        )
-    } else if index != crcs.len() {
-        format!("read back {index} MiB, {} were written", crcs.len())
-    } else {
-        return Ok(());
-    };
-    Err(FlashError::Verify {
-        slot: dev.slot(),
-        what,
-    })
+    // A slot that ends early differs from the first MiB it lacks.
+    match first_bad.or((at != len || index != crcs.len()).then_some(index)) {
+        None => Ok(()),
+        Some(i) => {
+            let start = i as u64 * CHUNK;
+            Err(FlashError::Verify {
+                slot: dev.slot(),
+                what: format!(
+                    "read back from the medium: bytes {start}..{} differ from what was written",
+                    (start + CHUNK).min(len)
+                ),
+            })
+        }
+    }
 }
 
 /// Read the first `len` bytes of a slot (for headers).
