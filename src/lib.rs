@@ -20,6 +20,7 @@ pub mod flash;
 pub mod fsutil;
 pub mod health;
 pub mod index;
+pub mod memory;
 pub mod redact;
 pub mod runtime_dir;
 pub mod safedir;

@@ -6,9 +6,10 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A firmware version. Missing trailing components compare as zero, so `1.1 == 1.1.0`.
+/// Only the text is kept (checked when parsed): the components are read from it when
+/// compared, so a version is one allocation (an index holds thousands).
 #[derive(Debug, Clone)]
 pub struct Version {
-    parts: Vec<u64>,
     text: String,
 }
 
@@ -22,18 +23,13 @@ impl FromStr for Version {
         if s.is_empty() || s.len() > 64 {
             return Err(ParseVersionError(s.to_string()));
         }
-        let parts = s
-            .split('.')
-            .map(|p| {
-                if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(ParseVersionError(s.to_string()));
-                }
-                p.parse::<u64>()
-                    .map_err(|_| ParseVersionError(s.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let component_ok = |p: &str| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok()
+        };
+        if !s.split('.').all(component_ok) {
+            return Err(ParseVersionError(s.to_string()));
+        }
         Ok(Version {
-            parts,
             text: s.to_string(),
         })
     }
@@ -47,16 +43,18 @@ impl Version {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        let n = self.parts.len().max(other.parts.len());
-        for i in 0..n {
-            let a = self.parts.get(i).copied().unwrap_or(0);
-            let b = other.parts.get(i).copied().unwrap_or(0);
-            match a.cmp(&b) {
-                Ordering::Equal => continue,
-                o => return o,
+        // Each component was checked to be a u64 when the version was parsed.
+        let num = |p: Option<&str>| p.map_or(0, |p| p.parse::<u64>().unwrap_or(0));
+        let (mut a, mut b) = (self.text.split('.'), other.text.split('.'));
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => return Ordering::Equal,
+                (x, y) => match num(x).cmp(&num(y)) {
+                    Ordering::Equal => continue,
+                    o => return o,
+                },
             }
         }
-        Ordering::Equal
     }
 }
 
@@ -87,8 +85,18 @@ impl Serialize for Version {
 
 impl<'de> Deserialize<'de> for Version {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Version;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a version string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Version, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        // Parsed from the text where it lies: no copy in between.
+        d.deserialize_str(Text)
     }
 }
 

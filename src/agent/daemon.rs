@@ -76,6 +76,8 @@ impl Agent {
                 return Ok(DaemonExit::Reboot(why));
             }
             self.archive_known_good().await;
+            // Hours until the next check: the code that ran for this one is handed back.
+            crate::memory::page_out_code();
             tokio::select! {
                 _ = tokio::time::sleep(self.next_check()) => {}
                 _ = wake.recv() => tracing::info!("checking now, as asked (`fwguard check --now`)"),

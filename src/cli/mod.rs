@@ -244,6 +244,9 @@ fn report(action: Action) {
 /// Parse the command line, run it, and return the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Daemon) {
+        crate::memory::map_code_lazily();
+    }
     // The demo prints its own timeline; its log lines would only repeat it.
     #[cfg(feature = "demo")]
     let quiet = matches!(cli.command, Command::Demo { .. }) && cli.verbose == 0;

@@ -149,7 +149,7 @@ impl IndexDraft {
             channels: r.channels,
             urls: r.urls,
             size: r.size,
-            sha256: hex::encode(r.sha256),
+            sha256: super::doc::HexSha::Digest(r.sha256),
             min_from: r.min_from,
             pulled: None,
             rollout: None,

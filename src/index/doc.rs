@@ -35,7 +35,7 @@ pub(crate) struct ReleaseDoc {
     pub channels: Vec<String>,
     pub urls: Vec<String>,
     pub size: u64,
-    pub sha256: String,
+    pub sha256: HexSha,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_from: Option<Version>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,6 +51,43 @@ pub(crate) struct ReleaseDoc {
     /// How a slot holding it is checked once it has run, when not by the whole image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verify: Vec<toml::Table>,
+}
+
+/// A release's sha256 as written, decoded where it lies in the text (an index holds
+/// thousands); kept as text only when it is not 64 hex digits, for the error.
+#[derive(Debug, Clone)]
+pub(crate) enum HexSha {
+    Digest([u8; 32]),
+    Bad(String),
+}
+
+impl Serialize for HexSha {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            HexSha::Digest(d) => s.serialize_str(&hex::encode(d)),
+            HexSha::Bad(text) => s.serialize_str(text),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HexSha {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = HexSha;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<HexSha, E> {
+                let mut digest = [0u8; 32];
+                Ok(match hex::decode_to_slice(s, &mut digest) {
+                    Ok(()) => HexSha::Digest(digest),
+                    Err(_) => HexSha::Bad(s.to_string()),
+                })
+            }
+        }
+        d.deserialize_str(Text)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -107,9 +144,10 @@ pub(crate) fn check_rollout(r: &RolloutDoc) -> Result<Rollout, String> {
 }
 
 pub(crate) fn check_release(r: ReleaseDoc) -> Result<Release, String> {
-    let mut sha256 = [0u8; 32];
-    hex::decode_to_slice(&r.sha256, &mut sha256)
-        .map_err(|_| format!("sha256 {:?} is not 64 hex digits", r.sha256))?;
+    let sha256 = match r.sha256 {
+        HexSha::Digest(d) => d,
+        HexSha::Bad(text) => return Err(format!("sha256 {text:?} is not 64 hex digits")),
+    };
     if r.boards.is_empty() || r.boards.iter().any(String::is_empty) {
         return Err("boards must list at least one non-empty board id".into());
     }

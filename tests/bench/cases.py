@@ -45,11 +45,14 @@ def free_port() -> int:
 
 
 class Ctx:
-    """What the cases share: the work directory, fwguard's binaries, the keys."""
+    """What the cases share: the work directory, fwguard's binaries (the one measured, and
+    one with the `demo` feature whose `fwguard sim` makes and boots the simulated router),
+    the keys."""
 
-    def __init__(self, work: Path, bin_dir: Path):
+    def __init__(self, work: Path, bin_dir: Path, sim_bin: Path):
         self.work = work
         self.fwguard = bin_dir / "fwguard"
+        self.sim = sim_bin
         self.index_tool = bin_dir / "fwguard-index"
         self.keys = work / "keys"
         self.www = work / "www"
@@ -91,9 +94,9 @@ class Case:
 
 
 class CatSync(Case):
-    """The copy floor: the bytes into the slot file and onto the disk."""
+    """The write floor: the bytes into the slot file and onto the disk."""
 
-    name = "floor-copy"
+    name = "floor-write"
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -107,6 +110,29 @@ class CatSync(Case):
 
     def artifact(self):
         return self.image
+
+    def problem(self):
+        return None if same_prefix(self.slot, self.image) else "slot differs from the image"
+
+
+class ReadBack(Case):
+    """The read-back floor: the slot's bytes read back from the disk (its cached pages
+    dropped first, as fwguard does), and nothing else done with them."""
+
+    name = "floor-read"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.slot = self.dir / "slot"
+
+    def setup(self, size_mib, image, fw_image):
+        super().setup(size_mib, image, fw_image)
+        shutil.copyfile(image, self.slot)
+        os.sync()
+
+    def command(self):
+        return ["sh", "-c", f"dd if='{self.slot}' iflag=nocache count=0 status=none && "
+                f"cat '{self.slot}' > /dev/null"]
 
     def problem(self):
         return None if same_prefix(self.slot, self.image) else "slot differs from the image"
@@ -194,7 +220,22 @@ class Fwguard(Case):
         self.run = Path("/dev/shm") / f"fwguard-bench-{os.getpid()}-{self.name}"
 
     def write_config(self, index_url: str, extra: str = ""):
+        """The `uboot` profile over the simulated router's files (the router build has no
+        `sim` profile): its env in U-Boot's format, its slots, its kernel command line and
+        boot id; the state directory on a data partition of its own."""
         self.index_url = index_url
+        r = self.router
+        proc = self.dir / "proc"
+        (proc / "self").mkdir(parents=True, exist_ok=True)
+        (proc / "sys/kernel/random").mkdir(parents=True, exist_ok=True)
+        boot_id = proc / "sys/kernel/random/boot_id"
+        if not boot_id.is_symlink():
+            boot_id.symlink_to(r / "boot_id")
+        st = os.stat(self.dir)
+        (proc / "self/mountinfo").write_text(
+            "15 1 0:13 / / rw shared:1 - overlay overlay rw\n"
+            f"30 15 {os.major(st.st_dev)}:{os.minor(st.st_dev)} / {self.dir} rw shared:30 - "
+            "ext4 /dev/sda4 rw\n")
         self.config.write_text(f"""[agent]
 state_dir = "{self.dir}/state"
 runtime_dir = "{self.run}"
@@ -204,8 +245,14 @@ url = "{index_url}"
 trusted_key_files = ["{self.ctx.keys}/fwguard.pub"]
 
 [board]
-profile = "sim"
-dir = "{self.router}"
+profile = "uboot"
+id = "sim"
+env_config = "{self.env_config}"
+slot_a = "{r}/slot-a.img"
+slot_b = "{r}/slot-b.img"
+cmdline = "{r}/cmdline"
+proc = "{proc}"
+reboot_command = ["touch", "{r}/reboot-requested"]
 
 [trial]
 soak = "0s"
@@ -229,7 +276,7 @@ soak = "0s"
         # running firmware's build time); each run starts from a copy of it.
         self.pristine = self.dir / "pristine"
         shutil.rmtree(self.pristine, ignore_errors=True)
-        sh(self.ctx.fwguard, "sim", "create", self.pristine, "--slot-size", self.slot_size)
+        sh(self.ctx.sim, "sim", "create", self.pristine, "--slot-size", self.slot_size)
         index = www / "index.toml"
         index.unlink(missing_ok=True)
         t = self.ctx.index_tool
@@ -243,7 +290,7 @@ soak = "0s"
         for d in (self.dir / "router", self.dir / "state", self.run):
             shutil.rmtree(d, ignore_errors=True)
         sh("cp", "-a", "--sparse=always", self.pristine, self.router)
-        sh(self.ctx.fwguard, "sim", "reboot", self.router)
+        sh(self.ctx.sim, "sim", "reboot", self.router)
 
     def command(self):
         return [str(self.ctx.fwguard), "-c", str(self.config), "update"]

@@ -33,7 +33,11 @@ def strace_writes(cmd, out: Path) -> list[tuple[str, str, int]]:
             continue
         name, args = m.group(2), m.group(3)
         if name.startswith("rename"):
+            # The target: its name, after its directory's descriptor for renameat.
             path = re.findall(r'"([^"]*)"', args)[-1]
+            dirs = re.findall(r"\d+<([^>]*)>", args)
+            if dirs and not path.startswith("/"):
+                path = f"{dirs[-1]}/{path}"
         else:
             fd_path = re.match(r"\d+<([^>]*)>", args)
             path = fd_path.group(1) if fd_path else ""
@@ -44,7 +48,7 @@ def strace_writes(cmd, out: Path) -> list[tuple[str, str, int]]:
 def classify(fw: Fwguard, calls) -> dict[str, int]:
     """Counts per place: env writes, bytes to each slot, state-file changes (all on flash on a
     router), and runtime-directory writes (tmpfs on a router)."""
-    c = {"env": 0, "slot-a": 0, "slot-b": 0, "state": 0, "runtime": 0}
+    c = {"env": 0, "slot-a": 0, "slot-b": 0, "state": 0, "saves": 0, "runtime": 0}
     for name, path, result in calls:
         if path.endswith("/router/env.img"):
             c["env"] += 1
@@ -53,15 +57,25 @@ def classify(fw: Fwguard, calls) -> dict[str, int]:
         elif path.endswith("/router/slot-b.img"):
             c["slot-b"] += result if "write" in name else 0
         elif path.startswith(f"{fw.dir}/state/") and not path.endswith("/lock"):
-            c["state"] += 1
+            if name.startswith("rename") and path.endswith("/state.json"):
+                c["saves"] += 1
+            else:
+                c["state"] += 1
         elif path.startswith(f"{fw.run}/"):
             c["runtime"] += 1
     return c
 
 
-def flash_writes(ctx, image: Path, fw_image: Path) -> tuple[Fwguard, list[str]]:
-    """An update cycle step by step on a sim router, as markdown rows; the router is left
-    running 2.0, committed."""
+def flash_writes(ctx, image: Path, fw_image: Path,
+                 small_image: Path) -> tuple[Fwguard, list[str], int]:
+    """An update cycle step by step on a sim router, as markdown rows, and the checkpoint
+    saves of its update (beyond those of an update of `small_image`, too small to
+    checkpoint); the router is left running 2.0, committed."""
+    small = Fwguard(ctx, "small", None)
+    small.setup(1, small_image, small_image)
+    small.prep()
+    small_update = classify(small, strace_writes([ctx.fwguard, "-c", small.config, "update"],
+                                                 small.dir / "strace.txt"))
     fw = Fwguard(ctx, "cycle", None)
     fw.setup(1, image, fw_image)
     fw.prep()
@@ -75,21 +89,25 @@ def flash_writes(ctx, image: Path, fw_image: Path) -> tuple[Fwguard, list[str]]:
         ("`check` after that boot", [*fwg, "check"], None),
     ]
     rows = ["| step | env writes | slot A bytes | slot B bytes | state-file writes "
-            "| runtime-dir writes (tmpfs) |", "|---|---:|---:|---:|---:|---:|"]
+            "| state saves | runtime-dir writes (tmpfs) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    row = lambda what, c: (f"| {what} | {c['env']} | {c['slot-a']} | {c['slot-b']} "  # noqa: E731
+                           f"| {c['state']} | {c['saves']} | {c['runtime']} |")
+    rows.append(row(f"update of a {small_image.stat().st_size // 1024} KiB image "
+                    "(no checkpoint)", small_update))
     counts = []
     for i, (what, cmd, after) in enumerate(steps):
         c = classify(fw, strace_writes(cmd, fw.dir / f"strace-{i}.txt"))
         counts.append(c)
-        rows.append(f"| {what} | {c['env']} | {c['slot-a']} | {c['slot-b']} | {c['state']} "
-                    f"| {c['runtime']} |")
+        rows.append(row(what, c))
         if after == "reboot":
-            sh(ctx.fwguard, "sim", "reboot", fw.router)
+            sh(ctx.sim, "sim", "reboot", fw.router)
     if counts[0]["slot-a"] or counts[0]["env"] < 1 or counts[0]["slot-b"] < fw_image.stat().st_size:
         raise RuntimeError(f"the update step wrote unexpectedly: {counts[0]}")
     for c in counts[2:]:
         if c["env"] or c["slot-a"] or c["slot-b"] or c["state"]:
             raise RuntimeError(f"a step with nothing to do wrote to flash: {c}")
-    return fw, rows
+    small.teardown()
+    return fw, rows, counts[0]["saves"] - small_update["saves"]
 
 
 def idle_daemon(ctx, fw: Fwguard, seconds: float, settle: float) -> list[str]:

@@ -89,6 +89,7 @@ def measure(cmd, work: Path, env=None, service: Service | None = None,
 class Result:
     case: str
     size_mib: int
+    cold: bool = False  # the page cache dropped before each run
     runs: list[Run] = field(default_factory=list)
 
     @property
@@ -108,10 +109,11 @@ def fmt(x, digits=2):
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def install_table(results: list[Result], size: int, fl: float | None, ref: str) -> list[str]:
-    """Markdown rows for one image size: medians, and ratios of wall time to the floor `fl`
-    (seconds) and to the reference (fwguard) case."""
-    by = {r.case: r for r in results if r.size_mib == size}
+def install_table(results: list[Result], size: int, cold: bool, fl: float | None,
+                  ref: str) -> list[str]:
+    """Markdown rows for one image size, warm or cold: medians, and ratios of wall time to the
+    floor `fl` (seconds) and to the reference (fwguard) case."""
+    by = {r.case: r for r in results if r.size_mib == size and r.cold == cold}
     rf = by[ref].median("wall") if ref in by else None
     rows = [
         "| case | ok runs | wall s | MiB/s | done at s | CPU s | peak RSS MiB | sync after s "

@@ -28,5 +28,7 @@ else
     cargo build --release --no-default-features --target-dir target/bench-build \
         --bin fwguard --bin fwguard-index
     bin=target/bench-build/release
+    # `fwguard sim` (making and booting the simulated router) is in demo builds only.
+    cargo build --bin fwguard
 fi
-exec python3 tests/bench/bench.py --bin-dir "$bin" "$@"
+exec python3 tests/bench/bench.py --bin-dir "$bin" --sim-bin target/debug/fwguard "$@"
