@@ -97,14 +97,42 @@ impl SlotDevice for FileSlot {
             slot: self,
             file,
             capacity,
+            written_back: 0,
         }))
     }
 }
+
+/// Written bytes after which their writeback to the disk is started, so that the disk
+/// works while the stream goes on and the sync at the end waits for little.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 struct FileSink<'a> {
     slot: &'a FileSlot,
     file: File,
     capacity: u64,
+    /// Where the writeback started so far ends.
+    written_back: u64,
+}
+
+impl FileSink<'_> {
+    /// Start writing `from..to` back to the disk without waiting for it (`sync` waits).
+    fn start_writeback(&mut self, from: u64, to: u64) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a plain system call on a descriptor this sink owns. A failure only
+            // leaves the writeback to the final sync.
+            unsafe {
+                nix::libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    from as _,
+                    (to - from) as _,
+                    nix::libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
+        self.written_back = to;
+    }
 }
 
 impl SlotSink for FileSink<'_> {
@@ -134,7 +162,11 @@ impl SlotSink for FileSink<'_> {
         }
         self.file
             .write_all_at(bytes, offset)
-            .map_err(|e| self.slot.err("write", e))
+            .map_err(|e| self.slot.err("write", e))?;
+        if end >= self.written_back + WRITEBACK_STEP {
+            self.start_writeback(self.written_back.min(offset), end);
+        }
+        Ok(())
     }
 
     fn sync(&mut self) -> Result<(), FlashError> {

@@ -33,7 +33,9 @@ def make_images(ctx: Ctx, size_mib: int) -> tuple[Path, Path]:
     if not image.exists():
         with open(payload, "wb") as f:
             f.write(b"fwguard-sim-kernel\nversion=2.0\nwan=up\nboot=ok\n\0")
-            f.write(os.urandom((size_mib * MIB or 32 * 1024) - f.tell()))
+            # 64 bytes short: with mkimage's header the image is exactly the size (a boot
+            # image of more than 256 MiB is refused as implausible).
+            f.write(os.urandom((size_mib * MIB or 32 * 1024) - 64 - f.tell()))
         sh("mkimage", "-q", "-A", "arm", "-O", "linux", "-T", "kernel", "-C", "none",
            "-a", "0x40008000", "-e", "0x40008000", "-n", "sim 2.0", "-d", payload, image)
         sh(ctx.index_tool, "image", image)

@@ -277,20 +277,36 @@ soak = "0s"
         self.pristine = self.dir / "pristine"
         shutil.rmtree(self.pristine, ignore_errors=True)
         sh(self.ctx.sim, "sim", "create", self.pristine, "--slot-size", self.slot_size)
+        # The running firmware (1.0, in slot A: a uImage, its 64-byte header giving its
+        # length) is in the index too, as a vendor's index lists the releases devices run.
+        slot_a = (self.pristine / "slot-a.img").read_bytes()
+        old = www / "fw-1.0.img"
+        old.write_bytes(slot_a[:64 + int.from_bytes(slot_a[12:16], "big")])
         index = www / "index.toml"
         index.unlink(missing_ok=True)
         t = self.ctx.index_tool
         sh(t, "new", index)
-        sh(t, "add-release", index, "--version", "2.0", "--board", "sim", "--image", img,
-           "--url", f"{base}/{img.name}")
+        for version, image in (("1.0", old), ("2.0", img)):
+            sh(t, "add-release", index, "--version", version, "--board", "sim",
+               "--image", image, "--url", f"{base}/{image.name}")
         sh(t, "sign", "-s", self.ctx.keys / "fwguard.sec", index)
         self.write_config(f"{base}/index.toml")
+        # A router that has run fwguard before: its state knows the running firmware
+        # (identified by a first check), so the update does not identify it again.
+        self.pristine_state = None
+        self.prep()
+        sh(self.ctx.fwguard, "-c", self.config, "check")
+        self.pristine_state = self.dir / "pristine-state"
+        shutil.rmtree(self.pristine_state, ignore_errors=True)
+        shutil.copytree(self.dir / "state", self.pristine_state, symlinks=True)
 
     def prep(self):
         for d in (self.dir / "router", self.dir / "state", self.run):
             shutil.rmtree(d, ignore_errors=True)
         sh("cp", "-a", "--sparse=always", self.pristine, self.router)
         sh(self.ctx.sim, "sim", "reboot", self.router)
+        if self.pristine_state:
+            sh("cp", "-a", self.pristine_state, self.dir / "state")
 
     def command(self):
         return [str(self.ctx.fwguard), "-c", str(self.config), "update"]
