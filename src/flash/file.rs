@@ -164,7 +164,7 @@ impl SlotSink for FileSink<'_> {
             .write_all_at(bytes, offset)
             .map_err(|e| self.slot.err("write", e))?;
         if end >= self.written_back + WRITEBACK_STEP {
-            self.start_writeback(self.written_back.min(offset), end);
+            self.start_writeback(self.written_back, end);
         }
         Ok(())
     }
