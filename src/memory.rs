@@ -67,7 +67,7 @@ mod tests {
     }
 
     #[test]
-    fn the_code_that_ran_is_handed_back_and_runs_again() {
+    fn the_code_that_ran_is_handed_back() {
         super::map_code_lazily();
         let before = rss_file_kib();
         super::page_out_code();
@@ -77,7 +77,5 @@ mod tests {
             after < before,
             "RssFile {before} KiB before, {after} KiB after"
         );
-        // And the code still runs: its pages are read in again.
-        assert!(format!("{:?}", std::fs::metadata("/proc/self/maps")).contains("Metadata"));
     }
 }
