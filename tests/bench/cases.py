@@ -218,6 +218,7 @@ class Fwguard(Case):
         self.env_config = self.dir / "fw_env.config"
         # In RAM, as on a router: fwguard writes runtime files on tmpfs only.
         self.run = Path("/dev/shm") / f"fwguard-bench-{os.getpid()}-{self.name}"
+        self.pristine_state = None  # the state after a first check, once setup made it
 
     def write_config(self, index_url: str, extra: str = ""):
         """The `uboot` profile over the simulated router's files (the router build has no

@@ -46,6 +46,43 @@ impl Drop for Loop {
     }
 }
 
+/// A slot's medium: a loop device over a fresh zeroed file of `len` bytes in `dir`, held
+/// open by another opener.
+struct Medium {
+    backing: PathBuf,
+    lo: Loop,
+    _other: std::fs::File,
+}
+
+fn medium(dir: &Path, len: usize) -> Medium {
+    let backing = dir.join("slot.img");
+    std::fs::write(&backing, vec![0u8; len]).unwrap();
+    let lo = Loop::attach(&backing);
+    let _other = lo.hold();
+    Medium {
+        backing,
+        lo,
+        _other,
+    }
+}
+
+impl Medium {
+    /// The backing file, for writing behind the device's back.
+    fn backing_file(&self) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.backing)
+            .unwrap()
+    }
+}
+
+fn expected(img: &[u8]) -> Expected {
+    Expected {
+        size: img.len() as u64,
+        sha256: Sha256::digest(img).into(),
+    }
+}
+
 fn image(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 + i / 977) as u8).collect()
 }
@@ -67,25 +104,17 @@ fn install_then_damage(
     damage: impl FnOnce(&std::fs::File),
 ) -> Result<flash::VerifiedSlot, flash::FlashError> {
     let tmp = tempfile::tempdir().unwrap();
-    let backing = tmp.path().join("slot-b.img");
-    std::fs::write(&backing, vec![0u8; 8 << 20]).unwrap();
-    let lo = Loop::attach(&backing);
-    let _other = lo.hold();
+    let m = medium(tmp.path(), 8 << 20);
+    let lo = &m.lo;
     let dev = FileSlot::new(Slot::B, &lo.0);
-    let exp = Expected {
-        size: img.len() as u64,
-        sha256: Sha256::digest(img).into(),
-    };
+    let exp = expected(img);
     let mut writer = flash::begin(&dev, &exp).unwrap();
     for piece in img.chunks(40_000) {
         writer.write(piece).unwrap();
     }
     let written = writer.finish(&exp).unwrap();
     // The medium changes under the written, synced data; the device's cache does not.
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&backing)
-        .unwrap();
+    let file = m.backing_file();
     damage(&file);
     file.sync_all().unwrap();
     assert_eq!(
@@ -139,10 +168,8 @@ fn an_intact_medium_verifies() {
 fn a_later_check_of_a_slot_reads_its_medium_too() {
     let img = image(1 << 20);
     let tmp = tempfile::tempdir().unwrap();
-    let backing = tmp.path().join("slot-a.img");
-    std::fs::write(&backing, vec![0u8; 4 << 20]).unwrap();
-    let lo = Loop::attach(&backing);
-    let _other = lo.hold();
+    let m = medium(tmp.path(), 4 << 20);
+    let lo = &m.lo;
     let dev = FileSlot::new(Slot::A, &lo.0);
     std::fs::OpenOptions::new()
         .write(true)
@@ -151,15 +178,9 @@ fn a_later_check_of_a_slot_reads_its_medium_too() {
         .write_all_at(&img, 0)
         .unwrap();
     std::fs::File::open(&lo.0).unwrap().sync_all().unwrap();
-    let exp = Expected {
-        size: img.len() as u64,
-        sha256: Sha256::digest(&img).into(),
-    };
+    let exp = expected(&img);
     flash::verify_existing(&dev, &exp).expect("the slot holds the image");
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&backing)
-        .unwrap();
+    let file = m.backing_file();
     file.write_all_at(b"X", 4096).unwrap();
     file.sync_all().unwrap();
     assert_eq!(cached_sha(&lo.0, img.len()), exp.sha256);
