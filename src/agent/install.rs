@@ -178,10 +178,11 @@ impl Agent {
                 done += part.size;
             }
         }
-        // Each checkpoint is a write of the state file (on flash): at most
-        // `CHECKPOINTS` per transfer, none closer than 64 KiB. A power cut loses at most a
-        // third of the download.
-        let step = (release.size / (CHECKPOINTS + 1)).max(64 * 1024);
+        // Each checkpoint is a write of the state file (on flash): `CHECKPOINTS` of them,
+        // at fixed points of the image (its thirds, none closer than 64 KiB), whatever the
+        // chunks and however often the transfer resumes. A power cut loses at most a third
+        // of the download.
+        let step = release.size.div_ceil(CHECKPOINTS + 1).max(64 * 1024);
         let mut errors = Vec::new();
         let sha = hex::encode(release.sha256);
         for url in &release.urls {
@@ -227,28 +228,45 @@ impl Agent {
             };
             progress(start);
             let half = release.size / 2;
-            let mut next_cp = start + step;
+            // The points are the same for a resumed transfer: the whole install makes at
+            // most `CHECKPOINTS` of them.
+            let mut next_cp = (start / step + 1) * step;
             let got = self
                 .fetcher
-                .fetch_from(&url, start, release.size - start, &mut |chunk: &[u8]| {
-                    let before = writer.written();
-                    writer.write(chunk)?;
-                    let now = writer.written();
-                    progress(now);
-                    if before < half && now >= half {
-                        crate::failpoint::hit("install-mid-write");
-                    }
-                    if now >= next_cp && now < release.size {
-                        next_cp = now + step;
-                        if let Some(cp) = writer.checkpoint()? {
-                            let partial = Some(partial(release, target, &cp));
-                            st.note(Note::Checkpoint { partial }, &self.facts(st));
-                            self.save(st)?;
-                            crate::failpoint::hit("install-checkpoint");
+                .fetch_from(
+                    &url,
+                    start,
+                    release.size - start,
+                    &mut |mut chunk: &[u8]| {
+                        // A chunk is written in pieces that end at the checkpoints: they fall at
+                        // fixed points however the bytes arrive (a busy reader gets large chunks).
+                        while !chunk.is_empty() {
+                            let before = writer.written();
+                            let room = match next_cp.checked_sub(before) {
+                                Some(r) if r > 0 => r.min(chunk.len() as u64) as usize,
+                                _ => chunk.len(),
+                            };
+                            let (piece, rest) = chunk.split_at(room);
+                            writer.write(piece)?;
+                            chunk = rest;
+                            let now = writer.written();
+                            progress(now);
+                            if before < half && now >= half {
+                                crate::failpoint::hit("install-mid-write");
+                            }
+                            if now >= next_cp && now < release.size {
+                                next_cp += step;
+                                if let Some(cp) = writer.checkpoint()? {
+                                    let partial = Some(partial(release, target, &cp));
+                                    st.note(Note::Checkpoint { partial }, &self.facts(st));
+                                    self.save(st)?;
+                                    crate::failpoint::hit("install-checkpoint");
+                                }
+                            }
                         }
-                    }
-                    Ok::<(), Error>(())
-                })
+                        Ok::<(), Error>(())
+                    },
+                )
                 .await;
             if let Err(e) = got {
                 errors.push(transfer_failed(st, &sha, url.as_str(), e)?);
