@@ -29,7 +29,7 @@ pub enum RuntimeDirError {
     Statfs {
         dir: PathBuf,
         checked: PathBuf,
-        source: nix::Error,
+        source: std::io::Error,
     },
     #[error("agent.runtime_dir {path}: {source}")]
     Io {
@@ -149,7 +149,7 @@ pub fn check(dir: &Path) -> Result<InRam, RuntimeDirError> {
         .map_err(|source| RuntimeDirError::Statfs {
             dir: dir.to_path_buf(),
             checked: checked.clone(),
-            source,
+            source: source.into(),
         })?
         .filesystem_type();
     let fs = match magic(t) {
