@@ -10,6 +10,7 @@ pub mod build;
 mod doc;
 pub mod extent;
 pub mod factory;
+mod parse;
 pub mod part;
 pub mod rollout;
 pub mod root;
@@ -353,7 +354,7 @@ impl UntrustedIndex {
 
         // Only now are the bytes parsed.
         let text = std::str::from_utf8(&self.bytes).map_err(|_| malformed("not UTF-8"))?;
-        let doc: IndexDoc = toml::from_str(text).map_err(|e| malformed(e.to_string()))?;
+        let doc = parse::document(text).map_err(|e| malformed(e.to_string()))?;
         if doc.index.format != FORMAT {
             return Err(IndexError::Format(doc.index.format));
         }
