@@ -172,8 +172,7 @@ impl Validator<'_> {
                 format!("not a key of profile {profile:?} (targets are for the uboot, grub and script profiles)"),
             ));
         }
-        let raw: RawBoard = toml::Value::Table(table.clone())
-            .try_into()
+        let raw = RawBoard::read(&profile, table.clone())
             .map_err(|e: toml::de::Error| self.board_error(&profile, &table, e.message()))?;
         let reboot = |argv| self.reboot_command(argv);
         let dir = |p: Option<PathBuf>, default: &str| {
@@ -295,14 +294,12 @@ impl Validator<'_> {
                 format!("unknown profile {profile:?} ({PROFILES})"),
             )
         } else {
-            // A value of the wrong type: serde (through the buffered, tagged table) does not
-            // say whose, so find the key that, alone, is refused for more than missing keys.
+            // A value of the wrong type: serde (through toml's values) does not say whose,
+            // so find the key that, alone, is refused for more than missing keys.
             let alone = |key: &String| {
                 let mut one = toml::Table::new();
-                one.insert("profile".into(), profile.into());
                 one.insert(key.clone(), table[key].clone());
-                toml::Value::Table(one)
-                    .try_into::<RawBoard>()
+                RawBoard::read(profile, one)
                     .is_err_and(|e| !e.message().starts_with("missing field"))
             };
             let key = table.keys().filter(|k| *k != "profile").find(|k| alone(k));

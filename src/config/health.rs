@@ -51,7 +51,7 @@ impl Validator<'_> {
                 ))
             }
         };
-        let raw: RawCheckKind = toml::Value::Table(table).try_into().map_err(|e| {
+        let raw = RawCheckKind::read(table).map_err(|e| {
             self.err(
                 &format!("health.check[{i}] ({name})"),
                 e.to_string().trim_end().to_string(),
@@ -210,5 +210,57 @@ impl Validator<'_> {
             });
         }
         Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Settings;
+    use std::path::Path;
+
+    /// The example config with its health checks replaced by `checks`.
+    fn parse(checks: &str) -> Result<crate::health::Plan, String> {
+        let example = include_str!("../../packaging/config.toml");
+        let start = example.find("\n[[health.group]]").unwrap() + 1;
+        let text = format!("{}{checks}\n", &example[..start]);
+        Settings::parse(Path::new("/etc/fwguard/config.toml"), &text)
+            .map(|s| s.health)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_checks_kind_and_its_keys_are_named_when_refused() {
+        let ok = parse("[[health.check]]\nname = \"up\"\nkind = \"link\"\ninterface = \"wan\"\n[[health.check]]\nname = \"t\"\nkind = \"clock\"");
+        assert_eq!(ok.unwrap().checks.len(), 2);
+        for (check, words) in [
+            (
+                "kind = \"nope\"",
+                &["health.check[0] (c)", "unknown variant `nope`", "`link`"][..],
+            ),
+            (
+                "interface = \"wan\"",
+                &["health.check[0] (c)", "missing field `kind`"],
+            ),
+            (
+                "kind = 3",
+                &["health.check[0] (c)", "invalid type", "a string"],
+            ),
+            (
+                "kind = \"link\"",
+                &["health.check[0] (c)", "missing field `interface`"],
+            ),
+            (
+                "kind = \"link\"\ninterface = \"wan\"\nhost = \"h\"",
+                &["unknown field `host`", "expected `interface`"],
+            ),
+            (
+                "kind = \"listen\"\nport = \"http\"",
+                &["health.check[0] (c)", "invalid type: string \"http\""],
+            ),
+            ("kind = \"clock\"\nhost = \"h\"", &["unknown field `host`"]),
+        ] {
+            let e = parse(&format!("[[health.check]]\nname = \"c\"\n{check}")).unwrap_err();
+            assert!(words.iter().all(|w| e.contains(w)), "{check:?}: {e}");
+        }
     }
 }

@@ -74,14 +74,27 @@ pub struct RawIndex {
 
 /// The `[board]` section: `profile` says which keys it has, and a key of another profile
 /// (or of none) is refused by serde, named (`config/board.rs` adds the section's path).
+/// Read as `{ PROFILE = { the other keys } }` (see [`RawBoard::read`]): an externally
+/// tagged enum needs none of the buffering that an internally tagged one does, which is
+/// several KB of the router build.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "profile", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum RawBoard {
     Sim(RawSimBoard),
     Uboot(RawUBootBoard),
     Linksys(RawLinksysBoard),
     Grub(RawGrubBoard),
     Script(RawScriptBoard),
+}
+
+impl RawBoard {
+    /// The section's keys of `profile` (the key `profile` itself is dropped).
+    pub fn read(profile: &str, mut table: toml::Table) -> Result<RawBoard, toml::de::Error> {
+        table.remove("profile");
+        let mut tagged = toml::Table::new();
+        tagged.insert(profile.to_string(), toml::Value::Table(table));
+        toml::Value::Table(tagged).try_into()
+    }
 }
 
 /// The simulated router (only in builds with the `demo` feature).
@@ -181,8 +194,10 @@ pub struct RawGroup {
     pub advisory: bool,
 }
 
+/// A check's kind and its keys, read as `{ KIND = { its keys } }` (see
+/// [`RawCheckKind::read`]), for the same reason as [`RawBoard`].
 #[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum RawCheckKind {
     Link {
         interface: String,
@@ -219,4 +234,23 @@ pub enum RawCheckKind {
         argv: Vec<String>,
     },
     Clock {},
+}
+
+impl RawCheckKind {
+    /// A check's keys besides the common ones, `kind` among them.
+    pub fn read(mut table: toml::Table) -> Result<RawCheckKind, toml::de::Error> {
+        let kind = match table.remove("kind") {
+            Some(toml::Value::String(k)) => k,
+            Some(v) => {
+                return Err(serde::de::Error::invalid_type(
+                    serde::de::Unexpected::Other(v.type_str()),
+                    &"a string",
+                ))
+            }
+            None => return Err(serde::de::Error::missing_field("kind")),
+        };
+        let mut tagged = toml::Table::new();
+        tagged.insert(kind, toml::Value::Table(table));
+        toml::Value::Table(tagged).try_into()
+    }
 }
