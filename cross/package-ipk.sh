@@ -21,6 +21,9 @@ sed -f packaging/openwrt/files/config.sed packaging/config.toml > "$data/etc/fwg
 chmod 0644 "$data/etc/fwguard/config.toml"
 install -D -m 0755 packaging/openwrt/files/fwguard.uci-defaults "$data/etc/uci-defaults/90-fwguard"
 install -D -m 0644 packaging/openwrt/files/fwguard.keep "$data/lib/upgrade/keep.d/fwguard"
+# ubus through rpcd: the exec plugin and its ACL (read-only and mutating methods apart).
+install -D -m 0755 packaging/openwrt/files/fwguard.rpcd "$data/usr/libexec/rpcd/fwguard"
+install -D -m 0644 packaging/openwrt/files/fwguard.acl.json "$data/usr/share/rpcd/acl.d/fwguard.json"
 mkdir -p "$ctrl"
 cat > "$ctrl/control" <<CONTROL
 Package: fwguard

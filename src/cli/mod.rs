@@ -6,6 +6,7 @@ mod doctor;
 pub mod index_tool;
 mod log;
 mod progress;
+mod rpcd;
 #[cfg(feature = "demo")]
 mod sim_cmd;
 mod syslog;
@@ -135,6 +136,14 @@ enum Command {
     /// itself, the running slot, the slots, and that the runtime directory is in RAM; each
     /// failure with a fix (exit 3 on any failure)
     Doctor,
+    /// The rpcd exec plugin protocol (OpenWrt's ubus): `rpcd list`, or `rpcd call METHOD`
+    /// with the arguments as JSON on stdin
+    #[command(hide = true)]
+    Rpcd {
+        /// list or call
+        action: String,
+        method: Option<String>,
+    },
     /// The simulated router
     #[cfg(feature = "demo")]
     #[command(subcommand)]
@@ -422,6 +431,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             return archive_cmd::run(agent, &rt, cmd);
         }
         Command::Doctor => return doctor::run(cfg),
+        Command::Rpcd { action, method } => return Ok(rpcd::run(cfg, &action, method.as_deref())),
         Command::Diag { output } => {
             let agent = load_agent(cfg)?;
             let out = output.unwrap_or_else(|| {

@@ -18,6 +18,7 @@ mod offline;
 mod packaging;
 mod parts_offline;
 mod progress;
+mod rpcd;
 mod runtime_dir;
 mod signify_interop;
 mod state_location;

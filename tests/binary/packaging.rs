@@ -78,6 +78,8 @@ fn openwrt_ipk() {
     has(&data, "/etc/fwguard/config.toml", "-rw-r--r--");
     has(&data, "/etc/uci-defaults/90-fwguard", "-rwxr-xr-x");
     has(&data, "/lib/upgrade/keep.d/fwguard", "-rw-r--r--");
+    has(&data, "/usr/libexec/rpcd/fwguard", "-rwxr-xr-x");
+    has(&data, "/usr/share/rpcd/acl.d/fwguard.json", "-rw-r--r--");
 
     sh(Command::new("tar")
         .arg("xzf")
