@@ -183,6 +183,9 @@ impl Agent {
         // chunks and however often the transfer resumes. A power cut loses at most a third
         // of the download.
         let step = release.size.div_ceil(CHECKPOINTS + 1).max(64 * 1024);
+        // The furthest point saved in this install: a mirror that starts over from byte 0
+        // (its checkpoint unusable) saves no point again.
+        let mut saved_to = 0;
         let mut errors = Vec::new();
         let sha = hex::encode(release.sha256);
         for url in &release.urls {
@@ -230,7 +233,7 @@ impl Agent {
             let half = release.size / 2;
             // The points are the same for a resumed transfer: the whole install makes at
             // most `CHECKPOINTS` of them.
-            let mut next_cp = (start / step + 1) * step;
+            let mut next_cp = (start.max(saved_to) / step + 1) * step;
             let got = self
                 .fetcher
                 .fetch_from(
@@ -255,6 +258,7 @@ impl Agent {
                                 crate::failpoint::hit("install-mid-write");
                             }
                             if now >= next_cp && now < release.size {
+                                saved_to = next_cp;
                                 next_cp += step;
                                 if let Some(cp) = writer.checkpoint()? {
                                     let partial = Some(partial(release, target, &cp));
