@@ -92,16 +92,17 @@ pub fn run(config: Option<&Path>, action: &str, method: Option<&str>) -> i32 {
     let (answer, code) = match (action, method) {
         ("list", None) => (list(), EXIT_OK),
         ("call", Some(m)) => {
-            let mut input = String::new();
-            let read = std::io::stdin()
-                .take(MAX_INPUT + 1)
-                .read_to_string(&mut input);
+            let mut input = Vec::new();
+            let read = std::io::stdin().take(MAX_INPUT + 1).read_to_end(&mut input);
             match read {
                 Err(e) => refused(format!("cannot read the arguments on stdin: {e}")),
                 Ok(_) if input.len() as u64 > MAX_INPUT => {
                     refused(format!("the arguments are over {MAX_INPUT} bytes"))
                 }
-                Ok(_) => call(config, m, &input),
+                Ok(_) => match std::str::from_utf8(&input) {
+                    Ok(text) => call(config, m, text),
+                    Err(_) => refused("the arguments are not UTF-8".into()),
+                },
             }
         }
         _ => refused("usage: fwguard rpcd list | fwguard rpcd call METHOD".into()),
@@ -159,9 +160,13 @@ fn argv(m: &Method, input: &str) -> Result<Vec<String>, String> {
         match (args.get(name), arg) {
             (None, _) if required => return Err(format!("{}: {name} is missing", m.name)),
             (None, _) => {}
-            (Some(Value::String(s)), Arg::Text) if !s.is_empty() && !s.starts_with('-') => {
-                argv.push(s.clone())
+            (Some(Value::String(s)), Arg::Text) if s.starts_with('-') || s.contains('\0') => {
+                return Err(format!(
+                    "{}: {name} {s:?} must not start with '-' or hold a NUL",
+                    m.name
+                ))
             }
+            (Some(Value::String(s)), Arg::Text) if !s.is_empty() => argv.push(s.clone()),
             (Some(Value::Bool(b)), Arg::Flag) => {
                 if *b {
                     argv.push(format!("--{}", name.replace('_', "-")));
@@ -208,7 +213,12 @@ fn call(config: Option<&Path>, method: &str, input: &str) -> (Value, i32) {
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
-    let out = cmd.args(&argv).stdin(std::process::Stdio::null()).output();
+    // What it prints, without its log lines (the daemon's log is where those belong).
+    let out = cmd
+        .args(&argv)
+        .env("FWGUARD_LOG", "off")
+        .stdin(std::process::Stdio::null())
+        .output();
     let out = match out {
         Ok(o) => o,
         Err(e) => {
@@ -237,6 +247,8 @@ fn call(config: Option<&Path>, method: &str, input: &str) -> (Value, i32) {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join("\n");
-    let ok = code == EXIT_OK || (method == "check" && code == crate::error::EXIT_NO_UPDATE);
-    (json!({ "ok": ok, "code": code, "message": message }), code)
+    (
+        json!({ "ok": code == EXIT_OK, "code": code, "message": message }),
+        code,
+    )
 }

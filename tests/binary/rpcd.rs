@@ -115,7 +115,24 @@ async fn calls_answer_the_commands_json_and_act_as_the_commands_do() {
     assert_eq!(unpin["ok"], json!(true), "{unpin}");
     assert_eq!(t.state().pin, None);
 
+    let hold = call(&t, "hold", json!({}));
+    assert_eq!(hold["ok"], json!(true), "{hold}");
+    assert!(t.state().hold);
+    assert_eq!(call(&t, "unpin", json!({}))["ok"], json!(true));
+    assert!(!t.state().hold);
+    let forced = call(&t, "pin", json!({"version": "1.0", "force_insecure": true}));
+    assert_eq!(forced["ok"], json!(true), "{forced}");
+    call(&t, "unpin", json!({}));
+    // Nothing to go back to: the command's own refusal, and its code.
+    let rollback = call(&t, "rollback", json!({}));
+    assert_eq!(rollback["ok"], json!(false), "{rollback}");
+    assert!(rollback["code"].as_i64().unwrap() > 0, "{rollback}");
+
     let check = call(&t, "check", json!({}));
+    // What the command printed, not its log lines.
+    let cli = common::fwguard(&t.cfg, &["check"]).await;
+    let printed = String::from_utf8_lossy(&cli.stdout);
+    assert_eq!(check["message"], json!(printed.trim()), "{check}");
     assert_eq!(check["ok"], json!(true), "{check}");
     assert!(
         check["message"].as_str().unwrap().contains("1.1"),
@@ -143,7 +160,7 @@ async fn bad_arguments_are_answered_in_json_and_change_nothing() {
         (
             "pin",
             r#"{"version": "--help"}"#,
-            &["version must be a non-empty string"],
+            &["version \"--help\" must not start with '-'"],
         ),
         (
             "pin",
@@ -161,6 +178,11 @@ async fn bad_arguments_are_answered_in_json_and_change_nothing() {
             &["unknown argument \"verbose\" (arguments: none)"],
         ),
         ("status", "not json", &["the arguments are not JSON"]),
+        (
+            "pin",
+            r#"{"version": "1.1\u0000"}"#,
+            &["must not start with '-' or hold a NUL"],
+        ),
         ("status", "[1]", &["must be a JSON object"]),
         (
             "reboot",
