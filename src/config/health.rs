@@ -243,7 +243,10 @@ mod tests {
             ),
             (
                 "kind = 3",
-                &["health.check[0] (c)", "invalid type", "a string"],
+                &[
+                    "health.check[0] (c)",
+                    "invalid type: integer `3`, expected a string",
+                ],
             ),
             (
                 "kind = \"link\"",

@@ -242,10 +242,14 @@ impl RawCheckKind {
         let kind = match table.remove("kind") {
             Some(toml::Value::String(k)) => k,
             Some(v) => {
-                return Err(serde::de::Error::invalid_type(
-                    serde::de::Unexpected::Other(v.type_str()),
-                    &"a string",
-                ))
+                use serde::de::Unexpected as U;
+                let found = match &v {
+                    toml::Value::Integer(i) => U::Signed(*i),
+                    toml::Value::Float(f) => U::Float(*f),
+                    toml::Value::Boolean(b) => U::Bool(*b),
+                    other => U::Other(other.type_str()),
+                };
+                return Err(serde::de::Error::invalid_type(found, &"a string"));
             }
             None => return Err(serde::de::Error::missing_field("kind")),
         };
