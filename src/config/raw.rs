@@ -91,10 +91,15 @@ impl RawBoard {
     /// The section's keys of `profile` (the key `profile` itself is dropped).
     pub fn read(profile: &str, mut table: toml::Table) -> Result<RawBoard, toml::de::Error> {
         table.remove("profile");
-        let mut tagged = toml::Table::new();
-        tagged.insert(profile.to_string(), toml::Value::Table(table));
-        toml::Value::Table(tagged).try_into()
+        tagged(profile.to_string(), table).try_into()
     }
+}
+
+/// `{ TAG = { table } }`: how an externally tagged enum is read.
+fn tagged(tag: String, table: toml::Table) -> toml::Value {
+    let mut outer = toml::Table::new();
+    outer.insert(tag, toml::Value::Table(table));
+    toml::Value::Table(outer)
 }
 
 /// The simulated router (only in builds with the `demo` feature).
@@ -253,8 +258,6 @@ impl RawCheckKind {
             }
             None => return Err(serde::de::Error::missing_field("kind")),
         };
-        let mut tagged = toml::Table::new();
-        tagged.insert(kind, toml::Value::Table(table));
-        toml::Value::Table(tagged).try_into()
+        tagged(kind, table).try_into()
     }
 }
