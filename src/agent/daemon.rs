@@ -91,7 +91,22 @@ impl Agent {
     /// Whether the daemon may reboot into an update now: always without windows; never while
     /// the clock is behind the newest trusted time (a router without an RTC before NTP).
     pub fn in_maintenance_window(&self) -> bool {
-        if self.settings.windows.is_empty() {
+        self.inside(&self.settings.windows)
+    }
+
+    /// Policy approve: whether an approved update may reboot now (inside a reboot window, or
+    /// with none configured, a maintenance window).
+    pub fn in_reboot_window(&self) -> bool {
+        match self.settings.reboot_windows.as_slice() {
+            [] => self.in_maintenance_window(),
+            w => self.inside(w),
+        }
+    }
+
+    /// Whether now is inside one of `windows` (none: always); never on a clock behind the
+    /// trusted time.
+    fn inside(&self, windows: &[crate::config::window::Window]) -> bool {
+        if windows.is_empty() {
             return true;
         }
         let now = self.now();
@@ -99,7 +114,7 @@ impl Agent {
             return false;
         }
         let t = crate::config::window::LocalTime::at(now, self.settings.timezone.as_ref());
-        self.settings.windows.iter().any(|w| w.contains(t))
+        windows.iter().any(|w| w.contains(t))
     }
 
     /// The check interval plus a random part of the jitter.

@@ -3,6 +3,7 @@
 //! Every operation that changes anything takes the state lock, reloads the persisted state,
 //! and persists each state change before the action it announces.
 
+mod approval;
 mod archiving;
 mod check;
 mod confirm;
@@ -118,6 +119,9 @@ impl Agent {
 
     /// The policy in force: the owner's choice, else the configuration's.
     pub fn policy(&self, st: &PersistedState) -> crate::config::Policy {
+        if st.approve {
+            return crate::config::Policy::Approve;
+        }
         st.policy.unwrap_or(self.settings.policy)
     }
 

@@ -127,6 +127,10 @@ impl Agent {
             // reboot into it waits for the window.
             Policy::Auto if self.in_maintenance_window() => Some(UpdateMode::Install),
             Policy::Auto => Some(UpdateMode::StageOnly),
+            // Approved updates reboot inside the reboot window; the gate in the install
+            // path stages the rest and waits for the owner.
+            Policy::Approve if self.in_reboot_window() => Some(UpdateMode::Install),
+            Policy::Approve => Some(UpdateMode::StageOnly),
         };
         use RoundResult as R;
         let mut reboot = None;
@@ -159,6 +163,14 @@ impl Agent {
                     (R::Rebooting, sentence, 0)
                 }
                 Ok(Action::UpToDate(why)) => (R::UpToDate, format!("up to date: {why}"), 0),
+                Ok(Action::Staged(_)) if policy == Policy::Approve => (
+                    R::Staged,
+                    self.load()
+                        .ok()
+                        .and_then(|st| self.staged_text(&st))
+                        .unwrap_or_else(|| "staged; waiting for the owner".into()),
+                    0,
+                ),
                 Ok(Action::Staged(v)) if policy == Policy::Auto => (
                     R::Staged,
                     format!("{v} is written and verified; the reboot into it waits for the maintenance window"),

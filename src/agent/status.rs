@@ -4,7 +4,10 @@ use super::Agent;
 use crate::boot::BootState;
 use crate::error::Result;
 use crate::slot::Slot;
-use crate::state::{DenyEntry, PersistedState, SlotRecord, Unidentified, UpdateState};
+use crate::state::{
+    Decision, DenyEntry, Gate, PersistedState, ReleaseKey, SlotRecord, Unidentified, UpdateState,
+    Verdict,
+};
 use crate::time::format_time;
 use crate::version::Version;
 use serde::Serialize;
@@ -59,6 +62,26 @@ pub struct Status {
     pub rollbacks_in_a_row: u32,
     /// The latest round of health checks (kept in RAM, in the runtime directory).
     pub last_health: Option<super::HealthRecord>,
+    /// The staged release and where it stands with the owner (policy approve).
+    pub staged: Option<StagedStatus>,
+    /// The owner's approvals (of exact bytes) and denials (of versions).
+    pub decisions: Vec<Decision>,
+}
+
+/// A staged release and the owner's gate before the daemon boots it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StagedStatus {
+    pub version: Version,
+    /// The release file's signed hash.
+    pub sha256: String,
+    /// `approved`, `denied` or `waiting`.
+    pub gate: &'static str,
+    /// Since when it waits for the owner (Unix seconds).
+    pub since: Option<u64>,
+    /// When it is approved without the owner (`approve_after`; None: never).
+    pub automatic_at: Option<u64>,
+    /// The same, in a sentence with what the owner can do.
+    pub text: String,
 }
 
 impl Agent {
@@ -119,6 +142,31 @@ impl Agent {
             notices,
             rollbacks_in_a_row: st.rollbacks_in_a_row,
             last_health: self.last_health(),
+            staged: self.staged_status(&st),
+            decisions: st.decisions.clone(),
+        })
+    }
+
+    fn staged_status(&self, st: &PersistedState) -> Option<StagedStatus> {
+        let UpdateState::Staged { release, .. } = &st.update else {
+            return None;
+        };
+        let (gate, since, automatic_at) = match self.gate_for(st, &ReleaseKey::from(release)) {
+            Gate::Approved { .. } => ("approved", None, None),
+            Gate::Denied { .. } => ("denied", None, None),
+            Gate::Waiting {
+                since,
+                automatic_at,
+                ..
+            } => ("waiting", since, automatic_at),
+        };
+        Some(StagedStatus {
+            version: release.version.clone(),
+            sha256: release.sha256.clone(),
+            gate,
+            since,
+            automatic_at,
+            text: self.staged_text(st)?,
         })
     }
 }
@@ -265,6 +313,26 @@ impl fmt::Display for Status {
         )?;
         if let Some(p) = &self.pinned {
             writeln!(f, "pinned:       {p}")?;
+        }
+        if let Some(s) = &self.staged {
+            writeln!(f, "staged:       {}", s.text)?;
+        }
+        for d in &self.decisions {
+            match d.verdict {
+                Verdict::Approved => writeln!(
+                    f,
+                    "approved:     {} (sha256 {}) at {}",
+                    d.key.version,
+                    d.key.sha256,
+                    format_time(d.at)
+                )?,
+                Verdict::Denied => writeln!(
+                    f,
+                    "denied:       {} since {}: the daemon does not install it",
+                    d.key.version,
+                    format_time(d.at)
+                )?,
+            }
         }
         for d in &self.denylist {
             writeln!(

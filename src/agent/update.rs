@@ -3,6 +3,7 @@
 //! preflight, lock, the installable check, the source resolved, the running firmware
 //! adopted, the baseline health check, the install, and the trial armed.
 
+use super::approval::Admit;
 use super::source::{Candidate, Resolved, Source};
 use super::{Action, Agent};
 use crate::error::{Error, Result};
@@ -129,6 +130,17 @@ impl Agent {
             Resolved::UpToDate(reason) => return Ok(Action::UpToDate(reason)),
             Resolved::Install(c) => *c,
         };
+        // The owner's word: a denied release is not written; one waiting for approval is
+        // staged at most.
+        let admit = match by {
+            By::Daemon => self.admit(&st, &release),
+            By::Owner { .. } => Admit::Go,
+        };
+        let (mode, waiting) = match admit {
+            Admit::Refuse(why) => return Ok(Action::UpToDate(why)),
+            Admit::Wait => (UpdateMode::StageOnly, true),
+            Admit::Go => (mode, false),
+        };
         // Every part must have a place in the slot, large enough, before anything is written.
         for p in &release.parts {
             let dev = self
@@ -185,7 +197,8 @@ impl Agent {
         }
         match mode {
             UpdateMode::StageOnly => {
-                if pinned {
+                let noted = waiting && self.note_waiting(&mut st, &release);
+                if pinned || noted {
                     self.save(&st)?;
                 }
                 Ok(Action::Staged(release.version))

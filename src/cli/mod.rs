@@ -110,8 +110,14 @@ enum Command {
     Unpin,
     /// Stay on the running version: install nothing until `fwguard release`
     Hold,
-    /// What the daemon may do on its own: auto, download-only, notify or off (overrides the
-    /// configuration)
+    /// Approve VERSION's exact bytes (policy approve): the daemon boots it at its next round,
+    /// inside the reboot window; undoes `deny`
+    Approve { version: Version },
+    /// Never install VERSION automatically (under any policy; `fwguard update` still does),
+    /// until `fwguard approve VERSION`
+    Deny { version: Version },
+    /// What the daemon may do on its own: auto, approve, download-only, notify or off
+    /// (overrides the configuration)
     Policy {
         #[arg(value_parser = parse_policy)]
         mode: crate::config::Policy,
@@ -424,6 +430,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Unpin => report(load_agent(cfg)?.unpin()?),
         Command::Hold => report(load_agent(cfg)?.hold()?),
         Command::Policy { mode } => report(load_agent(cfg)?.set_policy(mode)?),
+        Command::Approve { version } => report(rt.block_on(load_agent(cfg)?.approve(version))?),
+        Command::Deny { version } => report(load_agent(cfg)?.deny(version)?),
         Command::Channel { name } => report(load_agent(cfg)?.set_channel(&name)?),
         Command::MarkGood => report(load_agent(cfg)?.mark_good()?),
         Command::Archive(cmd) => {
@@ -452,7 +460,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
 
 fn parse_policy(s: &str) -> Result<crate::config::Policy, String> {
     crate::config::Policy::parse(s)
-        .ok_or_else(|| format!("{s:?} is not one of auto, download-only, notify, off"))
+        .ok_or_else(|| format!("{s:?} is not one of auto, approve, download-only, notify, off"))
 }
 
 /// Resolves on SIGTERM or SIGINT.

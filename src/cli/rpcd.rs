@@ -57,6 +57,16 @@ const METHODS: &[Method] = &[
         json: false,
     },
     Method {
+        name: "approve",
+        args: &[("version", Arg::Text, true)],
+        json: false,
+    },
+    Method {
+        name: "deny",
+        args: &[("version", Arg::Text, true)],
+        json: false,
+    },
+    Method {
         name: "unpin",
         args: &[],
         json: false,

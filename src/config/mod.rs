@@ -53,13 +53,17 @@ pub enum Policy {
     DownloadOnly,
     /// Check and report what is available; download nothing.
     Notify,
+    /// Write and verify the inactive slot, tell the owner, and boot it once the owner
+    /// approves it (or `approve_after` has passed).
+    Approve,
     /// Never act without the owner.
     Off,
 }
 
 impl Policy {
-    pub const ALL: [Policy; 4] = [
+    pub const ALL: [Policy; 5] = [
         Policy::Auto,
+        Policy::Approve,
         Policy::DownloadOnly,
         Policy::Notify,
         Policy::Off,
@@ -68,6 +72,7 @@ impl Policy {
     pub fn as_str(self) -> &'static str {
         match self {
             Policy::Auto => "auto",
+            Policy::Approve => "approve",
             Policy::DownloadOnly => "download-only",
             Policy::Notify => "notify",
             Policy::Off => "off",
@@ -123,6 +128,12 @@ pub struct Settings {
     pub check_jitter: Duration,
     /// When the daemon may reboot into an update (empty: any time), in `timezone`.
     pub windows: Vec<window::Window>,
+    /// Policy approve: when the daemon may reboot into an approved update (empty: the
+    /// maintenance windows), in `timezone`.
+    pub reboot_windows: Vec<window::Window>,
+    /// Policy approve: a staged release is approved without the owner once this long has
+    /// passed since it was staged (None: only the owner approves).
+    pub approve_after: Option<Duration>,
     pub timezone: Option<tz::TimeZone>,
     /// The certificate authorities trusted for https (index, images, health checks).
     pub ca_bundle: PathBuf,
@@ -220,7 +231,7 @@ impl Validator<'_> {
         let policy = Policy::parse(p).ok_or_else(|| {
             self.err(
                 "agent.policy",
-                format!("{p:?} is not one of \"auto\", \"download-only\", \"notify\", \"off\""),
+                format!("{p:?} is not one of \"auto\", \"approve\", \"download-only\", \"notify\", \"off\""),
             )
         })?;
         let check_interval = self.duration(
@@ -285,12 +296,20 @@ impl Validator<'_> {
                 Some("0s") | Some("0") => Duration::ZERO,
                 other => self.duration("agent.check_jitter", other, check_interval / 10)?,
             },
-            timezone: if raw.maintenance.is_empty() && raw.agent.timezone.is_none() {
+            timezone: if raw.maintenance.is_empty()
+                && raw.reboot_window.is_empty()
+                && raw.agent.timezone.is_none()
+            {
                 None
             } else {
                 self.timezone(raw.agent.timezone)?
             },
-            windows: self.windows(raw.maintenance)?,
+            windows: self.windows("maintenance", raw.maintenance)?,
+            reboot_windows: self.windows("reboot_window", raw.reboot_window)?,
+            approve_after: match raw.agent.approve_after.as_deref() {
+                None => None,
+                s => Some(self.duration("agent.approve_after", s, Duration::ZERO)?),
+            },
             report: match raw.report {
                 None => None,
                 Some(r) => Some(ReportSettings {

@@ -18,6 +18,10 @@ pub struct RawConfig {
     /// When the daemon may reboot into an update (none: any time).
     #[serde(default)]
     pub maintenance: Vec<super::window::RawWindow>,
+    /// When the daemon may reboot into an approved update (policy approve; none: the
+    /// maintenance windows).
+    #[serde(default)]
+    pub reboot_window: Vec<super::window::RawWindow>,
     /// Where to POST the outcome of each update (committed or rolled back).
     pub report: Option<RawReport>,
     /// Where to keep copies of committed images with their signed index.
@@ -47,6 +51,8 @@ pub struct RawAgent {
     pub device_id: Option<String>,
     pub runtime_dir: Option<PathBuf>,
     pub max_rollbacks: Option<u32>,
+    /// Policy approve: how long after staging a release is approved without the owner.
+    pub approve_after: Option<String>,
     /// POSIX TZ string or zoneinfo name for the maintenance windows.
     pub timezone: Option<String>,
     /// Random extra wait added to each check interval.

@@ -69,11 +69,15 @@ fn hhmm(s: &str) -> Option<u16> {
 }
 
 impl Validator<'_> {
-    pub(super) fn windows(&self, raw: Vec<RawWindow>) -> Result<Vec<Window>, ConfigError> {
+    pub(super) fn windows(
+        &self,
+        section: &str,
+        raw: Vec<RawWindow>,
+    ) -> Result<Vec<Window>, ConfigError> {
         raw.into_iter()
             .enumerate()
             .map(|(i, w)| {
-                let key = |k: &str| format!("maintenance[{i}].{k}");
+                let key = |k: &str| format!("{section}[{i}].{k}");
                 let time = |k: &str, v: &str| {
                     hhmm(v).ok_or_else(|| {
                         self.err(&key(k), format!("{v:?} is not a time of day as \"HH:MM\""))

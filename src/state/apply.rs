@@ -61,6 +61,8 @@ impl PersistedState {
         match (before, event, after) {
             (_, Event::Begin { release, target }, _) => {
                 self.set_slot(target, None);
+                // What waited for the owner was the image this write replaces.
+                self.awaiting = None;
                 // An earlier download's checkpoint is consumed: this install resumes from it
                 // (in memory) or starts over, and checkpoints again as it goes.
                 self.partial = None;

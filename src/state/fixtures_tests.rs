@@ -73,6 +73,40 @@ fn expect(name: &str, st: &PersistedState) {
             assert_eq!(st.bad_sources[0].failures, 2);
             assert_eq!(st.history[1].event, HistoryEvent::Pin);
         }
+        "staged-awaiting-approval.json" => {
+            // Policy approve, as an older fwguard reads it too: download-only.
+            assert!(st.approve);
+            assert_eq!(st.policy, Some(crate::config::Policy::DownloadOnly));
+            let key = ReleaseKey {
+                version: v("1.4"),
+                sha256: "d".repeat(64),
+                parts: Vec::new(),
+            };
+            assert_eq!(st.awaiting_staged().map(|a| a.since), Some(1_790_000_100));
+            // The approval is of other bytes; 1.5 is denied whatever its bytes.
+            assert_eq!(
+                st.gate(&key, Some(3600), 1_790_003_700),
+                Gate::Approved {
+                    detail: "approved automatically at 2026-09-21T15:15:00Z: staged at 2026-09-21T14:15:00Z, and not denied within approve_after".into()
+                }
+            );
+            assert!(matches!(
+                st.gate(&key, None, 1_790_003_700),
+                Gate::Waiting {
+                    other_bytes: Some(_),
+                    ..
+                }
+            ));
+            let denied = ReleaseKey {
+                version: v("1.5"),
+                ..key
+            };
+            assert_eq!(
+                st.gate(&denied, None, 0),
+                Gate::Denied { at: 1_790_000_050 }
+            );
+            assert_eq!(st.history[0].event, HistoryEvent::AwaitingApproval);
+        }
         "installing-with-checkpoint.json" => {
             assert!(matches!(
                 st.update,
@@ -189,7 +223,7 @@ fn every_state_file_an_earlier_or_newer_version_wrote_loads() {
         assert_eq!(store.load().unwrap(), st, "{name}");
         seen += 1;
     }
-    assert_eq!(seen, 11, "fixtures loaded");
+    assert_eq!(seen, 12, "fixtures loaded");
 }
 
 #[test]

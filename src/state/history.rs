@@ -69,6 +69,9 @@ history_events! {
     Policy => "policy",
     Channel => "channel",
     ArchiveInstall => "archive-install",
+    AwaitingApproval => "awaiting-approval",
+    Approve => "approve",
+    Deny => "deny",
 }
 
 impl From<HistoryEvent> for String {

@@ -1,6 +1,7 @@
 //! Persistent agent state: one versioned JSON file, written atomically, guarded by a lock.
 
 mod apply;
+mod approval;
 pub mod carried;
 #[cfg(test)]
 mod edges;
@@ -14,6 +15,7 @@ mod schema;
 mod store;
 
 pub use apply::{Facts, Reporter};
+pub use approval::{Awaiting, Decision, Gate, ReleaseKey, Verdict};
 pub use carried::{Carried, CarriedOutcome, CarriedTrial, TrialResult, CARRY_VAR};
 pub use history::{HistoryEntry, HistoryEvent, HISTORY_MAX};
 pub use machine::{transition, Disallowed, Event, UpdateState};
@@ -171,10 +173,20 @@ pub struct PersistedState {
     /// Newest trusted time seen (unix seconds): the clock is never trusted below it.
     pub time_floor: u64,
     /// The owner's choices, which win over the shipped configuration: the policy
-    /// (`auto`, `download-only`, `notify`, `off`), the channel, and a hold on the running
+    /// (`auto`, `approve`, `download-only`, `notify`, `off`), the channel, and a hold on the running
     /// version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::config::Policy>,
+    /// The owner's policy is `approve`. `policy` then says `download-only`: what an older
+    /// fwguard, which has no `approve`, does in its place (stage, and wait for the owner).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approve: bool,
+    /// The owner's approvals (of exact bytes) and denials (of versions), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Decision>,
+    /// The release the daemon staged for the owner's approval, and since when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting: Option<Awaiting>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     #[serde(default)]
@@ -258,6 +270,9 @@ impl Default for PersistedState {
             last_index: None,
             time_floor: 0,
             policy: None,
+            approve: false,
+            decisions: Vec::new(),
+            awaiting: None,
             channel: None,
             hold: false,
             partial: None,

@@ -43,8 +43,17 @@ pub enum Note {
     Unpinned,
     /// The owner holds the running version (None: unidentified firmware, held as it is).
     Held { version: Option<Version> },
-    /// The owner sets the policy (`auto`, `download-only`, `notify`, `off`).
+    /// The owner sets the policy (`auto`, `approve`, `download-only`, `notify`, `off`).
     PolicySet { policy: Policy },
+    /// The daemon staged `key` and waits for the owner's approval (policy `approve`).
+    AwaitingApproval { key: super::ReleaseKey, since: u64 },
+    /// The owner approved `key`'s exact bytes (an earlier denial of its version is undone).
+    Approved {
+        key: super::ReleaseKey,
+        detail: String,
+    },
+    /// The owner denied `version`: never installed automatically.
+    Denied { version: Version },
     /// The owner follows another channel.
     ChannelSet { channel: String },
     /// A newer index was accepted: replay protection and the time floor move up to it.
@@ -154,8 +163,47 @@ impl PersistedState {
             }
             Note::PolicySet { policy } => {
                 let detail = format!("policy set to {} by the owner", policy.as_str());
-                self.policy = Some(policy);
+                self.approve = policy == Policy::Approve;
+                self.policy = Some(if self.approve {
+                    Policy::DownloadOnly
+                } else {
+                    policy
+                });
                 entry(H::Policy, None, None, detail)
+            }
+            Note::AwaitingApproval { key, since } => {
+                let detail = format!(
+                    "staged; waiting for the owner's approval (sha256 {})",
+                    key.sha256
+                );
+                let version = key.version.clone();
+                self.awaiting = Some(super::Awaiting { key, since });
+                entry(H::AwaitingApproval, Some(&version), None, detail)
+            }
+            Note::Approved { key, detail } => {
+                let version = key.version.clone();
+                let verdict = super::Verdict::Approved;
+                self.decide(super::Decision {
+                    verdict,
+                    key,
+                    at: facts.at,
+                });
+                entry(H::Approve, Some(&version), None, detail)
+            }
+            Note::Denied { version } => {
+                let key = super::ReleaseKey {
+                    version: version.clone(),
+                    sha256: String::new(),
+                    parts: Vec::new(),
+                };
+                let verdict = super::Verdict::Denied;
+                self.decide(super::Decision {
+                    verdict,
+                    key,
+                    at: facts.at,
+                });
+                let detail = "denied by the owner: never installed automatically".to_string();
+                entry(H::Deny, Some(&version), None, detail)
             }
             Note::ChannelSet { channel } => {
                 let detail = format!("following channel {channel}, set by the owner");

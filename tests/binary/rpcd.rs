@@ -81,7 +81,8 @@ async fn list_gives_every_method_and_its_argument_types() {
         .map(|k| k.as_str())
         .collect();
     let mut want = vec![
-        "check", "history", "hold", "pin", "policy", "release", "rollback", "status", "unpin",
+        "approve", "check", "deny", "history", "hold", "pin", "policy", "release", "rollback",
+        "status", "unpin",
     ];
     want.sort();
     assert_eq!(methods, want);
@@ -90,6 +91,8 @@ async fn list_gives_every_method_and_its_argument_types() {
         json!({"version": "str", "force_insecure": false})
     );
     assert_eq!(list["policy"], json!({"mode": "str"}));
+    assert_eq!(list["approve"], json!({"version": "str"}));
+    assert_eq!(list["deny"], json!({"version": "str"}));
     assert_eq!(list["status"], json!({}));
 }
 
@@ -140,6 +143,24 @@ async fn calls_answer_the_commands_json_and_act_as_the_commands_do() {
     );
     let history = call(&t, "history", json!({}));
     assert!(history["history"].is_array(), "{history}");
+
+    // Deny, then approve: the owner's decision on the exact bytes, shown in status.
+    let deny = call(&t, "deny", json!({"version": "1.1"}));
+    assert_eq!(deny["ok"], json!(true), "{deny}");
+    let decisions = &call(&t, "status", json!({}))["decisions"];
+    assert_eq!(decisions[0]["verdict"], json!("denied"), "{decisions}");
+    let approve = call(&t, "approve", json!({"version": "1.1"}));
+    assert_eq!(approve["ok"], json!(true), "{approve}");
+    assert!(
+        approve["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("approved 1.1"),
+        "{approve}"
+    );
+    let decisions = &call(&t, "status", json!({}))["decisions"];
+    assert_eq!(decisions[0]["verdict"], json!("approved"), "{decisions}");
+    assert_eq!(decisions[0]["key"]["sha256"].as_str().unwrap().len(), 64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,6 +173,12 @@ async fn bad_arguments_are_answered_in_json_and_change_nothing() {
     assert!(!files.is_empty());
     for (method, args, words) in [
         ("pin", "{}", &["pin: version is missing"][..]),
+        ("approve", "{}", &["approve: version is missing"]),
+        (
+            "deny",
+            r#"{"version": "-1"}"#,
+            &["version \"-1\" must not start with '-'"],
+        ),
         (
             "pin",
             r#"{"version": 5}"#,
@@ -209,6 +236,21 @@ async fn bad_arguments_are_answered_in_json_and_change_nothing() {
     assert!(
         policy["message"].as_str().unwrap().contains("sometimes"),
         "{policy}"
+    );
+    let approve = call(&t, "approve", json!({"version": "9.9"}));
+    assert_eq!(approve["ok"], json!(false), "{approve}");
+    assert!(
+        approve["message"]
+            .as_str()
+            .unwrap()
+            .contains("lists no 9.9"),
+        "{approve}"
+    );
+    let deny = call(&t, "deny", json!({"version": "one"}));
+    assert_eq!(
+        (&deny["ok"], &deny["code"]),
+        (&json!(false), &json!(2)),
+        "{deny}"
     );
     let pin = call(&t, "pin", json!({"version": "9.9"}));
     assert_eq!(pin["ok"], json!(false), "{pin}");

@@ -25,6 +25,7 @@ mod uboot_env_interop;
 mod uboot_env_redundant;
 
 // Host only.
+mod approval;
 mod health_hostile;
 mod index_url;
 mod linksys_factory;
