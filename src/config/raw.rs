@@ -15,13 +15,14 @@ pub struct RawConfig {
     pub trial: RawTrial,
     #[serde(default)]
     pub health: RawHealth,
-    /// When the daemon may reboot into an update (none: any time).
+    /// When the daemon may reboot into an update (none: any time). Each read as a
+    /// [`RawWindow`](super::window::RawWindow) by the validator (one reader for both kinds).
     #[serde(default)]
-    pub maintenance: Vec<super::window::RawWindow>,
+    pub maintenance: Vec<toml::Table>,
     /// When the daemon may reboot into an approved update (policy approve; none: the
     /// maintenance windows).
     #[serde(default)]
-    pub reboot_window: Vec<super::window::RawWindow>,
+    pub reboot_window: Vec<toml::Table>,
     /// Where to POST the outcome of each update (committed or rolled back).
     pub report: Option<RawReport>,
     /// Where to keep copies of committed images with their signed index.

@@ -72,12 +72,14 @@ impl Validator<'_> {
     pub(super) fn windows(
         &self,
         section: &str,
-        raw: Vec<RawWindow>,
+        raw: Vec<toml::Table>,
     ) -> Result<Vec<Window>, ConfigError> {
         raw.into_iter()
             .enumerate()
-            .map(|(i, w)| {
+            .map(|(i, table)| {
                 let key = |k: &str| format!("{section}[{i}].{k}");
+                let w = RawWindow::deserialize(table)
+                    .map_err(|e| self.err(&format!("{section}[{i}]"), e.message()))?;
                 let time = |k: &str, v: &str| {
                     hhmm(v).ok_or_else(|| {
                         self.err(&key(k), format!("{v:?} is not a time of day as \"HH:MM\""))

@@ -255,7 +255,7 @@ fn a_state_file_this_version_cannot_read_is_refused_by_name_and_left_alone() {
         ("refused/unknown-policy.json", "unknown variant `yolo`"),
         (
             "refused/unknown-state.json",
-            "unknown variant `carrying_settings`",
+            "unknown update state \"carrying_settings\"",
         ),
         ("refused/malformed-hash.json", "sha256 \"not-a-hash\""),
     ] {
@@ -268,4 +268,39 @@ fn a_state_file_this_version_cannot_read_is_refused_by_name_and_left_alone() {
             before
         );
     }
+}
+
+#[test]
+fn an_update_state_reads_in_any_order_and_names_what_it_lacks() {
+    let read = |j: &str| serde_json::from_str::<UpdateState>(j).map_err(|e| e.to_string());
+    let rolling = r#"{"to": "A", "reason": "checks failed", "from": "B", "version": "1.2", "state": "rolling_back"}"#;
+    assert_eq!(
+        read(rolling).unwrap(),
+        UpdateState::RollingBack {
+            version: v("1.2"),
+            from: Slot::B,
+            to: Slot::A,
+            reason: "checks failed".into(),
+            attempts: 0,
+        }
+    );
+    let e = read(r#"{"target": "B", "state": "armed", "previous": "A"}"#).unwrap_err();
+    assert!(e.contains("update state \"armed\" lacks `release`"), "{e}");
+    let e = read(r#"{"target": "C", "state": "idle"}"#).unwrap_err();
+    assert!(e.contains("unknown variant `C`"), "{e}");
+    assert_eq!(
+        read(r#"{"state": "idle", "extra": [1]}"#).unwrap(),
+        UpdateState::Idle
+    );
+    // Written as before: the name first, in `state`.
+    let st = UpdateState::RollingBack {
+        version: v("1.2"),
+        from: Slot::B,
+        to: Slot::A,
+        reason: "r".into(),
+        attempts: 1,
+    };
+    let text = serde_json::to_string(&st).unwrap();
+    assert!(text.starts_with(r#"{"state":"rolling_back","#), "{text}");
+    assert_eq!(read(&text).unwrap(), st);
 }

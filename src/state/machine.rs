@@ -17,9 +17,12 @@ use crate::slot::Slot;
 use crate::version::Version;
 use serde::{Deserialize, Serialize};
 
-/// Where the device is in an update. Data a state needs lives in its variant.
+/// Where the device is in an update. Data a state needs lives in its variant. Written as
+/// one object with its name in `state`; read through [`Wire`], one pass and in any order
+/// (serde's internally tagged reader buffers the whole object first, which is several KB of
+/// the router build).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(tag = "state", rename_all = "snake_case", try_from = "Wire")]
 pub enum UpdateState {
     /// Running a committed firmware; nothing in progress.
     Idle,
@@ -63,6 +66,81 @@ pub enum UpdateState {
         #[serde(default)]
         attempts: u8,
     },
+}
+
+/// The fields of every update state, as read: [`UpdateState`] is made of the ones its
+/// `state` needs (unknown fields are ignored, as everywhere in the state file).
+#[derive(Deserialize)]
+struct Wire {
+    state: String,
+    release: Option<ReleaseRef>,
+    target: Option<Slot>,
+    previous: Option<Slot>,
+    arm_attempts: Option<u8>,
+    slot: Option<Slot>,
+    boot_id: Option<String>,
+    started_ms: Option<u64>,
+    boots: Option<u32>,
+    version: Option<Version>,
+    from: Option<Slot>,
+    to: Option<Slot>,
+    reason: Option<String>,
+    #[serde(default)]
+    attempts: u8,
+}
+
+impl TryFrom<Wire> for UpdateState {
+    type Error = String;
+
+    fn try_from(w: Wire) -> Result<UpdateState, String> {
+        let state = w.state;
+        fn need<T>(state: &str, field: &str, v: Option<T>) -> Result<T, String> {
+            v.ok_or_else(|| format!("update state {state:?} lacks `{field}`"))
+        }
+        macro_rules! n {
+            ($field:ident) => {
+                need(&state, stringify!($field), w.$field)?
+            };
+        }
+        Ok(match state.as_str() {
+            "idle" => UpdateState::Idle,
+            "installing" => UpdateState::Installing {
+                release: n!(release),
+                target: n!(target),
+            },
+            "staged" => UpdateState::Staged {
+                release: n!(release),
+                target: n!(target),
+                arm_attempts: n!(arm_attempts),
+            },
+            "armed" => UpdateState::Armed {
+                release: n!(release),
+                target: n!(target),
+                previous: n!(previous),
+                arm_attempts: n!(arm_attempts),
+            },
+            "trial" => UpdateState::Trial {
+                release: n!(release),
+                slot: n!(slot),
+                previous: n!(previous),
+                boot_id: n!(boot_id),
+                started_ms: n!(started_ms),
+                boots: n!(boots),
+            },
+            "rolling_back" => UpdateState::RollingBack {
+                version: n!(version),
+                from: n!(from),
+                to: n!(to),
+                reason: n!(reason),
+                attempts: w.attempts,
+            },
+            other => {
+                return Err(format!(
+                    "unknown update state {other:?} (idle, installing, staged, armed, trial, rolling_back)"
+                ))
+            }
+        })
+    }
 }
 
 impl UpdateState {

@@ -75,9 +75,34 @@ fn bad_windows_and_zones_are_named() {
         ("[[maintenance]]\nfrom = \"02:00\"\nto = \"02:00\"", "the window is empty"),
         ("[[maintenance]]\ndays = [\"sunday\"]\nfrom = \"02:00\"\nto = \"04:00\"", "\"sunday\" is not one of"),
         ("[[maintenance]]\nfrom = \"02:00\"\nto = \"04:00\"\n[[maintenance]]\nfrom = \"22:00\"\nto = \"25:00\"", "maintenance[1].to"),
+        ("[[maintenance]]\nfrom = \"02:00\"\nuntil = \"04:00\"", "key `maintenance[0]`: unknown field `until`"),
+        ("[[maintenance]]\nfrom = \"02:00\"", "key `maintenance[0]`: missing field `to`"),
+        ("[[reboot_window]]\nfrom = \"02:00\"\nto = 4", "key `reboot_window[0]`: invalid type: integer `4`"),
+        ("[[reboot_window]]\nfrom = \"03:00\"\nto = \"03:00\"", "reboot_window[0].to"),
     ] {
         let e = parse(extra).unwrap_err();
         assert!(e.contains(want), "{extra:?}: {e}");
     }
     parse("[[maintenance]]\ndays = [\"sat\", \"sun\"]\nfrom = \"23:00\"\nto = \"05:00\"").unwrap();
+    let agent = |line: &str| {
+        let text = example.replace(
+            "policy = \"auto\"\n",
+            &format!("policy = \"approve\"\n{line}\n"),
+        );
+        assert_ne!(text, example);
+        fwguard::config::Settings::parse(std::path::Path::new("/etc/fwguard/config.toml"), &text)
+            .map_err(|e| e.to_string())
+    };
+    let e = agent("approve_after = \"soon\"").unwrap_err();
+    assert!(
+        e.contains("key `agent.approve_after`: \"soon\" is not a duration"),
+        "{e}"
+    );
+    let e = agent("approve_after = \"0s\"").unwrap_err();
+    assert!(e.contains("must be greater than zero"), "{e}");
+    let s = agent("approve_after = \"72h\"").unwrap();
+    assert_eq!(
+        s.approve_after,
+        Some(std::time::Duration::from_secs(72 * 3600))
+    );
 }
