@@ -261,14 +261,30 @@ impl Fetcher {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<(), FetchError> {
+        self.post(
+            url,
+            body,
+            &[("content-type", "application/json".into())],
+            timeout,
+        )
+        .await
+    }
+
+    /// POST `body` with `headers` to `url`; a 2xx answer within `timeout` is success.
+    pub async fn post(
+        &self,
+        url: &Url,
+        body: Vec<u8>,
+        headers: &[(&'static str, String)],
+        timeout: Duration,
+    ) -> Result<(), FetchError> {
         self.roots.check(url)?;
         let u = url.to_string();
-        let send = self
-            .client
-            .post(url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send();
+        let mut req = self.client.post(url.clone()).body(body);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let send = req.send();
         let resp = tokio::time::timeout(timeout, send)
             .await
             .map_err(|_| FetchError::Timeout {

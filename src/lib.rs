@@ -21,6 +21,7 @@ pub mod fsutil;
 pub mod health;
 pub mod index;
 pub mod memory;
+pub mod notify;
 pub mod redact;
 pub mod runtime_dir;
 pub mod safedir;

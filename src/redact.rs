@@ -13,15 +13,29 @@ pub fn secret_name(name: &str) -> bool {
 }
 
 /// Remove what must not leave the device from a configuration text: values of keys that name
-/// a secret, credentials in URLs (`user:pass@`) and URL query strings.
+/// a secret, credentials in URLs (`user:pass@`) and URL query strings, and the paths of the
+/// `[[notify]]` URLs (an ntfy topic is as good as a password).
 pub fn config(config: &str) -> String {
     let mut out = String::with_capacity(config.len());
+    let mut notify = false;
     for line in config.lines() {
         let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            notify = trimmed.starts_with("[[notify]]");
+        }
         let redacted = match trimmed.split_once('=') {
             Some((key, _)) if !trimmed.starts_with('#') => {
                 if secret_name(key.trim()) {
                     format!("{} = \"<removed>\"", key.trim_end())
+                } else if notify && key.trim() == "url" {
+                    let t = text(line);
+                    match t
+                        .find("://")
+                        .and_then(|i| t[i + 3..].find('/').map(|j| i + 3 + j))
+                    {
+                        Some(path) => format!("{}/<removed>\"", &t[..path]),
+                        None => t,
+                    }
                 } else {
                     text(line)
                 }
@@ -94,6 +108,18 @@ mod tests {
         assert!(r.contains("api_token = \"<removed>\""), "{r}");
         assert!(r.contains("channel = \"stable\"") && r.contains("# a comment with password = x"));
         assert!(r.contains("\"http://h/x?<removed>\""), "{r}");
+    }
+
+    #[test]
+    fn a_notify_url_keeps_its_host_only() {
+        let text = "[[notify]]\nkind = \"ntfy\"\nurl = \"https://ntfy.sh/router-s3cret\"\n[index]\nurl = \"https://u.example.com/fw/index.toml\"\n";
+        let r = config(text);
+        assert!(r.contains("url = \"https://ntfy.sh/<removed>\"\n"), "{r}");
+        assert!(!r.contains("s3cret"), "{r}");
+        assert!(
+            r.contains("url = \"https://u.example.com/fw/index.toml\""),
+            "{r}"
+        );
     }
 
     #[test]

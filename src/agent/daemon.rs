@@ -23,7 +23,13 @@ impl Agent {
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
                 .map_err(|e| crate::error::Error::Other(format!("cannot handle SIGUSR1: {e}")))?;
         let _claim = self.claim_daemon()?;
+        // What the owner is told (`[[notify]]`) starts from the history before this boot's
+        // recovery, so that what the recovery records (a trial started, a rollback
+        // finished) is told.
+        let outbox = self.outbox();
+        let mut told = self.told();
         let mut situation = self.reconcile()?;
+        self.tell(&outbox, &mut told, None);
         // Under systemd (Type=notify): ready once this boot is known, then keep the watchdog
         // fed; the feeding stops if the daemon's thread hangs.
         let notifier = super::notify::Notifier::from_env();
@@ -45,6 +51,7 @@ impl Agent {
                 _ = &mut shutdown => return Ok(DaemonExit::Stopped),
             }
             situation = self.reconcile()?;
+            self.tell(&outbox, &mut told, None);
         }
         match situation {
             Situation::Unexplained(_) => unreachable!("waited out above"),
@@ -72,9 +79,12 @@ impl Agent {
             // A known-good image not archived yet is copied before anything else is
             // installed, and again after a round that noted one (the factory firmware).
             self.archive_known_good().await;
-            if let (_, Some(why)) = self.round().await {
+            self.tell(&outbox, &mut told, None);
+            let (record, reboot) = self.round().await;
+            if let Some(why) = reboot {
                 return Ok(DaemonExit::Reboot(why));
             }
+            self.tell(&outbox, &mut told, Some(&record));
             self.archive_known_good().await;
             // Hours until the next check: the code that ran for this one is handed back.
             crate::memory::page_out_code();
@@ -132,6 +142,8 @@ impl Agent {
     /// end (commit, or roll back and reboot). For a boot-assessment unit ordered before
     /// `boot-complete.target`; the daemon does the rest.
     pub async fn assess(&self) -> Result<Action> {
+        // The daemon that follows tells the owner what this recovery records.
+        self.told();
         match self.reconcile()? {
             Situation::Unexplained(why) => Ok(Action::UpToDate(why)),
             Situation::NeedsReboot(why) => self.reboot(why),

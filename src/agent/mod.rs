@@ -14,6 +14,7 @@ mod health;
 mod install;
 mod inventory;
 mod notify;
+mod notifying;
 mod offline;
 mod owner;
 mod parts;

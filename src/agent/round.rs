@@ -24,6 +24,9 @@ pub struct RoundRecord {
     pub outcome: String,
     /// The stable exit code of the failure (0: none).
     pub exit_code: i32,
+    /// The release it found and left for later (available, or staged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<crate::version::Version>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +137,7 @@ impl Agent {
         };
         use RoundResult as R;
         let mut reboot = None;
+        let mut release = None;
         let (result, outcome, exit_code) = match (policy, mode) {
             (Policy::Off, _) => (
                 R::Off,
@@ -143,7 +147,10 @@ impl Agent {
             (_, None) => match self.check().await {
                 Ok(r) => match &r.choice {
                     Choice::Install(rel) => (
-                        R::Available,
+                        {
+                            release = Some(rel.version.clone());
+                            R::Available
+                        },
                         format!(
                             "update available: {} (running {}); policy is notify, so nothing is downloaded: `fwguard update` installs it",
                             rel.version, r.running_text()
@@ -163,24 +170,19 @@ impl Agent {
                     (R::Rebooting, sentence, 0)
                 }
                 Ok(Action::UpToDate(why)) => (R::UpToDate, format!("up to date: {why}"), 0),
-                Ok(Action::Staged(_)) if policy == Policy::Approve => (
-                    R::Staged,
-                    self.load()
-                        .ok()
-                        .and_then(|st| self.staged_text(&st))
-                        .unwrap_or_else(|| "staged; waiting for the owner".into()),
-                    0,
-                ),
-                Ok(Action::Staged(v)) if policy == Policy::Auto => (
-                    R::Staged,
-                    format!("{v} is written and verified; the reboot into it waits for the maintenance window"),
-                    0,
-                ),
-                Ok(Action::Staged(v)) => (
-                    R::Staged,
-                    format!("{v} is written and verified in the inactive slot; `fwguard update` boots it"),
-                    0,
-                ),
+                Ok(Action::Staged(v)) => {
+                    let sentence = match policy {
+                        Policy::Approve => self
+                            .load()
+                            .ok()
+                            .and_then(|st| self.staged_text(&st))
+                            .unwrap_or_else(|| "staged; waiting for the owner".into()),
+                        Policy::Auto => format!("{v} is written and verified; the reboot into it waits for the maintenance window"),
+                        _ => format!("{v} is written and verified in the inactive slot; `fwguard update` boots it"),
+                    };
+                    release = Some(v);
+                    (R::Staged, sentence, 0)
+                }
                 Ok(Action::Committed(v)) => (R::Done, format!("committed {v}"), 0),
                 Ok(Action::Done(what)) => (R::Done, what, 0),
                 Err(e) => (R::Failed, format!("update check failed: {e}"), e.exit_code()),
@@ -197,6 +199,7 @@ impl Agent {
             result,
             outcome: crate::redact::text(&outcome),
             exit_code,
+            release,
         };
         if let Err(e) = self.write_runtime("round.json", &record) {
             tracing::error!("cannot record the round in the runtime directory: {e}");

@@ -44,7 +44,7 @@ fn default_limit() -> u32 {
 /// Parse the vendor command's answer to `get-active` (its standard output; whitespace around
 /// it is ignored): one JSON object with the fields of [`Answer`], nothing else.
 pub fn parse_answer(text: &str) -> Result<Answer, serde_json::Error> {
-    serde_json::from_str(text.trim())
+    serde_json::from_slice(text.trim().as_bytes())
 }
 
 pub struct ScriptBoot {

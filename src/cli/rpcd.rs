@@ -147,7 +147,7 @@ fn list() -> Value {
 
 /// The command line of a call, or what is wrong with its arguments.
 fn argv(m: &Method, input: &str) -> Result<Vec<String>, String> {
-    let args = match serde_json::from_str::<Value>(input.trim()) {
+    let args = match serde_json::from_slice::<Value>(input.trim().as_bytes()) {
         _ if input.trim().is_empty() => Map::new(),
         Ok(Value::Object(args)) => args,
         Ok(_) => return Err("the arguments must be a JSON object".into()),
@@ -243,7 +243,7 @@ fn call(config: Option<&Path>, method: &str, input: &str) -> (Value, i32) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     if m.json && code == EXIT_OK {
         // The command's own JSON, as an object (rpcd takes nothing else).
-        return match serde_json::from_str::<Value>(&stdout) {
+        return match serde_json::from_slice::<Value>(stdout.as_bytes()) {
             Ok(Value::Object(o)) => (Value::Object(o), code),
             Ok(other) => (json!({ m.name: other }), code),
             Err(e) => (

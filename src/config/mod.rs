@@ -4,11 +4,13 @@
 
 mod board;
 mod health;
+mod notify;
 mod raw;
 pub mod targets;
 pub mod window;
 
 pub use board::{BoardSettings, LinksysSettings, OtherBoot};
+pub use notify::{NotifySettings, Sink};
 
 use crate::fetch::MinRate;
 use crate::health::Plan;
@@ -139,6 +141,8 @@ pub struct Settings {
     pub ca_bundle: PathBuf,
     /// Where the outcome of each update is reported (None: nowhere).
     pub report: Option<ReportSettings>,
+    /// Where the owner is told what happened (`[[notify]]`).
+    pub notify: Vec<NotifySettings>,
     /// Where copies of committed images are kept with their signed index (None: nowhere).
     pub archive: Option<ArchiveSettings>,
 }
@@ -310,6 +314,7 @@ impl Validator<'_> {
                 None => None,
                 s => Some(self.duration("agent.approve_after", s, Duration::ZERO)?),
             },
+            notify: self.notify(raw.notify)?,
             report: match raw.report {
                 None => None,
                 Some(r) => Some(ReportSettings {

@@ -23,6 +23,9 @@ pub struct RawConfig {
     /// maintenance windows).
     #[serde(default)]
     pub reboot_window: Vec<toml::Table>,
+    /// Where the owner is told what happened; each read by the validator.
+    #[serde(default)]
+    pub notify: Vec<toml::Table>,
     /// Where to POST the outcome of each update (committed or rolled back).
     pub report: Option<RawReport>,
     /// Where to keep copies of committed images with their signed index.

@@ -103,7 +103,9 @@ impl Carried {
 
     /// Read the variable's text; a schema this fwguard does not know is refused by name.
     pub fn decode(text: &str) -> Result<Carried, CarryError> {
-        let c: Carried = serde_json::from_str(text).map_err(|e| CarryError(e.to_string()))?;
+        // From bytes, as the state file is read: one reader of the records they share.
+        let c: Carried =
+            serde_json::from_slice(text.as_bytes()).map_err(|e| CarryError(e.to_string()))?;
         if c.schema != CARRY_SCHEMA {
             return Err(CarryError(format!(
                 "schema {} (this fwguard reads {CARRY_SCHEMA})",

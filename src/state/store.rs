@@ -83,22 +83,26 @@ impl StateStore {
             }
             Err(e) => return Err(self.io(&path, e)),
         }
-        let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-                path: path.clone(),
-                problem: e.to_string(),
-            })?;
-        let schema = v.get("schema").and_then(|s| s.as_u64()).unwrap_or(0) as u32;
-        if schema != SCHEMA {
+        // The schema first, so that a file of another schema is refused as that, whatever
+        // else it holds; then the file itself, straight from its bytes (through a
+        // `serde_json::Value` every record would need a second reader in the router build).
+        #[derive(serde::Deserialize)]
+        struct Schema {
+            schema: Option<u64>,
+        }
+        let corrupt = |e: serde_json::Error| StateError::Corrupt {
+            path: path.clone(),
+            problem: e.to_string(),
+        };
+        let schema = serde_json::from_slice::<Schema>(&bytes).map_err(corrupt)?;
+        let found = schema.schema.unwrap_or(0);
+        if found != u64::from(SCHEMA) {
             return Err(StateError::Schema {
                 path,
-                found: schema,
+                found: found.min(u64::from(u32::MAX)) as u32,
             });
         }
-        serde_json::from_value(v).map_err(|e| StateError::Corrupt {
-            path,
-            problem: e.to_string(),
-        })
+        serde_json::from_slice(&bytes).map_err(corrupt)
     }
 
     /// Write the whole state atomically and durably.
