@@ -14,6 +14,7 @@ mod demo;
 mod diag;
 mod doctor;
 mod examples;
+mod notify_log;
 mod offline;
 mod packaging;
 mod parts_offline;

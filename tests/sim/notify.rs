@@ -292,6 +292,36 @@ async fn an_update_available_a_wait_for_the_owner_and_a_given_up_boot_are_told_o
         .contains("never reached userspace"));
 }
 
+#[tokio::test]
+async fn a_held_version_below_the_security_floor_asks_the_owner_once() {
+    use common::trust::{fresh, publish};
+    let mut t = world("auto").await;
+    let sinks = Sinks::start(&t).await;
+    configure(&t, "policy = \"auto\"", &sinks.config());
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    t.agent().check().await.unwrap();
+    t.agent().hold().unwrap();
+    let mut d = fresh(&t, 9, &["1.0", "1.1"]);
+    d.set_security_floor("sim", Some("1.1".parse().unwrap()));
+    publish(&t, &d, &[&t.world.key]);
+    let rounds = t.index_fetches() + 3;
+    assert_eq!(
+        common::run_daemon_until(t.agent(), || t.index_fetches() >= rounds).await,
+        DaemonExit::Stopped
+    );
+    let (hook, _) = sinks.events(1).await;
+    assert_eq!(kinds(&hook), ["needs-owner 1.0"]);
+    let m = hook[0]["message"].as_str().unwrap();
+    assert!(
+        m.contains("below 1.1") && m.contains("`fwguard release`"),
+        "{m}"
+    );
+    // Released, it updates: nothing more to ask.
+    t.agent().unpin().unwrap();
+    assert!(matches!(t.settle().await, DaemonExit::Reboot(_)));
+    assert_eq!(sinks.events(1).await.0.len(), 1);
+}
+
 /// Commit 1.1, then roll back 1.2, timing the daemon's judgement of each trial.
 async fn judge_both(t: &mut TestWorld) -> (Duration, Duration) {
     t.world.publish(&["1.0", "1.1"]).unwrap();
