@@ -113,7 +113,7 @@ impl Agent {
     /// of that version, else what the signed index lists for this board now. Undoes a
     /// denial. The daemon boots it at its next round (inside the reboot window).
     pub async fn approve(&self, version: Version) -> Result<Action> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let mut st = self.load()?;
         let booted = self.booted()?;
         if Agent::version_in(&st, booted).as_ref() == Some(&version) {
@@ -160,7 +160,15 @@ impl Agent {
         st.note(Note::Approved { key, detail }, &facts);
         self.save(&st)?;
         let next = match self.policy(&st) {
-            Policy::Approve => "the daemon boots it at its next round, inside the reboot window (`fwguard check --now` starts the round now)".to_string(),
+            // The daemon is woken for a round now (the state lock is released by then).
+            Policy::Approve => {
+                drop(lock);
+                match self.wake_daemon() {
+                    Ok(Some(pid)) => format!("the daemon (pid {pid}) boots it now, inside the reboot window"),
+                    Ok(None) => "the daemon boots it at its next round, inside the reboot window".to_string(),
+                    Err(e) => format!("the daemon boots it at its next round, inside the reboot window (it could not be woken: {e})"),
+                }
+            }
             p => format!(
                 "policy is {}: approvals count under policy approve (`fwguard policy approve`)",
                 p.as_str()

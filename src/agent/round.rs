@@ -210,28 +210,12 @@ impl Agent {
     /// `fwguard check --now`: wake the running daemon for a round at once and wait for its
     /// record; with no daemon running, run the round here.
     pub async fn check_now(&self) -> Result<RoundRecord> {
-        let f = match self.try_pid_lock()? {
+        let asked = now_ms();
+        let Some(pid) = self.wake_daemon()? else {
             // No daemon: the round runs here (the state lock serialises it with anything a
             // daemon starting meanwhile does).
-            Ok(lock) => {
-                drop(lock);
-                return Ok(self.round().await.0);
-            }
-            Err(f) => f,
+            return Ok(self.round().await.0);
         };
-        let pid = read_pid(f).ok_or_else(|| {
-            Error::Other(format!(
-                "a daemon holds {} but its process id is not in it",
-                self.pid_path().display()
-            ))
-        })?;
-        let asked = now_ms();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGUSR1,
-        )
-        .map_err(|e| Error::Other(format!("cannot wake the daemon (pid {pid}): {e}")))?;
-        tracing::info!("asked the daemon (pid {pid}) to check now");
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             if let Some(r) = self.last_round().filter(|r| r.started_ms >= asked) {
@@ -243,6 +227,30 @@ impl Agent {
                 )));
             }
         }
+    }
+}
+
+impl Agent {
+    /// Ask the running daemon for a round now (SIGUSR1): its process id, or None when no
+    /// daemon runs.
+    pub(super) fn wake_daemon(&self) -> Result<Option<i32>> {
+        let f = match self.try_pid_lock()? {
+            Ok(_lock) => return Ok(None),
+            Err(f) => f,
+        };
+        let pid = read_pid(f).ok_or_else(|| {
+            Error::Other(format!(
+                "a daemon holds {} but its process id is not in it",
+                self.pid_path().display()
+            ))
+        })?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGUSR1,
+        )
+        .map_err(|e| Error::Other(format!("cannot wake the daemon (pid {pid}): {e}")))?;
+        tracing::info!("asked the daemon (pid {pid}) to check now");
+        Ok(Some(pid))
     }
 }
 

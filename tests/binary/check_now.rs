@@ -173,3 +173,41 @@ async fn the_running_daemon_is_woken_and_its_round_reported() {
         .ranges("/images/fw-1.1.img");
     assert_eq!(image.len(), 1, "the staged image is not downloaded again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_wakes_the_running_daemon_which_boots_the_release() {
+    let mut t = world("approve").await;
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    let cfg_text = std::fs::read_to_string(&t.cfg).unwrap().replace(
+        "check_interval = \"1s\"",
+        "check_interval = \"1h\"\ncheck_jitter = \"0s\"",
+    );
+    std::fs::write(&t.cfg, cfg_text).unwrap();
+    let mut daemon = tokio::process::Command::new(BIN)
+        .arg("--config")
+        .arg(&t.cfg)
+        .arg("daemon")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let run = t.world.runtime_dir();
+    let staged = round_where(&run.join("round.json"), |r| r.result == RoundResult::Staged).await;
+    assert!(staged.outcome.contains("waits for the owner"), "{staged:?}");
+    assert!(!t.world.router.reboot_requested());
+    // The approval wakes it (an hour before its next round), and it reboots into 1.1.
+    let o = fwguard(&t.cfg, &["approve", "1.1"]).await;
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let pid = daemon.id().unwrap();
+    assert!(
+        stdout(&o).contains(&format!("the daemon (pid {pid}) boots it now")),
+        "{}",
+        stdout(&o)
+    );
+    let exit = tokio::time::timeout(Duration::from_secs(20), daemon.wait())
+        .await
+        .expect("the daemon reboots soon")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(t.world.router.reboot_requested());
+    assert!(matches!(t.state().update, UpdateState::Armed { .. }));
+}
