@@ -8,7 +8,7 @@ use crate::notify::send::Outbox;
 use crate::notify::{Facts, Notice, Told};
 use crate::state::PersistedState;
 
-const TOLD: &str = "notify.json";
+const TOLD: &str = "notified";
 
 impl Agent {
     /// Where notices go (nowhere without `[[notify]]`).
@@ -24,7 +24,7 @@ impl Agent {
             return Told::default();
         }
         if let Some(t) = crate::runtime_dir::read(&self.settings.runtime_dir, TOLD)
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|b| Told::from_text(std::str::from_utf8(&b).ok()?))
         {
             return t;
         }
@@ -34,7 +34,9 @@ impl Agent {
     }
 
     fn keep_told(&self, told: &Told) {
-        if let Err(e) = self.write_runtime(TOLD, told) {
+        let text = told.to_text();
+        if let Err(e) = crate::runtime_dir::write(&self.settings.runtime_dir, TOLD, text.as_bytes())
+        {
             tracing::debug!("what was notified is kept in memory only: {e}");
         }
     }

@@ -11,7 +11,7 @@ pub mod send;
 use crate::slot::Slot;
 use crate::state::{HistoryEntry, HistoryEvent as H};
 use crate::version::Version;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The notification format's version: fields are only added within it.
 pub const NOTICE_SCHEMA: u32 = 1;
@@ -232,18 +232,17 @@ impl Facts<'_> {
     }
 }
 
-/// What was told already, kept in the runtime directory (RAM).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What was told already, kept in the runtime directory (RAM) as a few lines of text
+/// ([`Told::to_text`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Told {
     /// How many history entries there were, and the last of them (`at event version`), when
     /// the history was last looked at.
     pub seen: usize,
     pub last: Option<String>,
-    /// Updates announced (`version sha256`).
-    #[serde(default)]
+    /// Updates announced (by version).
     pub available: Vec<String>,
     /// The security floor the owner was told the held version is below.
-    #[serde(default)]
     pub floor: Option<String>,
 }
 
@@ -289,6 +288,38 @@ impl Told {
             ..std::mem::take(self)
         };
         &history[from.min(history.len())..]
+    }
+
+    /// `seen N`, then `last ...`, `floor ...` and `available ...` lines.
+    pub fn to_text(&self) -> String {
+        let mut t = format!("seen {}\n", self.seen);
+        for (k, v) in [("last", &self.last), ("floor", &self.floor)] {
+            if let Some(v) = v {
+                t.push_str(&format!("{k} {v}\n"));
+            }
+        }
+        for a in &self.available {
+            t.push_str(&format!("available {a}\n"));
+        }
+        t
+    }
+
+    /// What [`Told::to_text`] wrote (None: something else).
+    pub fn from_text(text: &str) -> Option<Told> {
+        let mut told = Told::default();
+        let mut seen = None;
+        for line in text.lines() {
+            let (k, v) = line.split_once(' ')?;
+            match k {
+                "seen" => seen = Some(v.parse().ok()?),
+                "last" => told.last = Some(v.into()),
+                "floor" => told.floor = Some(v.into()),
+                "available" => told.available.push(v.into()),
+                _ => return None,
+            }
+        }
+        told.seen = seen?;
+        Some(told)
     }
 
     /// Whether the update `key` is news (and from now on, told).

@@ -51,6 +51,15 @@ fn each_event_is_told_once_from_where_the_history_was() {
         told.announce(format!("2.{i}"));
     }
     assert!(told.announce("1.2".into()), "the oldest is forgotten");
+    told.floor = Some("1.1".into());
+    assert_eq!(Told::from_text(&told.to_text()), Some(told.clone()));
+    assert_eq!(
+        Told::from_text(&Told::default().to_text()),
+        Some(Told::default())
+    );
+    for bad in ["", "seen x\n", "last 1 a b\n", "seen 1\nnext 2\n", "seen"] {
+        assert_eq!(Told::from_text(bad), None, "{bad:?}");
+    }
 }
 
 #[test]
