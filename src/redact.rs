@@ -17,27 +17,42 @@ pub fn secret_name(name: &str) -> bool {
 /// `[[notify]]` URLs (an ntfy topic is as good as a password).
 pub fn config(config: &str) -> String {
     let mut out = String::with_capacity(config.len());
-    let mut notify = false;
+    // In a [[notify]] table, and before the first table (where `notify = [...]` is the
+    // inline form of the same).
+    let (mut notify, mut top) = (false, true);
     for line in config.lines() {
         let trimmed = line.trim_start();
         if trimmed.starts_with('[') {
-            notify = trimmed.starts_with("[[notify]]");
+            let header: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
+            (notify, top) = (header.starts_with("[[notify]]"), false);
         }
         let redacted = match trimmed.split_once('=') {
             Some((key, _)) if !trimmed.starts_with('#') => {
-                if secret_name(key.trim()) {
-                    format!("{} = \"<removed>\"", key.trim_end())
-                } else if notify && key.trim() == "url" {
-                    let t = text(line);
-                    match t
-                        .find("://")
-                        .and_then(|i| t[i + 3..].find('/').map(|j| i + 3 + j))
-                    {
-                        Some(path) => format!("{}/<removed>\"", &t[..path]),
-                        None => t,
+                let t = text(line);
+                match key.trim() {
+                    k if secret_name(k) => format!("{} = \"<removed>\"", key.trim_end()),
+                    "notify" if top => format!("{} = \"<removed>\"", key.trim_end()),
+                    // A URL's path (an ntfy topic, a webhook's token) and a command's
+                    // arguments (an address, a header) may be secrets.
+                    "url" if notify => {
+                        match t
+                            .find("://")
+                            .and_then(|i| t[i + 3..].find('/').map(|j| i + 3 + j))
+                        {
+                            Some(path) => format!("{}/<removed>\"", &t[..path]),
+                            None => t,
+                        }
                     }
-                } else {
-                    text(line)
+                    "command" if notify => {
+                        let first = t
+                            .find('"')
+                            .and_then(|a| t[a + 1..].find('"').map(|b| a + b + 1));
+                        match first {
+                            Some(end) => format!("{}, \"<removed>\"]", &t[..=end]),
+                            None => format!("{} = \"<removed>\"", key.trim_end()),
+                        }
+                    }
+                    _ => t,
                 }
             }
             _ => line.to_string(),
@@ -112,9 +127,14 @@ mod tests {
 
     #[test]
     fn a_notify_url_keeps_its_host_only() {
-        let text = "[[notify]]\nkind = \"ntfy\"\nurl = \"https://ntfy.sh/router-s3cret\"\n[index]\nurl = \"https://u.example.com/fw/index.toml\"\n";
+        let text = "notify = [{ kind = \"webhook\", url = \"https://h/s3cret\" }]\n[[notify]]\nkind = \"ntfy\"\nurl = \"https://ntfy.sh/router-s3cret\"\n[ [ notify ] ]\nkind = \"command\"\ncommand = [\"/usr/bin/mail\", \"-s\", \"s3cret@example.com\"]\n[index]\nurl = \"https://u.example.com/fw/index.toml\"\n";
         let r = config(text);
         assert!(r.contains("url = \"https://ntfy.sh/<removed>\"\n"), "{r}");
+        assert!(
+            r.contains("command = [\"/usr/bin/mail\", \"<removed>\"]"),
+            "{r}"
+        );
+        assert!(r.starts_with("notify = \"<removed>\"\n"), "{r}");
         assert!(!r.contains("s3cret"), "{r}");
         assert!(
             r.contains("url = \"https://u.example.com/fw/index.toml\""),

@@ -51,16 +51,19 @@ impl Agent {
         }
     }
 
-    /// The daemon staged `release` and waits for the owner: record since when, once (a round
-    /// that finds it waiting already changes nothing). Whether the state changed.
+    /// The daemon staged `release` and waits for the owner: record that once, and since when
+    /// on the first trusted clock (a round that finds it waiting already, its timer started
+    /// or the clock still untrusted, changes nothing). Whether the state changed.
     pub(super) fn note_waiting(&self, st: &mut PersistedState, release: &Release) -> bool {
         let key = ReleaseKey::from(release);
-        if st.awaiting_staged().is_some_and(|a| a.key == key) {
-            return false;
+        let now = self.now();
+        // The timer starts on a clock at or above the newest trusted time only: one that
+        // boots in 1970, or a stale one set right later, cannot shorten the owner's time.
+        let since = (now >= st.time_floor).then_some(now);
+        match st.awaiting_staged() {
+            Some(a) if a.key == key && (a.since.is_some() || since.is_none()) => return false,
+            _ => {}
         }
-        // The timer starts no earlier than the newest trusted time: a clock that boots in
-        // 1970 cannot make a release look staged for decades.
-        let since = self.now().max(st.time_floor);
         let facts = self.facts(st);
         st.note(Note::AwaitingApproval { key, since }, &facts);
         true
@@ -96,9 +99,12 @@ impl Agent {
                 let since = since
                     .map(|s| format!(" since {}", format_time(s)))
                     .unwrap_or_default();
-                let when = match automatic_at {
-                    Some(at) => format!("; approved automatically at {}", format_time(at)),
-                    None => "; never approved automatically (no approve_after)".into(),
+                let when = match (automatic_at, self.settings.approve_after) {
+                    (Some(at), _) => format!("; approved automatically at {}", format_time(at)),
+                    (None, None) => "; never approved automatically (no approve_after)".into(),
+                    (None, Some(_)) => {
+                        "; approve_after counts from the first round with a trusted clock".into()
+                    }
                 };
                 let other = match other_bytes {
                     Some(sha) => format!("; the owner approved other bytes of {v} (sha256 {sha}): the signed index changed them, so it needs a new approval"),

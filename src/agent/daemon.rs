@@ -80,6 +80,9 @@ impl Agent {
             // installed, and again after a round that noted one (the factory firmware).
             self.archive_known_good().await;
             self.tell(&outbox, &mut told, None);
+            // The round may install and reboot: what is being told (a commit, say) gets a
+            // few seconds first, and no more.
+            outbox.settle(std::time::Duration::from_secs(5)).await;
             let (record, reboot) = self.round().await;
             if let Some(why) = reboot {
                 return Ok(DaemonExit::Reboot(why));

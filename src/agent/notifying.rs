@@ -28,9 +28,19 @@ impl Agent {
         {
             return t;
         }
-        let told = Told::at(&self.load().map(|st| st.history).unwrap_or_default());
-        self.keep_told(&told);
-        told
+        match self.load() {
+            Ok(st) => {
+                let told = Told::at(&st.history);
+                self.keep_told(&told);
+                told
+            }
+            // Unread, nothing in the history is news until it is (`Told::news` finds no
+            // last entry told, and tells nothing of what is there then).
+            Err(_) => Told {
+                last: Some(String::new()),
+                ..Told::default()
+            },
+        }
     }
 
     fn keep_told(&self, told: &Told) {

@@ -53,7 +53,13 @@ impl Agent {
     pub fn set_policy(&self, policy: Policy) -> Result<Action> {
         let _lock = self.lock()?;
         let mut st = self.load()?;
-        if st.policy == Some(policy) {
+        // The owner's choice as kept (approve is kept as download-only plus a flag).
+        let chosen = if st.approve {
+            Some(Policy::Approve)
+        } else {
+            st.policy
+        };
+        if chosen == Some(policy) {
             return Ok(Action::UpToDate(format!(
                 "policy is already {}",
                 policy.as_str()

@@ -144,7 +144,9 @@ impl Facts<'_> {
             };
             let slot = e.slot.map(|s| s.to_string()).unwrap_or_else(|| "?".into());
             let n = match &e.event {
-                H::TrialStarted | H::TrialCarried => self.notice(
+                // A carried trial (boards whose slots share no state) is taken over and
+                // started in the same recovery: told once, by its start.
+                H::TrialStarted => self.notice(
                     Kind::Installed,
                     Some(v),
                     format!("fwguard: {v} installed, on trial"),

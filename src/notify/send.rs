@@ -7,6 +7,7 @@
 use super::Notice;
 use crate::config::{NotifySettings, Sink};
 use crate::fetch::Fetcher;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ const QUEUE: usize = 32;
 /// outbox was made in, that delivers its notices in order, each with its retries.
 pub struct Outbox {
     queues: Vec<(Kinds, tokio::sync::mpsc::Sender<Arc<Notice>>, String)>,
+    /// Notices handed to a sink and not yet delivered or given up.
+    pending: Arc<AtomicUsize>,
 }
 
 type Kinds = Vec<super::Kind>;
@@ -49,6 +52,7 @@ struct Courier {
 impl Outbox {
     /// Start a task per sink (inside a tokio runtime).
     pub fn new(sinks: Vec<NotifySettings>, fetcher: Fetcher) -> Outbox {
+        let pending = Arc::new(AtomicUsize::new(0));
         let queues = sinks
             .into_iter()
             .map(|sink| {
@@ -58,15 +62,26 @@ impl Outbox {
                     sink,
                     fetcher: fetcher.clone(),
                 };
+                let pending = pending.clone();
                 tokio::spawn(async move {
                     while let Some(n) = rx.recv().await {
                         c.deliver(&n).await;
+                        pending.fetch_sub(1, Ordering::SeqCst);
                     }
                 });
                 (events, tx, name)
             })
             .collect();
-        Outbox { queues }
+        Outbox { queues, pending }
+    }
+
+    /// Wait until every notice handed in is delivered or given up, `limit` at most: before
+    /// a round that may reboot, so that what is under way is not cut off by the reboot.
+    pub async fn settle(&self, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        while self.pending.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -77,7 +92,12 @@ impl Outbox {
     pub fn send(&self, notice: Notice) {
         let notice = Arc::new(notice);
         for (events, tx, name) in &self.queues {
-            if events.contains(&notice.event) && tx.try_send(notice.clone()).is_err() {
+            if !events.contains(&notice.event) {
+                continue;
+            }
+            self.pending.fetch_add(1, Ordering::SeqCst);
+            if tx.try_send(notice.clone()).is_err() {
+                self.pending.fetch_sub(1, Ordering::SeqCst);
                 tracing::warn!(
                     "notification {} to {name} dropped: {QUEUE} are waiting for it already",
                     notice.event.as_str()

@@ -72,6 +72,8 @@ fn the_events_say_what_happened_and_what_the_owner_can_do() {
         detail: "no carrier".into(),
     };
     let history = vec![
+        // A carried trial is taken over and started in one recovery: told once.
+        entry(1, H::TrialCarried, "1.1", Slot::B),
         entry(1, H::TrialStarted, "1.1", Slot::B),
         entry(2, H::Rollback, "1.1", Slot::B).with_checks(vec![failed]),
         entry(3, H::RolledBack, "1.1", Slot::A),

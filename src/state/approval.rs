@@ -11,35 +11,43 @@ use serde::{Deserialize, Serialize};
 /// Most decisions kept (the oldest are forgotten first).
 const DECISIONS_MAX: usize = 16;
 
-/// What identifies a release's bytes: its version and the signed hashes of its file and of
-/// each of its parts. An approval holds only for these exact bytes.
+/// What identifies a release's bytes: its version, the signed hash of its file, and of
+/// the rest of what the index says of its image (the boot range of a container, each part's
+/// target, size and hash, the extents it is checked by) a digest. An approval holds only
+/// for these exact bytes, written where they were to go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseKey {
     pub version: Version,
     /// Empty in a denial (of the version, whatever its bytes).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sha256: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub parts: Vec<String>,
+    /// SHA-256 (hex) of the boot range, parts and extents as recorded; empty for a release
+    /// of one plain image.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub layout: String,
 }
 
 impl From<&ReleaseRef> for ReleaseKey {
     fn from(r: &ReleaseRef) -> ReleaseKey {
+        let layout = if r.boot.is_none() && r.parts.is_empty() && r.verify.is_empty() {
+            String::new()
+        } else {
+            use sha2::Digest;
+            let json =
+                serde_json::to_vec(&(&r.boot, &r.parts, &r.verify)).expect("the records serialise");
+            hex::encode(sha2::Sha256::digest(json))
+        };
         ReleaseKey {
             version: r.version.clone(),
             sha256: r.sha256.clone(),
-            parts: r.parts.iter().map(|p| p.sha256.clone()).collect(),
+            layout,
         }
     }
 }
 
 impl From<&Release> for ReleaseKey {
     fn from(r: &Release) -> ReleaseKey {
-        ReleaseKey {
-            version: r.version.clone(),
-            sha256: hex::encode(r.sha256),
-            parts: r.parts.iter().map(|p| hex::encode(p.sha256)).collect(),
-        }
+        ReleaseKey::from(&ReleaseRef::from(r))
     }
 }
 
@@ -61,12 +69,14 @@ pub struct Decision {
     pub at: u64,
 }
 
-/// A release staged by the daemon and waiting for the owner, since `since` (Unix seconds,
-/// never below the trusted time floor of the moment).
+/// A release staged by the daemon and waiting for the owner, since `since` (Unix seconds):
+/// the first round that found it staged on a clock at or above the trusted time floor
+/// (None: none yet; `approve_after` counts from there).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Awaiting {
     pub key: ReleaseKey,
-    pub since: u64,
+    #[serde(default)]
+    pub since: Option<u64>,
 }
 
 /// Whether the daemon may boot a release (policy `approve`; a denial holds under any policy).
@@ -127,7 +137,7 @@ impl PersistedState {
         let since = self
             .awaiting_staged()
             .filter(|a| a.key == *key)
-            .map(|a| a.since);
+            .and_then(|a| a.since);
         let automatic_at = since.zip(approve_after).map(|(s, a)| s.saturating_add(a));
         match automatic_at {
             Some(at) if now >= self.time_floor && now >= at => Gate::Approved {
@@ -150,7 +160,14 @@ impl PersistedState {
         self.decisions.retain(|o| o.key.version != d.key.version);
         self.decisions.push(d);
         if self.decisions.len() > DECISIONS_MAX {
-            self.decisions.remove(0);
+            // An approval is forgotten first: a denial forgotten would let the daemon
+            // install what the owner refused.
+            let i = self
+                .decisions
+                .iter()
+                .position(|d| d.verdict == Verdict::Approved)
+                .unwrap_or(0);
+            self.decisions.remove(i);
         }
     }
 }
@@ -204,7 +221,7 @@ mod tests {
         st.note(
             Note::AwaitingApproval {
                 key: key.clone(),
-                since: 2_000,
+                since: Some(2_000),
             },
             &facts(2_000),
         );
@@ -272,6 +289,75 @@ mod tests {
     }
 
     #[test]
+    fn the_timer_starts_on_the_first_trusted_clock() {
+        let mut st = staged('a');
+        let key = ReleaseKey::from(&release('a'));
+        let untrusted = Note::AwaitingApproval {
+            key: key.clone(),
+            since: None,
+        };
+        st.note(untrusted, &facts(5));
+        assert_eq!(
+            st.gate(&key, Some(100), 9_999_999),
+            Gate::Waiting {
+                since: None,
+                automatic_at: None,
+                other_bytes: None
+            }
+        );
+        let trusted = Note::AwaitingApproval {
+            key: key.clone(),
+            since: Some(3_000),
+        };
+        st.note(trusted, &facts(3_000));
+        assert!(matches!(
+            st.gate(&key, Some(100), 3_100),
+            Gate::Approved { .. }
+        ));
+        assert!(matches!(
+            st.gate(&key, Some(100), 3_099),
+            Gate::Waiting { .. }
+        ));
+        assert_eq!(st.history.len(), 1, "one entry: the owner is asked once");
+    }
+
+    #[test]
+    fn the_key_covers_where_the_bytes_go() {
+        let plain = release('a');
+        let mut boot = plain.clone();
+        boot.boot = Some(crate::state::RangeRecord {
+            offset: 512,
+            size: 4,
+            sha256: "c".repeat(64),
+            ..Default::default()
+        });
+        let mut moved = boot.clone();
+        moved.boot.as_mut().unwrap().offset = 1024;
+        let mut part = plain.clone();
+        part.parts = vec![crate::state::RangeRecord {
+            name: "root".into(),
+            target: "rootfs".into(),
+            size: 4,
+            sha256: "d".repeat(64),
+            ..Default::default()
+        }];
+        let mut retargeted = part.clone();
+        retargeted.parts[0].target = "data".into();
+        let keys: Vec<ReleaseKey> = [&plain, &boot, &moved, &part, &retargeted]
+            .into_iter()
+            .map(ReleaseKey::from)
+            .collect();
+        assert!(keys[0].layout.is_empty());
+        for (i, a) in keys.iter().enumerate() {
+            assert_eq!(a.sha256, "a".repeat(64));
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b, "the same file, laid out otherwise, is other bytes");
+            }
+        }
+        assert_eq!(ReleaseKey::from(&boot.clone()), keys[1]);
+    }
+
+    #[test]
     fn policy_approve_is_written_as_download_only_for_older_readers() {
         use crate::config::Policy;
         let mut st = PersistedState::default();
@@ -307,11 +393,21 @@ mod tests {
         st.note(
             Note::AwaitingApproval {
                 key: key.clone(),
-                since: 2_000,
+                since: Some(2_000),
             },
             &facts(2_000),
         );
         assert!(st.awaiting_staged().is_some());
+        // Noted again (the timer started already): nothing changes, no second entry.
+        st.note(
+            Note::AwaitingApproval {
+                key: key.clone(),
+                since: Some(9_000),
+            },
+            &facts(9_000),
+        );
+        assert_eq!(st.awaiting_staged().unwrap().since, Some(2_000));
+        assert_eq!(st.history.len(), 1);
         st.update = UpdateState::Idle;
         assert!(st.awaiting_staged().is_none());
         assert_eq!(
@@ -333,5 +429,26 @@ mod tests {
         }
         assert_eq!(st.decisions.len(), DECISIONS_MAX);
         assert_eq!(st.decisions.last().unwrap().key.version.as_str(), "2.19");
+        // Approvals go before denials.
+        let mut st = staged('a');
+        let denied: Version = "1.9".parse().unwrap();
+        st.note(
+            Note::Denied {
+                version: denied.clone(),
+            },
+            &facts(1),
+        );
+        for i in 0..40 {
+            let key = ReleaseKey {
+                version: format!("3.{i}").parse().unwrap(),
+                sha256: "e".repeat(64),
+                layout: String::new(),
+            };
+            let detail = String::new();
+            st.note(Note::Approved { key, detail }, &facts(i));
+        }
+        assert_eq!(st.decisions.len(), DECISIONS_MAX);
+        assert_eq!(st.decision(&denied).unwrap().verdict, Verdict::Denied);
+        assert_eq!(st.decisions.last().unwrap().key.version.as_str(), "3.39");
     }
 }

@@ -80,9 +80,12 @@ fn expect(name: &str, st: &PersistedState) {
             let key = ReleaseKey {
                 version: v("1.4"),
                 sha256: "d".repeat(64),
-                parts: Vec::new(),
+                layout: String::new(),
             };
-            assert_eq!(st.awaiting_staged().map(|a| a.since), Some(1_790_000_100));
+            assert_eq!(
+                st.awaiting_staged().and_then(|a| a.since),
+                Some(1_790_000_100)
+            );
             // The approval is of other bytes; 1.5 is denied whatever its bytes.
             assert_eq!(
                 st.gate(&key, Some(3600), 1_790_003_700),

@@ -21,7 +21,8 @@ pub use history::{HistoryEntry, HistoryEvent, HISTORY_MAX};
 pub use machine::{transition, Disallowed, Event, UpdateState};
 pub use note::Note;
 pub use schema::{
-    check_records, extent_records, part_records, CheckRecord, ExtentRecord, PartRecord, ReleaseRef,
+    check_records, extent_records, part_records, CheckRecord, ExtentRecord, PartRecord,
+    RangeRecord, ReleaseRef,
 };
 pub use store::{Lock, StateStore};
 

@@ -45,8 +45,13 @@ pub enum Note {
     Held { version: Option<Version> },
     /// The owner sets the policy (`auto`, `approve`, `download-only`, `notify`, `off`).
     PolicySet { policy: Policy },
-    /// The daemon staged `key` and waits for the owner's approval (policy `approve`).
-    AwaitingApproval { key: super::ReleaseKey, since: u64 },
+    /// The daemon staged `key` and waits for the owner's approval (policy `approve`), since
+    /// `since` on a trusted clock (None: the clock is not trusted yet). Recorded again for
+    /// the same release only to start its timer.
+    AwaitingApproval {
+        key: super::ReleaseKey,
+        since: Option<u64>,
+    },
     /// The owner approved `key`'s exact bytes (an earlier denial of its version is undone).
     Approved {
         key: super::ReleaseKey,
@@ -172,6 +177,10 @@ impl PersistedState {
                 entry(H::Policy, None, None, detail)
             }
             Note::AwaitingApproval { key, since } => {
+                if let Some(a) = self.awaiting.as_mut().filter(|a| a.key == key) {
+                    a.since = a.since.or(since);
+                    return;
+                }
                 let detail = format!(
                     "staged; waiting for the owner's approval (sha256 {})",
                     key.sha256
@@ -194,7 +203,7 @@ impl PersistedState {
                 let key = super::ReleaseKey {
                     version: version.clone(),
                     sha256: String::new(),
-                    parts: Vec::new(),
+                    layout: String::new(),
                 };
                 let verdict = super::Verdict::Denied;
                 self.decide(super::Decision {

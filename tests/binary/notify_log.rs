@@ -69,3 +69,67 @@ async fn a_failing_notification_is_logged_without_its_secrets() {
     assert!(log.contains("503"), "{log}");
     assert!(!log.contains("s3cret"), "{log}");
 }
+
+/// A commit followed at once by an install that reboots: the commit's notification (held
+/// up by a slow receiver) is delivered before the daemon process ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_being_told_is_delivered_before_a_reboot() {
+    let mut t = world("auto").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                while !String::from_utf8_lossy(&buf).contains("}") {
+                    match conn.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+                let n: serde_json::Value = serde_json::from_str(body).unwrap();
+                seen.lock()
+                    .unwrap()
+                    .push(format!("{} {}", n["event"], n["version"]));
+                let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await;
+            });
+        }
+    });
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    assert!(matches!(
+        t.settle().await,
+        fwguard::agent::DaemonExit::Reboot(_)
+    ));
+    assert_eq!(t.power_cycle().await.version.as_str(), "1.1");
+    t.world.publish(&["1.0", "1.1", "1.2"]).unwrap();
+    let mut cfg = std::fs::read_to_string(&t.cfg).unwrap();
+    cfg.push_str(&format!(
+        "\n[[notify]]\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\n"
+    ));
+    std::fs::write(&t.cfg, cfg).unwrap();
+    // The trial of 1.1 commits; the next round installs 1.2 and reboots: the process ends.
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(BIN)
+            .arg("--config")
+            .arg(&t.cfg)
+            .arg("daemon")
+            .output(),
+    )
+    .await
+    .expect("the daemon reboots")
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(t.world.router.reboot_requested());
+    assert_eq!(
+        *got.lock().unwrap(),
+        ["\"installed\" \"1.1\"", "\"committed\" \"1.1\""]
+    );
+}

@@ -90,12 +90,32 @@ async fn approve_after_lets_the_timer_approve_inside_the_reboot_window() {
     t.world.write_config(&extra, FAST_TRIAL).unwrap();
     let at = |unix: u64| t.agent().with_clock(Arc::new(move || unix));
 
+    // Staged on a clock ten days behind the signed time (no RTC, before NTP): the owner is
+    // asked, and the timer waits for a trusted clock.
+    let behind = now - 10 * 86_400;
     assert_eq!(
-        t.run_daemon_past(at(now), staged).await,
+        t.run_daemon_past(at(behind), staged).await,
         DaemonExit::Stopped
     );
-    let since = t.state().awaiting.unwrap().since;
-    assert!(since >= now, "{since} {now}");
+    assert_eq!(t.state().awaiting.unwrap().since, None);
+    let s = at(behind).status().unwrap().staged.unwrap();
+    assert!(
+        s.text
+            .contains("counts from the first round with a trusted clock"),
+        "{}",
+        s.text
+    );
+    assert_eq!(
+        t.run_daemon_past(at(now), |_| true).await,
+        DaemonExit::Stopped
+    );
+    let since = t
+        .state()
+        .awaiting
+        .unwrap()
+        .since
+        .expect("the clock is trusted");
+    assert_eq!(since, now);
     let s = t.agent().status().unwrap().staged.unwrap();
     assert_eq!((s.gate, s.automatic_at), ("waiting", Some(since + 12_600)));
     // Inside the reboot window, but before approve_after has passed: still waiting.
@@ -218,4 +238,30 @@ async fn approve_refuses_what_it_cannot_bind_and_changes_nothing() {
         assert!(e.to_string().contains(want), "{v}: {e}");
     }
     assert_eq!(state_bytes(&t), before);
+}
+
+#[tokio::test]
+async fn the_owner_sets_approve_and_leaves_it() {
+    use fwguard::config::Policy;
+    let t = world("auto").await;
+    let a = t.agent();
+    assert!(matches!(
+        a.set_policy(Policy::Approve).unwrap(),
+        Action::Done(_)
+    ));
+    let before = state_bytes(&t);
+    assert_eq!(
+        a.set_policy(Policy::Approve).unwrap(),
+        Action::UpToDate("policy is already approve".into())
+    );
+    assert_eq!(state_bytes(&t), before, "nothing to do, nothing written");
+    assert_eq!(a.status().unwrap().policy, Policy::Approve);
+    // Kept as download-only plus a flag; the owner can still choose download-only itself.
+    assert!(matches!(
+        a.set_policy(Policy::DownloadOnly).unwrap(),
+        Action::Done(_)
+    ));
+    let st = t.state();
+    assert_eq!((st.policy, st.approve), (Some(Policy::DownloadOnly), false));
+    assert_eq!(a.status().unwrap().policy, Policy::DownloadOnly);
 }
