@@ -82,7 +82,10 @@ impl Agent {
             self.tell(&outbox, &mut told, None);
             // The round may install and reboot: what is being told (a commit, say) gets a
             // few seconds first, and no more.
-            outbox.settle(std::time::Duration::from_secs(5)).await;
+            tokio::select! {
+                _ = outbox.settle(std::time::Duration::from_secs(5)) => {}
+                _ = &mut shutdown => return Ok(DaemonExit::Stopped),
+            }
             let (record, reboot) = self.round().await;
             if let Some(why) = reboot {
                 return Ok(DaemonExit::Reboot(why));

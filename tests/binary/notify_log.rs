@@ -18,7 +18,7 @@ async fn a_failing_notification_is_logged_without_its_secrets() {
             let mut buf = [0u8; 8192];
             let _ = conn.read(&mut buf).await;
             let _ = conn
-                .write_all(b"HTTP/1.1 503 Busy\r\ncontent-length: 0\r\n\r\n")
+                .write_all(b"HTTP/1.1 503 Busy\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                 .await;
         }
     });
@@ -98,7 +98,9 @@ async fn what_is_being_told_is_delivered_before_a_reboot() {
                 seen.lock()
                     .unwrap()
                     .push(format!("{} {}", n["event"], n["version"]));
-                let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                    .await;
             });
         }
     });

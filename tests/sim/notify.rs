@@ -82,7 +82,9 @@ impl Inbox {
                         head: String::from_utf8_lossy(&buf[..end]).to_lowercase(),
                         body: buf[end..end + len].to_vec(),
                     });
-                    let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                    let answer = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
                     conn.write_all(answer.as_bytes()).await.unwrap();
                 });
             }
