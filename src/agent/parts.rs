@@ -31,7 +31,7 @@ impl Agent {
             sha256: part.sha256,
         };
         let total = release.size + release.parts.iter().map(|p| p.size).sum::<u64>();
-        if flash::verify_existing(dev, &exp).is_ok() {
+        if !dev.always_written() && flash::verify_existing(dev, &exp).is_ok() {
             tracing::info!(
                 "part {:?} of {} is in {} already (it reads back to the signed hash): not written again",
                 part.name,

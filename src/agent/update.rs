@@ -157,6 +157,15 @@ impl Agent {
                     dev.describe()
                 )));
             }
+            let boot = release.boot.as_ref().map_or(release.size, |b| b.size);
+            if let Some(room) = dev.boot_room().filter(|room| boot > *room) {
+                return Err(Error::Refused(format!(
+                    "not installing {}: its boot image is {boot} bytes, and the slot's boot device holds {room} before target {} ({}) begins",
+                    release.version,
+                    p.target,
+                    dev.describe()
+                )));
+            }
         }
         // The firmware left must be one fwguard can check again before it returns to it.
         if let Err(Error::Refused(why)) = self.expected_in(&st, booted) {

@@ -12,9 +12,12 @@ pub mod mtd;
 pub mod mtd_char;
 pub mod mtd_image;
 pub mod mtd_slot;
+pub mod mtd_window;
 mod read;
 pub mod ubi;
 pub mod ubi_image;
+pub mod ubi_root;
+pub mod ubi_write;
 
 use crate::slot::Slot;
 use digest::StreamDigest;
@@ -114,6 +117,16 @@ pub trait SlotDevice: Send + Sync {
     /// Reads of raw flash and UBI volumes go to the flash already.
     fn drop_cache(&self, _len: u64) -> Result<(), FlashError> {
         Ok(())
+    }
+    /// Whether every install writes it again, even when it reads back to the part's hash
+    /// already (a fresh UBI: its data volume must start empty).
+    fn always_written(&self) -> bool {
+        false
+    }
+    /// When the target is the tail of the slot's boot device (a Linksys `rootfsN` inside
+    /// `kernelN`): the bytes of the boot device before it, which a boot image must fit in.
+    fn boot_room(&self) -> Option<u64> {
+        None
     }
 }
 

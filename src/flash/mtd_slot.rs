@@ -29,6 +29,16 @@ impl<M: Mtd> MtdSlot<M> {
         }
     }
 
+    /// The partition.
+    pub fn mtd(&self) -> &M {
+        &self.mtd
+    }
+
+    /// The offsets of the good erase blocks, in order.
+    pub fn good_blocks(&self) -> Result<Vec<u64>, FlashError> {
+        Ok(self.layout()?.1)
+    }
+
     /// The geometry and the offsets of the good erase blocks, in order.
     fn layout(&self) -> Result<(MtdInfo, Vec<u64>), FlashError> {
         let info = self.mtd.info().map_err(|e| self.err("MEMGETINFO", e))?;

@@ -16,21 +16,21 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
 
-const EC_MAGIC: &[u8; 4] = b"UBI#";
-const VID_MAGIC: &[u8; 4] = b"UBI!";
-const HDR: usize = 64;
+pub(crate) const EC_MAGIC: &[u8; 4] = b"UBI#";
+pub(crate) const VID_MAGIC: &[u8; 4] = b"UBI!";
+pub(crate) const HDR: usize = 64;
 /// The volume id of the layout volume, which holds the volume table.
-const LAYOUT_VOL: u32 = 0x7fff_efff;
-const VTBL_RECORD: usize = 172;
-const MAX_VOLUMES: usize = 128;
+pub(crate) const LAYOUT_VOL: u32 = 0x7fff_efff;
+pub(crate) const VTBL_RECORD: usize = 172;
+pub(crate) const MAX_VOLUMES: usize = 128;
 /// UBI's volume types.
 const STATIC: u8 = 2;
 
-fn be32(b: &[u8], at: usize) -> u32 {
+pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
-fn be64(b: &[u8], at: usize) -> u64 {
+pub(crate) fn be64(b: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
@@ -41,11 +41,25 @@ pub fn ubi_crc(b: &[u8]) -> u32 {
 
 /// One logical block found in an erase block.
 #[derive(Debug, Clone, Copy)]
-struct Leb {
-    sqnum: u64,
-    peb: u64,
+pub struct Leb {
+    pub sqnum: u64,
+    /// The erase block, counted from the start of the area.
+    pub peb: u64,
     /// Bytes of data in it (a static volume's block says; a dynamic one's is the whole block).
-    data_size: u32,
+    pub data_size: u32,
+}
+
+/// Where a volume's logical blocks are.
+pub struct VolumeMap {
+    pub id: u32,
+    /// Where a block's data starts in its erase block, and how much it holds.
+    pub data_offset: u64,
+    pub leb_size: u64,
+    /// Erase blocks in the area.
+    pub pebs: u64,
+    /// Logical blocks the volume table reserves for it.
+    pub reserved: u64,
+    pub lebs: BTreeMap<u32, Leb>,
 }
 
 /// What a scan of the UBI area found.
@@ -178,8 +192,8 @@ impl UbiArea<'_> {
         Ok(scan)
     }
 
-    /// The id of the volume called `name` in a volume table.
-    fn volume_id(&self, vtbl: &[u8], name: &str) -> Option<u32> {
+    /// The id of the volume called `name` in a volume table, and the blocks it reserves.
+    fn volume_id(&self, vtbl: &[u8], name: &str) -> Option<(u32, u64)> {
         vtbl.chunks_exact(VTBL_RECORD)
             .enumerate()
             .find_map(|(id, r)| {
@@ -188,7 +202,7 @@ impl UbiArea<'_> {
                     && ubi_crc(&r[..168]) == be32(r, 168)
                     && len <= 127
                     && &r[16..16 + len] == name.as_bytes();
-                ok.then_some(id as u32)
+                ok.then_some((id as u32, be32(r, 0) as u64))
             })
     }
 
@@ -207,7 +221,7 @@ impl UbiArea<'_> {
     /// logical block (what a vendor tool takes as the extent of a read-only volume).
     pub fn volume_len(&self, name: &str) -> Result<u64, FlashError> {
         let scan = self.scan()?;
-        let id = scan
+        let (id, _) = scan
             .vtbl
             .as_ref()
             .and_then(|(_, vtbl)| self.volume_id(vtbl, name))
@@ -248,9 +262,9 @@ impl UbiArea<'_> {
         }
     }
 
-    /// One try of [`UbiArea::hash_volume`]; None when a block moved meanwhile.
-    fn hash_volume_once(&self, name: &str, size: u64) -> Result<Option<[u8; 32]>, FlashError> {
-        let scan = self.scan()?;
+    /// Where the logical blocks of volume `name` are.
+    pub fn volume_map(&self, name: &str) -> Result<VolumeMap, FlashError> {
+        let mut scan = self.scan()?;
         let Some((_, vtbl)) = &scan.vtbl else {
             return Err(self.err(format!(
                 "no UBI volume table in the UBI area at {:#x} of {}",
@@ -258,7 +272,7 @@ impl UbiArea<'_> {
                 self.dev.describe()
             )));
         };
-        let Some(id) = self.volume_id(vtbl, name) else {
+        let Some((id, reserved)) = self.volume_id(vtbl, name) else {
             return Err(self.err(format!(
                 "no UBI volume {name:?} in the UBI area at {:#x} of {} (volumes: {})",
                 self.offset,
@@ -266,14 +280,27 @@ impl UbiArea<'_> {
                 Self::volume_names(vtbl).join(", ")
             )));
         };
-        let leb_size = (self.peb_size as usize - scan.data_offset) as u64;
-        if size > scan.pebs * leb_size {
+        Ok(VolumeMap {
+            id,
+            data_offset: scan.data_offset as u64,
+            leb_size: self.peb_size - scan.data_offset as u64,
+            pebs: scan.pebs,
+            reserved,
+            lebs: scan.vols.remove(&id).unwrap_or_default(),
+        })
+    }
+
+    /// One try of [`UbiArea::hash_volume`]; None when a block moved meanwhile.
+    fn hash_volume_once(&self, name: &str, size: u64) -> Result<Option<[u8; 32]>, FlashError> {
+        let map = self.volume_map(name)?;
+        let (id, leb_size, lebs) = (map.id, map.leb_size, map.lebs);
+        if size > map.pebs * leb_size {
             return Err(self.err(format!(
                 "UBI volume {name:?}: {size} bytes do not fit the {} erase blocks of the UBI area",
-                scan.pebs
+                map.pebs
             )));
         }
-        let lebs = scan.vols.get(&id).cloned().unwrap_or_default();
+        let data_at = map.data_offset as usize;
         // Which erase block serves each logical block of the extent.
         let wanted: BTreeMap<u64, (u32, Leb)> = lebs
             .iter()
@@ -287,7 +314,6 @@ impl UbiArea<'_> {
             size,
             hasher: Sha256::new(),
         };
-        let data_at = scan.data_offset;
         let mut moved = false;
         self.blocks(|peb, b| {
             if let Some((lnum, leb)) = wanted.get(&peb) {

@@ -69,7 +69,12 @@ impl Flash {
             }
             let class = root.join(format!("sys/class/mtd/mtd{n}"));
             std::fs::create_dir_all(&class).unwrap();
-            for (k, v) in [("size", size), ("erasesize", ERASE), ("writesize", PAGE)] {
+            for (k, v) in [
+                ("size", size),
+                ("erasesize", ERASE),
+                ("writesize", PAGE),
+                ("subpagesize", PAGE),
+            ] {
                 std::fs::write(class.join(k), format!("{v}\n")).unwrap();
             }
         }

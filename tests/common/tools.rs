@@ -18,8 +18,24 @@ pub fn tool(name: &str, args: &[&str]) -> String {
 
 /// A squashfs holding one file that names `version`, made by mksquashfs.
 pub fn squashfs(dir: &std::path::Path, version: &str) -> Vec<u8> {
+    squashfs_of(dir, version, 0)
+}
+
+/// A squashfs holding a file that names `version` and `noise` bytes that do not compress
+/// (a root that spans several UBI blocks).
+pub fn squashfs_of(dir: &std::path::Path, version: &str, noise: usize) -> Vec<u8> {
     let src = dir.join(format!("root-{version}"));
     std::fs::create_dir_all(src.join("etc")).unwrap();
+    let mut x = 0x2545_f491_4f6c_dd1du64 ^ version.len() as u64;
+    let bytes: Vec<u8> = (0..noise)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(src.join("etc/noise"), bytes).unwrap();
     std::fs::write(
         src.join("etc/openwrt_release"),
         format!("DISTRIB_RELEASE='{version}'\n"),

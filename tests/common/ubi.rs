@@ -120,14 +120,21 @@ pub fn move_block(area: &mut [u8], from: usize, to: usize) {
 
 /// The content of volume `name` in `area`, as the kernel's UBI would serve it (its logical
 /// blocks in order, the newest copy of each), or None when the area holds no such volume.
+/// Like the kernel, it refuses to attach an area whose erase blocks belong to different
+/// images (another image sequence number or header offsets: a UBI half written over another).
 pub fn volume(area: &[u8], name: &str) -> Option<Vec<u8>> {
     let pebs = area.len() / PEB;
     // (vol_id, lnum) -> (sqnum, peb)
     let mut map = std::collections::BTreeMap::new();
+    let mut image = None;
     for peb in 0..pebs {
         let b = &area[peb * PEB..(peb + 1) * PEB];
         if &b[..4] != b"UBI#" || crc(&b[..60]) != be32(b, 60) {
             continue;
+        }
+        let this = (be32(b, 16), be32(b, 20), be32(b, 24));
+        if *image.get_or_insert(this) != this {
+            return None;
         }
         let vid = &b[be32(b, 16) as usize..];
         if &vid[..4] != b"UBI!" || crc(&vid[..60]) != be32(vid, 60) {

@@ -29,6 +29,7 @@ mod approval;
 mod health_hostile;
 mod index_url;
 mod linksys_factory;
+mod linksys_sysupgrade;
 mod notify;
 mod owner_controls;
 mod readback;
