@@ -43,7 +43,7 @@ build() {
         # RUSTFLAGS replaces the config's, so its flags are repeated.) The TOML parser is
         # built for size here, not for speed as on the other targets: parsing an index is
         # slower on the router, and the binary is 1.6 MiB at most.
-        CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-L native=$PWD/.cross/armv7-musl/lib -Ctarget-feature=+thumb-mode -Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no" \
+        CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-L native=$PWD/.cross/armv7-musl/lib -Ctarget-feature=+thumb-mode -Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no -Zlocation-detail=none" \
         RUSTC_BOOTSTRAP=1 cargo rustc --release --no-default-features --target "$t" --bin fwguard \
             --config 'profile.release.package.toml.opt-level="z"' \
             --config 'profile.release.package.toml_parser.opt-level="z"' \

@@ -4,7 +4,9 @@
 //!
 //! On these boards `kernelN` spans `rootfsN` (the kernel partition starts the firmware area
 //! and the root file system follows inside it), so a firmware image is written whole to
-//! `kernelN`, as the stock firmware and OpenWrt's factory images are.
+//! `kernelN`, as the stock firmware and OpenWrt's factory images are; or, for a release with
+//! a root part (OpenWrt's sysupgrade image), the kernel to `kernelN` and the root into a
+//! fresh UBI on `rootfsN` (target [`ROOT_TARGET`]), as OpenWrt's sysupgrade writes them.
 
 use super::mtd_table::{MtdPart, MtdTable};
 use super::preflight::Finding;
@@ -120,7 +122,7 @@ fn root_target(
         .unwrap_or(info.write_size);
     let window = MtdWindow::new(mtd, at, rootfs.size, node(&s.dev, rootfs))
         .map_err(|e| io(&kernel_node, e))?;
-    let dev = UbiRoot::new(slot, window, subpage, ROOT_TARGET)
+    let dev = UbiRoot::new(slot, Box::new(window), subpage, ROOT_TARGET)
         .map_err(|e| io(&kernel_node, std::io::Error::other(e.to_string())))?;
     Ok(Box::new(dev.with_boot_room(room)))
 }

@@ -1,5 +1,6 @@
 //! The `[board]` section: which bootloader backend, where its state and the slots live.
 
+use super::keys::KeyError;
 use super::raw::{RawBoard, RawSimBoard};
 use super::targets::TargetPaths;
 use super::{ConfigError, Validator};
@@ -172,8 +173,15 @@ impl Validator<'_> {
                 format!("not a key of profile {profile:?} (targets are for the uboot, grub and script profiles)"),
             ));
         }
-        let raw = RawBoard::read(&profile, table.clone())
-            .map_err(|e: toml::de::Error| self.board_error(&profile, &table, e.message()))?;
+        let raw = match RawBoard::read(&profile, table) {
+            None => {
+                return Err(self.err(
+                    "board.profile",
+                    format!("unknown profile {profile:?} ({PROFILES})"),
+                ))
+            }
+            Some(raw) => raw.map_err(|e| self.board_error(&profile, e))?,
+        };
         let reboot = |argv| self.reboot_command(argv);
         let dir = |p: Option<PathBuf>, default: &str| {
             p.map_or_else(|| default.into(), |p| self.path_rel(p))
@@ -269,44 +277,20 @@ impl Validator<'_> {
     }
 
     /// serde's refusal of the `[board]` table, with the key it names as `board.KEY`.
-    fn board_error(&self, profile: &str, table: &toml::Table, message: &str) -> ConfigError {
-        let message = message.trim_end();
-        // serde's wording: "unknown field `k`, expected ...", "missing field `k`",
-        // "unknown variant `p`, expected one of ...".
-        let named = |prefix: &str| {
-            let rest = message.strip_prefix(prefix)?;
-            let (key, rest) = rest.split_once('`')?;
-            Some((key.to_string(), rest.trim_start_matches(',').trim()))
-        };
-        if let Some((key, expected)) = named("unknown field `") {
-            self.err(
+    fn board_error(&self, profile: &str, e: KeyError) -> ConfigError {
+        match e {
+            KeyError::Unknown(key, expected) => self.err(
                 &format!("board.{key}"),
                 format!("not a key of profile {profile:?} ({expected})"),
-            )
-        } else if let Some((key, _)) = named("missing field `") {
-            self.err(
+            ),
+            KeyError::Missing(key) => self.err(
                 &format!("board.{key}"),
                 format!("missing (profile {profile:?})"),
-            )
-        } else if named("unknown variant `").is_some() {
-            self.err(
-                "board.profile",
-                format!("unknown profile {profile:?} ({PROFILES})"),
-            )
-        } else {
-            // A value of the wrong type: serde (through toml's values) does not say whose,
-            // so find the key that, alone, is refused for more than missing keys.
-            let alone = |key: &String| {
-                let mut one = toml::Table::new();
-                one.insert(key.clone(), table[key].clone());
-                RawBoard::read(profile, one)
-                    .is_err_and(|e| !e.message().starts_with("missing field"))
-            };
-            let key = table.keys().filter(|k| *k != "profile").find(|k| alone(k));
-            match key {
-                Some(key) => self.err(&format!("board.{key}"), message),
-                None => self.err("board", format!("profile {profile:?}: {message}")),
-            }
+            ),
+            KeyError::Type(key, what, found) => self.err(
+                &format!("board.{key}"),
+                format!("invalid type: {found}, expected {what}"),
+            ),
         }
     }
 

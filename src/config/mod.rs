@@ -4,6 +4,7 @@
 
 mod board;
 mod health;
+mod keys;
 mod notify;
 mod raw;
 pub mod targets;

@@ -1,5 +1,6 @@
 //! The configuration file as written: serde structs that refuse unknown keys.
 
+use super::keys::{KeyError, Keys};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -83,12 +84,9 @@ pub struct RawIndex {
 }
 
 /// The `[board]` section: `profile` says which keys it has, and a key of another profile
-/// (or of none) is refused by serde, named (`config/board.rs` adds the section's path).
-/// Read as `{ PROFILE = { the other keys } }` (see [`RawBoard::read`]): an externally
-/// tagged enum needs none of the buffering that an internally tagged one does, which is
-/// several KB of the router build.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// (or of none) is refused, named (`config/board.rs` adds the section's path). Read by hand
+/// ([`Keys`]), not by serde: one deserializer less in the router build.
+#[derive(Debug)]
 pub enum RawBoard {
     Sim(RawSimBoard),
     Uboot(RawUBootBoard),
@@ -98,10 +96,62 @@ pub enum RawBoard {
 }
 
 impl RawBoard {
-    /// The section's keys of `profile` (the key `profile` itself is dropped).
-    pub fn read(profile: &str, mut table: toml::Table) -> Result<RawBoard, toml::de::Error> {
+    /// The section's keys of `profile` (the key `profile` itself is dropped); `None` for a
+    /// profile there is not.
+    pub fn read(profile: &str, mut table: toml::Table) -> Option<Result<RawBoard, KeyError>> {
         table.remove("profile");
-        tagged(profile.to_string(), table).try_into()
+        let mut k = Keys::new(table);
+        let read = |k: &mut Keys| -> Result<RawBoard, KeyError> {
+            Ok(match profile {
+                "sim" => RawBoard::Sim(RawSimBoard {
+                    dir: k.need_path("dir")?,
+                }),
+                "uboot" => RawBoard::Uboot(RawUBootBoard {
+                    id: k.need_string("id")?,
+                    env_config: k.path("env_config")?,
+                    env_device: k.path("env_device")?,
+                    env_offset: k.number("env_offset")?,
+                    env_size: k.number("env_size")?.map(|n| n as usize),
+                    slot_a: k.need_path("slot_a")?,
+                    slot_b: k.need_path("slot_b")?,
+                    cmdline: k.path("cmdline")?,
+                    proc: k.path("proc")?,
+                    sysfs: k.path("sysfs")?,
+                    reboot_command: k.strings("reboot_command")?,
+                }),
+                "linksys" => RawBoard::Linksys(RawLinksysBoard {
+                    id: k.need_string("id")?,
+                    env_config: k.path("env_config")?,
+                    proc: k.path("proc")?,
+                    dev: k.path("dev")?,
+                    sysfs: k.path("sysfs")?,
+                    reboot_command: k.strings("reboot_command")?,
+                }),
+                "grub" => RawBoard::Grub(RawGrubBoard {
+                    id: k.need_string("id")?,
+                    grubenv: k.need_path("grubenv")?,
+                    slot_a: k.need_path("slot_a")?,
+                    slot_b: k.need_path("slot_b")?,
+                    proc: k.path("proc")?,
+                    sysfs: k.path("sysfs")?,
+                    reboot_command: k.strings("reboot_command")?,
+                }),
+                _ => RawBoard::Script(RawScriptBoard {
+                    id: k.need_string("id")?,
+                    command: k.need_strings("command")?,
+                    slot_a: k.need_path("slot_a")?,
+                    slot_b: k.need_path("slot_b")?,
+                    proc: k.path("proc")?,
+                    sysfs: k.path("sysfs")?,
+                    reboot_command: k.strings("reboot_command")?,
+                }),
+            })
+        };
+        if !matches!(profile, "sim" | "uboot" | "linksys" | "grub" | "script") {
+            return None;
+        }
+        // Every key is looked at first: an unknown one is named before one that is missing.
+        Some(read(&mut k).and_then(|b| k.done().map(|()| b)))
     }
 }
 
@@ -113,16 +163,14 @@ fn tagged(tag: String, table: toml::Table) -> toml::Value {
 }
 
 /// The simulated router (only in builds with the `demo` feature).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RawSimBoard {
     /// The simulated router's directory.
     #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     pub dir: PathBuf,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RawUBootBoard {
     pub id: String,
     /// The board's fw_env.config (one line: single env, two: redundant) ...
@@ -141,8 +189,7 @@ pub struct RawUBootBoard {
     pub reboot_command: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RawLinksysBoard {
     pub id: String,
     /// The board's fw_env.config (the `u_env` partition).
@@ -154,8 +201,7 @@ pub struct RawLinksysBoard {
     pub reboot_command: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RawGrubBoard {
     pub id: String,
     /// The environment block.
@@ -167,8 +213,7 @@ pub struct RawGrubBoard {
     pub reboot_command: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RawScriptBoard {
     pub id: String,
     /// The vendor command.

@@ -13,16 +13,21 @@ use super::{FlashError, SlotDevice, SlotSink};
 use crate::slot::Slot;
 use std::io::{self, Read};
 
-pub struct UbiRoot<M: Mtd> {
-    raw: MtdSlot<M>,
+pub struct UbiRoot {
+    raw: MtdSlot<Box<dyn Mtd>>,
     g: Geometry,
     volume: String,
     boot_room: Option<u64>,
 }
 
-impl<M: Mtd> UbiRoot<M> {
+impl UbiRoot {
     /// Volume `volume` of the UBI on `mtd`, whose sub-page size is `subpage`.
-    pub fn new(slot: Slot, mtd: M, subpage: u64, volume: &str) -> Result<Self, FlashError> {
+    pub fn new(
+        slot: Slot,
+        mtd: Box<dyn Mtd>,
+        subpage: u64,
+        volume: &str,
+    ) -> Result<Self, FlashError> {
         let info = mtd.info().map_err(|source| FlashError::Io {
             slot,
             device: mtd.describe(),
@@ -57,7 +62,7 @@ impl<M: Mtd> UbiRoot<M> {
     }
 }
 
-impl<M: Mtd> SlotDevice for UbiRoot<M> {
+impl SlotDevice for UbiRoot {
     fn slot(&self) -> Slot {
         self.raw.slot()
     }
@@ -83,7 +88,7 @@ impl<M: Mtd> SlotDevice for UbiRoot<M> {
     fn reader(&self) -> Result<Box<dyn Read + Send + '_>, FlashError> {
         let map = self.area().volume_map(&self.volume)?;
         Ok(Box::new(VolumeReader {
-            mtd: self.raw.mtd(),
+            mtd: self.raw.mtd().as_ref(),
             good: self.raw.good_blocks()?,
             end: map.reserved * map.leb_size,
             map,
@@ -102,7 +107,7 @@ impl<M: Mtd> SlotDevice for UbiRoot<M> {
         })?;
         Ok(Box::new(FreshUbi::new(
             self.slot(),
-            self.raw.mtd(),
+            self.raw.mtd().as_ref(),
             self.g,
             &self.volume,
             u32::from_be_bytes(seq) | 1,
@@ -120,8 +125,8 @@ impl<M: Mtd> SlotDevice for UbiRoot<M> {
 
 /// A volume's content, block by block from wherever the UBI keeps it; a block no erase
 /// block holds reads as erased flash (0xff), as UBI reads it.
-struct VolumeReader<'a, M: Mtd> {
-    mtd: &'a M,
+struct VolumeReader<'a> {
+    mtd: &'a dyn Mtd,
     good: Vec<u64>,
     map: VolumeMap,
     pos: u64,
@@ -130,7 +135,7 @@ struct VolumeReader<'a, M: Mtd> {
     checked: Option<u32>,
 }
 
-impl<M: Mtd> VolumeReader<'_, M> {
+impl VolumeReader<'_> {
     /// Where block `lnum`'s data is, once its erase block is seen to still hold it (the
     /// running firmware's UBI may have moved it since the map was made).
     fn locate(&mut self, lnum: u32) -> io::Result<Option<(u64, u64)>> {
@@ -157,7 +162,7 @@ impl<M: Mtd> VolumeReader<'_, M> {
     }
 }
 
-impl<M: Mtd> Read for VolumeReader<'_, M> {
+impl Read for VolumeReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.pos >= self.end || buf.is_empty() {
             return Ok(0);

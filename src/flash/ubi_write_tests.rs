@@ -120,7 +120,7 @@ fn a_root_written_over_an_old_ubi_verifies_and_keeps_the_erase_counts() {
     let mtd = MtdImage::open(&path, info(16))
         .unwrap()
         .with_bad_block(3 * PEB);
-    let dev = UbiRoot::new(Slot::B, mtd, PAGE, "rootfs").unwrap();
+    let dev = UbiRoot::new(Slot::B, Box::new(mtd), PAGE, "rootfs").unwrap();
     let data = root(600_000);
     let exp = expected(&data);
     assert_eq!(dev.capacity().unwrap(), (15 - OVERHEAD_PEBS) * (PEB - 4096));
@@ -156,13 +156,7 @@ fn a_cut_write_leaves_no_volume_table() {
     let mut img = vec![0xffu8; (12 * PEB) as usize];
     img[..old.len()].copy_from_slice(&old);
     std::fs::write(&path, &img).unwrap();
-    let dev = UbiRoot::new(
-        Slot::B,
-        MtdImage::open(&path, info(12)).unwrap(),
-        PAGE,
-        "rootfs",
-    )
-    .unwrap();
+    let dev = UbiRoot::new(Slot::B, dev_mtd(&path), PAGE, "rootfs").unwrap();
     // Before: the old root reads back.
     verify_existing(&dev, &expected(&root(200_000))).unwrap();
     let data = root(400_000);
