@@ -1,8 +1,9 @@
 //! The in-process suites: each drives the sim router (or a slot, an env, a flash image)
 //! through the library, in this one test binary. The first group starts no fwguard binary,
 //! so it also runs for router CPUs under qemu-user (cross/test.sh selects them by module;
-//! `linksys_factory` cuts the power of a fwguard child process, so it is host only). One
-//! module per former `tests/<name>.rs` crate.
+//! `linksys_factory` and `linksys_root_ubi` cut the power of a fwguard child process, so
+//! they are host only; its filters match by substring, so no host-only module's name may
+//! end in a listed one's). One module per former `tests/<name>.rs` crate.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -29,7 +30,7 @@ mod approval;
 mod health_hostile;
 mod index_url;
 mod linksys_factory;
-mod linksys_sysupgrade;
+mod linksys_root_ubi;
 mod notify;
 mod owner_controls;
 mod readback;
