@@ -157,6 +157,14 @@ impl Agent {
                     dev.describe()
                 )));
             }
+            if let Some(why) = dev.write_refused() {
+                return Err(Error::Refused(format!(
+                    "not installing {}: its part {:?} goes to {}: {why}",
+                    release.version,
+                    p.name,
+                    dev.describe()
+                )));
+            }
             let boot = release.boot.as_ref().map_or(release.size, |b| b.size);
             if let Some(room) = dev.boot_room().filter(|room| boot > *room) {
                 return Err(Error::Refused(format!(

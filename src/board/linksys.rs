@@ -68,64 +68,7 @@ pub fn board(s: &LinksysSettings) -> Result<Board, BoardError> {
     .with_targets(targets))
 }
 
-/// The target of a release's root part: volume `rootfs` of the UBI on `rootfsN`, written
-/// as a fresh UBI (an empty `rootfs_data` beside it), as OpenWrt's sysupgrade leaves a slot.
-pub const ROOT_TARGET: &str = "rootfs";
-
-/// `rootfsN` of `slot`, reached as the tail of `kernelN` (the same erase blocks): the boot
-/// image written to `kernelN` must end before it.
-fn root_target(
-    table: &MtdTable,
-    slot: Slot,
-    s: &LinksysSettings,
-) -> Result<Box<dyn crate::flash::SlotDevice>, BoardError> {
-    use crate::flash::{mtd_window::MtdWindow, ubi_root::UbiRoot, Mtd};
-    let (k, r) = slot_parts(slot);
-    let (kernel, rootfs) = (table.by_name(k)?, table.by_name(r)?);
-    let kernel_node = node(&s.dev, kernel);
-    let io = |path: &Path, e: std::io::Error| BoardError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let mtd = crate::flash::mtd::open_mtd(&kernel_node, &s.sysfs)
-        .ok_or_else(|| {
-            io(
-                &kernel_node,
-                std::io::Error::other("not on raw flash (expected /dev/mtdN)"),
-            )
-        })?
-        .map_err(|e| io(&kernel_node, e))?;
-    let at = kernel.size.checked_sub(rootfs.size).filter(|a| *a > 0);
-    let at = at.ok_or_else(|| {
-        io(
-            &kernel_node,
-            std::io::Error::other(format!("{k} does not span {r}")),
-        )
-    })?;
-    let erase = mtd.info().map_err(|e| io(&kernel_node, e))?.erase_size;
-    let mut room = 0;
-    for b in (0..at / erase.max(1)).map(|b| b * erase) {
-        if !mtd.is_bad(b).map_err(|e| io(&kernel_node, e))? {
-            room += erase;
-        }
-    }
-    let info = mtd.info().map_err(|e| io(&kernel_node, e))?;
-    // The sub-page size decides where UBI puts its headers (sysfs; the page where it has none).
-    let sub = s
-        .sysfs
-        .join("class/mtd")
-        .join(&rootfs.dev)
-        .join("subpagesize");
-    let subpage = std::fs::read_to_string(&sub)
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(info.write_size);
-    let window = MtdWindow::new(mtd, at, rootfs.size, node(&s.dev, rootfs))
-        .map_err(|e| io(&kernel_node, e))?;
-    let dev = UbiRoot::new(slot, Box::new(window), subpage, ROOT_TARGET)
-        .map_err(|e| io(&kernel_node, std::io::Error::other(e.to_string())))?;
-    Ok(Box::new(dev.with_boot_room(room)))
-}
+pub use super::linksys_root::{root_target, ROOT_TARGET};
 
 pub struct LinksysPlatform {
     table: MtdTable,

@@ -4,6 +4,7 @@
 
 pub mod identity;
 pub mod linksys;
+mod linksys_root;
 pub mod mountinfo;
 pub mod mtd_table;
 pub mod preflight;

@@ -77,6 +77,14 @@ impl Keys {
         })
     }
 
+    /// A number of bytes in memory (at most 4 GiB on a 32-bit router).
+    pub fn size(&mut self, key: &'static str) -> Result<Option<usize>, KeyError> {
+        self.take(key, "a size in bytes", |v| match v {
+            toml::Value::Integer(i) if usize::try_from(i).is_ok() => Ok(i as usize),
+            v => Err(v),
+        })
+    }
+
     pub fn strings(&mut self, key: &'static str) -> Result<Option<Vec<String>>, KeyError> {
         self.take(key, "a sequence of strings", |v| match v {
             toml::Value::Array(a) if a.iter().all(|x| x.is_str()) => Ok(a

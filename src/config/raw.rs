@@ -111,7 +111,7 @@ impl RawBoard {
                     env_config: k.path("env_config")?,
                     env_device: k.path("env_device")?,
                     env_offset: k.number("env_offset")?,
-                    env_size: k.number("env_size")?.map(|n| n as usize),
+                    env_size: k.size("env_size")?,
                     slot_a: k.need_path("slot_a")?,
                     slot_b: k.need_path("slot_b")?,
                     cmdline: k.path("cmdline")?,

@@ -128,6 +128,11 @@ pub trait SlotDevice: Send + Sync {
     fn boot_room(&self) -> Option<u64> {
         None
     }
+    /// Why nothing may be written into it now, if so (asked before an install writes
+    /// anything, and again when it opens the target).
+    fn write_refused(&self) -> Option<String> {
+        None
+    }
 }
 
 /// An open slot being written: invalidated first, then the image after its first

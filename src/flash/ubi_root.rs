@@ -7,7 +7,7 @@
 
 use super::mtd::Mtd;
 use super::mtd_slot::MtdSlot;
-use super::ubi_image::{be32, be64, UbiArea, VolumeMap, HDR};
+use super::ubi_image::{be32, be64, ubi_crc, UbiArea, VolumeMap, EC_MAGIC, HDR, VID_MAGIC};
 use super::ubi_write::{FreshUbi, Geometry, OVERHEAD_PEBS};
 use super::{FlashError, SlotDevice, SlotSink};
 use crate::slot::Slot;
@@ -18,6 +18,14 @@ pub struct UbiRoot {
     g: Geometry,
     volume: String,
     boot_room: Option<u64>,
+    /// Blocks kept beyond the UBI's own: the kernel's bad-block reserve, room for the data
+    /// volume's file system.
+    reserve: u64,
+    /// Why nothing may be installed into it (the firmware's kernel may not attach it).
+    refuse: Option<String>,
+    /// sysfs `class/ubi`, and the MTD numbers no attached UBI device may be on while it is
+    /// written.
+    attach_check: Option<(std::path::PathBuf, Vec<String>)>,
 }
 
 impl UbiRoot {
@@ -43,6 +51,47 @@ impl UbiRoot {
             g,
             volume: volume.to_string(),
             boot_room: None,
+            reserve: 0,
+            refuse: None,
+            attach_check: None,
+        })
+    }
+
+    /// Keep `pebs` erase blocks more free (the kernel's bad-block reserve, the data volume).
+    pub fn with_reserve(mut self, pebs: u64) -> Self {
+        self.reserve = pebs;
+        self
+    }
+
+    /// Refuse every install into it, saying `why`.
+    pub fn refusing(mut self, why: String) -> Self {
+        self.refuse = Some(why);
+        self
+    }
+
+    /// Refuse to write while a UBI device under sysfs `class_ubi` is attached to MTD
+    /// partition number `mtds` (ubiformat refuses the same).
+    pub fn with_attach_check(mut self, class_ubi: std::path::PathBuf, mtds: [String; 2]) -> Self {
+        self.attach_check = Some((class_ubi, mtds.to_vec()));
+        self
+    }
+
+    /// Nothing may be written now: the reason.
+    fn busy(&self) -> Option<String> {
+        if let Some(why) = &self.refuse {
+            return Some(why.clone());
+        }
+        let (dir, mtds) = self.attach_check.as_ref()?;
+        let entries = std::fs::read_dir(dir).ok()?;
+        entries.flatten().find_map(|e| {
+            let num = std::fs::read_to_string(e.path().join("mtd_num")).ok()?;
+            mtds.contains(&num.trim().to_string()).then(|| {
+                format!(
+                    "UBI device {} is attached to mtd{}; detach it (ubidetach) first",
+                    e.file_name().to_string_lossy(),
+                    num.trim()
+                )
+            })
         })
     }
 
@@ -79,25 +128,30 @@ impl SlotDevice for UbiRoot {
         self.raw.mtd().path()
     }
 
-    /// The root volume's room: the good blocks less the UBI's own.
+    /// The root volume's room: the good blocks less the UBI's own and those kept free.
     fn capacity(&self) -> Result<u64, FlashError> {
         let pebs = self.raw.capacity()? / self.g.peb;
-        Ok(pebs.saturating_sub(OVERHEAD_PEBS) * self.g.leb())
+        Ok(pebs.saturating_sub(OVERHEAD_PEBS + self.reserve) * self.g.leb())
     }
 
     fn reader(&self) -> Result<Box<dyn Read + Send + '_>, FlashError> {
         let map = self.area().volume_map(&self.volume)?;
         Ok(Box::new(VolumeReader {
-            mtd: self.raw.mtd().as_ref(),
+            root: self,
             good: self.raw.good_blocks()?,
             end: map.reserved * map.leb_size,
             map,
             pos: 0,
-            checked: None,
         }))
     }
 
     fn open_sink(&self) -> Result<Box<dyn SlotSink + '_>, FlashError> {
+        if let Some(why) = self.busy() {
+            return Err(FlashError::Verify {
+                slot: self.slot(),
+                what: format!("not writing {}: {why}", self.describe()),
+            });
+        }
         let mut seq = [0u8; 4];
         getrandom::getrandom(&mut seq).map_err(|e| FlashError::Io {
             slot: self.slot(),
@@ -121,44 +175,75 @@ impl SlotDevice for UbiRoot {
     fn boot_room(&self) -> Option<u64> {
         self.boot_room
     }
+
+    fn write_refused(&self) -> Option<String> {
+        self.busy()
+    }
 }
 
 /// A volume's content, block by block from wherever the UBI keeps it; a block no erase
-/// block holds reads as erased flash (0xff), as UBI reads it.
+/// block holds reads as erased flash (0xff), as UBI reads it. A block that the UBI in use
+/// (the running firmware's) moved meanwhile is found again by a new map of the volume.
 struct VolumeReader<'a> {
-    mtd: &'a dyn Mtd,
+    root: &'a UbiRoot,
     good: Vec<u64>,
     map: VolumeMap,
     pos: u64,
     end: u64,
-    /// The logical block whose erase block was last checked to still hold it.
-    checked: Option<u32>,
 }
 
 impl VolumeReader<'_> {
-    /// Where block `lnum`'s data is, once its erase block is seen to still hold it (the
-    /// running firmware's UBI may have moved it since the map was made).
-    fn locate(&mut self, lnum: u32) -> io::Result<Option<(u64, u64)>> {
-        let Some(leb) = self.map.lebs.get(&lnum).copied() else {
-            return Ok(None);
-        };
-        let at = *self.good.get(leb.peb as usize).ok_or_else(|| {
-            io::Error::other(format!("block {lnum} maps past the good erase blocks"))
-        })?;
-        if self.checked != Some(lnum) {
-            let mut ec = [0u8; HDR];
-            self.mtd.read(at, &mut ec)?;
-            let mut vid = [0u8; HDR];
-            self.mtd.read(at + be32(&ec, 16) as u64, &mut vid)?;
-            if be32(&vid, 8) != self.map.id || be32(&vid, 12) != lnum || be64(&vid, 40) != leb.sqnum
-            {
-                return Err(io::Error::other(format!(
-                    "UBI block {lnum} moved while it was read (the UBI is in use)"
-                )));
-            }
-            self.checked = Some(lnum);
+    /// Whether the erase block at `at` holds block `lnum` of the map, as the map says.
+    fn holds(&self, at: u64, lnum: u32, sqnum: u64) -> io::Result<bool> {
+        let mtd = self.root.raw.mtd();
+        let mut ec = [0u8; HDR];
+        mtd.read(at, &mut ec)?;
+        let vid_at = u64::from(be32(&ec, 16));
+        if &ec[..4] != EC_MAGIC
+            || ubi_crc(&ec[..60]) != be32(&ec, 60)
+            || vid_at + HDR as u64 > self.root.g.peb
+        {
+            return Ok(false); // erased, or being rewritten
         }
-        Ok(Some((at + self.map.data_offset, leb.data_size as u64)))
+        let mut vid = [0u8; HDR];
+        mtd.read(at + vid_at, &mut vid)?;
+        Ok(&vid[..4] == VID_MAGIC
+            && ubi_crc(&vid[..60]) == be32(&vid, 60)
+            && be32(&vid, 8) == self.map.id
+            && be32(&vid, 12) == lnum
+            && be64(&vid, 40) == sqnum)
+    }
+
+    /// Read `buf.len()` bytes of block `lnum` from `within`, the block still where the map
+    /// says before and after.
+    fn read_block(&mut self, lnum: u32, within: u64, buf: &mut [u8]) -> io::Result<()> {
+        for _ in 0..3 {
+            let Some(leb) = self.map.lebs.get(&lnum).copied() else {
+                return Ok(()); // unmapped: erased flash
+            };
+            let at = *self.good.get(leb.peb as usize).ok_or_else(|| {
+                io::Error::other(format!("UBI block {lnum} maps past the good erase blocks"))
+            })?;
+            if self.holds(at, lnum, leb.sqnum)? {
+                let have = u64::from(leb.data_size)
+                    .saturating_sub(within)
+                    .min(buf.len() as u64);
+                buf.fill(0xff);
+                let from = at + self.map.data_offset + within;
+                self.root.raw.mtd().read(from, &mut buf[..have as usize])?;
+                if self.holds(at, lnum, leb.sqnum)? {
+                    return Ok(());
+                }
+            }
+            self.map = self
+                .root
+                .area()
+                .volume_map(&self.root.volume)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+        }
+        Err(io::Error::other(format!(
+            "UBI block {lnum} kept moving while it was read (the UBI is in use)"
+        )))
     }
 }
 
@@ -174,10 +259,7 @@ impl Read for VolumeReader<'_> {
             .min(self.end - self.pos) as usize;
         let buf = &mut buf[..n];
         buf.fill(0xff);
-        if let Some((at, data)) = self.locate(lnum as u32)? {
-            let have = data.saturating_sub(within).min(n as u64) as usize;
-            self.mtd.read(at + within, &mut buf[..have])?;
-        }
+        self.read_block(lnum as u32, within, buf)?;
         self.pos += n as u64;
         Ok(n)
     }

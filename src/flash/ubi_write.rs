@@ -247,7 +247,8 @@ impl<'a> FreshUbi<'a> {
                     ),
                 });
             }
-            counts.push(Some(be64(&h, 8)));
+            // A count past UBI's maximum is damage: unknown, as ubiformat takes it.
+            counts.push(Some(be64(&h, 8)).filter(|c| *c <= 0x7fff_ffff));
             let vid = &h[vid_at as usize..];
             if &vid[..4] == VID_MAGIC
                 && ubi_crc(&vid[..60]) == be32(vid, 60)

@@ -200,3 +200,64 @@ fn too_large_or_foreign_geometry_is_refused_before_a_write() {
     assert_eq!(mtd.ops.lock().unwrap().0, 0, "nothing erased");
     assert!(Geometry::new(info(8), 4096).is_err());
 }
+
+#[test]
+fn a_block_moved_while_the_volume_is_read_is_found_again() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("mtd8");
+    MtdImage::create(&path, info(12)).unwrap();
+    let dev = UbiRoot::new(Slot::A, dev_mtd(&path), PAGE, "rootfs").unwrap();
+    let data = root(400_000);
+    let exp = expected(&data);
+    let mut w = begin(&dev, &exp).unwrap();
+    w.write(&data).unwrap();
+    w.finish(&exp).unwrap();
+    let mut r = dev.reader().unwrap();
+    let mut got = vec![0u8; 1000];
+    r.read_exact(&mut got).unwrap();
+    // Wear levelling moves block 2 (erase block 4) to the free erase block 10: a copy with
+    // a higher sequence number, the old one erased.
+    let m = dev_mtd(&path);
+    let mut b = vec![0u8; PEB as usize];
+    m.read(4 * PEB, &mut b).unwrap();
+    let vid = 2048;
+    b[vid + 40..vid + 48].copy_from_slice(&7u64.to_be_bytes());
+    let crc = ubi_crc(&b[vid..vid + 60]);
+    b[vid + 60..vid + 64].copy_from_slice(&crc.to_be_bytes());
+    m.erase(10 * PEB).unwrap();
+    m.program(10 * PEB, &b).unwrap();
+    m.erase(4 * PEB).unwrap();
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    got.extend(rest);
+    assert_eq!(&got[..data.len()], &data[..]);
+}
+
+#[test]
+fn a_refusing_or_attached_target_is_not_written() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("mtd8");
+    MtdImage::create(&path, info(12)).unwrap();
+    let exp = expected(&root(1000));
+    let dev = UbiRoot::new(Slot::B, dev_mtd(&path), PAGE, "rootfs")
+        .unwrap()
+        .refusing("the sub-page size is unknown".into());
+    let e = begin(&dev, &exp).err().unwrap().to_string();
+    assert!(e.contains("sub-page size is unknown"), "{e}");
+    let ubi = d.path().join("class/ubi");
+    std::fs::create_dir_all(ubi.join("ubi0")).unwrap();
+    std::fs::write(ubi.join("ubi0/mtd_num"), "6\n").unwrap();
+    let dev = UbiRoot::new(Slot::B, dev_mtd(&path), PAGE, "rootfs")
+        .unwrap()
+        .with_attach_check(ubi.clone(), ["7".into(), "8".into()]);
+    begin(&dev, &exp).unwrap(); // ubi0 is on another partition
+    std::fs::create_dir_all(ubi.join("ubi1")).unwrap();
+    std::fs::write(ubi.join("ubi1/mtd_num"), "8\n").unwrap();
+    let e = begin(&dev, &exp).err().unwrap().to_string();
+    assert!(e.contains("ubi1 is attached to mtd8"), "{e}");
+    // The reserve counts against the room.
+    let small = UbiRoot::new(Slot::B, dev_mtd(&path), PAGE, "rootfs")
+        .unwrap()
+        .with_reserve(6);
+    assert_eq!(small.capacity().unwrap(), PEB - 4096);
+}

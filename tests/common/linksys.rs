@@ -31,10 +31,10 @@ pub const LAYOUT: [(u32, &str, u64); 10] = [
     (2, "s_env", 0x4_0000),
     (3, "unused_area", 0x4_0000),
     (4, "devinfo", 0x2_0000),
-    (5, "kernel1", 0x30_0000),
-    (6, "rootfs1", 0x20_0000),
-    (7, "kernel2", 0x30_0000),
-    (8, "rootfs2", 0x20_0000),
+    (5, "kernel1", 0x50_0000),
+    (6, "rootfs1", 0x40_0000),
+    (7, "kernel2", 0x50_0000),
+    (8, "rootfs2", 0x40_0000),
     (9, "BBT", 0x2_0000),
 ];
 
@@ -60,7 +60,17 @@ impl Flash {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         let mut table = String::from("dev:    size   erasesize  name\n");
+        // Where each partition starts on the chip (sysfs `offset`); rootfsN is inside kernelN.
+        let mut at = 0u64;
+        let mut kernel_at = 0u64;
         for (n, name, size) in LAYOUT {
+            let offset = if name.starts_with("rootfs") {
+                kernel_at + ROOT_AT as u64
+            } else {
+                kernel_at = at;
+                at += size;
+                kernel_at
+            };
             table += &format!("mtd{n}: {size:08x} {ERASE:08x} \"{name}\"\n");
             // rootfsN is the tail of kernelN (the firmware's UBI, after its kernel): its bytes
             // are kernelN's, so it has no file of its own.
@@ -74,6 +84,7 @@ impl Flash {
                 ("erasesize", ERASE),
                 ("writesize", PAGE),
                 ("subpagesize", PAGE),
+                ("offset", offset),
             ] {
                 std::fs::write(class.join(k), format!("{v}\n")).unwrap();
             }

@@ -262,3 +262,57 @@ async fn a_raw_multi_part_release_commits_a_root_that_does_not_mount_is_given_up
     let status = r.agent().status().unwrap();
     assert_eq!(status.slots[1].verifies, Some(true), "{status}");
 }
+
+#[tokio::test]
+async fn a_root_part_is_not_written_where_the_kernel_might_not_attach_it() {
+    let mut r = Router::new(&[]).await;
+    assert_eq!(r.power_on().await, (Slot::A, "1.0".into()));
+    publish_sysupgrade(&mut r, "2.0", Behaviour::GOOD_WITH_ROOT, &["1.0", "2.0"]);
+    let sys = r.flash.root.join("sys/class");
+    let k2 = r.bytes(7);
+    // rootfs2's sub-page size is unknown (so where UBI wants its headers).
+    std::fs::rename(sys.join("mtd/mtd8/subpagesize"), sys.join("subpagesize")).unwrap();
+    let e = r
+        .agent()
+        .update(UpdateMode::Install)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("sub-page size") && e.contains("mtd8/subpagesize"),
+        "{e}"
+    );
+    std::fs::rename(sys.join("subpagesize"), sys.join("mtd/mtd8/subpagesize")).unwrap();
+    // rootfs2 does not start where kernel2's room ends.
+    let off = sys.join("mtd/mtd8/offset");
+    let good = std::fs::read_to_string(&off).unwrap();
+    std::fs::write(&off, "0\n").unwrap();
+    let e = r
+        .agent()
+        .update(UpdateMode::Install)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not the tail of kernel2"), "{e}");
+    std::fs::write(&off, good).unwrap();
+    // A UBI device is attached to rootfs2.
+    std::fs::create_dir_all(sys.join("ubi/ubi1")).unwrap();
+    std::fs::write(sys.join("ubi/ubi1/mtd_num"), "8\n").unwrap();
+    let e = r
+        .agent()
+        .update(UpdateMode::Install)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ubi1 is attached to mtd8"), "{e}");
+    std::fs::remove_dir_all(sys.join("ubi/ubi1")).unwrap();
+    assert_eq!(r.bytes(7), k2, "a refused install wrote slot B");
+    let st = r.state();
+    assert_eq!(
+        (st.update.clone(), st.known_good),
+        (UpdateState::Idle, Some(Slot::A))
+    );
+    // Then it installs.
+    let a = r.agent().update(UpdateMode::Install).await.unwrap();
+    assert_eq!(a, Action::Reboot("trial boot of 2.0 in slot B".into()));
+}
