@@ -323,7 +323,7 @@ fn doctor_reads_the_layout() {
     for line in [
         "board linksys-wrt32x (profile linksys)",
         "ok   flash layout: boot counter s_env on mtd2",
-        "ok   flash layout: slot A: kernel1 on mtd5 (0x300000 bytes, spanning rootfs1 on mtd6)",
+        "ok   flash layout: slot A: kernel1 on mtd5 (0x500000 bytes, spanning rootfs1 on mtd6)",
         "ok   flash layout: slot B: kernel2 on mtd7",
         "ok   running slot: running B; updates write slot A",
         "next boot A",
