@@ -124,6 +124,25 @@ impl Router {
         Carried::decode(&self.flash.env()[CARRY_VAR]).unwrap()
     }
 
+    /// Run `fwguard update` on the running firmware with `failpoint`, which kills it there
+    /// (a power cut at that point).
+    pub async fn cut(&self, failpoint: &str) {
+        let out = tokio::process::Command::new(super::BIN)
+            .arg("--config")
+            .arg(self.config_path(self.booted))
+            .arg("update")
+            .env("FWGUARD_FAILPOINT", failpoint)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(9),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn bytes(&self, mtd: u32) -> Vec<u8> {
         std::fs::read(self.flash.dev(mtd)).unwrap()
     }

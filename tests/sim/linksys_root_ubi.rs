@@ -136,7 +136,7 @@ async fn a_sysupgrade_image_commits_a_bad_one_rolls_back_and_a_cut_write_leaves_
         Behaviour::GOOD_WITH_ROOT,
         &["1.0", "2.0", "2.1", "2.2"],
     );
-    cut(&r, "install-mid-write").await;
+    r.cut("install-mid-write").await;
     assert!(
         r.bytes(5)[..4096].iter().all(|&b| b == 0xff),
         "kernel1's head is not erased"
@@ -154,24 +154,6 @@ async fn a_sysupgrade_image_commits_a_bad_one_rolls_back_and_a_cut_write_leaves_
     assert_eq!(r.power_on().await, (Slot::A, "2.2".into()));
     r.settle().await;
     assert_eq!(r.state_of(Slot::A).known_good, Some(Slot::A));
-}
-
-/// Run `fwguard update` on the running firmware with `failpoint`, which kills it.
-async fn cut(r: &Router, failpoint: &str) {
-    let out = tokio::process::Command::new(common::BIN)
-        .arg("--config")
-        .arg(r.config_path(r.booted))
-        .arg("update")
-        .env("FWGUARD_FAILPOINT", failpoint)
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&out.status),
-        Some(9),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Publish `version` as a kernel (the slot's boot image) and a root part for `rootfs`.
@@ -247,7 +229,7 @@ async fn a_raw_multi_part_release_commits_a_root_that_does_not_mount_is_given_up
     // 3.2: cut after its root is written, before its kernel: kernel1 was invalidated first.
     let (k32, root32) = (kernel("3.2", Behaviour::GOOD_WITH_ROOT), root(&r, "3.2"));
     publish_parts(&mut r, "3.2", &k32, &root32, &["1.0", "3.0", "3.1", "3.2"]);
-    cut(&r, "install-part-written").await;
+    r.cut("install-part-written").await;
     assert!(
         r.bytes(5)[..4096].iter().all(|&b| b == 0xff),
         "kernel1's head is not erased"
