@@ -121,7 +121,8 @@ pub fn move_block(area: &mut [u8], from: usize, to: usize) {
 /// The content of volume `name` in `area`, as the kernel's UBI would serve it (its logical
 /// blocks in order, the newest copy of each), or None when the area holds no such volume.
 /// Like the kernel, it refuses to attach an area whose erase blocks belong to different
-/// images (another image sequence number or header offsets: a UBI half written over another).
+/// images (another image sequence number or header offsets: a UBI half written over another),
+/// or whose headers are not where this flash's geometry puts them.
 pub fn volume(area: &[u8], name: &str) -> Option<Vec<u8>> {
     let pebs = area.len() / PEB;
     // (vol_id, lnum) -> (sqnum, peb)
@@ -133,7 +134,10 @@ pub fn volume(area: &[u8], name: &str) -> Option<Vec<u8>> {
             continue;
         }
         let this = (be32(b, 16), be32(b, 20), be32(b, 24));
-        if *image.get_or_insert(this) != this {
+        // The emulated NAND has 2 KiB pages and no sub-pages: its kernel wants the volume
+        // header at 2 KiB and the data at 4 KiB ("bad VID header offset" otherwise).
+        if (this.0, this.1) != (PAGE as u32, 2 * PAGE as u32) || *image.get_or_insert(this) != this
+        {
             return None;
         }
         let vid = &b[be32(b, 16) as usize..];
