@@ -37,6 +37,8 @@ fn index(releases: usize, key: &SecretKey, now: u64) -> UntrustedIndex {
                 size: 30_000_000 + i as u64,
                 sha256,
                 min_from: None,
+                compat_version: None,
+                compat_message: None,
                 boot: None,
                 parts: Vec::new(),
                 verify: Vec::new(),
@@ -64,10 +66,14 @@ fn verify_and_select(idx: &UntrustedIndex, policy: &TrustPolicy, now: u64) -> Ve
         force_insecure: false,
         denylist: &[],
         device_id: "bench-device",
+        compat: fwguard::carry::CompatVersion::DEFAULT,
+        no_settings: false,
     };
     match select(&verified, &want).expect("selects") {
         Choice::Install(r) => r.version.clone(),
-        Choice::UpToDate { reason } => panic!("expected an install, got: {reason}"),
+        Choice::UpToDate { reason } | Choice::NeedsOwner { reason, .. } => {
+            panic!("expected an install, got: {reason}")
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod archive_dir;
 pub mod board;
 pub mod boot;
 pub mod bootimg;
+pub mod carry;
 pub mod cli;
 pub mod command;
 pub mod config;

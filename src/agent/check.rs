@@ -1,7 +1,8 @@
 //! Fetching and verifying the trust root and the index, and choosing a release.
 
 use super::Agent;
-use crate::error::Result;
+use crate::carry::CompatVersion;
+use crate::error::{Error, Result};
 use crate::fetch::{resolve, signature_url, FetchError};
 use crate::index::root::TrustRoot;
 use crate::index::select::{select, Choice, Wanted};
@@ -175,6 +176,7 @@ impl Agent {
             });
         }
         let deny = st.denylisted_versions();
+        let pinned_defaults = st.pin.is_some() && st.pin_no_settings;
         let want = Wanted {
             board: &self.board.id,
             channel: self.channel(st),
@@ -183,8 +185,30 @@ impl Agent {
             force_insecure: st.pin_insecure,
             denylist: &deny,
             device_id: self.device_id(st),
+            compat: self.device_compat(index, running)?,
+            no_settings: self.owner_defaults || pinned_defaults,
         };
         Ok(select(index, &want)?)
+    }
+
+    /// The running firmware's configuration format: what it declares (`compat_file`), else
+    /// what the signed index says of the running release, else 1.0 (OpenWrt's default).
+    pub(super) fn device_compat(
+        &self,
+        index: &VerifiedIndex,
+        running: Option<&Version>,
+    ) -> Result<CompatVersion> {
+        let declared = crate::carry::compat::read_declared(&self.settings.compat_file)
+            .map_err(|e| Error::Refused(format!("the running firmware's compat_version: {e}")))?;
+        let listed = || {
+            let board = &self.board.id;
+            index
+                .releases()
+                .iter()
+                .find(|r| Some(&r.version) == running && r.boards.contains(board))
+                .and_then(|r| r.compat_version)
+        };
+        Ok(declared.or_else(listed).unwrap_or(CompatVersion::DEFAULT))
     }
 
     /// `fwguard check`: what would be installed. Writes only when a newer root or index was

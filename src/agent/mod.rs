@@ -34,7 +34,7 @@ pub use daemon::DaemonExit;
 pub use diag::PARTS as DIAG_PARTS;
 pub use health::HealthRecord;
 pub use plan::Situation;
-pub use round::{RoundRecord, RoundResult};
+pub use round::{needs_owner, RoundRecord, RoundResult};
 pub use status::Status;
 pub use update::{By, UpdateMode};
 
@@ -61,6 +61,9 @@ pub enum Action {
     Committed(Version),
     /// A state change that needs no reboot (pin, unpin, mark-good on a committed system).
     Done(String),
+    /// The newest release waits for the owner's decision (its configuration format breaks
+    /// with the running firmware's), for this reason; nothing was written.
+    NeedsOwner { version: Version, reason: String },
 }
 
 pub struct Agent {
@@ -71,6 +74,8 @@ pub struct Agent {
     checker: Checker,
     clock: Clock,
     progress: Option<Progress>,
+    /// The owner takes the new firmware's defaults for this command (`--no-settings`).
+    owner_defaults: bool,
 }
 
 /// The wall clock (seconds since the Unix epoch); replaceable for tests of a device whose
@@ -97,12 +102,21 @@ impl Agent {
             checker: Checker::new(roots),
             clock: std::sync::Arc::new(unix_now),
             progress: None,
+            owner_defaults: false,
         })
     }
 
     /// Report the progress of image writes to `progress`.
     pub fn with_progress(mut self, progress: Progress) -> Agent {
         self.progress = Some(progress);
+        self
+    }
+
+    /// The owner's `--no-settings`: what this agent installs or pins boots on its own
+    /// defaults, so a release whose configuration format breaks with the running firmware's
+    /// in its minor version may be chosen.
+    pub fn on_defaults(mut self) -> Agent {
+        self.owner_defaults = true;
         self
     }
 

@@ -96,6 +96,10 @@ impl Agent {
     fn available(&self, facts: &Facts, st: &PersistedState, r: &RoundRecord) -> Option<Notice> {
         let v = r.release.as_ref()?;
         let next = match (r.result, self.policy(st)) {
+            (RoundResult::NeedsOwner, _) => {
+                let why = r.outcome.strip_prefix(super::needs_owner("").as_str());
+                return Some(facts.for_owner(v, why.unwrap_or(&r.outcome)));
+            }
             (RoundResult::Available, _) => {
                 "Policy notify: nothing is downloaded; `fwguard update` installs it."
             }

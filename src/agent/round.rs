@@ -37,6 +37,9 @@ pub enum RoundResult {
     UpToDate,
     /// Newer firmware is available; the policy (notify) downloads nothing.
     Available,
+    /// Newer firmware is available, but only the owner can install it (its configuration
+    /// format breaks with the running firmware's); nothing was written.
+    NeedsOwner,
     /// Written and verified in the inactive slot; waiting for the owner or the window.
     Staged,
     /// Rebooting into a trial boot.
@@ -160,6 +163,10 @@ impl Agent {
                     Choice::UpToDate { reason } => {
                         (R::UpToDate, format!("up to date: {reason}"), 0)
                     }
+                    Choice::NeedsOwner { version, reason } => {
+                        release = Some(version.clone());
+                        (R::NeedsOwner, needs_owner(reason), 0)
+                    }
                 },
                 Err(e) => (R::Failed, format!("update check failed: {e}"), e.exit_code()),
             },
@@ -185,6 +192,10 @@ impl Agent {
                 }
                 Ok(Action::Committed(v)) => (R::Done, format!("committed {v}"), 0),
                 Ok(Action::Done(what)) => (R::Done, what, 0),
+                Ok(Action::NeedsOwner { version, reason }) => {
+                    release = Some(version);
+                    (R::NeedsOwner, needs_owner(&reason), 0)
+                }
                 Err(e) => (R::Failed, format!("update check failed: {e}"), e.exit_code()),
             },
         };
@@ -252,6 +263,11 @@ impl Agent {
         tracing::info!("asked the daemon (pid {pid}) to check now");
         Ok(Some(pid))
     }
+}
+
+/// A round's sentence for a release only the owner can install.
+pub fn needs_owner(reason: &str) -> String {
+    format!("available, needs owner action: {reason}")
 }
 
 fn read_pid(mut f: File) -> Option<i32> {

@@ -33,6 +33,11 @@ pub(super) enum Source {
 /// What a source resolves to.
 pub(super) enum Resolved {
     UpToDate(String),
+    /// Only the owner can decide on the newest release, for this reason.
+    NeedsOwner {
+        version: Version,
+        reason: String,
+    },
     Install(Box<Candidate>),
 }
 
@@ -85,6 +90,7 @@ impl Agent {
         };
         Ok(match choice {
             Choice::UpToDate { reason } => Resolved::UpToDate(reason),
+            Choice::NeedsOwner { version, reason } => Resolved::NeedsOwner { version, reason },
             Choice::Install(release) => Resolved::Install(Box::new(Candidate {
                 release: *release,
                 base_url: url.clone(),
@@ -123,7 +129,8 @@ impl Agent {
         version: &Version,
         force_insecure: bool,
     ) -> Result<Choice> {
-        self.choose(index, &st.as_pinned(version, force_insecure), running)
+        let probe = st.as_pinned(version, force_insecure, self.owner_defaults);
+        self.choose(index, &probe, running)
     }
 
     /// The pin of `version` as recorded: below the security floor `below_floor` only with
@@ -167,9 +174,15 @@ impl Agent {
                 )
             }
         };
+        let detail = if self.owner_defaults {
+            format!("{detail}; on its own defaults (--no-settings: the owner's settings are not carried)")
+        } else {
+            detail
+        };
         Ok(Note::Pinned {
             version: version.clone(),
             insecure: below_floor.is_some(),
+            no_settings: self.owner_defaults,
             detail,
             from_archive,
         })
@@ -196,9 +209,14 @@ impl Agent {
         self.save(st)?;
         Ok(Action::Done(match choice {
             Choice::UpToDate { .. } => format!("pinned {version}; it is already running"),
+            Choice::Install(_) if self.owner_defaults => format!(
+                "pinned {version} on its own defaults; `fwguard update` (or the daemon) installs it without the owner's settings"
+            ),
             Choice::Install(_) => {
                 format!("pinned {version}; `fwguard update` (or the daemon) installs it")
             }
+            // A pin chooses its release or fails: it is never left to the owner again.
+            Choice::NeedsOwner { reason, .. } => return Err(Error::Refused(reason)),
         }))
     }
 

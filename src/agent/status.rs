@@ -66,6 +66,18 @@ pub struct Status {
     pub staged: Option<StagedStatus>,
     /// The owner's approvals (of exact bytes) and denials (of versions).
     pub decisions: Vec<Decision>,
+    /// The newer release the daemon's latest round found and left (kept in RAM).
+    pub available: Option<AvailableStatus>,
+}
+
+/// A newer release the latest round found and did not install.
+#[derive(Debug, Clone, Serialize)]
+pub struct AvailableStatus {
+    pub version: Version,
+    /// Only the owner can install it (its configuration format breaks with the running
+    /// firmware's); `text` says why and how.
+    pub needs_owner: bool,
+    pub text: String,
 }
 
 /// A staged release and the owner's gate before the daemon boots it.
@@ -144,6 +156,21 @@ impl Agent {
             last_health: self.last_health(),
             staged: self.staged_status(&st),
             decisions: st.decisions.clone(),
+            available: self.available_status(),
+        })
+    }
+
+    fn available_status(&self) -> Option<AvailableStatus> {
+        let r = self.last_round()?;
+        let needs_owner = match r.result {
+            super::RoundResult::NeedsOwner => true,
+            super::RoundResult::Available => false,
+            _ => return None,
+        };
+        Some(AvailableStatus {
+            version: r.release?,
+            needs_owner,
+            text: r.outcome,
         })
     }
 
@@ -313,6 +340,9 @@ impl fmt::Display for Status {
         )?;
         if let Some(p) = &self.pinned {
             writeln!(f, "pinned:       {p}")?;
+        }
+        if let Some(a) = &self.available {
+            writeln!(f, "available:    {}: {}", a.version, a.text)?;
         }
         if let Some(s) = &self.staged {
             writeln!(f, "staged:       {}", s.text)?;

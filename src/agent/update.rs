@@ -128,6 +128,13 @@ impl Agent {
             pin,
         } = match resolved {
             Resolved::UpToDate(reason) => return Ok(Action::UpToDate(reason)),
+            // The daemon records it for the owner; the owner is told why nothing happens.
+            Resolved::NeedsOwner { version, reason } => {
+                return match by {
+                    By::Daemon => Ok(Action::NeedsOwner { version, reason }),
+                    By::Owner { .. } => Err(Error::Refused(reason)),
+                }
+            }
             Resolved::Install(c) => *c,
         };
         // The owner's word: a denied release is not written; one waiting for approval is

@@ -61,6 +61,10 @@ enum Command {
         /// then does not block the new one either)
         #[arg(long)]
         force: bool,
+        /// Boot it on its own defaults: the owner's settings are not carried (needed for
+        /// a release whose configuration format breaks with the running firmware's)
+        #[arg(long)]
+        no_settings: bool,
     },
     /// Install offline: PATH is a directory (or USB stick) holding the vendor's signed
     /// index.toml, its .sig and the images, an index file, or one image file (its signed
@@ -76,6 +80,10 @@ enum Command {
         /// Install even while a required health check fails on the running firmware
         #[arg(long)]
         force: bool,
+        /// Boot it on its own defaults: the owner's settings are not carried (needed for
+        /// a release whose configuration format breaks with the running firmware's)
+        #[arg(long)]
+        no_settings: bool,
     },
     /// Run the health checks once now (exit 9 when a required one fails)
     Health {
@@ -104,6 +112,10 @@ enum Command {
         /// Allow a version below the vendor's security floor (logged as a warning)
         #[arg(long)]
         force_insecure: bool,
+        /// Boot it on its own defaults: the owner's settings are not carried (needed for
+        /// a release whose configuration format breaks with the running firmware's)
+        #[arg(long)]
+        no_settings: bool,
     },
     /// Follow the channel again (drops a pin or a hold)
     #[command(alias = "release")]
@@ -244,6 +256,24 @@ fn load_agent(flag: Option<&std::path::Path>) -> Result<Agent, Error> {
     Agent::from_settings(Settings::load(&path)?)
 }
 
+/// How far an owner's install goes (`--stage-only`).
+fn update_mode(stage_only: bool) -> UpdateMode {
+    if stage_only {
+        UpdateMode::StageOnly
+    } else {
+        UpdateMode::Install
+    }
+}
+
+/// The agent with the owner's `--no-settings`, if given.
+fn defaults(agent: Agent, no_settings: bool) -> Agent {
+    if no_settings {
+        agent.on_defaults()
+    } else {
+        agent
+    }
+}
+
 fn report(action: Action) {
     match action {
         Action::UpToDate(why) => println!("up to date: {why}"),
@@ -253,6 +283,9 @@ fn report(action: Action) {
         Action::Reboot(why) => println!("rebooting: {why}"),
         Action::Committed(v) => println!("committed {v}"),
         Action::Done(what) => println!("{what}"),
+        Action::NeedsOwner { reason, .. } => {
+            println!("{}", crate::agent::needs_owner(&reason))
+        }
     }
 }
 
@@ -321,15 +354,19 @@ fn run(cli: Cli) -> Result<i32, Error> {
                         return Ok(EXIT_NO_UPDATE);
                     }
                 }
+                Choice::NeedsOwner { reason, .. } => {
+                    println!("{}", crate::agent::needs_owner(&reason))
+                }
             }
         }
-        Command::Update { stage_only, force } => {
-            let agent = load_agent(cfg)?.with_progress(progress::on_stderr());
-            let mode = if stage_only {
-                UpdateMode::StageOnly
-            } else {
-                UpdateMode::Install
-            };
+        Command::Update {
+            stage_only,
+            force,
+            no_settings,
+        } => {
+            let agent =
+                defaults(load_agent(cfg)?, no_settings).with_progress(progress::on_stderr());
+            let mode = update_mode(stage_only);
             report(rt.block_on(agent.update_by(mode, By::Owner { force }))?);
         }
         Command::Install {
@@ -337,13 +374,11 @@ fn run(cli: Cli) -> Result<i32, Error> {
             index,
             stage_only,
             force,
+            no_settings,
         } => {
-            let agent = load_agent(cfg)?.with_progress(progress::on_stderr());
-            let mode = if stage_only {
-                UpdateMode::StageOnly
-            } else {
-                UpdateMode::Install
-            };
+            let agent =
+                defaults(load_agent(cfg)?, no_settings).with_progress(progress::on_stderr());
+            let mode = update_mode(stage_only);
             report(rt.block_on(agent.install_offline(&path, index.as_deref(), mode, force))?);
         }
         Command::Health { json } => {
@@ -420,9 +455,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Pin {
             version,
             force_insecure,
+            no_settings,
         } => report(
             rt.block_on(
-                load_agent(cfg)?
+                defaults(load_agent(cfg)?, no_settings)
                     .with_progress(progress::on_stderr())
                     .pin(version, force_insecure),
             )?,

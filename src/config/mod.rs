@@ -26,6 +26,8 @@ pub const DEFAULT_PATH: &str = "/etc/fwguard/config.toml";
 pub const ENV_VAR: &str = "FWGUARD_CONFIG";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/fwguard";
 /// Where OpenWrt's `ca-bundle` and Debian's `ca-certificates` put the system's CA bundle.
+/// OpenWrt's UCI file that holds `system.@system[0].compat_version`.
+pub const DEFAULT_COMPAT_FILE: &str = "/etc/config/system";
 pub const DEFAULT_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +142,9 @@ pub struct Settings {
     pub timezone: Option<tz::TimeZone>,
     /// The certificate authorities trusted for https (index, images, health checks).
     pub ca_bundle: PathBuf,
+    /// Where the running firmware declares its configuration format: OpenWrt's UCI
+    /// `system` file, or a file holding `MAJOR.MINOR` (absent: 1.0).
+    pub compat_file: PathBuf,
     /// Where the outcome of each update is reported (None: nowhere).
     pub report: Option<ReportSettings>,
     /// Where the owner is told what happened (`[[notify]]`).
@@ -232,7 +237,8 @@ impl Validator<'_> {
     }
 
     fn settings(&self, raw: RawConfig) -> Result<Settings, ConfigError> {
-        let p = raw.agent.policy.as_deref().unwrap_or("auto");
+        let agent = raw::RawAgent::read(raw.agent).map_err(|e| self.key_error("agent", e))?;
+        let p = agent.policy.as_deref().unwrap_or("auto");
         let policy = Policy::parse(p).ok_or_else(|| {
             self.err(
                 "agent.policy",
@@ -241,20 +247,16 @@ impl Validator<'_> {
         })?;
         let check_interval = self.duration(
             "agent.check_interval",
-            raw.agent.check_interval.as_deref(),
+            agent.check_interval.as_deref(),
             Duration::from_secs(6 * 3600),
         )?;
-        let state_dir = self.path_rel(
-            raw.agent
-                .state_dir
-                .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
-        );
+        let state_dir = self.path_rel(agent.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()));
         Ok(Settings {
             path: self.path.to_path_buf(),
             state_dir,
             policy,
             check_interval,
-            device_id: match raw.agent.device_id {
+            device_id: match agent.device_id {
                 Some(id) if id.trim().is_empty() => {
                     return Err(self.err("agent.device_id", "must not be empty"))
                 }
@@ -283,42 +285,41 @@ impl Validator<'_> {
                 },
             },
             health: self.plan(raw.health)?,
-            runtime_dir: self.path_rel(
-                raw.agent
-                    .runtime_dir
-                    .unwrap_or_else(|| "/run/fwguard".into()),
+            runtime_dir: self.path_rel(agent.runtime_dir.unwrap_or_else(|| "/run/fwguard".into())),
+            ca_bundle: self.path_rel(agent.ca_bundle.unwrap_or_else(|| DEFAULT_CA_BUNDLE.into())),
+            compat_file: self.path_rel(
+                agent
+                    .compat_file
+                    .unwrap_or_else(|| DEFAULT_COMPAT_FILE.into()),
             ),
-            ca_bundle: self.path_rel(
-                raw.agent
-                    .ca_bundle
-                    .unwrap_or_else(|| DEFAULT_CA_BUNDLE.into()),
-            ),
-            max_rollbacks: match raw.agent.max_rollbacks.unwrap_or(2) {
+            max_rollbacks: match agent.max_rollbacks.unwrap_or(2) {
                 0 => return Err(self.err("agent.max_rollbacks", "must be at least 1")),
-                n => n,
+                n => u32::try_from(n)
+                    .map_err(|_| self.err("agent.max_rollbacks", "must be at most 4294967295"))?,
             },
-            check_jitter: match raw.agent.check_jitter.as_deref() {
+            check_jitter: match agent.check_jitter.as_deref() {
                 Some("0s") | Some("0") => Duration::ZERO,
                 other => self.duration("agent.check_jitter", other, check_interval / 10)?,
             },
             timezone: if raw.maintenance.is_empty()
                 && raw.reboot_window.is_empty()
-                && raw.agent.timezone.is_none()
+                && agent.timezone.is_none()
             {
                 None
             } else {
-                self.timezone(raw.agent.timezone)?
+                self.timezone(agent.timezone)?
             },
             windows: self.windows("maintenance", raw.maintenance)?,
             reboot_windows: self.windows("reboot_window", raw.reboot_window)?,
-            approve_after: match raw.agent.approve_after.as_deref() {
+            approve_after: match agent.approve_after.as_deref() {
                 None => None,
                 s => Some(self.duration("agent.approve_after", s, Duration::ZERO)?),
             },
             notify: self.notify(raw.notify)?,
-            report: match raw.report {
-                None => None,
-                Some(r) => Some(ReportSettings {
+            report: match raw.report.map(raw::RawReport::read).transpose() {
+                Err(e) => return Err(self.key_error("report", e)),
+                Ok(None) => None,
+                Ok(Some(r)) => Some(ReportSettings {
                     url: self.http_url("report.url", r.url)?,
                     timeout: self.duration(
                         "report.timeout",
@@ -327,15 +328,19 @@ impl Validator<'_> {
                     )?,
                 }),
             },
-            archive: match raw.archive {
-                None => None,
-                Some(a) if a.dir.as_os_str().is_empty() => {
+            archive: match raw.archive.map(raw::RawArchive::read).transpose() {
+                Err(e) => return Err(self.key_error("archive", e)),
+                Ok(None) => None,
+                Ok(Some(a)) if a.dir.as_os_str().is_empty() => {
                     return Err(self.err("archive.dir", "must not be empty"))
                 }
-                Some(a) => Some(ArchiveSettings {
+                Ok(Some(a)) => Some(ArchiveSettings {
                     dir: self.path_rel(a.dir),
                     keep: match a.keep.unwrap_or(2) {
                         0 => return Err(self.err("archive.keep", "must be at least 1")),
+                        n if n > u32::MAX as u64 => {
+                            return Err(self.err("archive.keep", "must be at most 4294967295"))
+                        }
                         n => n as usize,
                     },
                 }),

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Read into [`RawAgent`] by the validator.
     #[serde(default)]
-    pub agent: RawAgent,
+    pub agent: toml::Table,
     pub index: RawIndex,
     /// Deserialized into [`RawBoard`] by the validator, which names the key serde refuses.
     pub board: toml::Table,
@@ -28,34 +29,60 @@ pub struct RawConfig {
     #[serde(default)]
     pub notify: Vec<toml::Table>,
     /// Where to POST the outcome of each update (committed or rolled back).
-    pub report: Option<RawReport>,
-    /// Where to keep copies of committed images with their signed index.
-    pub archive: Option<RawArchive>,
+    /// Read into [`RawReport`] by the validator.
+    pub report: Option<toml::Table>,
+    /// Where to keep copies of committed images with their signed index; read into
+    /// [`RawArchive`] by the validator.
+    pub archive: Option<toml::Table>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The `[archive]` section, read by hand.
+#[derive(Debug)]
 pub struct RawArchive {
     pub dir: PathBuf,
-    pub keep: Option<u32>,
+    pub keep: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl RawArchive {
+    pub fn read(table: toml::Table) -> Result<RawArchive, KeyError> {
+        let mut k = Keys::new(table);
+        let a = RawArchive {
+            dir: k.need_path("dir")?,
+            keep: k.number("keep")?,
+        };
+        k.done()?;
+        Ok(a)
+    }
+}
+
+/// The `[report]` section, read by hand.
+#[derive(Debug)]
 pub struct RawReport {
     pub url: String,
     pub timeout: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl RawReport {
+    pub fn read(table: toml::Table) -> Result<RawReport, KeyError> {
+        let mut k = Keys::new(table);
+        let r = RawReport {
+            url: k.need_string("url")?,
+            timeout: k.string("timeout")?,
+        };
+        k.done()?;
+        Ok(r)
+    }
+}
+
+/// The `[agent]` section, read by hand ([`Keys`]) like `[board]`.
+#[derive(Debug, Default)]
 pub struct RawAgent {
     pub state_dir: Option<PathBuf>,
     pub policy: Option<String>,
     pub check_interval: Option<String>,
     pub device_id: Option<String>,
     pub runtime_dir: Option<PathBuf>,
-    pub max_rollbacks: Option<u32>,
+    pub max_rollbacks: Option<u64>,
     /// Policy approve: how long after staging a release is approved without the owner.
     pub approve_after: Option<String>,
     /// POSIX TZ string or zoneinfo name for the maintenance windows.
@@ -64,6 +91,29 @@ pub struct RawAgent {
     pub check_jitter: Option<String>,
     /// PEM bundle of the certificate authorities trusted for https.
     pub ca_bundle: Option<PathBuf>,
+    /// Where the running firmware declares its configuration format (`compat_version`).
+    pub compat_file: Option<PathBuf>,
+}
+
+impl RawAgent {
+    pub fn read(table: toml::Table) -> Result<RawAgent, KeyError> {
+        let mut k = Keys::new(table);
+        let a = RawAgent {
+            state_dir: k.path("state_dir")?,
+            policy: k.string("policy")?,
+            check_interval: k.string("check_interval")?,
+            device_id: k.string("device_id")?,
+            runtime_dir: k.path("runtime_dir")?,
+            max_rollbacks: k.number("max_rollbacks")?,
+            approve_after: k.string("approve_after")?,
+            timezone: k.string("timezone")?,
+            check_jitter: k.string("check_jitter")?,
+            ca_bundle: k.path("ca_bundle")?,
+            compat_file: k.path("compat_file")?,
+        };
+        k.done()?;
+        Ok(a)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,6 +27,10 @@ pub struct NewRelease {
     pub sha256: [u8; 32],
     /// The lowest running version it may be installed from.
     pub min_from: Option<Version>,
+    /// Its configuration format version, and the vendor's message for owners whose
+    /// firmware cannot take it (OpenWrt's `compat_version` and `compat_message`).
+    pub compat_version: Option<crate::carry::CompatVersion>,
+    pub compat_message: Option<String>,
     /// A container's boot range (see `Release::boot`).
     pub boot: Option<super::part::BootRange>,
     /// Parts besides the boot image.
@@ -53,6 +57,8 @@ impl NewRelease {
             size,
             sha256,
             min_from: None,
+            compat_version: None,
+            compat_message: None,
             boot: None,
             parts: Vec::new(),
             verify: Vec::new(),
@@ -153,6 +159,8 @@ impl IndexDraft {
             min_from: r.min_from,
             pulled: None,
             rollout: None,
+            compat_version: r.compat_version,
+            compat_message: r.compat_message,
             boot: r.boot.as_ref().map(|b| RangeDoc::from(b).table()),
             parts: r.parts.iter().map(|p| RangeDoc::from(p).table()).collect(),
             verify: r.verify.iter().map(|e| RangeDoc::from(e).table()).collect(),

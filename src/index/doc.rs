@@ -2,6 +2,7 @@
 //! [`Release`] values. Only ever called on bytes whose signatures were verified.
 
 use super::{Release, Rollout, Wave};
+use crate::carry::CompatVersion;
 use crate::time::parse_time;
 use crate::version::Version;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,12 @@ pub(crate) struct ReleaseDoc {
     pub pulled: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutDoc>,
+    /// The version of its configuration format (OpenWrt's `compat_version`; 1.0 if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compat_version: Option<CompatVersion>,
+    /// What the vendor tells an owner whose firmware cannot take this release's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compat_message: Option<String>,
     /// The file is a container (OpenWrt's sysupgrade image): its boot image is this range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<toml::Table>,
@@ -163,6 +170,16 @@ pub(crate) fn check_release(r: ReleaseDoc) -> Result<Release, String> {
     if r.pulled.as_deref() == Some("") {
         return Err("pulled must give a reason".into());
     }
+    if let Some(m) = &r.compat_message {
+        if m.trim().is_empty() || m.len() > MAX_COMPAT_MESSAGE {
+            return Err(format!(
+                "compat_message must be 1 to {MAX_COMPAT_MESSAGE} bytes of text"
+            ));
+        }
+        if r.compat_version.is_none() {
+            return Err("compat_message needs a compat_version".into());
+        }
+    }
     let rollout = r.rollout.as_ref().map(check_rollout).transpose()?;
     use super::part::RangeDoc;
     let read = |what: String, t: toml::Table| RangeDoc::read(t).map_err(|e| format!("{what}: {e}"));
@@ -194,8 +211,13 @@ pub(crate) fn check_release(r: ReleaseDoc) -> Result<Release, String> {
         min_from: r.min_from,
         pulled: r.pulled,
         rollout,
+        compat_version: r.compat_version,
+        compat_message: r.compat_message,
         boot,
         parts,
         verify,
     })
 }
+
+/// Longest `compat_message` (it is shown to owners, and kept in the state's records).
+const MAX_COMPAT_MESSAGE: usize = 1024;

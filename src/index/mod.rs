@@ -199,6 +199,12 @@ pub struct Release {
     pub pulled: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// The version of its configuration format (OpenWrt's `compat_version`); None: 1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compat_version: Option<crate::carry::CompatVersion>,
+    /// The vendor's word to an owner whose firmware cannot take it (`compat_message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compat_message: Option<String>,
     /// The file is a container (OpenWrt's sysupgrade image): the slot's boot image is this
     /// range of it, and every part is a range of it too; nothing else of it is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,6 +234,8 @@ impl Release {
             min_from: None,
             pulled: None,
             rollout: None,
+            compat_version: None,
+            compat_message: None,
             boot: None,
             parts: Vec::new(),
             verify: Vec::new(),
@@ -236,6 +244,12 @@ impl Release {
 }
 
 impl Release {
+    /// Its configuration format version (1.0 when the index gives none, as in OpenWrt).
+    pub fn compat(&self) -> crate::carry::CompatVersion {
+        self.compat_version
+            .unwrap_or(crate::carry::CompatVersion::DEFAULT)
+    }
+
     /// What the slot's boot device holds once the release is installed: the file, or a
     /// container's boot range.
     pub fn boot_image(&self) -> crate::flash::Expected {

@@ -2,6 +2,7 @@
 
 use super::rollout::{admitted, bucket};
 use super::{Release, VerifiedIndex};
+use crate::carry::{Break, CompatVersion};
 use crate::version::Version;
 
 /// What the device wants from the index.
@@ -18,6 +19,11 @@ pub struct Wanted<'a> {
     pub denylist: &'a [Version],
     /// Stable id of this device, for its rollout bucket.
     pub device_id: &'a str,
+    /// The running firmware's configuration format (`compat_version`).
+    pub compat: CompatVersion,
+    /// The owner takes the new firmware's defaults (`--no-settings`): a release whose
+    /// configuration format differs in its minor may be installed.
+    pub no_settings: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +32,9 @@ pub enum Choice {
     UpToDate { reason: String },
     /// Install this release.
     Install(Box<Release>),
+    /// Nothing to install on its own: the newest release is one only the owner can act on
+    /// (its configuration format breaks with the running firmware's), for this reason.
+    NeedsOwner { version: Version, reason: String },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -44,6 +53,9 @@ pub enum SelectError {
         min_from: String,
         running: String,
     },
+    /// The release's configuration format breaks with the running firmware's.
+    #[error("{0}")]
+    Compat(String),
 }
 
 impl SelectError {
@@ -57,7 +69,8 @@ impl SelectError {
             SelectError::PinnedMissing { .. } | SelectError::Pulled { .. } => EXIT_VERIFICATION,
             SelectError::PinnedDenylisted(_)
             | SelectError::BelowFloor { .. }
-            | SelectError::NotFrom { .. } => EXIT_DISALLOWED,
+            | SelectError::NotFrom { .. }
+            | SelectError::Compat(_) => EXIT_DISALLOWED,
         }
     }
 }
@@ -71,6 +84,27 @@ impl Wanted<'_> {
         match self.running {
             Some(v) => v.to_string(),
             None => "unidentified firmware".into(),
+        }
+    }
+
+    /// Why `r` cannot go over the running firmware's configuration, if it cannot.
+    fn compat_break(&self, r: &Release) -> Option<String> {
+        let release = r.compat();
+        let (v, device) = (&r.version, self.compat);
+        let vendor = r
+            .compat_message
+            .as_ref()
+            .map(|m| format!("; the vendor says: {m}"))
+            .unwrap_or_default();
+        match device.judge(release) {
+            Break::Same => None,
+            Break::Minor if self.no_settings => None,
+            Break::Minor => Some(format!(
+                "{v} cannot take this firmware's settings: its configuration format is {release}, the running firmware's is {device}{vendor}; `fwguard pin {v} --no-settings` or `fwguard update --no-settings` installs it on its own defaults (the owner's settings are not carried, and its health checks are judged on those defaults)"
+            )),
+            Break::Major => Some(format!(
+                "{v} cannot be installed over this firmware: its configuration format is {release}, the running firmware's is {device} (another major version, which needs a factory-style install, not an update){vendor}"
+            )),
         }
     }
 }
@@ -141,6 +175,9 @@ pub fn select(index: &VerifiedIndex, want: &Wanted<'_>) -> Result<Choice, Select
                 running: want.running_str(),
             });
         }
+        if let Some(why) = want.compat_break(r) {
+            return Err(SelectError::Compat(why));
+        }
         // An explicit pin is the owner's choice: rollout waves do not hold it back.
         return Ok(Choice::Install(Box::new(r.clone())));
     }
@@ -154,11 +191,26 @@ pub fn select(index: &VerifiedIndex, want: &Wanted<'_>) -> Result<Choice, Select
         .collect();
     newer.sort_by(|a, b| b.version.cmp(&a.version));
     let mut skipped = Vec::new();
+    // The newest release held back only by its configuration format is the owner's to
+    // decide: one the owner can install (`--no-settings`) before one nobody can.
+    let mut for_owner: Option<(bool, Version, String)> = None;
     for r in newer {
         match excluded(r, want, now) {
-            None => return Ok(Choice::Install(Box::new(r.clone()))),
+            None => match want.compat_break(r) {
+                None => return Ok(Choice::Install(Box::new(r.clone()))),
+                Some(why) => {
+                    let actionable = want.compat.judge(r.compat()) == Break::Minor;
+                    if for_owner.as_ref().is_none_or(|(a, ..)| actionable && !a) {
+                        for_owner = Some((actionable, r.version.clone(), why.clone()));
+                    }
+                    skipped.push(why);
+                }
+            },
             Some(why) => skipped.push(why),
         }
+    }
+    if let Some((_, version, reason)) = for_owner {
+        return Ok(Choice::NeedsOwner { version, reason });
     }
     let mut reason = match want.running {
         Some(v) => format!(
@@ -175,3 +227,7 @@ pub fn select(index: &VerifiedIndex, want: &Wanted<'_>) -> Result<Choice, Select
     }
     Ok(Choice::UpToDate { reason })
 }
+
+#[cfg(test)]
+#[path = "select_tests.rs"]
+mod tests;

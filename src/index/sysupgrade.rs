@@ -31,6 +31,9 @@ pub struct Metadata {
     pub supported_devices: Vec<String>,
     #[serde(default)]
     pub compat_version: Option<String>,
+    /// What owners are told when their firmware cannot take it (`compat_message`).
+    #[serde(default)]
+    pub compat_message: Option<String>,
     #[serde(default)]
     pub version: Option<MetadataVersion>,
 }

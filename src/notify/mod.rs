@@ -222,6 +222,19 @@ impl Facts<'_> {
         )
     }
 
+    /// A newer release `version` that only the owner can install, for `reason`.
+    pub fn for_owner(&self, version: &Version, reason: &str) -> Notice {
+        self.notice(
+            Kind::NeedsOwner,
+            Some(version),
+            format!("fwguard: {version} needs your decision"),
+            format!(
+                "{version} is available (running {}), and fwguard does not install it on its own: {reason}",
+                self.running_text()
+            ),
+        )
+    }
+
     /// The running version is held (or pinned) below the vendor's security floor.
     pub fn below_floor(&self, floor: &Version) -> Notice {
         let running = self.running_text();

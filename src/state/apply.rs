@@ -329,9 +329,10 @@ impl PersistedState {
 
     /// Pin `version`: kept, installed even if it was rolled back before, whatever a hold
     /// said, with a fresh count of automatic rollbacks.
-    pub(super) fn pin_to(&mut self, version: &Version, insecure: bool) {
+    pub(super) fn pin_to(&mut self, version: &Version, insecure: bool, no_settings: bool) {
         self.pin = Some(version.clone());
         self.pin_insecure = insecure;
+        self.pin_no_settings = no_settings;
         self.hold = false;
         self.rollbacks_in_a_row = 0;
         self.denylist.retain(|d| &d.version != version);
@@ -339,9 +340,14 @@ impl PersistedState {
 
     /// This state as it would be with `version` pinned (to choose a release with the
     /// pin's rules before anything is recorded).
-    pub fn as_pinned(&self, version: &Version, insecure: bool) -> PersistedState {
+    pub fn as_pinned(
+        &self,
+        version: &Version,
+        insecure: bool,
+        no_settings: bool,
+    ) -> PersistedState {
         let mut probe = self.clone();
-        probe.pin_to(version, insecure);
+        probe.pin_to(version, insecure, no_settings);
         probe
     }
 }

@@ -155,6 +155,10 @@ pub struct PersistedState {
     /// The pin was forced below the security floor by the owner.
     #[serde(default)]
     pub pin_insecure: bool,
+    /// The pin takes the new firmware's defaults (`--no-settings`): the owner accepted that
+    /// its configuration format breaks with the running firmware's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pin_no_settings: bool,
     /// Stable random id of this device (rollout buckets), unless the config sets one.
     #[serde(default = "new_device_id")]
     pub device_id: String,
@@ -263,6 +267,7 @@ impl Default for PersistedState {
             carried_arm: None,
             pin: None,
             pin_insecure: false,
+            pin_no_settings: false,
             baseline: None,
             rollbacks_in_a_row: 0,
             device_id: new_device_id(),

@@ -36,6 +36,8 @@ pub enum Note {
     Pinned {
         version: Version,
         insecure: bool,
+        /// Installed on its own defaults: the owner's settings are not carried.
+        no_settings: bool,
         detail: String,
         from_archive: bool,
     },
@@ -143,10 +145,11 @@ impl PersistedState {
             Note::Pinned {
                 version,
                 insecure,
+                no_settings,
                 detail,
                 from_archive,
             } => {
-                self.pin_to(&version, insecure);
+                self.pin_to(&version, insecure, no_settings);
                 let event = if from_archive {
                     H::ArchiveInstall
                 } else {
@@ -158,6 +161,7 @@ impl PersistedState {
                 let old = self.pin.take();
                 self.hold = false;
                 self.pin_insecure = false;
+                self.pin_no_settings = false;
                 self.rollbacks_in_a_row = 0;
                 let detail = "following the channel again".to_string();
                 entry(H::Unpin, old.as_ref(), None, detail)

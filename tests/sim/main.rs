@@ -27,6 +27,7 @@ mod uboot_env_redundant;
 
 // Host only.
 mod approval;
+mod compat_rules;
 mod health_hostile;
 mod index_url;
 mod linksys_factory;

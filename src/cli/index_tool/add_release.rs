@@ -1,4 +1,5 @@
 use super::{edit_index, ToolError};
+use crate::carry::CompatVersion;
 use crate::index::build::{part_from_file, NewRelease};
 use crate::index::factory::linksys_factory_extents;
 use crate::index::part::Part;
@@ -58,6 +59,15 @@ pub struct Args {
     /// The lowest running version this release may be installed from
     #[arg(long)]
     min_from: Option<Version>,
+    /// The version of its configuration format, MAJOR.MINOR (OpenWrt's compat_version;
+    /// devices take a release of another minor only on the owner's word, of another major
+    /// never). With --sysupgrade: the image's metadata gives it, and this must agree
+    #[arg(long, value_parser = CompatVersion::parse)]
+    compat_version: Option<CompatVersion>,
+    /// What an owner whose firmware cannot take it is told (OpenWrt's compat_message; with
+    /// --sysupgrade the image's metadata may give it)
+    #[arg(long)]
+    compat_message: Option<String>,
     /// How long the re-signed index stays valid
     #[arg(long, default_value = "90d")]
     expires_in: String,
@@ -82,6 +92,8 @@ pub fn run(a: Args) -> Result<(), ToolError> {
     )
     .map_err(|e| ToolError(format!("{}: {e}", a.image.display())))?;
     rel.min_from = a.min_from.clone();
+    rel.compat_version = a.compat_version;
+    rel.compat_message = a.compat_message.clone();
     rel.parts = parts(&a.parts, &a.part_urls)?;
     let mut notes = Vec::new();
     if a.sysupgrade {
@@ -207,6 +219,21 @@ fn sysupgrade(rel: &mut NewRelease, a: &Args) -> Result<Vec<String>, ToolError> 
         _ => {}
     }
     if let Some(m) = &s.metadata {
+        if let Some(c) = &m.compat_version {
+            let c = CompatVersion::parse(c)
+                .map_err(|e| ToolError(format!("{}: its metadata's {e}", a.image.display())))?;
+            match rel.compat_version {
+                Some(given) if given != c => {
+                    return Err(ToolError(format!(
+                        "--compat-version {given} disagrees with the image's metadata ({c})"
+                    )))
+                }
+                _ => rel.compat_version = Some(c),
+            }
+        }
+        if rel.compat_message.is_none() {
+            rel.compat_message = m.compat_message.clone();
+        }
         lines.push(format!(
             "  metadata: version {}, compat_version {}, supported_devices {}",
             m.version
