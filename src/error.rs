@@ -66,6 +66,14 @@ pub enum Error {
     Disallowed(#[from] crate::state::Disallowed),
     #[error("{0}")]
     Refused(String),
+    /// The owner's settings could not be carried into the slot being installed: its trial
+    /// is not armed, and the running firmware and its settings are as they were.
+    #[error("the settings were not carried into slot {slot}, so its trial is not armed: {source}")]
+    Carry {
+        slot: crate::slot::Slot,
+        #[source]
+        source: crate::carry::CarryError,
+    },
     #[error("the bootloader has a trial of slot {slot} armed that fwguard's state does not explain (its state was lost, or the environment was changed by hand); refusing to write a slot or commit while the bootloader may still fall back to slot {fallback}: let the boot counter decide, or set the environment back by hand (`fwguard status` shows it)")]
     UnexplainedTrial {
         slot: crate::Slot,
@@ -121,6 +129,7 @@ impl Error {
                 EXIT_VERIFICATION
             }
             Error::Boot(_)
+            | Error::Carry { .. }
             | Error::Flash(_)
             | Error::State(_)
             | Error::Board(_)

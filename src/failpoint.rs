@@ -11,6 +11,8 @@ pub const ALL: &[&str] = &[
     "install-written",
     "install-verified",
     "arm-persisted",
+    "settings-mounted",
+    "settings-carried",
     "arm-env-written",
     "trial-health-round",
     "commit-env-written",

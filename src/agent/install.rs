@@ -359,18 +359,23 @@ impl Agent {
         st.apply(Event::Arm { previous: booted }, &self.facts(st))?;
         self.save(st)?;
         crate::failpoint::hit("arm-persisted");
-        let armed = match self.carry_arm(st) {
-            Some(c) => self
-                .board
-                .bootloader
-                .arm_trial_carrying(verified, booted, &c),
-            None => self.board.bootloader.arm_trial(verified, booted),
-        };
+        let armed = self
+            .carry_settings(st, verified.slot(), booted)
+            .and_then(|()| {
+                match self.carry_arm(st) {
+                    Some(c) => self
+                        .board
+                        .bootloader
+                        .arm_trial_carrying(verified, booted, &c),
+                    None => self.board.bootloader.arm_trial(verified, booted),
+                }
+                .map_err(Error::from)
+            });
         if let Err(e) = armed {
             let facts = self.facts(st);
             st.apply(Event::ArmFailed { why: e.to_string() }, &facts)?;
             self.save(st)?;
-            return Err(e.into());
+            return Err(e);
         }
         crate::failpoint::hit("arm-env-written");
         self.reboot(format!(

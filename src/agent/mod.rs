@@ -22,6 +22,7 @@ pub mod plan;
 mod recover;
 mod report;
 mod round;
+mod settings;
 mod source;
 mod status;
 mod trial;
@@ -76,6 +77,8 @@ pub struct Agent {
     progress: Option<Progress>,
     /// The owner takes the new firmware's defaults for this command (`--no-settings`).
     owner_defaults: bool,
+    /// The target slot's file system the settings are carried into (None: nothing carried).
+    settings_medium: Option<Box<dyn crate::carry::SettingsMedium>>,
 }
 
 /// The wall clock (seconds since the Unix epoch); replaceable for tests of a device whose
@@ -94,7 +97,20 @@ impl Agent {
             settings.index.min_rate,
             roots.clone(),
         )?;
+        let settings_medium = crate::carry::medium_for(
+            &settings.carry,
+            &board,
+            &settings.runtime_dir,
+            settings.board.dev_dir(),
+            settings.board.sysfs(),
+        )
+        .map_err(|e| crate::config::ConfigError::Invalid {
+            path: settings.path.clone(),
+            key: "settings.target".into(),
+            problem: e.to_string(),
+        })?;
         Ok(Agent {
+            settings_medium,
             store: StateStore::new(&settings.state_dir),
             settings,
             board,
@@ -120,6 +136,12 @@ impl Agent {
         self
     }
 
+    /// Carry the settings through `medium` (a stand-in for the kernel's mounts, in tests).
+    pub fn with_settings_medium(mut self, medium: Box<dyn crate::carry::SettingsMedium>) -> Agent {
+        self.settings_medium = Some(medium);
+        self
+    }
+
     /// Use another wall clock (a router without an RTC boots in 1970).
     pub fn with_clock(mut self, clock: Clock) -> Agent {
         self.clock = clock;
@@ -129,6 +151,10 @@ impl Agent {
     /// Build the agent for the board the settings describe.
     pub fn from_settings(settings: Settings) -> Result<Agent> {
         let board = Board::from_settings(&settings.board)?;
+        #[cfg(all(feature = "failpoints", feature = "demo"))]
+        if let Some(m) = crate::sim::settings_medium::from_env(&settings) {
+            return Ok(Agent::new(settings, board)?.with_settings_medium(m));
+        }
         Agent::new(settings, board)
     }
 

@@ -96,7 +96,7 @@ impl Keys {
     }
 
     /// A key that must be there: its value, or (noted for [`Keys::done`]) a default.
-    fn need<T: Default>(&mut self, key: &'static str, v: Option<T>) -> T {
+    pub fn need<T: Default>(&mut self, key: &'static str, v: Option<T>) -> T {
         if v.is_none() {
             self.missing.get_or_insert(key);
         }
@@ -124,14 +124,17 @@ impl Keys {
             None => self.missing.map_or(Ok(()), |k| Err(KeyError::Missing(k))),
             Some((k, _)) => Err(KeyError::Unknown(
                 k,
-                format!(
-                    "expected one of {}",
-                    self.asked
-                        .iter()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                match self.asked.as_slice() {
+                    [] => "there are no fields".into(),
+                    [one] => format!("expected `{one}`"),
+                    all => format!(
+                        "expected one of {}",
+                        all.iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
             )),
         }
     }
@@ -174,10 +177,7 @@ mod tests {
         assert_eq!(k.need_path("dir"), Ok(PathBuf::new()));
         assert_eq!(
             k.done(),
-            Err(KeyError::Unknown(
-                "bogus".into(),
-                "expected one of `dir`".into()
-            ))
+            Err(KeyError::Unknown("bogus".into(), "expected `dir`".into()))
         );
         let mut k = keys("");
         k.need_strings("command").unwrap();

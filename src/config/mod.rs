@@ -3,6 +3,7 @@
 //! Defaults live here and nowhere else. Every error names the file, the key and the problem.
 
 mod board;
+mod carry;
 mod health;
 mod keys;
 mod notify;
@@ -151,6 +152,8 @@ pub struct Settings {
     pub notify: Vec<NotifySettings>,
     /// Where copies of committed images are kept with their signed index (None: nowhere).
     pub archive: Option<ArchiveSettings>,
+    /// How the owner's settings reach the firmware being installed (`[settings]`).
+    pub carry: crate::carry::CarryPlan,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,7 +254,10 @@ impl Validator<'_> {
             Duration::from_secs(6 * 3600),
         )?;
         let state_dir = self.path_rel(agent.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()));
+        let board = self.board(raw.board)?;
+        let trial = raw::RawTrial::read(raw.trial).map_err(|e| self.key_error("trial", e))?;
         Ok(Settings {
+            carry: self.carry(raw.settings, &board)?,
             path: self.path.to_path_buf(),
             state_dir,
             policy,
@@ -262,26 +268,29 @@ impl Validator<'_> {
                 }
                 other => other,
             },
-            index: self.index(raw.index)?,
-            board: self.board(raw.board)?,
+            index: self
+                .index(raw::RawIndex::read(raw.index).map_err(|e| self.key_error("index", e))?)?,
+            board,
             trial: TrialSettings {
                 deadline: self.duration(
                     "trial.deadline",
-                    raw.trial.deadline.as_deref(),
+                    trial.deadline.as_deref(),
                     Duration::from_secs(300),
                 )?,
                 retry_interval: self.duration(
                     "trial.retry_interval",
-                    raw.trial.retry_interval.as_deref(),
+                    trial.retry_interval.as_deref(),
                     Duration::from_secs(10),
                 )?,
-                soak: match raw.trial.soak.as_deref() {
+                soak: match trial.soak.as_deref() {
                     Some("0s") | Some("0") => Duration::ZERO,
                     other => self.duration("trial.soak", other, Duration::from_secs(600))?,
                 },
-                soak_failures: match raw.trial.soak_failures.unwrap_or(3) {
+                soak_failures: match trial.soak_failures.unwrap_or(3) {
                     0 => return Err(self.err("trial.soak_failures", "must be at least 1")),
-                    n => n,
+                    n => u32::try_from(n).map_err(|_| {
+                        self.err("trial.soak_failures", "must be at most 4294967295")
+                    })?,
                 },
             },
             health: self.plan(raw.health)?,

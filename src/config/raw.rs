@@ -10,11 +10,13 @@ pub struct RawConfig {
     /// Read into [`RawAgent`] by the validator.
     #[serde(default)]
     pub agent: toml::Table,
-    pub index: RawIndex,
+    /// Read into [`RawIndex`] by the validator.
+    pub index: toml::Table,
     /// Deserialized into [`RawBoard`] by the validator, which names the key serde refuses.
     pub board: toml::Table,
+    /// Read into [`RawTrial`] by the validator.
     #[serde(default)]
-    pub trial: RawTrial,
+    pub trial: toml::Table,
     #[serde(default)]
     pub health: RawHealth,
     /// When the daemon may reboot into an update (none: any time). Each read as a
@@ -34,6 +36,8 @@ pub struct RawConfig {
     /// Where to keep copies of committed images with their signed index; read into
     /// [`RawArchive`] by the validator.
     pub archive: Option<toml::Table>,
+    /// How the owner's settings reach the new firmware; read by the validator.
+    pub settings: Option<toml::Table>,
 }
 
 /// The `[archive]` section, read by hand.
@@ -116,14 +120,12 @@ impl RawAgent {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The `[index]` section, read by hand.
+#[derive(Debug)]
 pub struct RawIndex {
     pub url: String,
     pub channel: Option<String>,
-    #[serde(default)]
     pub trusted_keys: Vec<String>,
-    #[serde(default)]
     pub trusted_key_files: Vec<PathBuf>,
     pub threshold: Option<usize>,
     pub root: Option<PathBuf>,
@@ -131,6 +133,31 @@ pub struct RawIndex {
     pub fetch_timeout: Option<String>,
     pub min_rate: Option<u64>,
     pub rate_window: Option<String>,
+}
+
+impl RawIndex {
+    pub fn read(table: toml::Table) -> Result<RawIndex, KeyError> {
+        let mut k = Keys::new(table);
+        let i = RawIndex {
+            url: k.need_string("url")?,
+            channel: k.string("channel")?,
+            trusted_keys: k.strings("trusted_keys")?.unwrap_or_default(),
+            trusted_key_files: k
+                .strings("trusted_key_files")?
+                .unwrap_or_default()
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            threshold: k.size("threshold")?,
+            root: k.path("root")?,
+            max_index_bytes: k.number("max_index_bytes")?,
+            fetch_timeout: k.string("fetch_timeout")?,
+            min_rate: k.number("min_rate")?,
+            rate_window: k.string("rate_window")?,
+        };
+        k.done()?;
+        Ok(i)
+    }
 }
 
 /// The `[board]` section: `profile` says which keys it has, and a key of another profile
@@ -205,13 +232,6 @@ impl RawBoard {
     }
 }
 
-/// `{ TAG = { table } }`: how an externally tagged enum is read.
-fn tagged(tag: String, table: toml::Table) -> toml::Value {
-    let mut outer = toml::Table::new();
-    outer.insert(tag, toml::Value::Table(table));
-    toml::Value::Table(outer)
-}
-
 /// The simulated router (only in builds with the `demo` feature).
 #[derive(Debug)]
 pub struct RawSimBoard {
@@ -275,13 +295,27 @@ pub struct RawScriptBoard {
     pub reboot_command: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The `[trial]` section, read by hand.
+#[derive(Debug, Default)]
 pub struct RawTrial {
     pub deadline: Option<String>,
     pub retry_interval: Option<String>,
     pub soak: Option<String>,
-    pub soak_failures: Option<u32>,
+    pub soak_failures: Option<u64>,
+}
+
+impl RawTrial {
+    pub fn read(table: toml::Table) -> Result<RawTrial, KeyError> {
+        let mut k = Keys::new(table);
+        let t = RawTrial {
+            deadline: k.string("deadline")?,
+            retry_interval: k.string("retry_interval")?,
+            soak: k.string("soak")?,
+            soak_failures: k.number("soak_failures")?,
+        };
+        k.done()?;
+        Ok(t)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -304,10 +338,9 @@ pub struct RawGroup {
     pub advisory: bool,
 }
 
-/// A check's kind and its keys, read as `{ KIND = { its keys } }` (see
-/// [`RawCheckKind::read`]), for the same reason as [`RawBoard`].
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
+/// A check's kind and its keys, read by hand ([`Keys`]) like [`RawBoard`]: `kind` names
+/// the variant, and only that kind's keys are taken.
+#[derive(Debug)]
 pub enum RawCheckKind {
     Link {
         interface: String,
@@ -346,23 +379,92 @@ pub enum RawCheckKind {
     Clock {},
 }
 
+/// The kinds of check, as `kind` names them.
+const CHECK_KINDS: [&str; 11] = [
+    "link", "address", "route", "dns", "http", "tcp", "ping", "process", "listen", "command",
+    "clock",
+];
+
 impl RawCheckKind {
-    /// A check's keys besides the common ones, `kind` among them.
-    pub fn read(mut table: toml::Table) -> Result<RawCheckKind, toml::de::Error> {
+    /// A check's keys besides the common ones, `kind` among them; the error says what is
+    /// wrong in serde's words (the key is the caller's to name).
+    pub fn read(mut table: toml::Table) -> Result<RawCheckKind, String> {
         let kind = match table.remove("kind") {
             Some(toml::Value::String(k)) => k,
             Some(v) => {
-                use serde::de::Unexpected as U;
-                let found = match &v {
-                    toml::Value::Integer(i) => U::Signed(*i),
-                    toml::Value::Float(f) => U::Float(*f),
-                    toml::Value::Boolean(b) => U::Bool(*b),
-                    other => U::Other(other.type_str()),
-                };
-                return Err(serde::de::Error::invalid_type(found, &"a string"));
+                return Err(format!(
+                    "invalid type: {}, expected a string",
+                    super::keys::found(&v)
+                ))
             }
-            None => return Err(serde::de::Error::missing_field("kind")),
+            None => return Err("missing field `kind`".into()),
         };
-        tagged(kind, table).try_into()
+        let mut k = Keys::new(table);
+        let port = |k: &mut Keys, key: &'static str| -> Result<Option<u16>, KeyError> {
+            match k.number(key)? {
+                Some(n) if n > u16::MAX as u64 => Err(KeyError::Type(
+                    key,
+                    "a number from 0 to 65535",
+                    format!("integer `{n}`"),
+                )),
+                n => Ok(n.map(|n| n as u16)),
+            }
+        };
+        let read = |k: &mut Keys| -> Result<RawCheckKind, KeyError> {
+            Ok(match kind.as_str() {
+                "link" => RawCheckKind::Link {
+                    interface: k.need_string("interface")?,
+                },
+                "address" => RawCheckKind::Address {
+                    interface: k.need_string("interface")?,
+                    family: k.string("family")?,
+                },
+                "route" => RawCheckKind::Route {
+                    family: k.string("family")?,
+                },
+                "dns" => RawCheckKind::Dns {
+                    query: k.need_string("query")?,
+                    server: k.string("server")?,
+                },
+                "http" => RawCheckKind::Http {
+                    url: k.need_string("url")?,
+                    expect_status: port(k, "expect_status")?,
+                },
+                "tcp" => RawCheckKind::Tcp {
+                    address: k.need_string("address")?,
+                },
+                "ping" => RawCheckKind::Ping {
+                    host: k.need_string("host")?,
+                },
+                "process" => RawCheckKind::Process {
+                    process: k.need_string("process")?,
+                },
+                "listen" => RawCheckKind::Listen {
+                    port: {
+                        let p = port(k, "port")?;
+                        k.need("port", p)
+                    },
+                    protocol: k.string("protocol")?,
+                },
+                "command" => RawCheckKind::Command {
+                    argv: k.need_strings("argv")?,
+                },
+                _ => RawCheckKind::Clock {},
+            })
+        };
+        if !CHECK_KINDS.contains(&kind.as_str()) {
+            let all: Vec<String> = CHECK_KINDS.iter().map(|k| format!("`{k}`")).collect();
+            return Err(format!(
+                "unknown variant `{kind}`, expected one of {}",
+                all.join(", ")
+            ));
+        }
+        read(&mut k)
+            .and_then(|c| k.done().map(|()| c))
+            .map_err(|e| match e {
+                KeyError::Missing(key) => format!("missing field `{key}`"),
+                KeyError::Type(_, what, found) => format!("invalid type: {found}, expected {what}"),
+                KeyError::Unknown(key, expected) => format!("unknown field `{key}`, {expected}"),
+            })
     }
 }

@@ -217,6 +217,17 @@ impl UbiArea<'_> {
             .collect()
     }
 
+    /// The names of the UBI's volumes (an error: the area holds no UBI volume table).
+    pub fn volumes(&self) -> Result<Vec<String>, FlashError> {
+        match self.scan()?.vtbl {
+            Some((_, vtbl)) => Ok(Self::volume_names(&vtbl)),
+            None => Err(self.err(format!(
+                "no UBI volume table in the UBI area at {:#x}",
+                self.offset
+            ))),
+        }
+    }
+
     /// The bytes of volume `name` that erase blocks hold: up to the end of its last mapped
     /// logical block (what a vendor tool takes as the extent of a read-only volume).
     pub fn volume_len(&self, name: &str) -> Result<u64, FlashError> {

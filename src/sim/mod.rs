@@ -9,6 +9,7 @@ pub mod demo;
 #[cfg(feature = "demo")]
 pub mod httpd;
 pub mod image;
+pub mod settings_medium;
 #[cfg(feature = "demo")]
 pub mod wan;
 #[cfg(feature = "demo")]

@@ -128,6 +128,16 @@ fn openwrt_ipk() {
     assert_eq!(settings.runtime_dir, Path::new("/var/run/fwguard"));
     // Its state directory is not on /var (tmpfs there: lost at every reboot).
     assert_eq!(settings.state_dir, Path::new("/etc/fwguard/state"));
+    // `sysupgrade -b`, which the linksys profile's settings carry runs, takes what the keep
+    // list names: the config, the keys and the state, so the new firmware's fwguard finds them.
+    sh(Command::new("tar")
+        .arg("xzf")
+        .arg(x.path().join("data.tar.gz"))
+        .arg("./lib/upgrade/keep.d/fwguard")
+        .current_dir(x.path()));
+    let keep = std::fs::read_to_string(x.path().join("lib/upgrade/keep.d/fwguard")).unwrap();
+    let kept = |p: &Path| keep.lines().any(|k| p.starts_with(k.trim_end_matches('/')));
+    assert!(kept(&settings.state_dir) && kept(&shipped_path()), "{keep}");
     let example = std::fs::read_to_string(repo("packaging/config.toml")).unwrap();
     let text = std::fs::read_to_string(&shipped).unwrap();
     let differ: Vec<(&str, &str)> = example
@@ -224,4 +234,9 @@ fn debian_package() {
             "{line} missing from fwguard-assess.service"
         );
     }
+}
+
+/// Where the package installs its config.
+fn shipped_path() -> std::path::PathBuf {
+    std::path::PathBuf::from("/etc/fwguard/config.toml")
 }

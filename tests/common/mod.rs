@@ -372,3 +372,31 @@ pub async fn notifications_until(
     child.start_kill().unwrap();
     got
 }
+
+/// Every file and link under `root` (relative paths), with its bytes (a link: its target)
+/// and mode: what "byte-identical" compares.
+pub fn tree(root: &Path) -> std::collections::BTreeMap<PathBuf, (Vec<u8>, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if m.file_type().is_dir() {
+                out.insert(rel, (Vec::new(), m.mode()));
+                todo.push(p);
+            } else if m.file_type().is_symlink() {
+                let to = std::fs::read_link(&p).unwrap();
+                out.insert(rel, (to.into_os_string().into_encoded_bytes(), m.mode()));
+            } else {
+                out.insert(rel, (std::fs::read(&p).unwrap(), m.mode()));
+            }
+        }
+    }
+    out
+}

@@ -26,15 +26,7 @@ pub fn squashfs(dir: &std::path::Path, version: &str) -> Vec<u8> {
 pub fn squashfs_of(dir: &std::path::Path, version: &str, noise: usize) -> Vec<u8> {
     let src = dir.join(format!("root-{version}"));
     std::fs::create_dir_all(src.join("etc")).unwrap();
-    let mut x = 0x2545_f491_4f6c_dd1du64 ^ version.len() as u64;
-    let bytes: Vec<u8> = (0..noise)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let bytes = incompressible(0x2545_f491_4f6c_dd1d ^ version.len() as u64, noise);
     std::fs::write(src.join("etc/noise"), bytes).unwrap();
     std::fs::write(
         src.join("etc/openwrt_release"),
@@ -57,4 +49,17 @@ pub fn squashfs_of(dir: &std::path::Path, version: &str, noise: usize) -> Vec<u8
         ],
     );
     std::fs::read(out).unwrap()
+}
+
+/// `len` bytes that do not compress (xorshift from `seed`).
+pub fn incompressible(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }

@@ -16,7 +16,7 @@ use fwguard::Slot;
 
 /// The router with the images of these tests: 1.1 good, 1.2 breaks the WAN, 1.3 panics.
 async fn router() -> Router {
-    Router::new(&[("1.1", Behaviour::GOOD), ("1.2", WAN_DOWN), ("1.3", PANICS)]).await
+    Router::stock(&[("1.1", Behaviour::GOOD), ("1.2", WAN_DOWN), ("1.3", PANICS)]).await
 }
 
 fn env_says(flash: &Flash, part: &str, bootcmd: &str, trial: Option<&str>) {

@@ -16,7 +16,7 @@ use fwguard::Slot;
 
 #[tokio::test]
 async fn a_trial_is_judged_by_the_new_firmware_s_own_fwguard_and_a_rollback_reaches_the_old() {
-    let mut r = Router::new(&[
+    let mut r = Router::stock(&[
         ("1.1", Behaviour::GOOD),
         ("1.2", WAN_DOWN),
         ("1.3", Behaviour::GOOD),

@@ -9,45 +9,27 @@ use super::common;
 
 use common::linksys::ROOT_AT;
 use common::linksys_router::Router;
-use common::sysupgrade::{metadata, sysupgrade_image};
-use common::tools::squashfs_of;
 use common::ubi::{self, PEB};
 use fwguard::agent::{Action, UpdateMode};
 use fwguard::sim::Behaviour;
 use fwguard::state::UpdateState;
 use fwguard::Slot;
 
-const BOARD: &str = "linksys-wrt32x";
-
 fn kernel(version: &str, b: Behaviour) -> Vec<u8> {
-    fwguard::sim::firmware_image_for(
-        BOARD,
-        &version.parse().unwrap(),
-        fwguard::sim::world::BUILD_TIME,
-        64 * 1024,
-        b,
-    )
+    common::linksys_router::kernel(version, b)
 }
 
-/// A root of several UBI blocks.
 fn root(r: &Router, version: &str) -> Vec<u8> {
-    squashfs_of(&r.world.root, version, 300_000)
+    common::linksys_router::root(&r.world, version)
 }
 
-/// Publish `version` as a sysupgrade image (`listed`: the versions in the index).
 fn publish_sysupgrade(
     r: &mut Router,
     version: &str,
     b: Behaviour,
     listed: &[&str],
 ) -> (Vec<u8>, Vec<u8>) {
-    let (k, root) = (kernel(version, b), root(r, version));
-    let dir = r.world.root.join(format!("build-{version}"));
-    let meta = metadata("linksys,wrt32x", version, "1.0");
-    let img = sysupgrade_image(&dir, BOARD, &k, &root, Some(&meta));
-    r.world.add_sysupgrade(version, &img).unwrap();
-    r.world.publish(listed).unwrap();
-    (k, root)
+    r.publish_sysupgrade(version, b, listed)
 }
 
 /// What the kernelN partition `mtd` holds: (its kernel, the root volume, the data volume).

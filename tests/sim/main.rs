@@ -1,7 +1,7 @@
 //! The in-process suites: each drives the sim router (or a slot, an env, a flash image)
 //! through the library, in this one test binary. The first group starts no fwguard binary,
 //! so it also runs for router CPUs under qemu-user (cross/test.sh selects them by module;
-//! `linksys_factory` and `linksys_root_ubi` cut the power of a fwguard child process, so
+//! `linksys_factory`, `linksys_root_ubi` and `linksys_settings` cut the power of a fwguard child process, so
 //! they are host only; its filters match by substring, so no host-only module's name may
 //! end in a listed one's). One module per former `tests/<name>.rs` crate.
 
@@ -32,11 +32,13 @@ mod health_hostile;
 mod index_url;
 mod linksys_factory;
 mod linksys_root_ubi;
+mod linksys_settings;
 mod notify;
 mod owner_controls;
 mod readback;
 mod report;
 mod resume;
+mod settings_carry;
 mod sources;
 mod time_floor_reset;
 mod tls;

@@ -1,0 +1,56 @@
+//! The owner's settings carried into the slot being installed, between the arm persisted and
+//! the bootloader switched: the backup then holds the state as the trial will find it
+//! (on boards whose slots share nothing, the state travels with the settings). A failure
+//! leaves the trial unarmed, the running firmware and its settings as they were.
+
+use super::Agent;
+use crate::error::{Error, Result};
+use crate::slot::Slot;
+use crate::state::{PersistedState, UpdateState};
+
+impl Agent {
+    /// Whether the release armed in `st` boots on its own defaults: the owner said so for
+    /// this command, or pinned it so (`--no-settings`).
+    fn on_own_defaults(&self, st: &PersistedState) -> bool {
+        let UpdateState::Armed { release, .. } = &st.update else {
+            return self.owner_defaults;
+        };
+        self.owner_defaults || (st.pin_no_settings && st.pin.as_ref() == Some(&release.version))
+    }
+
+    /// Carry the settings into `target` as the configuration says, or nothing.
+    pub(super) fn carry_settings(
+        &self,
+        st: &PersistedState,
+        target: Slot,
+        booted: Slot,
+    ) -> Result<()> {
+        let Some(medium) = &self.settings_medium else {
+            return Ok(());
+        };
+        if target == booted {
+            return Err(Error::Refused(format!(
+                "the settings are carried only into the slot being installed, and slot {target} is the one running"
+            )));
+        }
+        if self.on_own_defaults(st) {
+            tracing::info!(
+                "the owner's settings are not carried into slot {target} (--no-settings): it boots on its own defaults"
+            );
+            return Ok(());
+        }
+        let carried = crate::carry::write::carry(
+            &self.settings.carry,
+            medium.as_ref(),
+            target,
+            &self.settings.runtime_dir,
+        )
+        .map_err(|source| Error::Carry {
+            slot: target,
+            source,
+        })?;
+        crate::failpoint::hit("settings-carried");
+        tracing::info!("carried the owner's settings into slot {target}: {carried}");
+        Ok(())
+    }
+}
