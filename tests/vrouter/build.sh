@@ -15,6 +15,8 @@
 #                | p3 slot B (empty) | p4 data (ext4: fwguard's state)
 #   www/images/fw-VERSION.img   firmware images: a FIT (kernel, initramfs), as the slot holds it
 #   keys/vrouter.{sec,pub}      the index signing key, made for this build
+# Each firmware also holds the kernel's nandsim, UBI and UBIFS modules and the board's UBI
+# tool (guest/vrouter-ubi.c, built static with arm-linux-gnueabihf-gcc from cross/setup.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -23,7 +25,7 @@ CACHE=${VROUTER_CACHE:-$ROOT/.cache/vrouter}
 FWGUARD_ARMV7=${FWGUARD_ARMV7:-$ROOT/target/armv7-unknown-linux-musleabihf/release/fwguard}
 FWGUARD_INDEX=${FWGUARD_INDEX:-$ROOT/target/debug/fwguard-index}
 
-for tool in qemu-system-arm mkimage mkenvimage dtc cpio mkfs.ext4 debugfs fw_printenv busybox python3; do
+for tool in arm-linux-gnueabihf-gcc qemu-system-arm mkimage mkenvimage dtc cpio mkfs.ext4 debugfs fw_printenv busybox python3; do
     command -v "$tool" >/dev/null || { echo "build.sh: $tool is missing; run tests/vrouter/setup.sh" >&2; exit 1; }
 done
 for f in "$FWGUARD_ARMV7" "$FWGUARD_INDEX" /usr/lib/u-boot/qemu_arm/u-boot.bin; do
@@ -60,7 +62,8 @@ make_fw() {
     cp "$X/bin/busybox" "$r/bin/"
     for m in drivers/virtio/virtio_mmio drivers/block/virtio_blk net/core/failover drivers/net/net_failover \
              drivers/net/virtio_net drivers/watchdog/softdog lib/crc16 fs/mbcache fs/jbd2/jbd2 \
-             crypto/crc32c_generic fs/ext4/ext4; do
+             crypto/crc32c_generic fs/ext4/ext4 lib/zstd/zstd_compress crypto/zstd crypto/deflate \
+             drivers/mtd/ubi/ubi fs/ubifs/ubifs drivers/mtd/nand/raw/nandsim; do
         cp "$MODS/$m.ko" "$r/lib/modules/"
     done
     mknod -m 600 "$r/dev/console" c 5 1
@@ -68,6 +71,7 @@ make_fw() {
     echo "$beh" > "$r/etc/vrouter/behaviour"
     install -m 755 "$HERE/guest/init" "$r/init"
     install -m 755 "$HERE/guest/vrouter-reboot" "$r/usr/sbin/vrouter-reboot"
+    install -m 755 "$OUT/fit/vrouter-ubi" "$r/usr/sbin/vrouter-ubi"
     install -m 755 "$FWGUARD_ARMV7" "$r/usr/sbin/fwguard"
     install -m 644 "$HERE/guest/config.toml" "$r/etc/fwguard/config.toml"
     install -m 644 "$HERE/guest/fw_env.config" "$r/etc/fw_env.config"
@@ -105,6 +109,8 @@ ITS
     mv "$OUT/fit/fw-$ver.itb" "$OUT/www/images/fw-$ver.img"
     rm -rf "$r"
 }
+# The board's UBI tool (its busybox has none), static for armhf.
+arm-linux-gnueabihf-gcc -static -O2 -Wall -o "$OUT/fit/vrouter-ubi" "$HERE/guest/vrouter-ubi.c"
 make_fw 1.0 good
 make_fw 2.0 good
 make_fw 3.0 nowan

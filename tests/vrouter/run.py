@@ -381,8 +381,24 @@ class Harness:
         self.step(f"fwguard on A finds {version} in the signed index, installs into B")
 
     def written_and_armed(self, version):
-        self.board.expect(r"VROUTER: reboot requested")
-        self.step(f"{version} written, verified, trial armed; reboot")
+        b = self.board
+        b.expect(r"carried the owner's settings into slot B")
+        b.expect(r"VROUTER: reboot requested")
+        self.step(f"{version} written, verified, settings carried, trial armed; reboot")
+        self.settings_carried()
+
+    def settings_carried(self):
+        """Read back through the kernel (the board's own UBI tool, not fwguard's code): the
+        backup is in the other slot's rootfs_data, holding the owner's network settings as the
+        running slot has them, and the running slot's overlay stayed attached and mounted."""
+        b = self.board
+        own = b.expect(r"VROUTER-OWN: (\d+) mount\(s\) of ubi0:rootfs_data, network (\w+)")
+        check(own.group(1) == "1", f"the running slot's overlay is not mounted as it was: {own.group(0)}")
+        got = b.expect(r"VROUTER-CARRIED: (.*)")
+        check("etc/config/network" in got.group(1), f"the carried backup lacks the owner's settings: {got.group(0)}")
+        net = b.expect(r"VROUTER-CARRIED-NETWORK: (\w+)")
+        check(net.group(1) == own.group(2), "the carried network settings differ from the running slot's")
+        self.step("the backup is in B's rootfs_data (UBI attached, UBIFS mounted by the kernel)")
 
     def commits_on_b(self, version):
         b = self.board
