@@ -215,6 +215,7 @@ pub fn all(settings: &Settings, board: Result<&Board, &BoardError>) -> Vec<Findi
     let mut out = board_checks(&settings.board, board);
     out.push(state_location(settings));
     out.push(runtime_dir(&settings.runtime_dir));
+    out.push(crate::carry::check::preflight(settings));
     out
 }
 

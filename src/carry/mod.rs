@@ -2,6 +2,7 @@
 //! settings the running firmware has ([`compat`], OpenWrt's `compat_version`), and carrying
 //! them into the slot being installed before its trial is armed ([`plan`], [`write`]).
 
+pub mod check;
 pub mod compat;
 pub mod medium;
 pub mod plan;

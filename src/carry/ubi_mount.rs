@@ -164,6 +164,19 @@ impl UbiMedium {
     }
 }
 
+/// Whether a volume of UBI device `ubi` is mounted, by `mountinfo` (its source field names
+/// the volume as `ubiN:NAME`, `ubiN_M` or `/dev/ubiN_M`).
+fn in_use(mountinfo: &str, ubi: u32) -> bool {
+    let (by_name, by_node) = (format!("ubi{ubi}:"), format!("ubi{ubi}_"));
+    mountinfo.lines().any(|l| {
+        let source = l.split(" - ").nth(1).and_then(|t| t.split(' ').nth(1));
+        source.is_some_and(|s| {
+            let s = s.strip_prefix("/dev/").unwrap_or(s);
+            s.starts_with(&by_name) || s.starts_with(&by_node)
+        })
+    })
+}
+
 fn fd(f: &std::fs::File) -> std::os::fd::RawFd {
     std::os::fd::AsRawFd::as_raw_fd(f)
 }
@@ -204,7 +217,18 @@ impl SettingsMedium for UbiMedium {
             ))
         })?;
         let ubi = match self.attached(mtd) {
-            Some(n) => n,
+            // Attached already (a carry cut off before it detached): only while nothing of
+            // it is mounted, which is never so for the slot being installed.
+            Some(n) => {
+                let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+                if in_use(&mounts, n) {
+                    return Err(CarryError::Refused(format!(
+                        "ubi{n} on {} is mounted: that is a running firmware's UBI, not the slot being installed",
+                        part.display()
+                    )));
+                }
+                n
+            }
             None => self.attach(mtd)?,
         };
         let mut m = MountedUbi {
@@ -271,5 +295,16 @@ mod tests {
         assert_eq!(mtd_number(Path::new("/dev/mtd7")), Some(7));
         assert_eq!(mtd_number(Path::new("/dev/mtdblock7")), None);
         assert_eq!(mtd_number(Path::new("/dev/sda2")), None);
+    }
+
+    #[test]
+    fn a_ubi_with_a_mounted_volume_is_in_use() {
+        let mounts = "22 1 0:17 / /rom ro,relatime - squashfs /dev/root ro\n\
+                      25 22 0:23 / /overlay rw,noatime - ubifs ubi0:rootfs_data rw,assert=read-only\n\
+                      30 22 0:25 / /mnt rw - ubifs /dev/ubi12_0 rw\n";
+        assert!(in_use(mounts, 0));
+        assert!(in_use(mounts, 12));
+        assert!(!in_use(mounts, 1), "ubi1 is not ubi12");
+        assert!(!in_use(mounts, 2));
     }
 }

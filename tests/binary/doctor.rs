@@ -317,10 +317,29 @@ fn doctor_reads_the_layout() {
     let flash = Flash::create(tmp.path(), b"");
     std::fs::write(tmp.path().join("sys/class/ubi/ubi0/mtd_num"), "8\n").unwrap();
     std::fs::write(tmp.path().join("proc/sys/kernel/random/boot_id"), "x\n").unwrap();
-    let doctor = || doctor_on(tmp.path(), &flash.board_config());
+    // The linksys profile carries OpenWrt's backup: doctor names what the carry lacks here.
+    let (code, out) = doctor_on(tmp.path(), &flash.board_config());
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains("FAIL settings carry: \"sysupgrade\" is not installed"),
+        "{out}"
+    );
+    let with_backup = format!(
+        "{}[settings]\nbackup_command = [\"/bin/sh\", \"-c\", \"tar czf $0 /etc/hostname\", \"{{backup}}\"]\n",
+        flash.board_config()
+    );
+    let (code, out) = doctor_on(tmp.path(), &with_backup);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains("ubi_ctrl is missing: this kernel has no UBI"),
+        "{out}"
+    );
+    std::fs::write(flash.root.join("dev/ubi_ctrl"), "").unwrap();
+    let doctor = || doctor_on(tmp.path(), &with_backup);
     let (code, out) = doctor();
     assert_eq!(code, Some(0), "{out}");
     for line in [
+        "ok   settings carry: the OpenWrt backup, as sysupgrade.tgz in the target's rootfs_data volume",
         "board linksys-wrt32x (profile linksys)",
         "ok   flash layout: boot counter s_env on mtd2",
         "ok   flash layout: slot A: kernel1 on mtd5 (0x500000 bytes, spanning rootfs1 on mtd6)",

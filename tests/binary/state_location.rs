@@ -226,7 +226,11 @@ fn linksys_refuses_only_ram_and_says_the_state_is_the_running_slots_own() {
     std::fs::write(tmp.path().join("proc/sys/kernel/random/boot_id"), "x\n").unwrap();
     let case = Case {
         dir: tmp.path().to_path_buf(),
-        cfg: config_on(tmp.path(), &flash.board_config()),
+        // The settings carry is doctor's other check (tests/binary/doctor.rs).
+        cfg: config_on(
+            tmp.path(),
+            &format!("{}[settings]\nmode = \"none\"\n", flash.board_config()),
+        ),
         proc: tmp.path().join("proc"),
         files: (0..10)
             .map(|n| flash.dev(n))
