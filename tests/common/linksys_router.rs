@@ -156,11 +156,21 @@ impl Router {
     }
 
     pub async fn power_on(&mut self) -> (Slot, String) {
+        // A UBI never attached yet (its autoresize volume not grown) has a fresh, empty
+        // rootfs_data: the kernel formats it at the first mount, and what the stand-in's
+        // directory still holds of an earlier firmware in that slot is gone.
+        let fresh = [5, 7].map(|mtd| {
+            let bytes = self.bytes(mtd);
+            super::ubi::has_autoresize(&bytes[super::linksys::ROOT_AT..])
+        });
         let (slot, version) = self.flash.power_on(&mut self.world).await;
         self.booted = slot;
-        // OpenWrt's preinit (80_mount_root): a backup on the overlay is restored, then removed.
         let overlay = &self.overlays[slot.index()];
         let backup = overlay.join("sysupgrade.tgz");
+        if self.carry && fresh[slot.index()] && !backup.exists() {
+            let _ = std::fs::remove_dir_all(overlay);
+        }
+        // OpenWrt's preinit (80_mount_root): a backup on the overlay is restored, then removed.
         if backup.exists() {
             super::tools::tool(
                 "tar",
