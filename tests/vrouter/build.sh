@@ -14,6 +14,9 @@
 #   disk.img     48 MiB virtio disk: p1 live env (raw, 16 KiB) | p2 slot A (firmware 1.0)
 #                | p3 slot B (empty) | p4 data (ext4: fwguard's state)
 #   www/images/fw-VERSION.img   firmware images: a FIT (kernel, initramfs), as the slot holds it
+#   nand.img     32 MiB flash file: the NAND's firmware partitions (mtd0 slot A, mtd1 slot B)
+#                page by page (see guest/vrouter-nand.c); A's holds a UBI with the owner's
+#                settings in rootfs_data
 #   keys/vrouter.{sec,pub}      the index signing key, made for this build
 # Each firmware also holds the kernel's nandsim, UBI and UBIFS modules and the board's UBI
 # tool (guest/vrouter-ubi.c, built static with arm-linux-gnueabihf-gcc from cross/setup.sh).
@@ -25,7 +28,7 @@ CACHE=${VROUTER_CACHE:-$ROOT/.cache/vrouter}
 FWGUARD_ARMV7=${FWGUARD_ARMV7:-$ROOT/target/armv7-unknown-linux-musleabihf/release/fwguard}
 FWGUARD_INDEX=${FWGUARD_INDEX:-$ROOT/target/debug/fwguard-index}
 
-for tool in arm-linux-gnueabihf-gcc qemu-system-arm mkimage mkenvimage dtc cpio mkfs.ext4 debugfs fw_printenv busybox python3; do
+for tool in arm-linux-gnueabihf-gcc qemu-system-arm mkimage mkenvimage dtc cpio mkfs.ext4 debugfs fw_printenv mkfs.ubifs ubinize busybox python3; do
     command -v "$tool" >/dev/null || { echo "build.sh: $tool is missing; run tests/vrouter/setup.sh" >&2; exit 1; }
 done
 for f in "$FWGUARD_ARMV7" "$FWGUARD_INDEX" /usr/lib/u-boot/qemu_arm/u-boot.bin; do
@@ -72,6 +75,9 @@ make_fw() {
     install -m 755 "$HERE/guest/init" "$r/init"
     install -m 755 "$HERE/guest/vrouter-reboot" "$r/usr/sbin/vrouter-reboot"
     install -m 755 "$OUT/fit/vrouter-ubi" "$r/usr/sbin/vrouter-ubi"
+    install -m 755 "$OUT/fit/vrouter-nand" "$r/usr/sbin/vrouter-nand"
+    install -m 755 "$HERE/guest/vrouter-flash-file" "$r/usr/sbin/vrouter-flash-file"
+    install -m 755 "$HERE/guest/vrouter-cut" "$r/usr/sbin/vrouter-cut"
     install -m 755 "$FWGUARD_ARMV7" "$r/usr/sbin/fwguard"
     install -m 644 "$HERE/guest/config.toml" "$r/etc/fwguard/config.toml"
     install -m 644 "$HERE/guest/fw_env.config" "$r/etc/fw_env.config"
@@ -111,6 +117,7 @@ ITS
 }
 # The board's UBI tool (its busybox has none), static for armhf.
 arm-linux-gnueabihf-gcc -static -O2 -Wall -o "$OUT/fit/vrouter-ubi" "$HERE/guest/vrouter-ubi.c"
+arm-linux-gnueabihf-gcc -static -O2 -Wall -o "$OUT/fit/vrouter-nand" "$HERE/guest/vrouter-nand.c"
 make_fw 1.0 good
 make_fw 2.0 good
 make_fw 3.0 nowan
@@ -127,7 +134,20 @@ printf 'boot_slot=A\nbootcount=0\nbootlimit=3\nupgrade_available=0\n' > "$OUT/fi
 mkenvimage -s 0x4000 -o "$OUT/fit/ab-env.bin" "$OUT/fit/ab-state.txt"
 rm -f "$OUT/fit/data.ext4"
 mkfs.ext4 -q -F -L data "$OUT/fit/data.ext4" 14M
-python3 "$HERE/disk.py" "$OUT" "$OUT/www/images/fw-1.0.img"
+# ---- 6. the NAND as the board leaves the factory, then configured by its owner: slot A's
+# partition holds a UBI (made by ubinize, as a vendor's flasher would write it) whose
+# rootfs_data overlay holds the owner's settings. The WAN address and gateway are only here:
+# a firmware that boots without them has no WAN. Slot B's partition is erased.
+mkdir -p "$OUT/fit/owner/etc/config"
+printf "config interface 'wan'\n\toption proto 'static'\n\toption ipaddr '10.0.2.15'\n\toption netmask '255.255.255.0'\n\toption gateway '10.0.2.2'\n" \
+    > "$OUT/fit/owner/etc/config/network"
+printf "config system\n\toption hostname 'owners-router'\n" > "$OUT/fit/owner/etc/config/system"
+# 2 KiB pages, 512-byte subpages (the VID header's offset), 128 KiB erase blocks: 126 KiB LEBs.
+mkfs.ubifs -r "$OUT/fit/owner" -m 2048 -e 129024 -c 120 -x zlib -o "$OUT/fit/rootfs_data.ubifs"
+printf '[rootfs_data]\nmode=ubi\nimage=%s\nvol_id=0\nvol_type=dynamic\nvol_name=rootfs_data\nvol_flags=autoresize\n' \
+    "$OUT/fit/rootfs_data.ubifs" > "$OUT/fit/ubinize.cfg"
+ubinize -o "$OUT/fit/slot-a.ubi" -p 128KiB -m 2048 -s 512 "$OUT/fit/ubinize.cfg"
+python3 "$HERE/disk.py" "$OUT" "$OUT/www/images/fw-1.0.img" "$OUT/fit/slot-a.ubi"
 rm -rf "$OUT/fit"
 ls -l "$OUT/www/images"
 echo "vrouter build OK: $OUT (kernel $KVER)"

@@ -16,6 +16,13 @@ QEMU relays (`busybox nc`) to the HTTP server on 127.0.0.1. Nothing else.
 Every guest reset ends the QEMU process (-no-reboot) and the harness starts a new one on the
 same image files: a cold reboot, faster under TCG than a reset in place. A power cut is a
 SIGKILL of QEMU at a chosen moment.
+
+The NAND (the guest kernel's nandsim) keeps its pages in RAM; the board keeps them in its flash
+file (nand.img, a virtio disk of its own) across power-offs: the guest programs them back at
+boot and saves them at each reboot. A power cut while the board is up is taken in two steps so
+that the flash file holds what the chip held at that instant: the guest stops writeback and
+every process and saves the chip (guest/vrouter-cut), then QEMU is killed. A cut before the
+board is up (U-Boot, early init) is the kill alone: nothing has programmed the NAND yet.
 """
 import argparse
 import http.server
@@ -24,6 +31,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -34,6 +42,10 @@ MiB = 1 << 20
 ENV_PART = (1 * MiB, 0x4000)
 SLOT_PART = {"A": (2 * MiB, 16 * MiB), "B": (18 * MiB, 16 * MiB)}
 DATA_PART = (34 * MiB, 14 * MiB)
+# The flash file (nand.img): each slot's NAND partition (mtd0, mtd1), as build.sh/disk.py lay it.
+NAND_PART = {"A": (0, 16 * MiB), "B": (16 * MiB, 16 * MiB)}
+ERASE_BLOCK = 128 << 10
+BAD_BLOCKS = {"A": (5,), "B": (6,)}  # per partition (nandsim's badblocks=5,134 in guest/init)
 BOOTLIMIT = 3
 STATE_DIR = "/fwguard"  # state_dir = /data/fwguard (guest/config.toml); /data is the data partition
 
@@ -131,11 +143,12 @@ class Board:
         self.cond = threading.Condition(self.lock)
         self.proc = None
         self.powered = False
+        self.up = False  # the running firmware has reached its shell (VROUTER READY)
         self.thread = None
         self.t0 = time.monotonic()
 
     def fresh(self):
-        for f in ("flash1.img", "disk.img"):
+        for f in ("flash1.img", "disk.img", "nand.img"):
             shutil.copyfile(os.path.join(self.out, f), os.path.join(self.run, f))
 
     def qemu_cmd(self):
@@ -144,6 +157,10 @@ class Board:
             "-nographic", "-monitor", "none", "-serial", "stdio", "-no-reboot",
             "-bios", "/usr/lib/u-boot/qemu_arm/u-boot.bin",
             "-drive", f"if=pflash,unit=1,format=raw,file={self.run}/flash1.img",
+            # The flash file's disk before the main one: U-Boot's virtio 0 (the boot script's) and
+            # the kernel's vda are then disk.img.
+            "-drive", f"if=none,id=hd1,format=raw,file={self.run}/nand.img",
+            "-device", "virtio-blk-device,drive=hd1",
             "-drive", f"if=none,id=hd0,format=raw,file={self.run}/disk.img",
             "-device", "virtio-blk-device,drive=hd0",
             "-netdev", f"user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:busybox nc 127.0.0.1 {self.port}",
@@ -154,6 +171,8 @@ class Board:
         text = text.rstrip("\r")
         self.log.write("[%7.2f] %s\n" % (time.monotonic() - self.t0, text))
         self.log.flush()
+        if text.startswith("VROUTER READY "):
+            self.up = True
         with self.cond:
             self.lines.append(text)
             self.cond.notify_all()
@@ -163,6 +182,7 @@ class Board:
             p = subprocess.Popen(self.qemu_cmd(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, start_new_session=True)
             self.proc = p
+            self.up = False
             while True:
                 chunk = p.stdout.read1(4096)
                 if not chunk:
@@ -184,8 +204,13 @@ class Board:
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
-    def power_cut(self):
-        """Pull the plug: SIGKILL QEMU, whatever the guest is doing."""
+    def power_cut(self, saved=False):
+        """Pull the plug: SIGKILL QEMU, whatever the guest is doing. With the board up, the
+        chip is saved into the flash file first, everything stopped (guest/vrouter-cut);
+        `saved`: the board has just saved it itself (a reboot's save, seen on the console)."""
+        if self.up and not saved and self.proc and self.proc.poll() is None:
+            self.send("vrouter-cut")
+            self.expect(r"VROUTER-NAND: cut: saved", timeout=60)
         self.powered = False
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -230,6 +255,35 @@ class Board:
         if r.returncode != 0:
             raise Failure(f"fw_printenv on disk.img failed: {r.stderr.strip()}")
         return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+
+    def nand(self, slot):
+        """Slot `slot`'s NAND partition, page by page, as the flash file holds it."""
+        off, size = NAND_PART[slot]
+        with open(os.path.join(self.run, "nand.img"), "rb") as f:
+            f.seek(off)
+            return f.read(size)
+
+    def nand_ubi_volumes(self, slot):
+        """The volume names of the UBI on slot `slot`'s partition, from the flash file: every
+        good erase block starts with a UBI erase-counter header ("UBI#"), and the layout
+        volume's records hold the names. None if the partition holds no UBI."""
+        part = self.nand(slot)
+        blocks = [part[i:i + ERASE_BLOCK] for i in range(0, len(part), ERASE_BLOCK)]
+        good = [b for n, b in enumerate(blocks) if n not in BAD_BLOCKS[slot]]
+        if not all(b[:4] == b"UBI#" for b in good):
+            return None
+        names = set()
+        for b in good:
+            vid_off = struct.unpack(">I", b[16:20])[0]
+            data_off = struct.unpack(">I", b[20:24])[0]
+            vid = b[vid_off:vid_off + 64]
+            if vid[:4] == b"UBI!" and struct.unpack(">I", vid[8:12])[0] == 0x7FFFEFFF:
+                for r in range(128):
+                    rec = b[data_off + 172 * r:data_off + 172 * (r + 1)]
+                    n = struct.unpack(">H", rec[14:16])[0]
+                    if 0 < n <= 127:
+                        names.add(rec[16:16 + n].decode("ascii", "replace"))
+        return sorted(names)
 
     def part(self, offset, size):
         with open(os.path.join(self.run, "disk.img"), "rb") as f:
@@ -339,9 +393,10 @@ class Harness:
         if r.returncode != 0:
             raise Failure(f"fwguard-index {' '.join(a)}: {r.stderr.strip()}")
 
-    def publish(self, *versions):
+    def publish(self, *versions, extra=()):
         """A fresh web root with a signed index offering `versions` for vrouter-arm, and 1.0
-        (what the board shipped with: fwguard on it identifies it by the index)."""
+        (what the board shipped with: fwguard on it identifies it by the index). `extra`:
+        (version, image version, add-release options) for releases made of another's image."""
         self.server.requests.clear()
         shutil.rmtree(self.www, ignore_errors=True)
         shutil.copytree(os.path.join(self.out, "www"), self.www)
@@ -349,6 +404,10 @@ class Harness:
         for v in ("1.0",) + tuple(x for x in versions if x != "1.0"):
             self.tool("add-release", "index.toml", "--version", v, "--board", "vrouter-arm",
                       "--image", f"images/fw-{v}.img")
+        for v, image, opts in extra:
+            shutil.copyfile(os.path.join(self.www, "images", f"fw-{image}.img"), os.path.join(self.www, "images", f"fw-{v}.img"))
+            self.tool("add-release", "index.toml", "--version", v, "--board", "vrouter-arm",
+                      "--image", f"images/fw-{v}.img", *opts)
         self.tool("sign", "index.toml", "-s", os.path.join(self.out, "keys", "vrouter.sec"))
 
     def image(self, version):
@@ -372,11 +431,26 @@ class Harness:
                  % (slot, 1 if trial else 0, count, BOOTLIMIT))
         b.expect(r"VROUTER: fw=%s slot=%s " % (re.escape(version), slot))
 
+    def overlay(self, slot):
+        """What the running slot's init found in its overlay (rootfs_data): the md5 of the
+        owner's network settings, or "none"."""
+        m = self.board.expect(r"VROUTER-OVERLAY: ubi0 on mtd%d, network (\w+)" % "AB".index(slot))
+        return m.group(1)
+
+    def wan_owned(self, slot, version):
+        """The slot booted with the owner's settings and its WAN came up with them."""
+        net = self.overlay(slot)
+        check(net == self.owner_net, f"{version} on {slot} has network settings {net}, not the owner's {self.owner_net}")
+        self.board.expect(r"VROUTER: WAN up with the owner's settings")
+
     def first_boot_installs(self, version):
         b = self.board
         b.power_on()
         self.boots("1.0", "A", False, 0)
-        self.step("power on: U-Boot -> slot A (1.0)")
+        self.owner_net = self.overlay("A")
+        check(self.owner_net != "none", "slot A's overlay holds no owner's network settings")
+        b.expect(r"VROUTER: WAN up with the owner's settings")
+        self.step("power on: U-Boot -> slot A (1.0), the owner's settings in its overlay")
         b.expect(r"installing %s into slot B" % re.escape(version))
         self.step(f"fwguard on A finds {version} in the signed index, installs into B")
 
@@ -384,6 +458,8 @@ class Harness:
         b = self.board
         b.expect(r"carried the owner's settings into slot B")
         b.expect(r"VROUTER: reboot requested")
+        b.expect(r"VROUTER-NAND: reboot: saved")
+        self.armed_a = b.nand("A")
         self.step(f"{version} written, verified, settings carried, trial armed; reboot")
         self.settings_carried()
 
@@ -394,6 +470,7 @@ class Harness:
         b = self.board
         own = b.expect(r"VROUTER-OWN: (\d+) mount\(s\) of ubi0:rootfs_data, network (\w+)")
         check(own.group(1) == "1", f"the running slot's overlay is not mounted as it was: {own.group(0)}")
+        check(own.group(2) == self.owner_net, f"the running slot's network settings changed: {own.group(0)}")
         got = b.expect(r"VROUTER-CARRIED: (.*)")
         check("etc/config/network" in got.group(1), f"the carried backup lacks the owner's settings: {got.group(0)}")
         net = b.expect(r"VROUTER-CARRIED-NETWORK: (\w+)")
@@ -404,8 +481,27 @@ class Harness:
         b = self.board
         self.boots(version, "B", True, 1)
         self.step(f"U-Boot boots B ({version}) on trial (bootcount 1)")
+        self.restored(version)
         b.expect(r"committed %s" % re.escape(version))
         self.step("health checks pass (and hold through the soak); fwguard commits")
+
+    def restored(self, version):
+        """The trial firmware's first boot restored the carried backup (OpenWrt's preinit) and
+        brought its WAN up with the owner's settings."""
+        got = self.board.expect(r"VROUTER-RESTORED: (.*)")
+        check("etc/config/network" in got.group(1), f"the restored backup lacks the network settings: {got.group(0)}")
+        self.wan_owned("B", version)
+        self.step("first boot: sysupgrade.tgz restored into the overlay; WAN up with the owner's settings")
+
+    def a_untouched_since_armed(self):
+        """From the flash file, saved at the rollback's reboot: slot A's NAND partition (its UBI,
+        its rootfs_data with the owner's settings) is byte-identical to when the trial was armed."""
+        b = self.board
+        b.expect(r"VROUTER-NAND: reboot: saved")
+        now = b.nand("A")
+        diff = sum(1 for i in range(0, len(now), 2048) if now[i:i + 2048] != self.armed_a[i:i + 2048])
+        check(diff == 0, f"{diff} pages of slot A's NAND partition changed between the arm and the rollback")
+        self.step("flash file: A's partition byte-identical to when the trial was armed")
 
     def idle_memory(self):
         """The daemon's memory while it waits for its next check (the code of the check
@@ -462,12 +558,14 @@ class Harness:
             check(rec.get("origin") == "adopted", f"slot A (shipped with the board) is not adopted from the index: {rec}")
         if denied:
             check(denied in [d["version"] for d in st["denylist"]], f"{denied} not denylisted: " + state_summary(st))
+        vols = b.nand_ubi_volumes(slot)
+        check(vols is not None and "rootfs_data" in vols, f"flash file: slot {slot}'s partition holds UBI volumes {vols}")
         seen = [h["event"] for h in st["history"]]
         for e in events:
             check(e in seen, f"no {e!r} in the history: " + state_summary(st))
-        print("   end: env boot_slot=%s upgrade_available=0 bootcount=%s%s; state %s"
+        print("   end: env boot_slot=%s upgrade_available=0 bootcount=%s%s; flash file: %s's UBI holds %s; state %s"
               % (slot, env.get("bootcount"), f" ab_rollback={env.get('ab_rollback')}" if ab_rollback else "",
-                 state_summary(st)), flush=True)
+                 slot, vols, state_summary(st)), flush=True)
         took = time.monotonic() - self.t_start
         self.marks.append((self.name, took))
         print("   %-66s %6.1f s" % ("scenario total", took), flush=True)
@@ -480,9 +578,12 @@ class Harness:
         self.written_and_armed("2.0")
         self.commits_on_b("2.0")
         self.idle_memory()
-        self.board.send("sync; reboot -f")
+        since = len(self.board.lines)
+        self.board.send("vrouter-reboot")
         self.boots("2.0", "B", False, 0)
-        self.step("the next boot stays on B, committed (no counting)")
+        self.wan_owned("B", "2.0")
+        self.board.absent(r"VROUTER-RESTORED", since)
+        self.step("the next boot stays on B, committed (no counting), the owner's settings kept")
         self.end("B", "2.0", events=("trial-started", "committed"))
 
     # 2 ------------------------------------------------------------------------------------
@@ -496,8 +597,10 @@ class Harness:
         self.step("B (3.0) boots on trial; its health checks fail")
         self.board.expect(r"VROUTER: reboot requested")
         self.step("trial deadline passes; fwguard switches back to A and reboots")
+        self.a_untouched_since_armed()
         self.boots("1.0", "A", False, 0)
-        self.step("A (1.0) boots, committed")
+        self.wan_owned("A", "1.0")
+        self.step("A (1.0) boots, committed, with its own settings")
         self.never_retried("3.0")
         self.reported("3.0", "rolled-back")
         self.end("A", "1.0", denied="3.0", events=("rollback", "rolled-back"))
@@ -557,7 +660,8 @@ class Harness:
         self.publish("2.0")
         self.first_boot_installs("2.0")
         self.board.expect(r"VROUTER: reboot requested")
-        self.board.power_cut()
+        self.board.expect(r"VROUTER-NAND: reboot: saved")
+        self.board.power_cut(saved=True)
         self.step("power cut between the env switch and the reboot")
         env = self.board.env()
         check(env.get("boot_slot") == "B" and env.get("upgrade_available") == "1" and env.get("bootcount") == "0",
@@ -577,7 +681,8 @@ class Harness:
         self.publish("2.0")
         self.first_boot_installs("2.0")
         b.expect(r"VROUTER: reboot requested")
-        b.power_cut()
+        b.expect(r"VROUTER-NAND: reboot: saved")
+        b.power_cut(saved=True)
         st = b.state()
         check(update_kind(st) == "armed", "state after the cut: " + state_summary(st))
         self.step("2.0 written into B, trial armed; power cut before the reboot")
@@ -586,6 +691,7 @@ class Harness:
         check(f"{STATE_DIR}/state.json" in removed, f"removed {removed}, no state.json among them")
         self.step(f"debugfs: {STATE_DIR} deleted from the data partition ({len(removed)} entries)")
         slot_a = b.part(*SLOT_PART["A"])
+        self.armed_a = b.nand("A")
         one = self.image("1.0")
         check(slot_a[: len(one)] == one, "slot A does not start with the 1.0 image")
         env0 = b.env()
@@ -646,6 +752,7 @@ class Harness:
               f"env read back: boot_slot={env.get('boot_slot')} upgrade_available={env.get('upgrade_available')} "
               f"ab_rollback={env.get('ab_rollback')!r}")
         check(b.part(*SLOT_PART["A"]) == slot_a, "slot A (the fallback) changed while B ran on trial")
+        check(b.nand("A") == self.armed_a, "slot A's NAND partition (its settings) changed while B ran on trial")
         copy = b.data_copy()
         left = b.data_ls(copy, STATE_DIR)
         check(left is None or "state.json" not in [n for n, _ in left],
@@ -653,9 +760,107 @@ class Harness:
         print("   end: env boot_slot=A upgrade_available=0 bootcount=%s ab_rollback=B; slot A's %d MiB unchanged; "
               "%s on /data: %s" % (env.get("bootcount"), SLOT_PART["A"][1] // MiB, STATE_DIR,
                                     "absent" if left is None else [n for n, _ in left] or "empty"), flush=True)
+        print("   end: flash file: slot A's NAND partition (UBI, rootfs_data) unchanged since the arm", flush=True)
         took = time.monotonic() - self.t_start
         self.marks.append((self.name, took))
         print("   %-66s %6.1f s" % ("scenario total", took), flush=True)
+
+
+    # 8 ------------------------------------------------------------------------------------
+    def s8_config_break(self):
+        self.begin("8. releases whose configuration format breaks with the running firmware's")
+        b = self.board
+        major = "the configuration moved to a new format: install 6.0 with the factory image"
+        self.publish(extra=(("6.0", "2.0", ["--compat-version", "2.0", "--compat-message", major]),
+                            ("7.0", "2.0", ["--compat-version", "1.1"])))
+        b.power_on()
+        self.boots("1.0", "A", False, 0)
+        self.owner_net = self.overlay("A")
+        b.expect(r"VROUTER READY")
+        self.step("power on: A (1.0), configuration format 1.0 (the default)")
+        minor = r"available, needs owner action: 7\.0 cannot take this firmware's settings: its configuration format is 1\.1, the running firmware's is 1\.0.*--no-settings"
+        for _ in range(2):
+            b.expect(minor, timeout=60)
+        self.step("the daemon: 7.0 (another minor) waits for the owner, twice, installs nothing")
+        b.send("fwguard pin 6.0; echo VROUTER-RC=$?")
+        m = b.expect(r"6\.0 cannot be installed over this firmware: its configuration format is 2\.0, the running firmware's is 1\.0 \(another major version.*the vendor says: (.*)")
+        check(major in m.group(1), f"the vendor's message is not given: {m.group(0)}")
+        rc = b.expect(r"VROUTER-RC=(\d+)")
+        check(rc.group(1) != "0", "fwguard pin 6.0 succeeded")
+        self.step(f"the owner's `fwguard pin 6.0` (another major): refused with the vendor's message, exit {rc.group(1)}")
+        b.send("fwguard update; echo VROUTER-RC=$?")
+        b.expect(r"7\.0 cannot take this firmware's settings.*--no-settings")
+        rc = b.expect(r"VROUTER-RC=(\d+)")
+        check(rc.group(1) != "0", "fwguard update succeeded")
+        self.step(f"the owner's `fwguard update`: 7.0 explained, not installed without --no-settings (exit {rc.group(1)})")
+        b.send("fwguard status")
+        b.expect(r"needs owner action.*7\.0")
+        self.step("`fwguard status`: 7.0 available, needs owner action")
+        b.power_cut()
+        images = [p for p, _ in self.server.requests if p.startswith("/images/")]
+        check(not images, f"images fetched: {images}")
+        env = b.env()
+        check(env.get("boot_slot") == "A" and env.get("upgrade_available") == "0", f"env: {env}")
+        check(not any(b.part(*SLOT_PART["B"])), "slot B's partition was written")
+        check(set(b.nand("B")) == {0xFF}, "slot B's NAND partition was programmed")
+        st = b.state()
+        check(update_kind(st) == "idle" and st.get("pin") is None, "state: " + state_summary(st))
+        print("   end: no image fetched; env boot_slot=A upgrade_available=0; slot B and its NAND partition untouched; "
+              "state " + state_summary(st), flush=True)
+        took = time.monotonic() - self.t_start
+        self.marks.append((self.name, took))
+        print("   %-66s %6.1f s" % ("scenario total", took), flush=True)
+
+
+    # 9 ------------------------------------------------------------------------------------
+    def s9_power_cut_mid_carry(self):
+        self.begin("9. a power cut while the settings are written into slot B")
+        b = self.board
+        self.publish("2.0")
+        self.server.set_gate("/images/fw-2.0.img", 1 * MiB)
+        b.power_on()
+        self.boots("1.0", "A", False, 0)
+        self.owner_net = self.overlay("A")
+        b.expect(r"VROUTER READY")
+        check(self.server.gate_reached.wait(60), "the download never started")
+        # The owner's settings grow by 1.5 MiB that does not compress (say, certificates): their
+        # backup takes a while to write into B, and the cut lands in it.
+        b.send("dd if=/dev/urandom of=/overlay/etc/owner-certs.bin bs=64k count=24 2>/dev/null; sync; "
+               "echo VROUTER-CERTS $(md5sum < /overlay/etc/owner-certs.bin | cut -c1-12)")
+        certs = b.expect(r"VROUTER-CERTS (\w+)").group(1)
+        self.server.release_gate()
+        self.step("A (1.0) up; the owner adds 1.5 MiB to its settings while 2.0 downloads")
+        b.expect(r'made volume "rootfs_data" on ubi\d+', timeout=180)
+        since = len(b.lines)
+        b.power_cut()
+        b.absent(r"carried the owner's settings|VROUTER: reboot requested", since - 1)
+        env = b.env()
+        check(env.get("boot_slot") == "A" and env.get("upgrade_available") == "0", f"env after the cut: {env}")
+        st = b.state()
+        self.step(f"power cut while the backup is written into B's new rootfs_data: env boots A; state {update_kind(st)}")
+        b.power_on()
+        self.boots("1.0", "A", False, 0)
+        self.wan_owned("A", "1.0")
+        b.expect(r"VROUTER READY")
+        b.send("echo VROUTER-CERTS $(md5sum < /overlay/etc/owner-certs.bin | cut -c1-12)")
+        check(b.expect(r"VROUTER-CERTS (\w+)").group(1) == certs, "A's settings changed across the cut")
+        self.step("power on: A boots with its own settings, unchanged")
+        b.expect(r"carried the owner's settings into slot B", timeout=180)
+        b.expect(r"VROUTER: reboot requested")
+        b.expect(r"VROUTER-NAND: reboot: saved")
+        self.step("fwguard on A takes the update up again: settings carried, trial armed; reboot")
+        self.boots("2.0", "B", True, 1)
+        got = b.expect(r"VROUTER-RESTORED: (.*)")
+        check("etc/owner-certs.bin" in got.group(1) and "etc/config/network" in got.group(1),
+              f"the restored backup lacks the owner's settings: {got.group(0)}")
+        self.wan_owned("B", "2.0")
+        b.expect(r"VROUTER READY")
+        b.send("echo VROUTER-CERTS $(md5sum < /overlay/etc/owner-certs.bin | cut -c1-12); ls -a /overlay")
+        check(b.expect(r"VROUTER-CERTS (\w+)").group(1) == certs, "B's restored settings differ from A's")
+        self.step("B (2.0) on trial: the whole backup restored, WAN up with the owner's settings")
+        b.expect(r"committed 2\.0")
+        self.step("health checks pass; fwguard commits")
+        self.end("B", "2.0", events=("committed",))
 
 
 SCENARIOS = {
@@ -666,6 +871,8 @@ SCENARIOS = {
     "5": Harness.s5_power_cut_mid_write,
     "6": Harness.s6_power_cut_after_switch,
     "7": Harness.s7_state_lost_before_trial,
+    "8": Harness.s8_config_break,
+    "9": Harness.s9_power_cut_mid_carry,
 }
 
 
@@ -673,7 +880,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="what build.sh made")
     ap.add_argument("--run", default=None, help="scratch dir: disk copies, serial.log (default OUT/../run)")
-    ap.add_argument("--scenarios", default="all", help="comma-separated numbers 1-7, or all")
+    ap.add_argument("--scenarios", default="all", help="comma-separated numbers 1-9, or all")
     ap.add_argument("--index-tool", default=os.environ.get("FWGUARD_INDEX", "target/debug/fwguard-index"))
     args = ap.parse_args()
     args.index_tool = os.path.abspath(args.index_tool)
@@ -682,7 +889,7 @@ def main():
     picked = list(SCENARIOS) if args.scenarios == "all" else args.scenarios.split(",")
     for s in picked:
         if s not in SCENARIOS:
-            ap.error(f"unknown scenario {s!r} (1-7 or all)")
+            ap.error(f"unknown scenario {s!r} (1-9 or all)")
     h = Harness(args)
     print(f"serial log: {h.run}/serial.log; update server 127.0.0.1:{h.server.port}", flush=True)
     t0 = time.monotonic()
