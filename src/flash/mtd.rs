@@ -21,6 +21,9 @@ pub trait Mtd: Send + Sync {
     fn info(&self) -> io::Result<MtdInfo>;
     /// Whether the erase block at `offset` is marked bad.
     fn is_bad(&self, offset: u64) -> io::Result<bool>;
+    /// Mark the erase block at `offset` bad (in the chip's bad-block table), as a writer does
+    /// when the block fails an erase or a program.
+    fn mark_bad(&self, offset: u64) -> io::Result<()>;
     /// Erase the block at `offset` (every byte becomes 0xFF).
     fn erase(&self, offset: u64) -> io::Result<()>;
     /// Program `data` at `offset` (write-size aligned; can only clear bits).
@@ -40,6 +43,9 @@ impl Mtd for Box<dyn Mtd> {
     }
     fn is_bad(&self, offset: u64) -> io::Result<bool> {
         (**self).is_bad(offset)
+    }
+    fn mark_bad(&self, offset: u64) -> io::Result<()> {
+        (**self).mark_bad(offset)
     }
     fn erase(&self, offset: u64) -> io::Result<()> {
         (**self).erase(offset)

@@ -31,6 +31,7 @@ mod ioctl {
     nix::ioctl_read!(mem_get_info, b'M', 1, MtdInfoUser);
     nix::ioctl_write_ptr!(mem_erase, b'M', 2, EraseInfoUser);
     nix::ioctl_write_ptr!(mem_get_bad_block, b'M', 11, i64);
+    nix::ioctl_write_ptr!(mem_set_bad_block, b'M', 12, i64);
 }
 
 impl MtdChar {
@@ -72,6 +73,14 @@ impl Mtd for MtdChar {
         // SAFETY: MEMGETBADBLOCK reads one loff_t; it returns 1 for a bad block.
         self.file
             .with(|f| Ok(unsafe { ioctl::mem_get_bad_block(fd(f), &off) }? > 0))
+    }
+
+    fn mark_bad(&self, offset: u64) -> io::Result<()> {
+        let off = offset as i64;
+        // SAFETY: MEMSETBADBLOCK reads one loff_t.
+        self.file
+            .with(|f| Ok(unsafe { ioctl::mem_set_bad_block(fd(f), &off) }?))?;
+        Ok(())
     }
 
     fn erase(&self, offset: u64) -> io::Result<()> {

@@ -2,10 +2,12 @@
 //! trait (the simulated router, tests, and a board described by files): erase sets a block to
 //! 0xFF, programming must be page-aligned and can only clear bits (programming a page that
 //! was not erased fails, as on flash), and blocks can be marked bad (erasing or programming
-//! one fails).
+//! one fails). A worn block fails its erase with EIO, as the kernel reports a failed erase;
+//! the bad-block marks the writer adds are kept by this instance (a real chip keeps them in its
+//! bad-block table).
 
 use super::mtd::{Mtd, MtdInfo};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -16,7 +18,9 @@ pub struct MtdImage {
     path: PathBuf,
     file: File,
     info: MtdInfo,
-    bad: BTreeSet<u64>,
+    bad: Mutex<BTreeSet<u64>>,
+    /// Blocks that wear out: how many more erases each survives; then every erase fails.
+    worn: Mutex<BTreeMap<u64, u64>>,
     /// Erase and program calls, for tests that count flash wear.
     pub ops: Mutex<(u64, u64)>,
 }
@@ -37,7 +41,8 @@ impl MtdImage {
             path: path.to_path_buf(),
             file,
             info,
-            bad: BTreeSet::new(),
+            bad: Mutex::new(BTreeSet::new()),
+            worn: Mutex::new(BTreeMap::new()),
             ops: Mutex::new((0, 0)),
         })
     }
@@ -79,9 +84,32 @@ impl MtdImage {
     }
 
     /// Mark the erase block at `offset` bad (as the factory bad-block table would).
-    pub fn with_bad_block(mut self, offset: u64) -> Self {
-        self.bad.insert(offset - offset % self.info.erase_size);
+    pub fn with_bad_block(self, offset: u64) -> Self {
+        self.bad
+            .lock()
+            .unwrap()
+            .insert(offset - offset % self.info.erase_size);
         self
+    }
+
+    /// The erase block at `offset` is worn out: erasing it fails with EIO.
+    pub fn with_worn_block(self, offset: u64) -> Self {
+        self.with_block_wearing_out(offset, 0)
+    }
+
+    /// The erase block at `offset` survives `erases` more erases; after them it fails as a
+    /// worn block does.
+    pub fn with_block_wearing_out(self, offset: u64, erases: u64) -> Self {
+        self.worn
+            .lock()
+            .unwrap()
+            .insert(offset - offset % self.info.erase_size, erases);
+        self
+    }
+
+    /// The blocks marked bad, factory or since.
+    pub fn bad_blocks(&self) -> Vec<u64> {
+        self.bad.lock().unwrap().iter().copied().collect()
     }
 
     fn check_block(&self, offset: u64, len: u64) -> io::Result<()> {
@@ -94,7 +122,7 @@ impl MtdImage {
         let first = offset - offset % self.info.erase_size;
         let mut b = first;
         while b < offset + len {
-            if self.bad.contains(&b) {
+            if self.bad.lock().unwrap().contains(&b) {
                 return Err(io::Error::other(format!("block {b:#x} is bad")));
             }
             b += self.info.erase_size;
@@ -117,7 +145,20 @@ impl Mtd for MtdImage {
     }
 
     fn is_bad(&self, offset: u64) -> io::Result<bool> {
-        Ok(self.bad.contains(&(offset - offset % self.info.erase_size)))
+        Ok(self
+            .bad
+            .lock()
+            .unwrap()
+            .contains(&(offset - offset % self.info.erase_size)))
+    }
+
+    fn mark_bad(&self, offset: u64) -> io::Result<()> {
+        self.check_block(offset, 1)?;
+        self.bad
+            .lock()
+            .unwrap()
+            .insert(offset - offset % self.info.erase_size);
+        Ok(())
     }
 
     fn erase(&self, offset: u64) -> io::Result<()> {
@@ -128,6 +169,12 @@ impl Mtd for MtdImage {
         }
         self.check_block(offset, self.info.erase_size)?;
         self.ops.lock().unwrap().0 += 1;
+        if let Some(left) = self.worn.lock().unwrap().get_mut(&offset) {
+            if *left == 0 {
+                return Err(io::Error::from_raw_os_error(nix::libc::EIO));
+            }
+            *left -= 1;
+        }
         self.file
             .write_all_at(&vec![0xff; self.info.erase_size as usize], offset)
     }

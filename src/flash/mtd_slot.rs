@@ -1,5 +1,7 @@
 //! A slot on raw flash (an MTD partition): erase before program, skip bad blocks, program
-//! whole erase blocks in order, read each back and compare, never past the partition end.
+//! whole erase blocks in order, read each back and compare, never past the partition end. A
+//! block that fails its erase or program (the kernel's EIO: it wore out) is marked bad and the
+//! next good block takes its place, as nandwrite and UBI do; the reader skips it from then on.
 //!
 //! Flash cannot rewrite a page without erasing its block, so the first erase block (which
 //! holds the image header) is erased to invalidate the slot, kept in memory while the rest
@@ -101,6 +103,7 @@ impl<M: Mtd> SlotDevice for MtdSlot<M> {
             block: Vec::with_capacity(info.erase_size as usize),
             next: 0,
             sealed: false,
+            max_programmed: 0,
         }))
     }
 }
@@ -138,6 +141,13 @@ struct MtdSink<'a, M: Mtd> {
     next: u64,
     /// A partial block was flushed by `sync`: nothing more may follow it.
     sealed: bool,
+    /// The highest logical block programmed so far (0: none past the first).
+    max_programmed: u64,
+}
+
+/// A failed erase or program that means the block wore out (the kernel reports EIO).
+fn worn(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(nix::libc::EIO)
 }
 
 impl<M: Mtd> MtdSink<'_, M> {
@@ -153,16 +163,68 @@ impl<M: Mtd> MtdSink<'_, M> {
             })
     }
 
-    /// Erase the block, program it (padded to whole pages with 0xFF), read it back.
-    fn program_block(&self, logical_block: u64, data: &[u8]) -> Result<(), FlashError> {
-        let phys = self.phys(logical_block)?;
+    /// Erase the good block that holds `logical_block`; one that wears out on the way is
+    /// retired. Returns the block erased.
+    fn erase_good(&mut self, logical_block: u64) -> Result<u64, FlashError> {
+        loop {
+            let phys = self.phys(logical_block)?;
+            match self.slot.mtd.erase(phys) {
+                Ok(()) => return Ok(phys),
+                Err(e) if worn(&e) => self.retire(logical_block, phys, "MEMERASE", e)?,
+                Err(e) => return Err(self.slot.err("MEMERASE", e)),
+            }
+        }
+    }
+
+    /// Mark a worn block bad and let the next good block hold `logical_block`: only while no
+    /// later block holds data (the first block, programmed last, cannot move then: the write
+    /// fails and the slot, invalidated, is written again by the next install).
+    fn retire(
+        &mut self,
+        logical_block: u64,
+        phys: u64,
+        op: &'static str,
+        e: io::Error,
+    ) -> Result<(), FlashError> {
         let m = &self.slot.mtd;
-        m.erase(phys).map_err(|e| self.slot.err("MEMERASE", e))?;
+        if self.max_programmed > logical_block {
+            let marked = m.mark_bad(phys).is_ok();
+            return Err(self.slot.err(
+                op,
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "erase block {phys:#x} failed ({e}){}; the blocks after it are written, so the slot must be written again",
+                        if marked { " and is marked bad" } else { "" }
+                    ),
+                ),
+            ));
+        }
+        m.mark_bad(phys)
+            .map_err(|e| self.slot.err("MEMSETBADBLOCK", e))?;
+        tracing::warn!(
+            "erase block {phys:#x} of {} failed ({op}: {e}): marked bad, the next good block takes its place",
+            m.describe()
+        );
+        self.good.remove(logical_block as usize);
+        Ok(())
+    }
+
+    /// Erase the block, program it (padded to whole pages with 0xFF), read it back.
+    fn program_block(&mut self, logical_block: u64, data: &[u8]) -> Result<(), FlashError> {
         let ws = self.info.write_size as usize;
         let mut padded = data.to_vec();
         padded.resize(data.len().div_ceil(ws) * ws, 0xff);
-        m.program(phys, &padded)
-            .map_err(|e| self.slot.err("write", e))?;
+        let phys = loop {
+            let phys = self.erase_good(logical_block)?;
+            match self.slot.mtd.program(phys, &padded) {
+                Ok(()) => break phys,
+                Err(e) if worn(&e) => self.retire(logical_block, phys, "write", e)?,
+                Err(e) => return Err(self.slot.err("write", e)),
+            }
+        };
+        self.max_programmed = self.max_programmed.max(logical_block);
+        let m = &self.slot.mtd;
         let mut back = vec![0u8; padded.len()];
         m.read(phys, &mut back)
             .map_err(|e| self.slot.err("read back", e))?;
@@ -181,11 +243,7 @@ impl<M: Mtd> MtdSink<'_, M> {
 
 impl<M: Mtd> SlotSink for MtdSink<'_, M> {
     fn invalidate(&mut self, head_len: usize, _size: u64) -> Result<(), FlashError> {
-        let phys = self.phys(0)?;
-        self.slot
-            .mtd
-            .erase(phys)
-            .map_err(|e| self.slot.err("MEMERASE", e))?;
+        self.erase_good(0)?;
         self.next = head_len as u64;
         Ok(())
     }
@@ -210,7 +268,9 @@ impl<M: Mtd> SlotSink for MtdSink<'_, M> {
                 self.phys(b)?; // never buffer past the partition end
                 self.block.extend_from_slice(&bytes[..n]);
                 if self.block.len() == erase as usize {
-                    self.program_block(b, &self.block)?;
+                    let block = std::mem::take(&mut self.block);
+                    self.program_block(b, &block)?;
+                    self.block = block;
                     self.block.clear();
                 }
             }
@@ -222,7 +282,9 @@ impl<M: Mtd> SlotSink for MtdSink<'_, M> {
 
     fn sync(&mut self) -> Result<(), FlashError> {
         if !self.block.is_empty() {
-            self.program_block(self.next / self.info.erase_size, &self.block)?;
+            let block = std::mem::take(&mut self.block);
+            self.program_block(self.next / self.info.erase_size, &block)?;
+            self.block = block;
             self.block.clear();
             self.sealed = true;
         }

@@ -87,6 +87,10 @@ impl<M: Mtd> Mtd for MtdWindow<M> {
         self.inner.is_bad(self.at(offset, 1)?)
     }
 
+    fn mark_bad(&self, offset: u64) -> io::Result<()> {
+        self.inner.mark_bad(self.at(offset, 1)?)
+    }
+
     fn erase(&self, offset: u64) -> io::Result<()> {
         self.inner.erase(self.at(offset, 1)?)
     }

@@ -1,6 +1,6 @@
 //! The raw-flash slot writer through fwguard's install pipeline (invalidate, write while
 //! hashing, read back, verify) on a fake NAND: erase-to-0xFF, page-aligned programming that
-//! can only clear bits, factory bad blocks.
+//! can only clear bits, factory bad blocks, blocks that wear out (a failed erase: EIO).
 
 use super::common::expected;
 use fwguard::flash::mtd_image::MtdImage;
@@ -116,4 +116,73 @@ fn the_fake_behaves_like_flash() {
     assert!(fake.erase(ERASE).is_err(), "bad block");
     fake.erase(0).unwrap();
     fake.program(0, &[0xf0; 2048]).unwrap();
+}
+
+#[test]
+fn a_block_that_wears_out_mid_write_is_marked_bad_and_the_next_takes_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mtd5");
+    let fake = MtdImage::create(&path, INFO)
+        .unwrap()
+        .with_bad_block(5 * ERASE)
+        .with_worn_block(2 * ERASE);
+    let dev = MtdSlot::new(Slot::B, fake);
+    let img = image(4 * ERASE as usize + 999, 5);
+    let v = install(&dev, &img).unwrap();
+    assert_eq!(v.size(), img.len() as u64);
+    assert_eq!(
+        dev.mtd().bad_blocks(),
+        vec![2 * ERASE, 5 * ERASE],
+        "the worn block is marked bad"
+    );
+    // Logical block 2 went to physical block 3, 3 to 4, and 4 past the factory bad block to 6.
+    assert_eq!(raw(&path, 3), img[2 * ERASE as usize..3 * ERASE as usize]);
+    assert_eq!(raw(&path, 4), img[3 * ERASE as usize..4 * ERASE as usize]);
+    assert_eq!(raw(&path, 6)[..999], img[4 * ERASE as usize..]);
+    assert_eq!(dev.capacity().unwrap(), 6 * ERASE);
+    // Read back and installed again through the new layout.
+    flash::verify_existing(&dev, &expected(&img)).unwrap();
+    let img2 = image(2 * ERASE as usize + 1, 8);
+    install(&dev, &img2).unwrap();
+    flash::verify_existing(&dev, &expected(&img2)).unwrap();
+}
+
+#[test]
+fn a_first_block_worn_at_the_invalidation_moves_the_image_to_the_next_good_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mtd5");
+    let fake = MtdImage::create(&path, INFO).unwrap().with_worn_block(0);
+    let dev = MtdSlot::new(Slot::B, fake);
+    let img = image(2 * ERASE as usize + 77, 6);
+    install(&dev, &img).unwrap();
+    assert_eq!(dev.mtd().bad_blocks(), vec![0]);
+    assert_eq!(
+        raw(&path, 1)[..HEAD_LEN],
+        img[..HEAD_LEN],
+        "the header is in block 1"
+    );
+    assert_eq!(flash::read_head(&dev, HEAD_LEN).unwrap(), img[..HEAD_LEN]);
+}
+
+#[test]
+fn a_first_block_that_wears_out_after_the_rest_is_written_fails_the_install_headerless() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mtd5");
+    // Block 0 survives the invalidation's erase, then fails when the header is programmed
+    // last: the blocks after it are written, so nothing can move; the slot stays invalid.
+    let fake = MtdImage::create(&path, INFO)
+        .unwrap()
+        .with_block_wearing_out(0, 1);
+    let dev = MtdSlot::new(Slot::B, fake);
+    let img = image(3 * ERASE as usize, 4);
+    let err = install(&dev, &img).unwrap_err().to_string();
+    assert!(
+        err.contains("marked bad") && err.contains("written again"),
+        "{err}"
+    );
+    assert_eq!(dev.mtd().bad_blocks(), vec![0]);
+    assert!(flash::verify_existing(&dev, &expected(&img)).is_err());
+    // The next install lays the image out past the bad block, whole.
+    install(&dev, &img).unwrap();
+    assert_eq!(raw(&path, 1)[..HEAD_LEN], img[..HEAD_LEN]);
 }
