@@ -7,7 +7,6 @@
 //! bad-block table).
 
 use super::mtd::{Mtd, MtdInfo};
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -18,9 +17,10 @@ pub struct MtdImage {
     path: PathBuf,
     file: File,
     info: MtdInfo,
-    bad: Mutex<BTreeSet<u64>>,
+    /// The bad blocks' offsets (a Vec: a handful at most, and small code for the router).
+    bad: Mutex<Vec<u64>>,
     /// Blocks that wear out: how many more erases each survives; then every erase fails.
-    worn: Mutex<BTreeMap<u64, u64>>,
+    worn: Mutex<Vec<(u64, u64)>>,
     /// Erase and program calls, for tests that count flash wear.
     pub ops: Mutex<(u64, u64)>,
 }
@@ -41,8 +41,8 @@ impl MtdImage {
             path: path.to_path_buf(),
             file,
             info,
-            bad: Mutex::new(BTreeSet::new()),
-            worn: Mutex::new(BTreeMap::new()),
+            bad: Mutex::new(Vec::new()),
+            worn: Mutex::new(Vec::new()),
             ops: Mutex::new((0, 0)),
         })
     }
@@ -85,11 +85,28 @@ impl MtdImage {
 
     /// Mark the erase block at `offset` bad (as the factory bad-block table would).
     pub fn with_bad_block(self, offset: u64) -> Self {
+        self.set_bad(offset);
+        self
+    }
+
+    fn block_of(&self, offset: u64) -> u64 {
+        offset - offset % self.info.erase_size
+    }
+
+    fn set_bad(&self, offset: u64) {
+        let b = self.block_of(offset);
+        let mut bad = self.bad.lock().unwrap_or_else(|p| p.into_inner());
+        if !bad.contains(&b) {
+            bad.push(b);
+        }
+    }
+
+    fn bad_block(&self, offset: u64) -> bool {
+        let b = self.block_of(offset);
         self.bad
             .lock()
-            .unwrap()
-            .insert(offset - offset % self.info.erase_size);
-        self
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&b)
     }
 
     /// The erase block at `offset` is worn out: erasing it fails with EIO.
@@ -100,16 +117,16 @@ impl MtdImage {
     /// The erase block at `offset` survives `erases` more erases; after them it fails as a
     /// worn block does.
     pub fn with_block_wearing_out(self, offset: u64, erases: u64) -> Self {
-        self.worn
-            .lock()
-            .unwrap()
-            .insert(offset - offset % self.info.erase_size, erases);
+        let b = self.block_of(offset);
+        self.worn.lock().unwrap().push((b, erases));
         self
     }
 
     /// The blocks marked bad, factory or since.
     pub fn bad_blocks(&self) -> Vec<u64> {
-        self.bad.lock().unwrap().iter().copied().collect()
+        let mut v = self.bad.lock().unwrap().clone();
+        v.sort_unstable();
+        v
     }
 
     fn check_block(&self, offset: u64, len: u64) -> io::Result<()> {
@@ -122,7 +139,7 @@ impl MtdImage {
         let first = offset - offset % self.info.erase_size;
         let mut b = first;
         while b < offset + len {
-            if self.bad.lock().unwrap().contains(&b) {
+            if self.bad_block(b) {
                 return Err(io::Error::other(format!("block {b:#x} is bad")));
             }
             b += self.info.erase_size;
@@ -145,19 +162,12 @@ impl Mtd for MtdImage {
     }
 
     fn is_bad(&self, offset: u64) -> io::Result<bool> {
-        Ok(self
-            .bad
-            .lock()
-            .unwrap()
-            .contains(&(offset - offset % self.info.erase_size)))
+        Ok(self.bad_block(offset))
     }
 
     fn mark_bad(&self, offset: u64) -> io::Result<()> {
         self.check_block(offset, 1)?;
-        self.bad
-            .lock()
-            .unwrap()
-            .insert(offset - offset % self.info.erase_size);
+        self.set_bad(offset);
         Ok(())
     }
 
@@ -169,7 +179,8 @@ impl Mtd for MtdImage {
         }
         self.check_block(offset, self.info.erase_size)?;
         self.ops.lock().unwrap().0 += 1;
-        if let Some(left) = self.worn.lock().unwrap().get_mut(&offset) {
+        let mut worn = self.worn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, left)) = worn.iter_mut().find(|(b, _)| *b == offset) {
             if *left == 0 {
                 return Err(io::Error::from_raw_os_error(nix::libc::EIO));
             }

@@ -187,23 +187,21 @@ impl<M: Mtd> MtdSink<'_, M> {
         e: io::Error,
     ) -> Result<(), FlashError> {
         let m = &self.slot.mtd;
-        if self.max_programmed > logical_block {
-            let marked = m.mark_bad(phys).is_ok();
+        let marked = m.mark_bad(phys);
+        if self.max_programmed > logical_block || marked.is_err() {
             return Err(self.slot.err(
                 op,
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "erase block {phys:#x} failed ({e}){}; the blocks after it are written, so the slot must be written again",
-                        if marked { " and is marked bad" } else { "" }
-                    ),
-                ),
+                io::Error::other(format!(
+                    "erase block {phys:#x} wore out ({e}; {}); the slot must be written again",
+                    match marked {
+                        Ok(()) => "now marked bad".to_string(),
+                        Err(m) => format!("marking it bad failed: {m}"),
+                    }
+                )),
             ));
         }
-        m.mark_bad(phys)
-            .map_err(|e| self.slot.err("MEMSETBADBLOCK", e))?;
         tracing::warn!(
-            "erase block {phys:#x} of {} failed ({op}: {e}): marked bad, the next good block takes its place",
+            "erase block {phys:#x} of {} wore out ({op}: {e}): marked bad, the next good block takes its place",
             m.describe()
         );
         self.good.remove(logical_block as usize);

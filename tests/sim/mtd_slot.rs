@@ -177,7 +177,7 @@ fn a_first_block_that_wears_out_after_the_rest_is_written_fails_the_install_head
     let img = image(3 * ERASE as usize, 4);
     let err = install(&dev, &img).unwrap_err().to_string();
     assert!(
-        err.contains("marked bad") && err.contains("written again"),
+        err.contains("wore out") && err.contains("now marked bad") && err.contains("written again"),
         "{err}"
     );
     assert_eq!(dev.mtd().bad_blocks(), vec![0]);
