@@ -420,6 +420,11 @@ class Harness:
         self.name, self.t_start, self.t_step = name, time.monotonic(), time.monotonic()
         print(f"== {name}", flush=True)
 
+    def scenario_total(self):
+        took = time.monotonic() - self.t_start
+        self.marks.append((self.name, took))
+        print("   %-66s %6.1f s" % ("scenario total", took), flush=True)
+
     def step(self, what):
         now = time.monotonic()
         print("   %-66s %6.1f s" % (what, now - self.t_step), flush=True)
@@ -566,9 +571,7 @@ class Harness:
         print("   end: env boot_slot=%s upgrade_available=0 bootcount=%s%s; flash file: %s's UBI holds %s; state %s"
               % (slot, env.get("bootcount"), f" ab_rollback={env.get('ab_rollback')}" if ab_rollback else "",
                  slot, vols, state_summary(st)), flush=True)
-        took = time.monotonic() - self.t_start
-        self.marks.append((self.name, took))
-        print("   %-66s %6.1f s" % ("scenario total", took), flush=True)
+        self.scenario_total()
 
     # 1 ------------------------------------------------------------------------------------
     def s1_good_update(self):
@@ -761,9 +764,7 @@ class Harness:
               "%s on /data: %s" % (env.get("bootcount"), SLOT_PART["A"][1] // MiB, STATE_DIR,
                                     "absent" if left is None else [n for n, _ in left] or "empty"), flush=True)
         print("   end: flash file: slot A's NAND partition (UBI, rootfs_data) unchanged since the arm", flush=True)
-        took = time.monotonic() - self.t_start
-        self.marks.append((self.name, took))
-        print("   %-66s %6.1f s" % ("scenario total", took), flush=True)
+        self.scenario_total()
 
 
     # 8 ------------------------------------------------------------------------------------
@@ -807,9 +808,7 @@ class Harness:
         check(update_kind(st) == "idle" and st.get("pin") is None, "state: " + state_summary(st))
         print("   end: no image fetched; env boot_slot=A upgrade_available=0; slot B and its NAND partition untouched; "
               "state " + state_summary(st), flush=True)
-        took = time.monotonic() - self.t_start
-        self.marks.append((self.name, took))
-        print("   %-66s %6.1f s" % ("scenario total", took), flush=True)
+        self.scenario_total()
 
 
     # 9 ------------------------------------------------------------------------------------
