@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # the sim router through the library (the suites that start the fwguard binary as a child,
 # tests/binary/, need binfmt_misc, which qemu-user lacks here). The filters select whole
 # modules: each test's name begins with its module's.
-modules=(cycle:: refusals:: owner:: attacks:: health_policy:: uboot_env_interop:: uboot_env_redundant:: mtd_slot:: linksys:: linksys_per_slot:: adopt:: parts:: sysupgrade:: grub_script:: ubi_slot::)
+modules=(cycle:: refusals:: owner:: attacks:: health_policy:: uboot_env_interop:: uboot_env_redundant:: mtd_slot:: linksys:: linksys_per_slot:: adopt:: parts:: sysupgrade:: grub_script:: ubi_slot:: uboot_ubi_root::)
 
 echo "== armv7-unknown-linux-musleabihf: sim-router suites under qemu-arm"
 RUSTC_BOOTSTRAP=1 cargo test --profile cross-test --target armv7-unknown-linux-musleabihf -Zbuild-std --test sim -- "${modules[@]}"

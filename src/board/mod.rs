@@ -9,6 +9,7 @@ pub mod mountinfo;
 pub mod mtd_table;
 pub mod preflight;
 pub mod state_location;
+mod ubi_target;
 
 use crate::boot::env_store::EnvStore;
 use crate::boot::uboot::UBootAb;
@@ -112,6 +113,7 @@ impl Board {
                 targets,
                 cmdline,
                 reboot_command,
+                proc,
                 ..
             } => Board::new(
                 id.clone(),
@@ -127,7 +129,7 @@ impl Board {
                     active_from: None,
                 }),
             )
-            .with_targets(target_devices(targets, sysfs)?),
+            .with_targets(target_devices(targets, sysfs, proc)?),
             BoardSettings::Linksys(l) => linksys::board(l)?,
             BoardSettings::Grub(o) => other_board(
                 o,
@@ -164,23 +166,25 @@ fn other_board(
             active_from: active_from.map(crate::boot::script::ScriptBoot::new),
         }),
     )
-    .with_targets(target_devices(&o.targets, &o.sysfs)?))
+    .with_targets(target_devices(&o.targets, &o.sysfs, &o.proc)?))
 }
 
 /// The devices of the configured targets.
 fn target_devices(
     targets: &[crate::config::targets::TargetPaths],
     sysfs: &Path,
+    proc: &Path,
 ) -> Result<Vec<(String, SlotPair)>, BoardError> {
     targets
         .iter()
         .map(|t| {
+            let dev = |s: Slot, path: &Path| match &t.ubi_volume {
+                Some(v) => ubi_target::fresh_ubi_target(s, t, v, sysfs, proc),
+                None => slot_device(s, path, sysfs),
+            };
             Ok((
                 t.name.clone(),
-                [
-                    slot_device(Slot::A, &t.slot_a, sysfs)?,
-                    slot_device(Slot::B, &t.slot_b, sysfs)?,
-                ],
+                [dev(Slot::A, &t.slot_a)?, dev(Slot::B, &t.slot_b)?],
             ))
         })
         .collect()

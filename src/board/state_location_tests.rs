@@ -138,6 +138,7 @@ fn a_slots_mtd_partition_and_the_ubi_device_on_it_are_refused() {
         name: "rootfs".into(),
         slot_a: "/dev/mtd8".into(),
         slot_b: "/dev/mtd9".into(),
+        ubi_volume: None,
     }];
     let l = shared(
         Path::new("/dev/mtd4"),

@@ -3,6 +3,11 @@
 //! same kinds as the slots themselves (a file or block device, an MTD partition, a UBI
 //! volume). Every path must be storage of its own: not the other slot's, not a slot's boot
 //! device, not another target's.
+//!
+//! `ubi_volume = "rootfs"` makes a target on raw flash (`/dev/mtdN`) the root volume of a UBI,
+//! as on OpenWrt's NAND boards: a part for it is written as a fresh UBI, the part as that
+//! volume beside an empty `rootfs_data`, and the slot is verified by the volume's content,
+//! which survives the firmware's kernel attaching the UBI and its overlay being written.
 
 use super::{ConfigError, Validator};
 use std::collections::BTreeMap;
@@ -14,6 +19,8 @@ pub struct TargetPaths {
     pub name: String,
     pub slot_a: PathBuf,
     pub slot_b: PathBuf,
+    /// The part is this volume of a fresh UBI on the (raw flash) partition.
+    pub ubi_volume: Option<String>,
 }
 
 impl Validator<'_> {
@@ -58,12 +65,28 @@ impl Validator<'_> {
                     ),
                 ));
             };
-            if let Some(k) = t.keys().find(|k| *k != "slot_a" && *k != "slot_b") {
+            const KEYS: [&str; 3] = ["slot_a", "slot_b", "ubi_volume"];
+            if let Some(k) = t.keys().find(|k| !KEYS.contains(&k.as_str())) {
                 return Err(self.err(
                     &key,
-                    format!("unknown field `{k}`, expected `slot_a` or `slot_b`"),
+                    format!("unknown field `{k}`, expected `slot_a`, `slot_b` or `ubi_volume`"),
                 ));
             }
+            let ubi_volume = match t.get("ubi_volume") {
+                None => None,
+                Some(toml::Value::String(v)) => Some(
+                    ubi_volume_name(v).map_err(|e| self.err(&format!("{key}.ubi_volume"), e))?,
+                ),
+                Some(v) => {
+                    return Err(self.err(
+                        &format!("{key}.ubi_volume"),
+                        format!(
+                            "expected a UBI volume name (a string), found {}",
+                            v.type_str()
+                        ),
+                    ))
+                }
+            };
             let path = |k: &str| match t.get(k) {
                 Some(toml::Value::String(p)) => Ok(PathBuf::from(p)),
                 Some(v) => Err(self.err(
@@ -90,9 +113,24 @@ impl Validator<'_> {
                 name,
                 slot_a: a,
                 slot_b: b,
+                ubi_volume,
             });
         }
         Ok(out)
+    }
+}
+
+/// A name the root volume of a fresh UBI may have.
+fn ubi_volume_name(v: &str) -> Result<String, String> {
+    let data = crate::flash::ubi_write::DATA_VOLUME;
+    if v.is_empty() || v.len() > 127 || v.bytes().any(|b| b.is_ascii_control() || b == b'/') {
+        Err(format!(
+            "{v:?} is not a UBI volume name (1 to 127 bytes, no control characters or /)"
+        ))
+    } else if v == data {
+        Err(format!("{v:?} is the data volume made fresh beside the root; name the root volume (OpenWrt: \"rootfs\")"))
+    } else {
+        Ok(v.to_string())
     }
 }
 
@@ -127,6 +165,12 @@ mod tests {
         let names: Vec<_> = targets.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["dtb", "rootfs"]);
         assert_eq!(targets[0].slot_b, Path::new("/etc/fwguard/dtb-b"));
+        assert_eq!(targets[1].ubi_volume, None);
+        let b = parse("[board.targets.rootfs]\nslot_a = \"/dev/mtd4\"\nslot_b = \"/dev/mtd6\"\nubi_volume = \"rootfs\"").unwrap();
+        let BoardSettings::UBoot { targets, .. } = b else {
+            panic!("{b:?}")
+        };
+        assert_eq!(targets[0].ubi_volume.as_deref(), Some("rootfs"));
         for (text, key, problem) in [
             ("[board.targets.rootfs]\nslot_a = \"/dev/mmcblk0p3\"\nslot_b = \"/dev/mmcblk0p6\"", "board.targets.rootfs.slot_a", "not the same as board.slot_b"),
             ("[board.targets.rootfs]\nslot_a = \"/dev/mmcblk0p5\"\nslot_b = \"/dev/mmcblk0p5\"", "board.targets.rootfs.slot_b", "not the same as board.targets.rootfs.slot_a"),
@@ -134,6 +178,9 @@ mod tests {
             ("[board.targets.Root]\nslot_a = \"x\"\nslot_b = \"y\"", "board.targets.Root", "must be 1 to 32 of a-z"),
             ("[board.targets.rootfs]\nslot_a = \"x\"", "board.targets.rootfs", "missing field `slot_b`"),
             ("[board.targets.rootfs]\nslot_a = \"x\"\nslot_b = \"y\"\nslot_c = \"z\"", "board.targets.rootfs", "unknown field `slot_c`"),
+            ("[board.targets.rootfs]\nslot_a = \"x\"\nslot_b = \"y\"\nubi_volume = \"rootfs_data\"", "board.targets.rootfs.ubi_volume", "the data volume"),
+            ("[board.targets.rootfs]\nslot_a = \"x\"\nslot_b = \"y\"\nubi_volume = \"\"", "board.targets.rootfs.ubi_volume", "not a UBI volume name"),
+            ("[board.targets.rootfs]\nslot_a = \"x\"\nslot_b = \"y\"\nubi_volume = 1", "board.targets.rootfs.ubi_volume", "expected a UBI volume name"),
             ("targets = 3", "board.targets", "expected a table of targets"),
         ] {
             let e = parse(text).unwrap_err();

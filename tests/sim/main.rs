@@ -24,6 +24,7 @@ mod sysupgrade;
 mod ubi_slot;
 mod uboot_env_interop;
 mod uboot_env_redundant;
+mod uboot_ubi_root;
 
 // Host only.
 mod approval;

@@ -285,6 +285,36 @@ class Board:
                         names.add(rec[16:16 + n].decode("ascii", "replace"))
         return sorted(names)
 
+    def nand_ubi_volume(self, slot, name):
+        """The content of volume `name` of the UBI on slot `slot`'s partition, from the flash
+        file, as the kernel would serve it: its logical blocks in order, each from the erase
+        block whose volume header names it with the highest sequence number. None if there
+        is no such volume."""
+        part = self.nand(slot)
+        vtbl, lebs = None, {}
+        for n in range(len(part) // ERASE_BLOCK):
+            b = part[n * ERASE_BLOCK:(n + 1) * ERASE_BLOCK]
+            if n in BAD_BLOCKS[slot] or b[:4] != b"UBI#":
+                continue
+            vid_off, data_off = struct.unpack(">II", b[16:24])
+            vid = b[vid_off:vid_off + 64]
+            if vid[:4] != b"UBI!":
+                continue
+            vol, lnum = struct.unpack(">II", vid[8:16])
+            sqnum = struct.unpack(">Q", vid[40:48])[0]
+            if vol == 0x7FFFEFFF:
+                vtbl = b[data_off:]
+            elif sqnum >= lebs.get((vol, lnum), (-1, b""))[0]:
+                lebs[(vol, lnum)] = (sqnum, b[data_off:])
+        if vtbl is None:
+            return None
+        ids = [r for r in range(128)
+               if vtbl[172 * r + 16:172 * r + 16 + struct.unpack(">H", vtbl[172 * r + 14:172 * r + 16])[0]] == name.encode()]
+        if not ids:
+            return None
+        mine = sorted((lnum, data) for (vol, lnum), (_, data) in lebs.items() if vol == ids[0])
+        return b"".join(data for _, data in mine)
+
     def part(self, offset, size):
         with open(os.path.join(self.run, "disk.img"), "rb") as f:
             f.seek(offset)
@@ -403,11 +433,12 @@ class Harness:
         self.tool("new", "index.toml")
         for v in ("1.0",) + tuple(x for x in versions if x != "1.0"):
             self.tool("add-release", "index.toml", "--version", v, "--board", "vrouter-arm",
-                      "--image", f"images/fw-{v}.img")
+                      "--image", f"images/fw-{v}.img", "--part", f"root:rootfs:images/root-{v}.squashfs")
         for v, image, opts in extra:
-            shutil.copyfile(os.path.join(self.www, "images", f"fw-{image}.img"), os.path.join(self.www, "images", f"fw-{v}.img"))
+            for f in ("fw-%s.img", "root-%s.squashfs"):
+                shutil.copyfile(os.path.join(self.www, "images", f % image), os.path.join(self.www, "images", f % v))
             self.tool("add-release", "index.toml", "--version", v, "--board", "vrouter-arm",
-                      "--image", f"images/fw-{v}.img", *opts)
+                      "--image", f"images/fw-{v}.img", "--part", f"root:rootfs:images/root-{v}.squashfs", *opts)
         self.tool("sign", "index.toml", "-s", os.path.join(self.out, "keys", "vrouter.sec"))
 
     def image(self, version):
@@ -564,7 +595,11 @@ class Harness:
         if denied:
             check(denied in [d["version"] for d in st["denylist"]], f"{denied} not denylisted: " + state_summary(st))
         vols = b.nand_ubi_volumes(slot)
-        check(vols is not None and "rootfs_data" in vols, f"flash file: slot {slot}'s partition holds UBI volumes {vols}")
+        check(vols is not None and {"rootfs", "rootfs_data"} <= set(vols), f"flash file: slot {slot}'s partition holds UBI volumes {vols}")
+        root = open(os.path.join(self.www, "images", f"root-{version}.squashfs"), "rb").read()
+        vol = b.nand_ubi_volume(slot, "rootfs")
+        check(vol is not None and vol[:len(root)] == root,
+              f"flash file: slot {slot}'s volume rootfs is not {version}'s root")
         seen = [h["event"] for h in st["history"]]
         for e in events:
             check(e in seen, f"no {e!r} in the history: " + state_summary(st))

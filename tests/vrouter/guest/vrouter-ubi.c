@@ -1,10 +1,12 @@
 /* The virtual router's own UBI tool (its busybox has none): attach an MTD partition, make a
- * volume with all the free space, detach, through the kernel's ioctls. Written apart from
+ * volume with all the free space, put a block device on a volume (ubiblock, for the squashfs
+ * root), detach, through the kernel's ioctls. Written apart from
  * fwguard's code, so that what fwguard's settings carry left on the NAND is judged by the
  * kernel through a second implementation.
  *
  *   vrouter-ubi attach MTD_NUM        prints the number of the new UBI device
  *   vrouter-ubi mkvol UBI_NUM NAME    a dynamic volume with all the free space
+ *   vrouter-ubi block /dev/ubiX_Y     makes /dev/ubiblockX_Y (read-only)
  *   vrouter-ubi detach UBI_NUM
  */
 #include <fcntl.h>
@@ -67,6 +69,16 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
+    if (argc == 3 && !strcmp(argv[1], "block")) {
+        struct ubi_blkcreate_req req;
+        memset(&req, 0, sizeof req);
+        int fd = open(argv[2], O_RDONLY);
+        if (fd < 0 || ioctl(fd, UBI_IOCVOLCRBLK, &req) < 0) {
+            perror("vrouter-ubi: block");
+            return 1;
+        }
+        return 0;
+    }
     if (argc == 3 && !strcmp(argv[1], "detach")) {
         int num = atoi(argv[2]);
         int fd = open("/dev/ubi_ctrl", O_RDONLY);
@@ -76,6 +88,6 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
-    fprintf(stderr, "usage: vrouter-ubi attach MTD | mkvol UBI NAME | detach UBI\n");
+    fprintf(stderr, "usage: vrouter-ubi attach MTD | mkvol UBI NAME | block /dev/ubiX_Y | detach UBI\n");
     return 2;
 }
