@@ -75,13 +75,17 @@ impl Agent {
             return None;
         };
         let v = &release.version;
+        let defaults = match release.own_defaults {
+            true => " (on its own defaults: staged with --no-settings, so the owner's settings are not carried into it)",
+            false => "",
+        };
         let gate = self.gate_for(st, &release.into());
         if self.policy(st) != Policy::Approve && !matches!(gate, Gate::Denied { .. }) {
             return Some(format!(
-                "{v} is written and verified in the inactive slot; `fwguard update` boots it"
+                "{v} is written and verified in the inactive slot{defaults}; `fwguard update` boots it"
             ));
         }
-        Some(match gate {
+        let text = match gate {
             Gate::Approved { detail } => {
                 format!(
                     "{v} is staged and {detail}; the reboot into it waits for the reboot window"
@@ -112,7 +116,8 @@ impl Agent {
                 };
                 format!("{v} is staged{since} and waits for the owner: `fwguard approve {v}` boots it, `fwguard deny {v}` keeps it out{when}{other}")
             }
-        })
+        };
+        Some(format!("{text}{defaults}"))
     }
 
     /// `fwguard approve VERSION`: approve the exact bytes of `version`: the staged release

@@ -114,10 +114,12 @@ impl Agent {
                 crate::state::MAX_BAD_STREAMS
             )));
         }
-        // Persist the intent before the slot is touched.
+        // Persist the intent before the slot is touched, with the owner's word on the settings.
+        let mut rec = crate::state::ReleaseRef::from(release);
+        rec.own_defaults = self.on_own_defaults_for(st, &release.version);
         st.apply(
             Event::Begin {
-                release: Box::new(release.into()),
+                release: Box::new(rec),
                 target,
             },
             &self.facts(st),

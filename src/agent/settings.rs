@@ -7,15 +7,23 @@ use super::Agent;
 use crate::error::{Error, Result};
 use crate::slot::Slot;
 use crate::state::{PersistedState, UpdateState};
+use crate::version::Version;
 
 impl Agent {
+    /// Whether `version`, about to be installed, boots on its own defaults: the owner said
+    /// so for this command, or pinned it so (`--no-settings`).
+    pub(super) fn on_own_defaults_for(&self, st: &PersistedState, version: &Version) -> bool {
+        self.owner_defaults || (st.pin_no_settings && st.pin.as_ref() == Some(version))
+    }
+
     /// Whether the release armed in `st` boots on its own defaults: the owner said so for
-    /// this command, or pinned it so (`--no-settings`).
+    /// this command, or when it was installed (a staged release approved later), or pinned
+    /// it so.
     fn on_own_defaults(&self, st: &PersistedState) -> bool {
         let UpdateState::Armed { release, .. } = &st.update else {
             return self.owner_defaults;
         };
-        self.owner_defaults || (st.pin_no_settings && st.pin.as_ref() == Some(&release.version))
+        release.own_defaults || self.on_own_defaults_for(st, &release.version)
     }
 
     /// Carry the settings into `target` as the configuration says, or nothing.

@@ -92,6 +92,8 @@ pub struct StagedStatus {
     pub since: Option<u64>,
     /// When it is approved without the owner (`approve_after`; None: never).
     pub automatic_at: Option<u64>,
+    /// Staged with `--no-settings`: it will boot on its own defaults, no settings carried.
+    pub own_defaults: bool,
     /// The same, in a sentence with what the owner can do.
     pub text: String,
 }
@@ -193,6 +195,7 @@ impl Agent {
             gate,
             since,
             automatic_at,
+            own_defaults: release.own_defaults,
             text: self.staged_text(st)?,
         })
     }

@@ -189,6 +189,7 @@ mod tests {
             boot: None,
             parts: Vec::new(),
             verify: Vec::new(),
+            own_defaults: false,
         }
     }
 

@@ -48,6 +48,10 @@ pub struct ReleaseRef {
     /// How the slot is checked once the firmware has run, when not by the whole image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verify: Vec<ExtentRecord>,
+    /// Installed on the owner's word that it boots on its own defaults (`--no-settings`):
+    /// no settings are carried into it when it is armed, whenever that is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_defaults: bool,
 }
 
 impl ReleaseRef {
@@ -104,6 +108,7 @@ impl From<&Release> for ReleaseRef {
             boot: r.boot.as_ref().map(RangeRecord::from),
             parts: part_records(r),
             verify: extent_records(r),
+            own_defaults: false,
         }
     }
 }

@@ -206,3 +206,39 @@ async fn with_no_settings_nothing_is_carried_and_the_new_firmware_boots_on_its_d
     assert_eq!(r.power_on().await, (Slot::A, "1.0".into()));
     assert!(r.has_owner_settings(Slot::A));
 }
+
+#[tokio::test]
+async fn no_settings_given_when_staging_holds_when_the_staged_release_is_armed_later() {
+    let mut r = Router::new(&[]).await;
+    assert_eq!(r.power_on().await, (Slot::A, "1.0".into()));
+    r.publish_sysupgrade("2.0", Behaviour::GOOD_WITH_ROOT, &["1.0", "2.0"]);
+    let a = r
+        .agent()
+        .on_defaults()
+        .update(UpdateMode::StageOnly)
+        .await
+        .unwrap();
+    assert_eq!(a, Action::Staged("2.0".parse().unwrap()));
+    assert_staged_in_b(&r.state(), "staged on its defaults");
+    let status = r.agent().status().unwrap();
+    let staged = status.staged.as_ref().unwrap();
+    assert!(
+        staged.own_defaults && staged.text.contains("--no-settings"),
+        "{staged:?}"
+    );
+    // Armed later by a command that says nothing about the settings: the owner's word at
+    // the install stands, and nothing is carried.
+    let a = r.agent().update(UpdateMode::Install).await.unwrap();
+    assert_eq!(a, Action::Reboot("trial boot of 2.0 in slot B".into()));
+    assert!(
+        carried_backup(&r, Slot::B).is_none(),
+        "the settings were carried"
+    );
+    // A release staged without the word is carried as usual.
+    let mut r = Router::new(&[]).await;
+    assert_eq!(r.power_on().await, (Slot::A, "1.0".into()));
+    r.publish_sysupgrade("2.0", Behaviour::GOOD_WITH_ROOT, &["1.0", "2.0"]);
+    r.agent().update(UpdateMode::StageOnly).await.unwrap();
+    r.agent().update(UpdateMode::Install).await.unwrap();
+    assert!(carried_backup(&r, Slot::B).is_some());
+}
