@@ -114,10 +114,13 @@ impl Board {
                 cmdline,
                 reboot_command,
                 proc,
-                ..
+                shared_state,
             } => Board::new(
                 id.clone(),
-                Box::new(UBootAb::with_store(EnvStore::from_fw_env_on(env, sysfs))),
+                Box::new(
+                    UBootAb::with_store(EnvStore::from_fw_env_on(env, sysfs))
+                        .carrying(!shared_state),
+                ),
                 [
                     slot_device(Slot::A, slot_a, sysfs)?,
                     slot_device(Slot::B, slot_b, sysfs)?,

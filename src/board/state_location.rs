@@ -17,7 +17,8 @@
 //! mountinfo that cannot be read fails the check: the location cannot be verified.
 //!
 //! The Linksys WRT profile has no partition both slots mount (only the U-Boot environment is
-//! shared), so there any state directory that survives a reboot is the running slot's own:
+//! shared), nor has a uboot board with `shared_state = false`, so there any state directory
+//! that survives a reboot is the running slot's own:
 //! only RAM is refused, and the passing detail says so (the trial's facts travel in the
 //! bootloader environment instead: `state::carried`). The simulated router's slots are files on the host,
 //! and its simulated reboot keeps every host directory, so its state is seen by both slots.
@@ -144,6 +145,11 @@ pub fn check(settings: &Settings) -> Result<Location, StateLocationError> {
                 per_slot: false,
             })
         }
+        BoardSettings::UBoot {
+            proc,
+            shared_state: false,
+            ..
+        } => (proc, Layout::NoSharedPartition),
         BoardSettings::UBoot {
             proc,
             sysfs,

@@ -299,3 +299,44 @@ fn a_location_that_cannot_be_verified_fails() {
         .starts_with(&format!("mount procfs at {}/nowhere", root.display())));
     assert!(e.fix().ends_with(FIX));
 }
+
+/// The shipped example config with `board` as its [board] section and `state_dir` set.
+fn uboot_settings(board: &str, state_dir: &Path) -> crate::config::Settings {
+    let example = include_str!("../../packaging/config.toml");
+    let start = example.find("[board]").unwrap();
+    let end = start + example[start..].find("\n[trial]").unwrap();
+    let text = format!("{}[board]\n{board}\n{}", &example[..start], &example[end..]).replace(
+        "state_dir = \"/var/lib/fwguard\"",
+        &format!("state_dir = \"{}\"", state_dir.display()),
+    );
+    crate::config::Settings::parse(Path::new("/etc/fwguard/config.toml"), &text).unwrap()
+}
+
+#[test]
+fn a_uboot_board_without_a_shared_partition_keeps_the_state_in_the_running_slots_overlay() {
+    let (_d, root) = board(&[
+        ("", "squashfs", "31:3"),
+        ("tmp", "tmpfs", "0:14"),
+        ("overlay", "overlay", "0:20"),
+    ]);
+    let dir = root.join("overlay/fwguard");
+    let board = format!(
+        "profile = \"uboot\"\nid = \"u\"\nenv_device = \"/dev/mtd1\"\nenv_size = 4096\nslot_a = \"/dev/mtd2\"\nslot_b = \"/dev/mtd3\"\nproc = \"{}\"\nsysfs = \"{}\"\n",
+        root.join("proc").display(),
+        root.join("sys").display()
+    );
+    // By default both slots must see the state: the slot's own overlay is refused.
+    let e = check(&uboot_settings(&board, &dir)).unwrap_err();
+    assert!(matches!(e, StateLocationError::Refused { .. }), "{e:?}");
+    // With shared_state = false the state is the running slot's own, and says so.
+    let s = uboot_settings(&format!("{board}shared_state = false\n"), &dir);
+    let at = check(&s).unwrap();
+    assert!(at.per_slot, "{at}");
+    assert!(at.to_string().contains("fwguard_carry"), "{at}");
+    // RAM is refused still.
+    let e = check(&uboot_settings(
+        &format!("{board}shared_state = false\n"),
+        &root.join("var/lib/fwguard"),
+    ));
+    assert!(e.unwrap_err().to_string().contains("in RAM"));
+}

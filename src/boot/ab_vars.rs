@@ -1,12 +1,15 @@
 //! The A/B variables a boot script acts on (`boot_slot`, `upgrade_available`, `bootcount`,
 //! `bootlimit`, `ab_rollback`), the same whether they live in a U-Boot environment
 //! (`uboot.rs`) or a GRUB environment block (`grub.rs`): one scheme, one decoder, every change
-//! in one write of the store, read back.
+//! in one write of the store, read back. On a board whose slots share no partition
+//! (`carrying`), the trial's facts (`state::carried`) go in the same write as the change
+//! that arms, commits or rolls back the trial.
 
 use super::uboot_env::EnvVars;
 use super::{BootError, BootState, Bootloader};
 use crate::flash::VerifiedSlot;
 use crate::slot::Slot;
+use crate::state::CARRY_VAR;
 use std::path::Path;
 
 /// Where the variables are kept: reads all of them, persists a whole change in one write and
@@ -26,11 +29,21 @@ pub trait VarStore: Send {
 
 pub struct AbVars {
     env: Box<dyn VarStore>,
+    carries: bool,
 }
 
 impl AbVars {
     pub fn on(env: Box<dyn VarStore>) -> Self {
-        AbVars { env }
+        AbVars {
+            env,
+            carries: false,
+        }
+    }
+
+    /// Carry the trial's facts in the store ([`CARRY_VAR`]) when `yes`.
+    pub fn carrying(mut self, yes: bool) -> Self {
+        self.carries = yes;
+        self
     }
 
     pub fn location(&self) -> &Path {
@@ -81,16 +94,48 @@ impl AbVars {
         })
     }
 
-    /// Apply a change to the variables in memory and persist it in one write, refusing an
-    /// env whose A/B variables cannot be understood.
-    fn change(&self, f: impl FnOnce(&mut EnvVars)) -> Result<(), BootError> {
+    /// Apply a change to the variables in memory and persist it in one write (with `carry`
+    /// as [`CARRY_VAR`] when given), refusing an env whose A/B variables cannot be understood.
+    fn change(&self, f: impl FnOnce(&mut EnvVars), carry: Option<&str>) -> Result<(), BootError> {
         let mut f = Some(f);
         self.env.change_vars(&mut |vars| {
             self.decode_state(vars)?;
+            if let Some(c) = carry {
+                vars.set(CARRY_VAR, c)
+                    .map_err(|e| self.bad(CARRY_VAR, c, &e.to_string()))?;
+            }
             (f.take().expect("called once"))(vars);
             Ok(())
         })?;
         Ok(())
+    }
+
+    fn arm(&self, target: &VerifiedSlot, booted: Slot, c: Option<&str>) -> Result<(), BootError> {
+        let slot = target.slot();
+        if slot == booted {
+            return Err(BootError::TargetIsBooted(slot));
+        }
+        self.change(
+            |v| {
+                set(v, "boot_slot", slot.as_str());
+                set(v, "upgrade_available", "1");
+                set(v, "bootcount", "0");
+                v.remove("ab_rollback");
+            },
+            c,
+        )
+    }
+
+    /// Boot `slot` from now on, no trial (a commit, or a rollback to a verified slot).
+    fn settle(&self, slot: Slot, c: Option<&str>) -> Result<(), BootError> {
+        self.change(
+            |v| {
+                set(v, "boot_slot", slot.as_str());
+                set(v, "upgrade_available", "0");
+                set(v, "bootcount", "0");
+            },
+            c,
+        )
     }
 }
 
@@ -108,33 +153,47 @@ impl Bootloader for AbVars {
     }
 
     fn arm_trial(&self, target: &VerifiedSlot, booted: Slot) -> Result<(), BootError> {
-        let slot = target.slot();
-        if slot == booted {
-            return Err(BootError::TargetIsBooted(slot));
-        }
-        self.change(|v| {
-            set(v, "boot_slot", slot.as_str());
-            set(v, "upgrade_available", "1");
-            set(v, "bootcount", "0");
-            v.remove("ab_rollback");
-        })
+        self.arm(target, booted, None)
     }
 
     fn commit(&self, slot: Slot) -> Result<(), BootError> {
-        self.change(|v| {
-            set(v, "boot_slot", slot.as_str());
-            set(v, "upgrade_available", "0");
-            set(v, "bootcount", "0");
-        })
+        self.settle(slot, None)
     }
 
     fn switch_to(&self, target: &VerifiedSlot) -> Result<(), BootError> {
-        let slot = target.slot();
-        self.change(|v| {
-            set(v, "boot_slot", slot.as_str());
-            set(v, "upgrade_available", "0");
-            set(v, "bootcount", "0");
-        })
+        self.settle(target.slot(), None)
+    }
+
+    fn carries(&self) -> bool {
+        self.carries
+    }
+
+    fn carried(&self) -> Result<Option<String>, BootError> {
+        if !self.carries {
+            return Ok(None);
+        }
+        let vars = self.env.read_vars()?;
+        Ok(vars
+            .get(CARRY_VAR)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string))
+    }
+
+    fn arm_trial_carrying(
+        &self,
+        target: &VerifiedSlot,
+        booted: Slot,
+        carry: &str,
+    ) -> Result<(), BootError> {
+        self.arm(target, booted, self.carries.then_some(carry))
+    }
+
+    fn commit_carrying(&self, slot: Slot, carry: &str) -> Result<(), BootError> {
+        self.settle(slot, self.carries.then_some(carry))
+    }
+
+    fn switch_to_carrying(&self, target: &VerifiedSlot, carry: &str) -> Result<(), BootError> {
+        self.settle(target.slot(), self.carries.then_some(carry))
     }
 
     fn dump(&self) -> Result<Vec<(String, String)>, BootError> {

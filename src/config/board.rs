@@ -31,6 +31,10 @@ pub enum BoardSettings {
         targets: Vec<TargetPaths>,
         cmdline: PathBuf,
         reboot_command: Vec<String>,
+        /// Whether a partition both slots mount holds the state (default). If not, the
+        /// state directory is the running slot's own and the trial's facts travel in the env
+        /// (`fwguard_carry`), as on the Linksys profile.
+        shared_state: bool,
     },
     Linksys(LinksysSettings),
     Grub(OtherBoot),
@@ -207,6 +211,7 @@ impl Validator<'_> {
                     slot_b,
                     cmdline: u.cmdline.unwrap_or_else(|| "/proc/cmdline".into()),
                     reboot_command: reboot(u.reboot_command)?,
+                    shared_state: u.shared_state.unwrap_or(true),
                 }
             }
             RawBoard::Linksys(l) => BoardSettings::Linksys(LinksysSettings {
@@ -377,6 +382,20 @@ mod tests {
             proc(&format!("{uboot}\nproc = \"p\"")),
             Path::new("/etc/fwguard/p")
         );
+        let shared = |board: &str| match parse(board) {
+            Ok(BoardSettings::UBoot { shared_state, .. }) => Ok(shared_state),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(shared(uboot), Ok(true));
+        assert_eq!(shared(&format!("{uboot}\nshared_state = false")), Ok(false));
+        let e = shared(&format!("{uboot}\nshared_state = \"no\"")).unwrap_err();
+        assert!(
+            e.contains("board.shared_state") && e.contains("true or false"),
+            "{e}"
+        );
+        let e = parse("profile = \"grub\"\nid = \"x\"\ngrubenv = \"g\"\nslot_a = \"a\"\nslot_b = \"b\"\nshared_state = false").unwrap_err();
+        assert!(e.contains("board.shared_state"), "{e}");
         let linksys = parse("profile = \"linksys\"\nid = \"wrt\"\nenv_config = \"/nonexistent\"");
         assert!(linksys.unwrap_err().contains("board.env_config"));
         for (board, key, problem) in [

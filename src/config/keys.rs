@@ -66,6 +66,13 @@ impl Keys {
         })
     }
 
+    pub fn boolean(&mut self, key: &'static str) -> Result<Option<bool>, KeyError> {
+        self.take(key, "true or false", |v| match v {
+            toml::Value::Boolean(b) => Ok(b),
+            v => Err(v),
+        })
+    }
+
     pub fn path(&mut self, key: &'static str) -> Result<Option<PathBuf>, KeyError> {
         Ok(self.string(key)?.map(PathBuf::from))
     }

@@ -195,6 +195,7 @@ impl RawBoard {
                     proc: k.path("proc")?,
                     sysfs: k.path("sysfs")?,
                     reboot_command: k.strings("reboot_command")?,
+                    shared_state: k.boolean("shared_state")?,
                 }),
                 "linksys" => RawBoard::Linksys(RawLinksysBoard {
                     id: k.need_string("id")?,
@@ -257,6 +258,8 @@ pub struct RawUBootBoard {
     pub proc: Option<PathBuf>,
     pub sysfs: Option<PathBuf>,
     pub reboot_command: Option<Vec<String>>,
+    /// false: no partition both slots mount; the trial's facts travel in the env.
+    pub shared_state: Option<bool>,
 }
 
 #[derive(Debug)]

@@ -157,3 +157,68 @@ fn a_corrupt_env_is_refused_not_rewritten() {
     assert!(err.to_string().contains("bad CRC"), "{err}");
     assert_eq!(std::fs::read(&file).unwrap(), bytes);
 }
+
+/// A uboot board whose slots share no partition (`shared_state = false`) carries the trial's
+/// facts in the env, in the same write that arms, commits or rolls back; `fw_printenv` reads
+/// them beside the A/B variables. A board with a shared partition writes none.
+#[test]
+fn a_board_without_a_shared_partition_carries_the_trial_in_the_same_env_write() {
+    use fwguard::boot::Bootloader;
+    use fwguard::state::CARRY_VAR;
+    use fwguard::Slot;
+    let dir = tempfile::tempdir().unwrap();
+    let (env, file) = default_env(dir.path());
+    let cfg = config(dir.path(), &file);
+    let b_slot = common::verified_slot(dir.path(), Slot::B);
+    let a_slot = common::verified_slot(dir.path(), Slot::A);
+    let get = |name: &str| {
+        printenv(&cfg)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    };
+
+    let shared = fwguard::boot::uboot::UBootAb::new(env.clone());
+    assert!(!shared.carries());
+    shared
+        .arm_trial_carrying(&b_slot, Slot::A, "{\"schema\":1}")
+        .unwrap();
+    assert_eq!(get("upgrade_available").as_deref(), Some("1"));
+    assert_eq!(
+        get(CARRY_VAR),
+        None,
+        "a board with a shared partition carried"
+    );
+    assert_eq!(shared.carried().unwrap(), None);
+    shared.commit(Slot::A).unwrap();
+
+    let own = fwguard::boot::uboot::UBootAb::new(env).carrying(true);
+    assert!(own.carries());
+    let armed = r#"{"schema":1,"trial":{"arm":"a1"}}"#;
+    own.arm_trial_carrying(&b_slot, Slot::A, armed).unwrap();
+    assert_eq!(
+        (get("boot_slot"), get("upgrade_available"), get(CARRY_VAR)),
+        (Some("B".into()), Some("1".into()), Some(armed.into()))
+    );
+    assert_eq!(own.carried().unwrap().as_deref(), Some(armed));
+    let committed = r#"{"schema":1,"outcome":"committed"}"#;
+    own.commit_carrying(Slot::B, committed).unwrap();
+    assert_eq!(
+        (get("upgrade_available"), get(CARRY_VAR)),
+        (Some("0".into()), Some(committed.into()))
+    );
+    let back = r#"{"schema":1,"outcome":"rolled-back"}"#;
+    own.switch_to_carrying(&a_slot, back).unwrap();
+    assert_eq!(
+        (get("boot_slot"), get(CARRY_VAR)),
+        (Some("A".into()), Some(back.into()))
+    );
+    // A value the env cannot hold is refused, and nothing is written.
+    let before = std::fs::read(&file).unwrap();
+    let e = own
+        .arm_trial_carrying(&b_slot, Slot::A, "a\0b")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(CARRY_VAR), "{e}");
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+}
