@@ -94,17 +94,22 @@ impl AbVars {
         })
     }
 
-    /// Apply a change to the variables in memory and persist it in one write (with `carry`
-    /// as [`CARRY_VAR`] when given), refusing an env whose A/B variables cannot be understood.
-    fn change(&self, f: impl FnOnce(&mut EnvVars), carry: Option<&str>) -> Result<(), BootError> {
-        let mut f = Some(f);
-        self.env.change_vars(&mut |vars| {
-            self.decode_state(vars)?;
+    /// Point the next boot at `slot`, on trial or not, with `carry` as [`CARRY_VAR`] when
+    /// given, in one write of the store, refusing an env whose A/B variables cannot be
+    /// understood.
+    fn point(&self, slot: Slot, trial: bool, carry: Option<&str>) -> Result<(), BootError> {
+        self.env.change_vars(&mut |v| {
+            self.decode_state(v)?;
             if let Some(c) = carry {
-                vars.set(CARRY_VAR, c)
+                v.set(CARRY_VAR, c)
                     .map_err(|e| self.bad(CARRY_VAR, c, &e.to_string()))?;
             }
-            (f.take().expect("called once"))(vars);
+            set(v, "boot_slot", slot.as_str());
+            set(v, "upgrade_available", if trial { "1" } else { "0" });
+            set(v, "bootcount", "0");
+            if trial {
+                v.remove("ab_rollback");
+            }
             Ok(())
         })?;
         Ok(())
@@ -115,27 +120,7 @@ impl AbVars {
         if slot == booted {
             return Err(BootError::TargetIsBooted(slot));
         }
-        self.change(
-            |v| {
-                set(v, "boot_slot", slot.as_str());
-                set(v, "upgrade_available", "1");
-                set(v, "bootcount", "0");
-                v.remove("ab_rollback");
-            },
-            c,
-        )
-    }
-
-    /// Boot `slot` from now on, no trial (a commit, or a rollback to a verified slot).
-    fn settle(&self, slot: Slot, c: Option<&str>) -> Result<(), BootError> {
-        self.change(
-            |v| {
-                set(v, "boot_slot", slot.as_str());
-                set(v, "upgrade_available", "0");
-                set(v, "bootcount", "0");
-            },
-            c,
-        )
+        self.point(slot, true, c)
     }
 }
 
@@ -157,11 +142,11 @@ impl Bootloader for AbVars {
     }
 
     fn commit(&self, slot: Slot) -> Result<(), BootError> {
-        self.settle(slot, None)
+        self.point(slot, false, None)
     }
 
     fn switch_to(&self, target: &VerifiedSlot) -> Result<(), BootError> {
-        self.settle(target.slot(), None)
+        self.point(target.slot(), false, None)
     }
 
     fn carries(&self) -> bool {
@@ -189,11 +174,11 @@ impl Bootloader for AbVars {
     }
 
     fn commit_carrying(&self, slot: Slot, carry: &str) -> Result<(), BootError> {
-        self.settle(slot, self.carries.then_some(carry))
+        self.point(slot, false, self.carries.then_some(carry))
     }
 
     fn switch_to_carrying(&self, target: &VerifiedSlot, carry: &str) -> Result<(), BootError> {
-        self.settle(target.slot(), self.carries.then_some(carry))
+        self.point(target.slot(), false, self.carries.then_some(carry))
     }
 
     fn dump(&self) -> Result<Vec<(String, String)>, BootError> {

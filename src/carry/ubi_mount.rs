@@ -243,6 +243,11 @@ impl SettingsMedium for UbiMedium {
         m.at = mount_point(&self.runtime_dir)?;
         mount(&format!("ubi{ubi}:{}", self.volume), &m.at, "ubifs")?;
         m.mounted = true;
+        tracing::debug!(
+            "mounted volume {:?} of ubi{ubi} (on {}) for the settings",
+            self.volume,
+            part.display()
+        );
         Ok(Box::new(m))
     }
 

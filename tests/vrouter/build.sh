@@ -11,8 +11,8 @@
 #
 # OUT_DIR gets:
 #   flash1.img   64 MiB pflash bank 1: U-Boot's default env, which holds the A/B boot script
-#   disk.img     48 MiB virtio disk: p1 live env (raw, 16 KiB) | p2 slot A (firmware 1.0)
-#                | p3 slot B (empty) | p4 data (ext4: fwguard's state)
+#   disk.img     34 MiB virtio disk: p1 live env (raw, 16 KiB) | p2 slot A (firmware 1.0)
+#                | p3 slot B (empty); no partition both slots mount, as on a WRT32X
 #   www/images/fw-VERSION.img   firmware images: a FIT (kernel, initramfs), as the slot holds it
 #   www/images/root-VERSION.squashfs   each firmware's root file system (its identity, its
 #                fwguard and config): the release's part for target rootfs, written by fwguard
@@ -32,7 +32,7 @@ CACHE=${VROUTER_CACHE:-$ROOT/.cache/vrouter}
 FWGUARD_ARMV7=${FWGUARD_ARMV7:-$ROOT/target/armv7-unknown-linux-musleabihf/release/fwguard}
 FWGUARD_INDEX=${FWGUARD_INDEX:-$ROOT/target/debug/fwguard-index}
 
-for tool in arm-linux-gnueabihf-gcc qemu-system-arm mkimage mkenvimage dtc cpio mkfs.ext4 debugfs fw_printenv mkfs.ubifs ubinize mksquashfs busybox python3; do
+for tool in arm-linux-gnueabihf-gcc qemu-system-arm mkimage mkenvimage dtc cpio fw_printenv mkfs.ubifs ubinize mksquashfs busybox python3; do
     command -v "$tool" >/dev/null || { echo "build.sh: $tool is missing; run tests/vrouter/setup.sh" >&2; exit 1; }
 done
 for f in "$FWGUARD_ARMV7" "$FWGUARD_INDEX" /usr/lib/u-boot/qemu_arm/u-boot.bin; do
@@ -74,11 +74,10 @@ make_fw() {
     install -m 644 "$OUT/keys/vrouter.pub" "$rr/etc/fwguard/vrouter.pub"
     SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(date +%s)} \
         mksquashfs "$rr" "$OUT/www/images/root-$ver.squashfs" -comp gzip -all-root -noappend -quiet
-    mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,lib/modules,proc,sys,dev,run,tmp,data,rom}
+    mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,lib/modules,proc,sys,dev,run,tmp,rom}
     cp "$X/bin/busybox" "$r/bin/"
     for m in drivers/virtio/virtio_mmio drivers/block/virtio_blk net/core/failover drivers/net/net_failover \
-             drivers/net/virtio_net drivers/watchdog/softdog lib/crc16 fs/mbcache fs/jbd2/jbd2 \
-             crypto/crc32c_generic fs/ext4/ext4 lib/zstd/zstd_compress crypto/zstd crypto/deflate \
+             drivers/net/virtio_net drivers/watchdog/softdog lib/crc16 lib/zstd/zstd_compress crypto/zstd crypto/deflate \
              drivers/mtd/ubi/ubi fs/ubifs/ubifs fs/squashfs/squashfs drivers/mtd/nand/raw/nandsim; do
         cp "$MODS/$m.ko" "$r/lib/modules/"
     done
@@ -89,6 +88,7 @@ make_fw() {
     install -m 755 "$OUT/fit/vrouter-nand" "$r/usr/sbin/vrouter-nand"
     install -m 755 "$HERE/guest/vrouter-flash-file" "$r/usr/sbin/vrouter-flash-file"
     install -m 755 "$HERE/guest/vrouter-cut" "$r/usr/sbin/vrouter-cut"
+    install -m 755 "$HERE/guest/vrouter-state" "$r/usr/sbin/vrouter-state"
     # fwguard and its config are the root's (/rom), as on a firmware whose root is on NAND.
     ln -s /rom/usr/sbin/fwguard "$r/usr/sbin/fwguard"
     ln -s /rom/etc/fwguard "$r/etc/fwguard"
@@ -140,14 +140,13 @@ rm -f "$OUT"/fit/*.cpio.gz "$OUT"/fit/zImage
 # ---- 4. pflash bank 1: U-Boot's default env = the project's documented A/B script
 grep -v '^#' "$ROOT/packaging/uboot/ab-boot.env" | grep -v '^$' > "$OUT/fit/ab-boot.clean"
 mkenvimage -s 0x40000 -o "$OUT/fit/uboot-env.bin" "$OUT/fit/ab-boot.clean"
-# ---- 5. the live env (partition 1) and the data filesystem (partition 4)
+# ---- 5. the live env (partition 1)
 printf 'boot_slot=A\nbootcount=0\nbootlimit=3\nupgrade_available=0\n' > "$OUT/fit/ab-state.txt"
 mkenvimage -s 0x4000 -o "$OUT/fit/ab-env.bin" "$OUT/fit/ab-state.txt"
-rm -f "$OUT/fit/data.ext4"
-mkfs.ext4 -q -F -L data "$OUT/fit/data.ext4" 14M
 # ---- 6. the NAND as the board leaves the factory, then configured by its owner: slot A's
 # partition holds a UBI (made by ubinize, as a vendor's flasher would write it): firmware
-# 1.0's root in volume rootfs, and the rootfs_data overlay holding the owner's settings. The WAN address and gateway are only here:
+# 1.0's root in volume rootfs, and the rootfs_data overlay holding the owner's settings.
+# The WAN address and gateway are only here:
 # a firmware that boots without them has no WAN. Slot B's partition is erased.
 mkdir -p "$OUT/fit/owner/etc/config"
 printf "config interface 'wan'\n\toption proto 'static'\n\toption ipaddr '10.0.2.15'\n\toption netmask '255.255.255.0'\n\toption gateway '10.0.2.2'\n" \

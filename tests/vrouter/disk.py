@@ -4,8 +4,8 @@
     disk.py OUT_DIR SLOT_A_IMAGE SLOT_A_UBI
 
 flash1.img: 64 MiB of erased NOR with U-Boot's default env at its start.
-disk.img:   48 MiB, MBR: p1 env (1 MiB at 1 MiB) | p2 slot A (16 MiB) | p3 slot B (16 MiB)
-            | p4 data (14 MiB, ext4). The layout is also in run.py (LAYOUT).
+disk.img:   34 MiB, MBR: p1 env (1 MiB at 1 MiB) | p2 slot A (16 MiB) | p3 slot B (16 MiB).
+            No partition both slots mount (a WRT32X has none). The layout is also in run.py.
 nand.img:   32 MiB flash file: mtd0 (slot A, 16 MiB) then mtd1 (slot B, 16 MiB), erased, with
             SLOT_A_UBI written into mtd0 erase block by erase block, skipping the bad block as
             a NAND flasher does (guest/init gives nandsim the same bad blocks).
@@ -17,7 +17,7 @@ MiB = 1 << 20
 ERASE_BLOCK = 128 << 10
 NAND_PART = 16 * MiB
 BAD_BLOCKS = (5, 134)  # nandsim's badblocks= in guest/init: block 5 of mtd0, block 6 of mtd1
-PARTS = [(1 * MiB, 1 * MiB, 0xDA), (2 * MiB, 16 * MiB, 0xDA), (18 * MiB, 16 * MiB, 0xDA), (34 * MiB, 14 * MiB, 0x83)]
+PARTS = [(1 * MiB, 1 * MiB, 0xDA), (2 * MiB, 16 * MiB, 0xDA), (18 * MiB, 16 * MiB, 0xDA)]
 
 
 def nand(out, ubi):
@@ -40,7 +40,7 @@ def main(out, slot_a, slot_a_ubi):
     flash[: len(env)] = env
     open(f"{out}/flash1.img", "wb").write(flash)
 
-    disk = bytearray(48 * MiB)
+    disk = bytearray(34 * MiB)
     mbr = bytearray(512)
     struct.pack_into("<I", mbr, 440, 0x46574744)
     for i, (start, size, typ) in enumerate(PARTS):
@@ -51,7 +51,7 @@ def main(out, slot_a, slot_a_ubi):
         struct.pack_into("<II", mbr, e + 8, start // 512, size // 512)
     mbr[510:512] = b"\x55\xaa"
     disk[:512] = mbr
-    for (start, size, _), path in zip(PARTS, [f"{out}/fit/ab-env.bin", slot_a, None, f"{out}/fit/data.ext4"]):
+    for (start, size, _), path in zip(PARTS, [f"{out}/fit/ab-env.bin", slot_a, None]):
         if path is None:
             continue
         data = open(path, "rb").read()

@@ -7,8 +7,10 @@ cross-built fwguard, across real reboots and power cuts.
 OUT_DIR is what build.sh made. Each scenario starts from a fresh copy of its flash bank and
 disk (slot A holds firmware 1.0, committed), publishes a signed index on an HTTP server bound
 to 127.0.0.1, powers the board on and follows the serial console. After it, the live U-Boot
-env is read back from the disk image with the real `fw_printenv`, and fwguard's state file
-from the data partition with `debugfs`.
+env is read back from the disk image with the real `fw_printenv`. The board has no partition
+both slots mount (as a WRT32X): fwguard's state is in the running slot's overlay (UBIFS on its
+NAND partition), a trial's facts travel in the env; the board prints the state file at each
+reboot and harness power cut (guest/vrouter-state), as the flash holds it then.
 
 Networking: QEMU user-mode net with restrict=on; the guest reaches only 10.0.2.100:80, which
 QEMU relays (`busybox nc`) to the HTTP server on 127.0.0.1. Nothing else.
@@ -41,13 +43,12 @@ MiB = 1 << 20
 # (offset, size) of the disk partitions, as build.sh/disk.py lay them out.
 ENV_PART = (1 * MiB, 0x4000)
 SLOT_PART = {"A": (2 * MiB, 16 * MiB), "B": (18 * MiB, 16 * MiB)}
-DATA_PART = (34 * MiB, 14 * MiB)
 # The flash file (nand.img): each slot's NAND partition (mtd0, mtd1), as build.sh/disk.py lay it.
 NAND_PART = {"A": (0, 16 * MiB), "B": (16 * MiB, 16 * MiB)}
 ERASE_BLOCK = 128 << 10
 BAD_BLOCKS = {"A": (5,), "B": (6,)}  # per partition (nandsim's badblocks=5,134 in guest/init)
 BOOTLIMIT = 3
-STATE_DIR = "/fwguard"  # state_dir = /data/fwguard (guest/config.toml); /data is the data partition
+STATE_FILE = "/overlay/fwguard/state.json"  # state_dir (guest/config.toml): the running slot's overlay
 
 
 class Failure(Exception):
@@ -320,74 +321,36 @@ class Board:
             f.seek(offset)
             return f.read(size)
 
-    def data_copy(self):
-        """The data partition copied out of disk.img, after the journal replay that the next
-        mount would do (on the copy: the image itself stays as the power cut left it)."""
-        copy = os.path.join(self.run, "data.ext4")
-        with open(copy, "wb") as f:
-            f.write(self.part(*DATA_PART))
-        subprocess.run(["e2fsck", "-p", copy], capture_output=True)
-        return copy
+    def state_line(self):
+        """What the board last printed of fwguard's state file (guest/vrouter-state, at a
+        reboot or a harness power cut) since it was powered on: the JSON text, "none" (no
+        state file in the running slot's overlay), or None when it printed nothing."""
+        with self.lock:
+            lines = list(self.lines)
+        for line in reversed(lines):
+            if line.startswith("=== harness: power on"):
+                return None
+            m = re.search(r"VROUTER-STATE: (.*)$", line)
+            if m:
+                return m.group(1).strip()
+        return None
 
     def state(self):
-        """fwguard's state.json from the data partition (see data_copy)."""
-        copy = self.data_copy()
-        r = subprocess.run(["debugfs", "-R", f"cat {STATE_DIR}/state.json", copy], capture_output=True, text=True)
-        if not r.stdout.strip():
-            raise Failure(f"no {STATE_DIR}/state.json on the data partition: {r.stderr.strip()}")
-        return json.loads(r.stdout)
+        """fwguard's state in the running slot's overlay, as printed at the last reboot or cut."""
+        text = self.state_line()
+        if text in (None, "none"):
+            raise Failure(f"no {STATE_FILE} printed since the power on (got {text!r})")
+        return json.loads(text)
 
-    @staticmethod
-    def data_ls(copy, path):
-        """(name, is_dir) of the entries of `path` on the ext4 image `copy`; None if it does
-        not exist. From `debugfs ls -p`: /inode/mode/uid/gid/name/size/ per entry."""
-        r = subprocess.run(["debugfs", "-R", f"ls -p {path}", copy], capture_output=True, text=True)
-        if "File not found" in r.stderr or "File not found" in r.stdout:
-            return None
-        out = []
-        for line in r.stdout.splitlines():
-            f = line.split("/")
-            if len(f) < 7 or f[5] in (".", ".."):
-                continue
-            out.append((f[5], int(f[2], 8) & 0o170000 == 0o040000))
-        return out
-
-    def remove_state_dir(self):
-        """Delete fwguard's state directory from the data partition, as if it were lost, with
-        debugfs on the disk image (the power is off). Returns the paths removed."""
-        copy = self.data_copy()
-        removed, cmds = [], []
-
-        def walk(path):
-            for name, is_dir in self.data_ls(copy, path) or []:
-                child = f"{path}/{name}"
-                if is_dir:
-                    walk(child)
-                else:
-                    cmds.append(f"rm {child}")
-                    removed.append(child)
-            cmds.append(f"rmdir {path}")
-            removed.append(path + "/")
-
-        if self.data_ls(copy, STATE_DIR) is None:
-            raise Failure(f"no {STATE_DIR} on the data partition to delete")
-        walk(STATE_DIR)
-        script = os.path.join(self.run, "debugfs.cmds")
-        with open(script, "w") as f:
-            f.write("\n".join(cmds) + "\n")
-        r = subprocess.run(["debugfs", "-w", "-f", script, copy], capture_output=True, text=True)
-        errors = [l for l in r.stderr.splitlines() if not l.startswith("debugfs ")]
-        if r.returncode != 0 or errors:
-            raise Failure(f"debugfs -w failed: {r.stderr.strip()}")
-        fsck = subprocess.run(["e2fsck", "-fn", copy], capture_output=True, text=True)
-        if fsck.returncode != 0:
-            raise Failure(f"the data partition is not clean after the deletion: {fsck.stdout.strip()}")
-        with open(copy, "rb") as src, open(os.path.join(self.run, "disk.img"), "r+b") as dst:
-            data = src.read()
-            check(len(data) == DATA_PART[1], f"data partition copy is {len(data)} bytes")
-            dst.seek(DATA_PART[0])
-            dst.write(data)
-        return removed
+    def unset_env(self, name):
+        """Delete variable `name` from the live env on disk.img with the real fw_setenv (the
+        power is off)."""
+        cfg = os.path.join(self.run, "fw_env.config")
+        with open(cfg, "w") as f:
+            f.write(f"{self.run}/disk.img {ENV_PART[0]:#x} {ENV_PART[1]:#x}\n")
+        r = subprocess.run(["fw_setenv", "-c", cfg, name], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Failure(f"fw_setenv on disk.img failed: {r.stderr.strip()}")
 
 
 def check(cond, what):
@@ -496,6 +459,8 @@ class Harness:
         b.expect(r"VROUTER: reboot requested")
         b.expect(r"VROUTER-NAND: reboot: saved")
         self.armed_a = b.nand("A")
+        self.armed_state = b.state()
+        check(update_kind(self.armed_state) == "armed", "A's state at the reboot: " + state_summary(self.armed_state))
         self.step(f"{version} written, verified, settings carried, trial armed; reboot")
         self.settings_carried()
 
@@ -636,12 +601,15 @@ class Harness:
         self.board.expect(r"VROUTER: reboot requested")
         self.step("trial deadline passes; fwguard switches back to A and reboots")
         self.a_untouched_since_armed()
+        on_b = self.board.state()
+        check(update_kind(on_b) == "rolling_back" and "rollback" in [h["event"] for h in on_b["history"]],
+              "B's state at the rollback: " + state_summary(on_b))
         self.boots("1.0", "A", False, 0)
         self.wan_owned("A", "1.0")
         self.step("A (1.0) boots, committed, with its own settings")
         self.never_retried("3.0")
         self.reported("3.0", "rolled-back")
-        self.end("A", "1.0", denied="3.0", events=("rollback", "rolled-back"))
+        self.end("A", "1.0", denied="3.0", events=("rolled-back",))
 
     # 3 ------------------------------------------------------------------------------------
     def s3_kernel_panic(self):
@@ -690,7 +658,9 @@ class Harness:
         self.written_and_armed("2.0")
         self.commits_on_b("2.0")
         check(self.server.fetches("/images/fw-2.0.img") == 2, f"image fetched {self.server.fetches('/images/fw-2.0.img')} times")
-        self.end("B", "2.0", events=("install-interrupted", "committed"))
+        seen = [h["event"] for h in self.armed_state["history"]]
+        check("install-interrupted" in seen, "A's state at the arm has no install-interrupted: " + state_summary(self.armed_state))
+        self.end("B", "2.0", events=("committed",))
 
     # 6 ------------------------------------------------------------------------------------
     def s6_power_cut_after_switch(self):
@@ -714,7 +684,7 @@ class Harness:
 
     # 7 ------------------------------------------------------------------------------------
     def s7_state_lost_before_trial(self):
-        self.begin("7. the state directory is lost between arming and booting the trial")
+        self.begin("7. the carried trial is lost between arming and booting the trial")
         b = self.board
         self.publish("2.0")
         self.first_boot_installs("2.0")
@@ -724,10 +694,10 @@ class Harness:
         st = b.state()
         check(update_kind(st) == "armed", "state after the cut: " + state_summary(st))
         self.step("2.0 written into B, trial armed; power cut before the reboot")
-        removed = b.remove_state_dir()
-        check(b.data_ls(b.data_copy(), STATE_DIR) is None, f"{STATE_DIR} is still on the data partition")
-        check(f"{STATE_DIR}/state.json" in removed, f"removed {removed}, no state.json among them")
-        self.step(f"debugfs: {STATE_DIR} deleted from the data partition ({len(removed)} entries)")
+        check("fwguard_carry" in b.env(), "the armed trial is not carried in the env")
+        b.unset_env("fwguard_carry")
+        check("fwguard_carry" not in b.env(), "fw_setenv left fwguard_carry in the env")
+        self.step("fw_setenv: fwguard_carry deleted from the env (B's fwguard cannot know the trial)")
         slot_a = b.part(*SLOT_PART["A"])
         self.armed_a = b.nand("A")
         one = self.image("1.0")
@@ -780,9 +750,9 @@ class Harness:
         hits = [l for l in on_b_lines if re.search(on_b, l)]
         check(not hits, f"fwguard on B acted: {hits[:3]}")
         check(sum(1 for l in on_b_lines if re.search(unexplained, l)) >= BOOTLIMIT, "not every trial boot of B warned")
-        self.end_untouched(slot_a)
+        self.end_untouched(slot_a, on_b_lines)
 
-    def end_untouched(self, slot_a):
+    def end_untouched(self, slot_a, on_b_lines):
         """Scenario 7's end: U-Boot's fallback, and nothing written by fwguard on B."""
         b = self.board
         env = b.env()
@@ -790,14 +760,12 @@ class Harness:
               f"env read back: boot_slot={env.get('boot_slot')} upgrade_available={env.get('upgrade_available')} "
               f"ab_rollback={env.get('ab_rollback')!r}")
         check(b.part(*SLOT_PART["A"]) == slot_a, "slot A (the fallback) changed while B ran on trial")
-        check(b.nand("A") == self.armed_a, "slot A's NAND partition (its settings) changed while B ran on trial")
-        copy = b.data_copy()
-        left = b.data_ls(copy, STATE_DIR)
-        check(left is None or "state.json" not in [n for n, _ in left],
-              f"fwguard on B saved a state: {STATE_DIR} holds {left}")
+        check(b.nand("A") == self.armed_a, "slot A's NAND partition (its settings and state) changed while B ran on trial")
+        states = [l for l in on_b_lines if "VROUTER-STATE: " in l]
+        check(len(states) >= BOOTLIMIT and all(l.endswith("VROUTER-STATE: none") for l in states),
+              f"fwguard on B saved a state: {states[:2]}")
         print("   end: env boot_slot=A upgrade_available=0 bootcount=%s ab_rollback=B; slot A's %d MiB unchanged; "
-              "%s on /data: %s" % (env.get("bootcount"), SLOT_PART["A"][1] // MiB, STATE_DIR,
-                                    "absent" if left is None else [n for n, _ in left] or "empty"), flush=True)
+              "B's overlay held no fwguard state at any of its %d cuts" % (env.get("bootcount"), SLOT_PART["A"][1] // MiB, len(states)), flush=True)
         print("   end: flash file: slot A's NAND partition (UBI, rootfs_data) unchanged since the arm", flush=True)
         self.scenario_total()
 
@@ -864,7 +832,7 @@ class Harness:
         certs = b.expect(r"VROUTER-CERTS (\w+)").group(1)
         self.server.release_gate()
         self.step("A (1.0) up; the owner adds 1.5 MiB to its settings while 2.0 downloads")
-        b.expect(r'made volume "rootfs_data" on ubi\d+', timeout=180)
+        b.expect(r'mounted volume "rootfs_data" of ubi\d+ \(on /dev/mtd1\) for the settings', timeout=180)
         since = len(b.lines)
         b.power_cut()
         b.absent(r"carried the owner's settings|VROUTER: reboot requested", since - 1)

@@ -7,8 +7,9 @@ cd "$(dirname "$0")/../.."
 #   qemu-system-arm  the virtual board           u-boot-qemu        U-Boot for it (qemu_arm)
 #   u-boot-tools     mkimage (FIT), mkenvimage   device-tree-compiler  mkimage -f needs dtc
 #   cpio             the initramfs               busybox-static     host `nc` relaying guestfwd
-#   e2fsprogs        mkfs.ext4, debugfs          libubootenv-tool   host fw_printenv on disk.img
+#   mtd-utils        ubinize, mkfs.ubifs (the factory NAND)    squashfs-tools  mksquashfs (roots)
+#   libubootenv-tool host fw_printenv / fw_setenv on disk.img
 packages=(qemu-system-arm u-boot-qemu u-boot-tools device-tree-compiler cpio busybox-static
-          e2fsprogs libubootenv-tool)
+          mtd-utils squashfs-tools libubootenv-tool)
 command -v python3 >/dev/null || packages+=(python3)
 bash tests/apt-install.sh --armhf "${packages[@]}"
