@@ -117,7 +117,7 @@ impl PublicKey {
 
     /// Verify a signature over exactly `message`.
     pub fn verify(&self, message: &[u8], sig: &DetachedSignature) -> bool {
-        sig.key_id == self.id && self.key.verify_strict(message, &sig.sig).is_ok()
+        sig.key_id == self.id && super::ed25519::verify_strict(&self.key, message, &sig.sig)
     }
 }
 
