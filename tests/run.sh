@@ -51,7 +51,7 @@ phase "armv7 and aarch64 under qemu-user"
 
 # The whole reboot cycle on the virtual ARM router: Debian's U-Boot and kernel under
 # qemu-system-arm, the static armv7 router build inside every firmware. Scenarios 1-3 (good
-# update, broken WAN, kernel panic) and 7 (fwguard's state lost before the trial boot: it
+# update, broken WAN, kernel panic) and 7 (the carried trial lost before the trial boot: it
 # writes nothing and U-Boot's counter falls back to an untouched slot A) keep CI inside its
 # budget; `tests/vrouter/run.sh` alone runs all nine.
 bash tests/vrouter/run.sh 1,2,3,7

@@ -275,6 +275,35 @@ fn board_checks(settings: &BoardSettings, board: Result<&Board, &BoardError>) ->
             ),
         });
     }
+    if let Ok(running) = booted {
+        out.extend(targets(board, !running));
+    }
+    out
+}
+
+/// The targets of the slot updates write (`slot`): each one's device, or why it refuses
+/// installs of a release's part (a root part: a whole image, commits and rollbacks go on).
+fn targets(board: &Board, slot: crate::Slot) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for name in board.target_names() {
+        let Some(dev) = board.target(name, slot) else {
+            continue;
+        };
+        let what = format!("slot {slot}'s target {name}: {}", dev.describe());
+        out.push(match (dev.capacity(), dev.write_refused()) {
+            (Ok(bytes), None) => Finding::ok("target", format!("{what} ({bytes} bytes)")),
+            (Err(e), _) => Finding::fail(
+                "target",
+                format!("{what}: {e}"),
+                format!("point board.targets.{name} at the partitions of that part"),
+            ),
+            (Ok(_), Some(why)) => Finding::fail(
+                "target",
+                format!("{what}: refuses installs of a release's {name} part: {why}"),
+                "releases with that part cannot be installed until it is resolved; whole images, commits and rollbacks are not affected".into(),
+            ),
+        });
+    }
     out
 }
 

@@ -19,7 +19,7 @@
 //! The Linksys WRT profile has no partition both slots mount (only the U-Boot environment is
 //! shared), nor has a uboot board with `shared_state = false`, so there any state directory
 //! that survives a reboot is the running slot's own:
-//! only RAM is refused, and the passing detail says so (the trial's facts travel in the
+//! only RAM and read-only file systems (a squashfs root) are refused, and the passing detail says so (the trial's facts travel in the
 //! bootloader environment instead: `state::carried`). The simulated router's slots are files on the host,
 //! and its simulated reboot keeps every host directory, so its state is seen by both slots.
 
@@ -36,6 +36,9 @@ pub const FIX: &str = "put state_dir on a partition both slots mount, such as /d
 
 /// File systems in RAM.
 const IN_RAM: [&str; 4] = ["tmpfs", "ramfs", "rootfs", "devtmpfs"];
+
+/// File systems that are read-only by their format.
+const READ_ONLY: [&str; 3] = ["squashfs", "cramfs", "romfs"];
 
 /// The major number of the MTD block devices (`mtdblockN` is 31:N).
 const MTD_BLOCK_MAJOR: u32 = 31;
@@ -224,6 +227,12 @@ pub fn judge(mount: &Mount, layout: &Layout) -> Result<bool, String> {
         return Err("in RAM, emptied at every reboot".into());
     }
     let Layout::Shared { slots, sysfs } = layout else {
+        if READ_ONLY.contains(&mount.fstype.as_str()) {
+            return Err(format!(
+                "a {}, read-only (a firmware's root): fwguard could not write its state there",
+                mount.fstype
+            ));
+        }
         return Ok(true);
     };
     match mount.fstype.as_str() {

@@ -64,6 +64,10 @@ fn ram_is_refused_on_every_board_and_is_all_a_linksys_board_refuses() {
     ] {
         assert_eq!(judge(&m, &Layout::NoSharedPartition), Ok(true));
     }
+    // A read-only root (OpenWrt's /rom) is the slot's own too, but nothing can be written.
+    let rom = mount((0, 15), "/rom", "squashfs", "/dev/ubiblock0_0");
+    let why = judge(&rom, &Layout::NoSharedPartition).unwrap_err();
+    assert!(why.contains("read-only"), "{why}");
 }
 
 #[test]
@@ -319,6 +323,7 @@ fn a_uboot_board_without_a_shared_partition_keeps_the_state_in_the_running_slots
         ("tmp", "tmpfs", "0:14"),
         ("overlay", "overlay", "0:20"),
     ]);
+    std::fs::create_dir_all(root.join("overlay")).unwrap();
     let dir = root.join("overlay/fwguard");
     let board = format!(
         "profile = \"uboot\"\nid = \"u\"\nenv_device = \"/dev/mtd1\"\nenv_size = 4096\nslot_a = \"/dev/mtd2\"\nslot_b = \"/dev/mtd3\"\nproc = \"{}\"\nsysfs = \"{}\"\n",
@@ -339,4 +344,10 @@ fn a_uboot_board_without_a_shared_partition_keeps_the_state_in_the_running_slots
         &root.join("var/lib/fwguard"),
     ));
     assert!(e.unwrap_err().to_string().contains("in RAM"));
+    // So is the firmware's read-only root.
+    let e = check(&uboot_settings(
+        &format!("{board}shared_state = false\n"),
+        &root.join("etc/fwguard"),
+    ));
+    assert!(e.unwrap_err().to_string().contains("read-only"));
 }

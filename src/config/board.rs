@@ -138,7 +138,7 @@ impl Validator<'_> {
                 Ok(FwEnvConfig {
                     source: self.path.to_path_buf(),
                     copies: vec![EnvDevice {
-                        device,
+                        device: self.path_rel(device),
                         offset,
                         size,
                         sector_size: None,
@@ -209,7 +209,7 @@ impl Validator<'_> {
                     proc: dir(u.proc, "/proc"),
                     slot_a,
                     slot_b,
-                    cmdline: u.cmdline.unwrap_or_else(|| "/proc/cmdline".into()),
+                    cmdline: dir(u.cmdline, "/proc/cmdline"),
                     reboot_command: reboot(u.reboot_command)?,
                     shared_state: u.shared_state.unwrap_or(true),
                 }

@@ -69,7 +69,7 @@ impl Flash {
         let text = format!(
             "[index]\nurl = \"http://127.0.0.1:1/index.toml\"\ntrusted_key_files = [\"k.pub\"]\n\n\
              [board]\nprofile = \"uboot\"\nid = \"nand\"\nenv_device = \"env.img\"\nenv_size = 16384\n\
-             sysfs = \"sys\"\nproc = \"proc\"\nslot_a = \"kernel-a\"\nslot_b = \"kernel-b\"\n\
+             sysfs = \"sys\"\nproc = \"proc\"\ncmdline = \"cmdline\"\nslot_a = \"kernel-a\"\nslot_b = \"kernel-b\"\n\
              [board.targets.rootfs]\n{target}\n"
         );
         let cfg = self.path("config.toml");
@@ -174,6 +174,42 @@ fn a_root_part_is_not_written_where_the_kernel_might_not_attach_it_and_the_runni
     assert!(e.to_string().contains("has its headers at 0x200"), "{e}");
     assert_eq!(f.bytes(6), b, "a refused install wrote slot B");
     assert_eq!(f.bytes(4), a, "slot A was written");
+}
+
+#[test]
+fn doctor_names_a_root_target_that_refuses_installs_and_why() {
+    let f = Flash::new();
+    std::fs::write(f.path("cmdline"), "console=ttyS0 ab.slot=A\n").unwrap();
+    let s = f
+        .config("slot_a = \"mtd4\"\nslot_b = \"mtd6\"\nubi_volume = \"rootfs\"")
+        .unwrap();
+    let targets = |s: &Settings| -> Vec<(bool, String)> {
+        let board = Board::from_settings(&s.board);
+        fwguard::board::preflight::all(s, board.as_ref())
+            .into_iter()
+            .filter(|x| x.check == "target")
+            .map(|x| (x.ok, x.detail))
+            .collect()
+    };
+    let found = targets(&s);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].0 && found[0].1.contains("slot B's target rootfs"),
+        "{found:?}"
+    );
+    // A UBI attached to slot B's partition: the root target refuses, and doctor says why.
+    let ubi1 = f.path("sys/class/ubi/ubi1");
+    std::fs::create_dir_all(&ubi1).unwrap();
+    std::fs::write(ubi1.join("mtd_num"), "6\n").unwrap();
+    let found = targets(&s);
+    assert!(!found[0].0, "{found:?}");
+    assert!(
+        found[0]
+            .1
+            .contains("refuses installs of a release's rootfs part")
+            && found[0].1.contains("ubi1 is attached to mtd6"),
+        "{found:?}"
+    );
 }
 
 #[test]

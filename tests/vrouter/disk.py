@@ -5,7 +5,7 @@
 
 flash1.img: 64 MiB of erased NOR with U-Boot's default env at its start.
 disk.img:   34 MiB, MBR: p1 env (1 MiB at 1 MiB) | p2 slot A (16 MiB) | p3 slot B (16 MiB).
-            No partition both slots mount (a WRT32X has none). The layout is also in run.py.
+            No partition both slots mount (a WRT32X has none). The layout is also in vr_common.py.
 nand.img:   32 MiB flash file: mtd0 (slot A, 16 MiB) then mtd1 (slot B, 16 MiB), erased, with
             SLOT_A_UBI written into mtd0 erase block by erase block, skipping the bad block as
             a NAND flasher does (guest/init gives nandsim the same bad blocks).

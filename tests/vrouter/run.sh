@@ -7,9 +7,9 @@
 #
 # 1 good update commits | 2 broken WAN: fwguard rolls back | 3 kernel panic: U-Boot's boot
 # counter gives the slot up | 4 userspace hang: the watchdog resets, same fallback | 5 power
-# cut while slot B is written | 6 power cut right after the env switch | 7 the state directory
-# lost between arming and the trial boot: fwguard on B writes nothing, U-Boot's counter falls
-# back to an untouched A | 8 releases of another configuration format (compat_version): the
+# cut while slot B is written | 6 power cut right after the env switch | 7 the carried trial
+# (the env's fwguard_carry) lost between arming and the trial boot: fwguard on B writes
+# nothing, U-Boot's counter falls back to an untouched A | 8 releases of another configuration format (compat_version): the
 # minor waits for the owner, the major is refused, nothing written | 9 power cut while the
 # settings are written into B: A keeps its own, the carry is taken up again.
 # Serial log: target/vrouter/run/serial.log. Debian packages are cached in .cache/vrouter.
