@@ -68,6 +68,7 @@ fn verify_and_select(idx: &UntrustedIndex, policy: &TrustPolicy, now: u64) -> Ve
         device_id: "bench-device",
         compat: fwguard::carry::CompatVersion::DEFAULT,
         no_settings: false,
+        halts: None,
     };
     match select(&verified, &want).expect("selects") {
         Choice::Install(r) => r.version.clone(),

@@ -69,18 +69,9 @@ impl Agent {
             }
             let next = root.version + 1;
             let url = resolve(base, &format!("root/{next}.root.toml"))?;
-            let bytes = match self.fetcher.fetch_bytes(&url, MAX_ROOT_BYTES).await {
-                Ok(b) => b,
-                Err(FetchError::Status { status: 404, .. }) => break,
-                Err(FetchError::File { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    break
-                }
-                Err(e) => return Err(e.into()),
+            let Some((bytes, sigs)) = self.fetch_signed(&url, MAX_ROOT_BYTES).await? else {
+                break;
             };
-            let sig_url = signature_url(&url);
-            let sigs = self.fetcher.fetch_bytes(&sig_url, MAX_SIG_BYTES).await?;
             let new = root.rotate(&bytes, &sigs)?;
             tracing::info!("trust root rotated from version {} to {next}", root.version);
             // A new root starts a new epoch of index versions (recovery from a fast-forward
@@ -102,6 +93,30 @@ impl Agent {
             root = new;
         }
         Ok((root, changed))
+    }
+
+    /// A file that may not be published, and its detached signatures (at most `max` and
+    /// [`MAX_SIG_BYTES`] bytes): None when there is no such file (404, or no such local file).
+    pub(super) async fn fetch_signed(
+        &self,
+        url: &reqwest::Url,
+        max: u64,
+    ) -> std::result::Result<Option<(Vec<u8>, Vec<u8>)>, FetchError> {
+        let bytes = match self.fetcher.fetch_bytes(url, max).await {
+            Ok(b) => b,
+            Err(FetchError::Status { status: 404, .. }) => return Ok(None),
+            Err(FetchError::File { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        let sigs = self
+            .fetcher
+            .fetch_bytes(&signature_url(url), MAX_SIG_BYTES)
+            .await?;
+        Ok(Some((bytes, sigs)))
     }
 
     /// Set the time floor to what root version `root` says, or to `build_time` if that is
@@ -156,7 +171,10 @@ impl Agent {
             let facts = self.facts(st);
             st.note(Note::IndexAccepted { last }, &facts);
         }
-        Ok((index, changed || rotated))
+        let halted = self
+            .take_halt(st, &root, index_url, index.trusted_now())
+            .await;
+        Ok((index, changed || rotated || halted))
     }
 
     pub(super) fn device_id<'a>(&'a self, st: &'a PersistedState) -> &'a str {
@@ -177,6 +195,7 @@ impl Agent {
         }
         let deny = st.denylisted_versions();
         let pinned_defaults = st.pin.is_some() && st.pin_no_settings;
+        let halts = st.halts();
         let want = Wanted {
             board: &self.board.id,
             channel: self.channel(st),
@@ -187,6 +206,7 @@ impl Agent {
             device_id: self.device_id(st),
             compat: self.device_compat(index, running)?,
             no_settings: self.owner_defaults || pinned_defaults,
+            halts: halts.as_ref(),
         };
         Ok(select(index, &want)?)
     }

@@ -10,6 +10,7 @@ mod confirm;
 mod container;
 mod daemon;
 mod diag;
+mod halt;
 mod health;
 mod install;
 mod inventory;

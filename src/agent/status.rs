@@ -68,6 +68,8 @@ pub struct Status {
     pub decisions: Vec<Decision>,
     /// The newer release the daemon's latest round found and left (kept in RAM).
     pub available: Option<AvailableStatus>,
+    /// Releases the vendor halted for this board (`halt.toml`, unexpired at the trusted time).
+    pub halted: Vec<crate::index::halt::Halt>,
 }
 
 /// A newer release the latest round found and did not install.
@@ -159,7 +161,20 @@ impl Agent {
             staged: self.staged_status(&st),
             decisions: st.decisions.clone(),
             available: self.available_status(),
+            halted: self.halted(&st),
         })
+    }
+
+    fn halted(&self, st: &PersistedState) -> Vec<crate::index::halt::Halt> {
+        let now = self.now().max(st.time_floor);
+        let board = &self.board.id;
+        st.halts()
+            .iter()
+            .filter(|h| h.expires > now)
+            .flat_map(|h| &h.entries)
+            .filter(|e| e.boards.is_empty() || e.boards.contains(board))
+            .cloned()
+            .collect()
     }
 
     fn available_status(&self) -> Option<AvailableStatus> {
@@ -403,6 +418,9 @@ impl fmt::Display for Status {
                     format!("; failing: {}", h.verdict.failing.join("; "))
                 }
             )?;
+        }
+        for h in &self.halted {
+            writeln!(f, "halted:       {} by the vendor: {}", h.release, h.reason)?;
         }
         for n in &self.notices {
             writeln!(f, "NOTICE:       {n}")?;

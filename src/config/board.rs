@@ -301,17 +301,8 @@ impl Validator<'_> {
 
     /// A key of section `section` (read by hand) that is wrong, named as `section.key`.
     pub(super) fn key_error(&self, section: &str, e: KeyError) -> ConfigError {
-        match e {
-            KeyError::Unknown(key, expected) => self.err(
-                &format!("{section}.{key}"),
-                format!("unknown field `{key}`, {expected}"),
-            ),
-            KeyError::Missing(key) => self.err(&format!("{section}.{key}"), "missing"),
-            KeyError::Type(key, what, found) => self.err(
-                &format!("{section}.{key}"),
-                format!("invalid type: {found}, expected {what}"),
-            ),
-        }
+        let (key, problem) = e.describe(section);
+        self.err(&key, problem)
     }
 
     fn id(&self, id: String) -> Result<String, ConfigError> {

@@ -14,6 +14,26 @@ pub enum KeyError {
     Unknown(String, String),
 }
 
+impl KeyError {
+    /// The key's full name (under `section`: `board`, `halt[0]`; "" at the top) and what is
+    /// wrong with it.
+    pub fn describe(self, section: &str) -> (String, String) {
+        let name = |k: &str| match section {
+            "" => k.to_string(),
+            s => format!("{s}.{k}"),
+        };
+        match self {
+            KeyError::Unknown(key, expected) => {
+                (name(&key), format!("unknown field `{key}`, {expected}"))
+            }
+            KeyError::Missing(key) => (name(key), "missing".into()),
+            KeyError::Type(key, what, found) => {
+                (name(key), format!("invalid type: {found}, expected {what}"))
+            }
+        }
+    }
+}
+
 /// A value as serde's messages describe it: `string "4k"`, ``integer `4` ``, …
 pub fn found(v: &toml::Value) -> String {
     match v {
@@ -97,6 +117,20 @@ impl Keys {
             toml::Value::Array(a) if a.iter().all(|x| x.is_str()) => Ok(a
                 .into_iter()
                 .filter_map(|x| x.as_str().map(String::from))
+                .collect()),
+            v => Err(v),
+        })
+    }
+
+    /// An array of tables (`[[key]]`).
+    pub fn tables(&mut self, key: &'static str) -> Result<Option<Vec<toml::Table>>, KeyError> {
+        self.take(key, "a sequence of tables", |v| match v {
+            toml::Value::Array(a) if a.iter().all(|x| x.is_table()) => Ok(a
+                .into_iter()
+                .filter_map(|x| match x {
+                    toml::Value::Table(t) => Some(t),
+                    _ => None,
+                })
                 .collect()),
             v => Err(v),
         })

@@ -5,7 +5,7 @@
 mod board;
 mod carry;
 mod health;
-mod keys;
+pub(crate) mod keys;
 mod notify;
 mod raw;
 pub mod targets;

@@ -11,6 +11,7 @@ mod doc;
 mod ed25519;
 pub mod extent;
 pub mod factory;
+pub mod halt;
 mod parse;
 pub mod part;
 pub mod rollout;

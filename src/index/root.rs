@@ -12,7 +12,13 @@
 //! root_threshold = 1
 //! root_keys = ["RW..."]
 //! time_floor = "2026-12-01T00:00:00Z"   # optional
+//! halt_threshold = 1                     # optional: the halt-only role (`halt.rs`)
+//! halt_keys = ["RW..."]
 //! ```
+//!
+//! A halt key signs only `halt.toml`, which can only stop rollouts: it is never an index or a
+//! root key (a root listing one key in two roles is refused), so a stolen halt key can stop
+//! updates and nothing else, and the next root revokes it.
 //!
 //! `time_floor` recovers from a fast-forwarded *time* (an index signed with an `issued_at`
 //! far in the future, which raised every device's time floor there): when a root carrying it
@@ -40,6 +46,10 @@ pub(crate) struct RootDoc {
     /// RFC 3339: the time floor a device takes when it accepts this root by rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_floor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt_threshold: Option<usize>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub halt_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +60,8 @@ pub struct TrustRoot {
     /// The time floor (unix seconds) a device resets to when it accepts this root by
     /// rotation; None: the floor is kept.
     pub time_floor: Option<u64>,
+    /// The keys that may sign `halt.toml` (None: this root has no halt role).
+    pub halt: Option<TrustPolicy>,
     /// The root file's exact text (kept so a rotated root can be persisted as it was signed).
     text: Option<String>,
 }
@@ -91,6 +103,7 @@ impl TrustRoot {
                 threshold: 1,
             },
             time_floor: None,
+            halt: None,
             text: None,
         }
     }
@@ -104,10 +117,31 @@ impl TrustRoot {
                 doc.format
             )));
         }
+        let index = policy("index", &doc.index_keys, doc.index_threshold)?;
+        let root = policy("root", &doc.root_keys, doc.root_threshold)?;
+        let halt = match (doc.halt_keys.is_empty(), doc.halt_threshold) {
+            (true, None) => None,
+            (true, Some(_)) => return Err(bad("halt_threshold is set but halt_keys is empty")),
+            (false, t) => Some(policy("halt", &doc.halt_keys, t.unwrap_or(1))?),
+        };
+        if let Some(h) = &halt {
+            for (i, k) in h.keys.iter().enumerate() {
+                let same = |p: &TrustPolicy| p.keys.iter().any(|o| o.key_bytes() == k.key_bytes());
+                if let Some(role) = [("index", &index), ("root", &root)]
+                    .into_iter()
+                    .find_map(|(r, p)| same(p).then_some(r))
+                {
+                    return Err(bad(format!(
+                        "halt_keys[{i}] is also one of the {role} keys: a halt key must be able to halt and nothing else"
+                    )));
+                }
+            }
+        }
         Ok(TrustRoot {
             version: doc.version,
-            index: policy("index", &doc.index_keys, doc.index_threshold)?,
-            root: policy("root", &doc.root_keys, doc.root_threshold)?,
+            index,
+            root,
+            halt,
             time_floor: doc
                 .time_floor
                 .as_deref()
@@ -163,6 +197,9 @@ pub struct NewRoot<'a> {
     pub root_threshold: usize,
     /// Reset the time floor of devices that rotate to this root to this time (unix seconds).
     pub time_floor: Option<u64>,
+    /// The halt-only role: its keys (none: no halt role) and threshold.
+    pub halt: &'a [PublicKey],
+    pub halt_threshold: usize,
 }
 
 impl NewRoot<'_> {
@@ -175,6 +212,8 @@ impl NewRoot<'_> {
             root_threshold: self.root_threshold,
             root_keys: self.root.iter().map(PublicKey::to_base64).collect(),
             time_floor: self.time_floor.map(format_time),
+            halt_threshold: (!self.halt.is_empty()).then_some(self.halt_threshold),
+            halt_keys: self.halt.iter().map(PublicKey::to_base64).collect(),
         };
         toml::to_string(&doc).expect("root serialises")
     }
@@ -195,6 +234,8 @@ pub fn root_toml(
         root,
         root_threshold,
         time_floor: None,
+        halt: &[],
+        halt_threshold: 1,
     }
     .to_toml()
 }
@@ -213,6 +254,8 @@ mod tests {
             root: &k,
             root_threshold: 1,
             time_floor,
+            halt: &[],
+            halt_threshold: 1,
         }
         .to_toml()
     }
@@ -245,5 +288,60 @@ mod tests {
             err.contains("time_floor: \"soon\" is not an RFC 3339"),
             "{err}"
         );
+    }
+
+    fn root_with_halt(halt: &[PublicKey], threshold: usize) -> String {
+        let (ix, rt) = (
+            [SecretKey::generate().unwrap().public()],
+            [SecretKey::generate().unwrap().public()],
+        );
+        NewRoot {
+            version: 2,
+            index: &ix,
+            index_threshold: 1,
+            root: &rt,
+            root_threshold: 1,
+            time_floor: None,
+            halt,
+            halt_threshold: threshold,
+        }
+        .to_toml()
+    }
+
+    #[test]
+    fn the_halt_role_is_optional_and_its_keys_may_have_no_other_role() {
+        assert_eq!(TrustRoot::parse(&new_root(None)).unwrap().halt, None);
+        let h = [
+            SecretKey::generate().unwrap().public(),
+            SecretKey::generate().unwrap().public(),
+        ];
+        let root = TrustRoot::parse(&root_with_halt(&h, 2)).unwrap();
+        let halt = root.halt.expect("a halt role");
+        assert_eq!((halt.keys.len(), halt.threshold), (2, 2));
+        let err = TrustRoot::parse(&root_with_halt(&h, 3))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("halt_threshold 3"), "{err}");
+        // A key that is an index key (or a root key) and a halt key could do more than halt.
+        let text = root_with_halt(&h, 1);
+        let doc: RootDoc = toml::from_str(&text).unwrap();
+        for role in ["index", "root"] {
+            let mut d: RootDoc = toml::from_str(&text).unwrap();
+            match role {
+                "index" => d.halt_keys.push(doc.index_keys[0].clone()),
+                _ => d.halt_keys.push(doc.root_keys[0].clone()),
+            }
+            let err = TrustRoot::parse(&toml::to_string(&d).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("halt_keys[2] is also one of the {role} keys")),
+                "{err}"
+            );
+        }
+        let err = TrustRoot::parse(&(new_root(None) + "halt_threshold = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("halt_keys is empty"), "{err}");
     }
 }

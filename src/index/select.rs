@@ -24,6 +24,8 @@ pub struct Wanted<'a> {
     /// The owner takes the new firmware's defaults (`--no-settings`): a release whose
     /// configuration format differs in its minor may be installed.
     pub no_settings: bool,
+    /// What the vendor's fleet service halted (`halt.toml`, the root's halt keys).
+    pub halts: Option<&'a super::halt::Halts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +122,15 @@ fn excluded(r: &Release, want: &Wanted<'_>, now: u64) -> Option<String> {
     if let Some(min) = r.min_from.as_ref().filter(|m| !want.runs_at_least(m)) {
         return Some(format!(
             "{} needs {min} or later installed first",
+            r.version
+        ));
+    }
+    if let Some(why) = want
+        .halts
+        .and_then(|h| h.halting(&r.version, want.board, now))
+    {
+        return Some(format!(
+            "{} is not offered to this device: the vendor halted it ({why})",
             r.version
         ));
     }

@@ -1,5 +1,5 @@
 //! The configuration-format rules of a choice (`compat_version`): same, minor, major, and the
-//! owner's `--no-settings`.
+//! owner's `--no-settings`; releases the vendor's fleet service halted.
 
 use super::*;
 use crate::carry::CompatVersion;
@@ -58,6 +58,7 @@ fn want<'a>(running: &'a Version, compat: &str, pinned: Option<&'a Version>) -> 
         device_id: "dev",
         compat: CompatVersion::parse(compat).unwrap(),
         no_settings: false,
+        halts: None,
     }
 }
 
@@ -187,4 +188,57 @@ fn the_index_refuses_a_bad_compat_entry() {
         + "\"\ncompat_version = \"1.x\"\n";
     let e = IndexDraft::parse(&text).unwrap_err();
     assert!(e.contains("compat_version") && e.contains("1.x"), "{e}");
+}
+
+#[test]
+fn a_halted_release_is_passed_over_for_the_next_one_until_the_halt_expires() {
+    use crate::index::halt::{Halt, Halts};
+    let idx = index(vec![release("2.0", None, None), release("2.1", None, None)]);
+    let (one, two) = (v("1.0"), v("2.1"));
+    let mut halts = Halts {
+        version: 1,
+        sha256: String::new(),
+        issued_at: NOW - 60,
+        expires: NOW + 3600,
+        root_version: 1,
+        entries: vec![Halt {
+            release: two.clone(),
+            boards: vec!["wrt32x".into()],
+            reason: "wave 1 rolled back".into(),
+        }],
+    };
+    let mut w = want(&one, "1.0", None);
+    w.halts = Some(&halts);
+    match select(&idx, &w).unwrap() {
+        Choice::Install(r) => assert_eq!(r.version, v("2.0")),
+        other => panic!("{other:?}"),
+    }
+    // Halted on another board only: not here.
+    halts.entries[0].boards = vec!["other".into()];
+    let mut w = want(&one, "1.0", None);
+    w.halts = Some(&halts);
+    assert_eq!(installs(select(&idx, &w)), "2.1");
+    // Every board, both releases: nothing, and why.
+    halts.entries[0].boards.clear();
+    halts.entries.push(Halt {
+        release: v("2.0"),
+        boards: vec![],
+        reason: "same".into(),
+    });
+    let mut w = want(&one, "1.0", None);
+    w.halts = Some(&halts);
+    match select(&idx, &w).unwrap() {
+        Choice::UpToDate { reason } => assert!(
+            reason.contains(
+                "2.1 is not offered to this device: the vendor halted it (wave 1 rolled back)"
+            ),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Expired: the halt no longer holds.
+    halts.expires = NOW;
+    let mut w = want(&one, "1.0", None);
+    w.halts = Some(&halts);
+    assert_eq!(installs(select(&idx, &w)), "2.1");
 }

@@ -63,6 +63,7 @@ history_events! {
     RollbackFailed => "rollback-failed",
     RootRotated => "root-rotated",
     TimeFloorReset => "time-floor-reset",
+    Halt => "halt",
     Pin => "pin",
     Unpin => "unpin",
     Hold => "hold",

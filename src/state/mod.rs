@@ -175,6 +175,13 @@ pub struct PersistedState {
     pub root: Option<String>,
     pub denylist: Vec<DenyEntry>,
     pub last_index: Option<LastIndex>,
+    /// The exact text of the last `halt.toml` accepted (signed by the halt keys of trust
+    /// root version `halt_root`): releases the vendor's fleet service halted, until it
+    /// expires ([`PersistedState::halts`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub halt_root: u64,
     /// Newest trusted time seen (unix seconds): the clock is never trusted below it.
     pub time_floor: u64,
     /// The owner's choices, which win over the shipped configuration: the policy
@@ -274,6 +281,8 @@ impl Default for PersistedState {
             root: None,
             denylist: Vec::new(),
             last_index: None,
+            halt: None,
+            halt_root: 0,
             time_floor: 0,
             policy: None,
             approve: false,
@@ -289,6 +298,10 @@ impl Default for PersistedState {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// 16 random bytes, hex.
 pub fn new_device_id() -> String {
     let mut id = [0u8; 16];
@@ -297,6 +310,12 @@ pub fn new_device_id() -> String {
 }
 
 impl PersistedState {
+    /// The last halt file accepted, read from its text.
+    pub fn halts(&self) -> Option<crate::index::halt::Halts> {
+        let text = self.halt.as_deref()?;
+        crate::index::halt::Halts::accepted(text, self.halt_root)
+    }
+
     pub fn slot(&self, s: Slot) -> Option<&SlotRecord> {
         match s {
             Slot::A => self.slot_a.as_ref(),

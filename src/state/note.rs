@@ -65,6 +65,12 @@ pub enum Note {
     ChannelSet { channel: String },
     /// A newer index was accepted: replay protection and the time floor move up to it.
     IndexAccepted { last: LastIndex },
+    /// A newer `halt.toml` was accepted (replay protection moves up to it); what it halts
+    /// is recorded when it changed.
+    HaltAccepted {
+        halts: Box<crate::index::halt::Halts>,
+        text: String,
+    },
     /// A rotated trust root (its exact text) was accepted; it starts a new epoch of index
     /// versions.
     RootRotated { version: u64, text: Option<String> },
@@ -232,9 +238,37 @@ impl PersistedState {
                 self.partial = partial;
                 return;
             }
+            Note::HaltAccepted { halts: h, text } => {
+                let before = self.halts();
+                self.halt = Some(text);
+                self.halt_root = h.root_version;
+                if before.is_some_and(|b| b.entries == h.entries) {
+                    return;
+                }
+                let halted: Vec<String> = h
+                    .entries
+                    .iter()
+                    .map(|e| match e.boards.is_empty() {
+                        true => format!("{} ({})", e.release, e.reason),
+                        false => format!("{} on {} ({})", e.release, e.boards.join(", "), e.reason),
+                    })
+                    .collect();
+                let detail = match halted.is_empty() {
+                    true => format!("the vendor's halt version {} halts no release", h.version),
+                    false => format!(
+                        "the vendor's halt version {} halts {}",
+                        h.version,
+                        halted.join("; ")
+                    ),
+                };
+                entry(H::Halt, None, None, detail)
+            }
             Note::RootRotated { version, text } => {
                 self.root = text;
                 self.last_index = None;
+                // The next root may have revoked the keys that signed it.
+                self.halt = None;
+                self.halt_root = 0;
                 let detail = format!("trust root version {version} accepted");
                 entry(H::RootRotated, None, None, detail)
             }

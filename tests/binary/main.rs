@@ -25,5 +25,6 @@ mod signify_interop;
 mod state_location;
 mod syslog;
 mod ubi_image;
+mod vendor_halt;
 mod vendor_parts;
 mod vendor_tool;

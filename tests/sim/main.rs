@@ -29,6 +29,7 @@ mod uboot_ubi_root;
 // Host only.
 mod approval;
 mod compat_rules;
+mod fleet_halt;
 mod health_hostile;
 mod index_url;
 mod linksys_factory;

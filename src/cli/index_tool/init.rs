@@ -17,6 +17,13 @@ pub struct RootKeys {
     /// Root signatures required from distinct root keys
     #[arg(long, default_value_t = 1)]
     pub root_threshold: usize,
+    /// Public key allowed to sign halt.toml, and nothing else (repeatable; a fleet service
+    /// holds it online): it can stop rollouts, never publish or change a release
+    #[arg(long = "halt-key")]
+    halt_keys: Vec<PathBuf>,
+    /// Halt signatures required from distinct halt keys
+    #[arg(long, default_value_t = 1)]
+    halt_threshold: usize,
 }
 
 impl RootKeys {
@@ -30,6 +37,8 @@ impl RootKeys {
             root: &read_keys(&self.root_keys)?,
             root_threshold: self.root_threshold,
             time_floor,
+            halt: &read_keys(&self.halt_keys)?,
+            halt_threshold: self.halt_threshold,
         }
         .to_toml();
         TrustRoot::parse(&text)?;

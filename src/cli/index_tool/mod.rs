@@ -3,6 +3,7 @@
 
 mod add_release;
 mod floor;
+mod halt;
 mod image;
 mod init;
 mod keygen;
@@ -47,6 +48,8 @@ enum Command {
     Rollout(rollout::Args),
     /// Set or clear a board's security floor
     Floor(floor::Args),
+    /// Halt or resume a release in halt.toml (signed by a halt key, which can do nothing else)
+    Halt(halt::Args),
     /// Write the next trust root, to be signed by the current root keys and its own
     RotateRoot(rotate_root::Args),
     /// Sign an index's exact bytes
@@ -126,6 +129,7 @@ pub fn main() -> i32 {
         Command::Unpull(a) => pull::run_unpull(a),
         Command::Rollout(a) => rollout::run(a),
         Command::Floor(a) => floor::run(a),
+        Command::Halt(a) => halt::run(a),
         Command::RotateRoot(a) => rotate_root::run(a),
         Command::Sign(a) => sign::run(a),
         Command::Verify(a) => return verify::run(a),

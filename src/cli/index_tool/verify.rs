@@ -1,6 +1,6 @@
 //! Check a published index exactly as a device would: from the trust root it has (or fixed
 //! keys), through every root rotation published in DIR/root/, to the index's signatures,
-//! format and freshness.
+//! format and freshness, and the halt file's (DIR/halt.toml) against the root's halt keys.
 
 use super::{read_keys, read_text};
 use crate::index::root::TrustRoot;
@@ -81,6 +81,33 @@ fn check(a: &Args) -> Result<String, String> {
             .join(", "),
         format_time(ix.expires())
     ));
+    let halt = dir.join(crate::index::halt::HALT_FILE);
+    match (&root.halt, halt.exists()) {
+        (Some(keys), true) => {
+            let sig = PathBuf::from(format!("{}.sig", halt.display()));
+            let h = crate::index::halt::UntrustedHalt {
+                bytes: read(&halt)?,
+                signatures: read(&sig)?,
+            }
+            .verify(keys, root.version, None, unix_now())
+            .map_err(|e| format!("{}: {e}", halt.display()))?;
+            let halted: Vec<String> = h.entries.iter().map(|e| e.release.to_string()).collect();
+            notes.push(format!(
+                "halt version {} halts {}, expires {}",
+                h.version,
+                match halted.is_empty() {
+                    true => "no release".to_string(),
+                    false => halted.join(", "),
+                },
+                format_time(h.expires)
+            ));
+        }
+        (None, true) => notes.push(format!(
+            "{} is ignored: the trust root has no halt keys",
+            halt.display()
+        )),
+        (_, false) => {}
+    }
     Ok(notes.join("; "))
 }
 
