@@ -73,7 +73,11 @@ impl Agent {
                 .unwrap_or_default()
                 .trim()
         );
-        let state = self.load();
+        // The device's report key is a secret: not in a support bundle.
+        let state = self.load().map(|mut s| {
+            s.report_key = "<removed>".into();
+            s
+        });
         let history = state
             .as_ref()
             .map(|s| s.history.clone())
@@ -85,6 +89,10 @@ impl Agent {
             Ok(vars) => {
                 let mut t = format!("{}\n", self.board.bootloader.describe());
                 for (k, v) in vars {
+                    let v = match k == crate::state::CARRY_VAR {
+                        true => without_report_key(&v),
+                        false => v,
+                    };
                     t.push_str(&format!("{k}={}\n", crate::redact::variable(&k, &v)));
                 }
                 t
@@ -169,4 +177,17 @@ fn ustar_header(name: &str, size: u64, mtime: u64) -> [u8; 512] {
     let s = format!("{sum:06o}\0 ");
     h[148..156].copy_from_slice(s.as_bytes());
     h
+}
+
+/// A carried trial's text without the report key it carries.
+fn without_report_key(text: &str) -> String {
+    match crate::state::Carried::decode(text) {
+        Ok(mut c) => {
+            if let Some(t) = c.trial.as_mut() {
+                t.report_key = "<removed>".into();
+            }
+            c.encode()
+        }
+        Err(_) => "<unreadable, removed>".into(),
+    }
 }

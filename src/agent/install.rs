@@ -127,6 +127,7 @@ impl Agent {
         self.save(st)?;
         crate::failpoint::hit("install-begun");
         tracing::info!("installing {} into slot {target}", release.version);
+        self.report_now(st).await;
 
         match self
             .write_and_verify(st, release, target, &base_url, resume_from)
@@ -337,7 +338,7 @@ impl Agent {
     }
 
     /// Arm the verified slot for a trial boot in one env write, then reboot.
-    pub(super) fn arm_and_reboot(
+    pub(super) async fn arm_and_reboot(
         &self,
         st: &mut PersistedState,
         verified: &VerifiedSlot,
@@ -380,6 +381,9 @@ impl Agent {
             return Err(e);
         }
         crate::failpoint::hit("arm-env-written");
+        // The receiver learns of the trial before it boots: a firmware that never runs far
+        // enough to report is then counted by its silence.
+        self.report_now(st).await;
         self.reboot(format!(
             "trial boot of {version} in slot {}",
             verified.slot()

@@ -221,6 +221,7 @@ impl Agent {
             reporter: self.settings.report.as_ref().map(|_| Reporter {
                 device: self.device_id(st).to_string(),
                 board: self.board.id.clone(),
+                trial_seconds: (self.settings.trial.deadline + self.settings.trial.soak).as_secs(),
             }),
         }
     }

@@ -352,6 +352,7 @@ fn what_the_other_slot_carried_in_the_env() {
             previous_unidentified: None,
             baseline: None,
             device_id: "d".into(),
+            report_key: String::new(),
             denylist: Vec::new(),
         }),
         ..none.clone()

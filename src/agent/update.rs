@@ -227,7 +227,7 @@ impl Agent {
                 }
                 Ok(Action::Staged(release.version))
             }
-            UpdateMode::Install => self.arm_and_reboot(&mut st, &verified, booted),
+            UpdateMode::Install => self.arm_and_reboot(&mut st, &verified, booted).await,
         }
     }
 }

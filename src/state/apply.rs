@@ -29,6 +29,8 @@ pub struct Facts {
 pub struct Reporter {
     pub device: String,
     pub board: String,
+    /// The seconds a trial has from its boot to commit (for `armed`).
+    pub trial_seconds: u64,
 }
 
 impl PersistedState {
@@ -75,6 +77,7 @@ impl PersistedState {
                     detail,
                     Vec::new(),
                 );
+                self.queue_outcome(facts, "installing", Some(Vec::new()));
             }
             (S::Installing { release, target }, Event::Verified, _) => {
                 self.partial = None;
@@ -132,6 +135,7 @@ impl PersistedState {
                     detail,
                     Vec::new(),
                 );
+                self.queue_outcome(facts, "armed", Some(Vec::new()));
             }
             (
                 _,
@@ -312,6 +316,8 @@ impl PersistedState {
         let Some(release) = e.version.clone() else {
             return;
         };
+        let mut id = [0u8; 8];
+        getrandom::getrandom(&mut id).expect("the kernel provides randomness");
         self.outcomes.push(Outcome {
             schema: OUTCOME_SCHEMA,
             device: r.device.clone(),
@@ -321,6 +327,8 @@ impl PersistedState {
             failing: failing.unwrap_or_else(|| e.failing()),
             detail: e.detail.clone(),
             at: e.at,
+            id: hex::encode(id),
+            deadline_s: (result == "armed").then_some(r.trial_seconds),
         });
         if self.outcomes.len() > MAX_PENDING {
             self.outcomes.remove(0);

@@ -69,6 +69,9 @@ pub struct CarriedTrial {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Vec<String>>,
     pub device_id: String,
+    /// The seed of the device's report key (`PersistedState::report_key`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub report_key: String,
     /// The arming firmware's denylist (its newest entries).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub denylist: Vec<DenyEntry>,
@@ -160,6 +163,7 @@ impl PersistedState {
                 previous_unidentified: self.unidentified_in(*previous).cloned(),
                 baseline: self.baseline.clone(),
                 device_id: self.device_id.clone(),
+                report_key: self.report_key.clone(),
                 denylist: newest(&self.denylist),
             }),
             _ => None,
@@ -206,6 +210,9 @@ impl PersistedState {
         self.known_good = Some(t.previous);
         self.baseline = t.baseline.clone();
         self.device_id = t.device_id.clone();
+        if !t.report_key.is_empty() {
+            self.report_key = t.report_key.clone();
+        }
         self.carried_arm = Some(t.arm_id.clone());
         self.partial = None;
         for d in &t.denylist {

@@ -162,6 +162,10 @@ pub struct PersistedState {
     /// Stable random id of this device (rollout buckets), unless the config sets one.
     #[serde(default = "new_device_id")]
     pub device_id: String,
+    /// The seed of the Ed25519 key this device signs its reports with (hex), made on its
+    /// first run; travels with a carried trial, so both slots sign with it.
+    #[serde(default = "new_report_key")]
+    pub report_key: String,
     /// Health groups that passed on the running firmware just before the last install: only
     /// these are required of the new firmware (None: all required groups are).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -218,7 +222,8 @@ pub struct PersistedState {
     pub history: Vec<HistoryEntry>,
 }
 
-/// The outcome of an update, as reported to the vendor (JSON; see docs/status-schema.md).
+/// An event of an update as reported to the vendor: an install begun, a trial armed, and the
+/// outcome (JSON; see docs/status-schema.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     /// The format's version: fields are only added within it.
@@ -234,6 +239,13 @@ pub struct Outcome {
     pub detail: String,
     /// Unix seconds (the device's clock).
     pub at: u64,
+    /// Random, one per event: a report retried is the same report.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// `armed` only: the seconds the trial has, from its boot, to commit (trial deadline and
+    /// soak); a receiver that hears nothing after that (and the reboot) presumes it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_s: Option<u64>,
 }
 
 /// Wrong images streamed from one source for one release (by its signed hash).
@@ -278,6 +290,7 @@ impl Default for PersistedState {
             baseline: None,
             rollbacks_in_a_row: 0,
             device_id: new_device_id(),
+            report_key: new_report_key(),
             root: None,
             denylist: Vec::new(),
             last_index: None,
@@ -300,6 +313,13 @@ impl Default for PersistedState {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// 32 random bytes, hex: an Ed25519 seed.
+pub fn new_report_key() -> String {
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).expect("the kernel provides randomness");
+    hex::encode(seed)
 }
 
 /// 16 random bytes, hex.

@@ -37,6 +37,7 @@ async fn a_trial_is_judged_by_the_new_firmware_s_own_fwguard_and_a_rollback_reac
     assert_eq!(t.release.version.as_str(), "1.1");
     assert_eq!(t.previous_record.as_ref().unwrap().version.as_str(), "1.0");
     assert_eq!(t.device_id, a_state.device_id);
+    assert_eq!(t.report_key, a_state.report_key);
     assert_eq!(c.last_index, r.state_of(Slot::A).last_index);
 
     // B boots with a state directory of its own that has never seen this trial.
@@ -53,6 +54,10 @@ async fn a_trial_is_judged_by_the_new_firmware_s_own_fwguard_and_a_rollback_reac
     assert!(history_has(&b, "committed", "1.1"));
     assert_eq!(b.slot_a.as_ref().unwrap().version.as_str(), "1.0");
     assert_eq!(b.device_id, a_state.device_id, "the rollout bucket follows");
+    assert_eq!(
+        b.report_key, a_state.report_key,
+        "both slots sign reports with one key"
+    );
     assert_eq!(b.time_floor, r.state_of(Slot::A).time_floor);
     assert_eq!(r.bytes(5), k1, "slot A was written");
     let c = r.carried();

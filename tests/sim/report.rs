@@ -1,5 +1,7 @@
-//! The outcome report: after a commit or a completed rollback (never at install time) the
-//! daemon POSTs a JSON record to `[report] url`, retrying each round until it is accepted.
+//! The reports to `[report] url`: an install begun and a trial armed (sent by the install, the
+//! second before the reboot), and the outcome after a commit or a completed rollback (sent by
+//! the daemon); each retried every round until accepted, and each signed by the device's own
+//! key over the exact body.
 
 use super::common;
 
@@ -11,12 +13,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Of an accepted report: its body as sent, and its key and signature headers.
+type Signed = (Vec<u8>, String, String);
+
 /// The vendor's report endpoint on loopback: keeps the JSON bodies it accepts; answers 503
 /// to the first `refuse` requests.
 #[derive(Clone)]
 struct Receiver {
     addr: SocketAddr,
     accepted: Arc<Mutex<Vec<serde_json::Value>>>,
+    signed: Arc<Mutex<Vec<Signed>>>,
     attempts: Arc<AtomicUsize>,
 }
 
@@ -26,6 +32,7 @@ impl Receiver {
         let r = Receiver {
             addr: listener.local_addr().unwrap(),
             accepted: Arc::default(),
+            signed: Arc::default(),
             attempts: Arc::default(),
         };
         let me = r.clone();
@@ -33,7 +40,7 @@ impl Receiver {
             while let Ok((mut conn, _)) = listener.accept().await {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
-                let (head_end, len) = loop {
+                let (head_end, len, key, sig) = loop {
                     let n = conn.read(&mut chunk).await.unwrap();
                     assert!(n > 0, "request cut short");
                     buf.extend_from_slice(&chunk[..n]);
@@ -48,7 +55,27 @@ impl Receiver {
                             .trim()
                             .parse()
                             .unwrap();
-                        break (i + 4, len);
+                        let header = |name: &str| {
+                            head.lines()
+                                .find_map(|l| l.strip_prefix(name))
+                                .map(|v| v.trim().to_string())
+                                .unwrap_or_default()
+                        };
+                        // Base64 is case-sensitive: taken from the head as sent.
+                        let raw = String::from_utf8_lossy(&buf[..i]).to_string();
+                        let exact = |name: &str| {
+                            raw.lines()
+                                .find(|l| l.to_lowercase().starts_with(name))
+                                .map(|l| l[name.len()..].trim().to_string())
+                                .unwrap_or_default()
+                        };
+                        assert!(!header("x-fwguard-key: ").is_empty(), "{head}");
+                        break (
+                            i + 4,
+                            len,
+                            exact("x-fwguard-key: "),
+                            exact("x-fwguard-signature: "),
+                        );
                     }
                 };
                 while buf.len() < head_end + len {
@@ -59,8 +86,10 @@ impl Receiver {
                 let answer = if n < refuse {
                     "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
                 } else {
-                    let body = serde_json::from_slice(&buf[head_end..head_end + len]).unwrap();
+                    let bytes = buf[head_end..head_end + len].to_vec();
+                    let body = serde_json::from_slice(&bytes).unwrap();
                     me.accepted.lock().unwrap().push(body);
+                    me.signed.lock().unwrap().push((bytes, key, sig));
                     "HTTP/1.1 204 No Content\r\n\r\n"
                 };
                 conn.write_all(answer.as_bytes()).await.unwrap();
@@ -71,6 +100,41 @@ impl Receiver {
 
     fn accepted(&self) -> Vec<serde_json::Value> {
         self.accepted.lock().unwrap().clone()
+    }
+
+    /// The results of the accepted reports, in order.
+    fn results(&self) -> Vec<String> {
+        self.accepted()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["result"].as_str().unwrap(),
+                    r["release"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    /// Every accepted report is signed over its exact body by one and the same key; returns
+    /// that key.
+    fn one_signer(&self) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let signed = self.signed.lock().unwrap().clone();
+        assert!(!signed.is_empty());
+        for (body, key, sig) in &signed {
+            assert_eq!(key, &signed[0].1, "reports signed by two keys");
+            let key: [u8; 32] = b64.decode(key).unwrap().try_into().unwrap();
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&key).unwrap();
+            let sig: [u8; 64] = b64.decode(sig).unwrap().try_into().unwrap();
+            let sig = ed25519_dalek::Signature::from_bytes(&sig);
+            assert!(key.verify_strict(body, &sig).is_ok(), "bad signature");
+            let mut other = body.clone();
+            other.push(b' ');
+            assert!(key.verify_strict(&other, &sig).is_err());
+        }
+        signed[0].1.clone()
     }
 }
 
@@ -94,16 +158,27 @@ async fn a_commit_and_a_rollback_are_reported_after_they_happen() {
     let r = Receiver::start(0).await;
     with_report(&t, &r);
 
-    // 1.1: nothing is reported at install time; the commit is, once made.
+    // 1.1: the install says it began and that it armed the trial (before the reboot, with
+    // the seconds the trial has); the commit is reported once made.
     t.world.publish(&["1.0", "1.1"]).unwrap();
     install(&t).await;
-    assert_eq!(r.attempts.load(Ordering::SeqCst), 0);
+    assert_eq!(r.results(), ["installing 1.1", "armed 1.1"]);
+    assert!(
+        t.state().outcomes.is_empty(),
+        "delivered, and dropped from the state"
+    );
+    let armed = &r.accepted()[1];
+    assert!(armed["deadline_s"].as_u64().unwrap() > 0, "{armed}");
     t.power_cycle().await;
     t.settle_until(|s| history_has(s, "committed", "1.1") && s.outcomes.is_empty())
         .await;
     let got = r.accepted();
-    assert_eq!(got.len(), 1, "{got:?}");
-    let c = &got[0];
+    assert_eq!(
+        r.results(),
+        ["installing 1.1", "armed 1.1", "committed 1.1"]
+    );
+    let c = &got[2];
+    assert!(c.get("deadline_s").is_none(), "{c}");
     assert_eq!(c["schema"], 1);
     assert_eq!(c["result"], "committed");
     assert_eq!(c["release"], "1.1");
@@ -112,24 +187,29 @@ async fn a_commit_and_a_rollback_are_reported_after_they_happen() {
     assert_eq!(c["board"], t.agent().board.id.as_str());
     assert!(c["at"].as_u64().unwrap() > 0);
 
-    // 1.2 breaks the WAN: nothing while it installs, boots and fails its checks...
+    // 1.2 breaks the WAN: its install and trial are told, nothing while it fails its checks...
     t.world.publish(&["1.0", "1.1", "1.2"]).unwrap();
     install(&t).await;
     t.power_cycle().await;
     let exit = t.settle().await;
     assert!(matches!(exit, DaemonExit::Reboot(_)), "{exit:?}");
     assert!(matches!(t.state().update, UpdateState::RollingBack { .. }));
-    assert_eq!(r.accepted().len(), 1);
+    assert_eq!(r.accepted().len(), 5);
     // ...and the rollback, once 1.1 runs again, with the checks that failed.
     let boot = t.power_cycle().await;
     assert_eq!(boot.version.as_str(), "1.1");
     t.settle_until(|s| history_has(s, "rolled-back", "1.2") && s.outcomes.is_empty())
         .await;
     let got = r.accepted();
-    assert_eq!(got.len(), 2, "{got:?}");
-    assert_eq!(got[1]["result"], "rolled-back");
-    assert_eq!(got[1]["release"], "1.2");
-    let failing: Vec<&str> = got[1]["failing"]
+    assert_eq!(got.len(), 6, "{got:?}");
+    assert_eq!(got[5]["result"], "rolled-back");
+    assert_eq!(got[5]["release"], "1.2");
+    let ids: std::collections::BTreeSet<&str> =
+        got.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 6, "each report has an id of its own");
+    // One device, one key, across its firmwares and reboots.
+    r.one_signer();
+    let failing: Vec<&str> = got[5]["failing"]
         .as_array()
         .unwrap()
         .iter()
@@ -144,15 +224,26 @@ async fn an_undelivered_report_stays_queued_and_is_retried_each_round() {
     let r = Receiver::start(2).await;
     with_report(&t, &r);
     t.world.publish(&["1.0", "1.1"]).unwrap();
+    // The install's two reports are refused (the first, then the first again before the
+    // reboot): kept in the state, and the install goes on.
     install(&t).await;
+    assert_eq!(r.attempts.load(Ordering::SeqCst), 2);
+    let queued: Vec<String> = t
+        .state()
+        .outcomes
+        .iter()
+        .map(|o| o.result.clone())
+        .collect();
+    assert_eq!(queued, ["installing", "armed"]);
     t.power_cycle().await;
-    // The commit happens; the report is refused twice and kept in the state meanwhile.
     t.settle_until(|s| history_has(s, "committed", "1.1")).await;
-    assert_eq!(t.state().outcomes.len(), 1);
     t.settle_until(|s| s.outcomes.is_empty()).await;
-    assert_eq!(r.attempts.load(Ordering::SeqCst), 3);
-    assert_eq!(r.accepted().len(), 1);
-    assert_eq!(r.accepted()[0]["result"], "committed");
+    assert_eq!(r.attempts.load(Ordering::SeqCst), 5);
+    assert_eq!(
+        r.results(),
+        ["installing 1.1", "armed 1.1", "committed 1.1"]
+    );
+    r.one_signer();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,15 +281,16 @@ async fn a_trial_the_bootloader_gave_up_before_fwguard_ran_is_reported_once() {
     // A later round sends nothing more.
     common::run_daemon_for(t.agent(), 1500).await;
     let got = r.accepted();
-    assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0]["result"], "trial-failed");
-    assert_eq!(got[0]["release"], "1.3");
+    assert_eq!(
+        r.results(),
+        ["installing 1.3", "armed 1.3", "trial-failed 1.3"]
+    );
     assert!(
-        got[0]["detail"]
+        got[2]["detail"]
             .as_str()
             .unwrap()
             .contains("never reached userspace"),
         "{}",
-        got[0]
+        got[2]
     );
 }

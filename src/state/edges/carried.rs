@@ -14,6 +14,7 @@ fn carried_trial() -> CarriedTrial {
         previous_unidentified: None,
         baseline: Some(vec!["internet".into()]),
         device_id: "dev-of-a".into(),
+        report_key: String::new(),
         denylist: vec![DenyEntry {
             version: v("0.8"),
             reason: "rolled back on A".into(),

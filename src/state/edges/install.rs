@@ -13,6 +13,8 @@ fn idle_begin() {
         Slot::B,
         "writing 10 bytes into slot B",
     )];
+    // The receiver hears of the install as it begins.
+    want.outcomes = vec![outcome("installing", &[], "writing 10 bytes into slot B")];
     let begin = Event::Begin {
         release: Box::new(rel()),
         target: Slot::B,
@@ -42,6 +44,7 @@ fn staged_begin() {
         Slot::B,
         "writing 10 bytes into slot B",
     )];
+    want.outcomes = vec![outcome("installing", &[], "writing 10 bytes into slot B")];
     let begin = Event::Begin {
         release: Box::new(rel()),
         target: Slot::B,
@@ -130,6 +133,13 @@ fn staged_arm() {
         Slot::B,
         "trial boot of slot B armed; previous slot A",
     )];
+    // With the seconds the trial has to commit: silence after that is a failure.
+    want.outcomes = vec![outcome(
+        "armed",
+        &[],
+        "trial boot of slot B armed; previous slot A",
+    )];
+    assert_eq!(want.outcomes[0].deadline_s, Some(900));
     edge(with(staged()), Event::Arm { previous: Slot::A }, want);
 }
 
