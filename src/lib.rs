@@ -18,6 +18,8 @@ pub mod error;
 pub mod failpoint;
 pub mod fetch;
 pub mod flash;
+#[cfg(feature = "fleet")]
+pub mod fleet;
 pub mod fsutil;
 pub mod health;
 pub mod index;

@@ -22,8 +22,9 @@ bash tests/apt-install.sh "${packages[@]}"
 phase() { echo "tests/run.sh: $1 took $((SECONDS - t0)) s"; t0=$SECONDS; }
 t0=$SECONDS
 
-# One build with the crash points compiled in; every test target runs from it.
-cargo test --features failpoints --all-targets
+# One build with the crash points and the vendor's fleet service compiled in; every test
+# target runs from it.
+cargo test --features failpoints,fleet --all-targets
 phase "host tests"
 
 # The install benchmark's smoke run (1 MiB, every tool, every check): its numbers are not

@@ -21,7 +21,7 @@ mod owner;
 mod parts;
 pub mod plan;
 mod recover;
-mod report;
+pub mod report;
 mod round;
 mod settings;
 mod source;

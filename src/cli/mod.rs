@@ -51,6 +51,15 @@ fn init_logging(verbose: Option<u8>, syslog: Option<&std::path::Path>) -> bool {
     to_syslog
 }
 
+/// A logger to stderr at info level ($FWGUARD_LOG as for fwguard), for the vendor's tools.
+pub fn stderr_logger() -> impl tracing::Subscriber + Send + Sync {
+    let filter = std::env::var("FWGUARD_LOG")
+        .ok()
+        .and_then(|v| log::Filter::parse(&v))
+        .unwrap_or_else(|| log::Filter::fwguard(tracing::Level::INFO));
+    log::Logger::new(filter, None)
+}
+
 /// The runtime of one command. Dropped, it waits a moment for blocking work still running,
 /// never longer: a read abandoned at its deadline (a `file://` fetch from a hung device) may
 /// never return, and dropping a runtime would wait for it forever.

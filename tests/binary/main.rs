@@ -14,6 +14,8 @@ mod demo;
 mod diag;
 mod doctor;
 mod examples;
+#[cfg(feature = "fleet")]
+mod fleet_cli;
 mod notify_log;
 mod offline;
 mod packaging;

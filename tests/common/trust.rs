@@ -3,7 +3,7 @@
 
 use super::{release, TestWorld};
 use fwguard::index::build::{sign_bytes, IndexDraft};
-use fwguard::index::root::root_toml;
+use fwguard::index::root::{root_toml, NewRoot};
 use fwguard::index::sign::SecretKey;
 use fwguard::time::unix_now;
 
@@ -85,4 +85,47 @@ pub fn publish_root(t: &TestWorld, text: &str, signers: &[&SecretKey]) {
         .map(|k| sign_bytes(k, text.as_bytes(), "root"))
         .collect();
     std::fs::write(t.world.www.join("root/2.root.toml.sig"), sigs).unwrap();
+}
+
+/// Root `version` with one key per role (and a halt role if `halt` is given).
+pub fn root_of(
+    version: u64,
+    index: &SecretKey,
+    root: &SecretKey,
+    halt: Option<&SecretKey>,
+) -> String {
+    NewRoot {
+        version,
+        index: &[index.public()],
+        index_threshold: 1,
+        root: &[root.public()],
+        root_threshold: 1,
+        time_floor: None,
+        halt: &halt.map(|h| h.public()).into_iter().collect::<Vec<_>>(),
+        halt_threshold: 1,
+    }
+    .to_toml()
+}
+
+/// Trust a root whose index key is the world's, with root key `root` and halt key `halt`.
+pub fn use_root_with_halt(t: &TestWorld, root: &SecretKey, halt: &SecretKey) {
+    let text = root_of(1, &t.world.key, root, Some(halt));
+    let p = t.world.root.join("root.toml");
+    std::fs::write(&p, text).unwrap();
+    reconfigure(t, |c| {
+        c.lines()
+            .map(|l| match l.starts_with("trusted_key_files") {
+                true => format!("root = \"{}\"", p.display()),
+                false => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+}
+
+/// Publish `text` as halt.toml, signed by `by`.
+pub fn publish_halt(t: &TestWorld, text: &str, by: &SecretKey) {
+    std::fs::write(t.world.www.join("halt.toml"), text).unwrap();
+    let sig = sign_bytes(by, text.as_bytes(), "halt.pub");
+    std::fs::write(t.world.www.join("halt.toml.sig"), sig).unwrap();
 }

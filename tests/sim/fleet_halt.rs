@@ -5,49 +5,16 @@
 
 use super::common;
 
-use common::trust::{fresh, keys, publish, publish_root, reconfigure, DAY};
+use common::trust::{
+    fresh, keys, publish, publish_halt, publish_root, root_of, use_root_with_halt, DAY,
+};
 use common::TestWorld;
 use fwguard::agent::{Action, UpdateMode};
 use fwguard::error::EXIT_VERIFICATION;
-use fwguard::index::build::sign_bytes;
 use fwguard::index::halt::HaltDraft;
-use fwguard::index::root::NewRoot;
 use fwguard::index::select::Choice;
 use fwguard::index::sign::SecretKey;
 use fwguard::time::unix_now;
-
-/// Trust a root whose index key is the world's, with root key `root` and halt key `halt`.
-fn use_root_with_halt(t: &TestWorld, root: &SecretKey, halt: &SecretKey) {
-    let text = NewRoot {
-        version: 1,
-        index: &[t.world.key.public()],
-        index_threshold: 1,
-        root: &[root.public()],
-        root_threshold: 1,
-        time_floor: None,
-        halt: &[halt.public()],
-        halt_threshold: 1,
-    }
-    .to_toml();
-    let p = t.world.root.join("root.toml");
-    std::fs::write(&p, text).unwrap();
-    reconfigure(t, |c| {
-        c.lines()
-            .map(|l| match l.starts_with("trusted_key_files") {
-                true => format!("root = \"{}\"", p.display()),
-                false => l.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
-}
-
-/// Publish `text` as halt.toml, signed by `by`.
-fn publish_halt(t: &TestWorld, text: &str, by: &SecretKey) {
-    std::fs::write(t.world.www.join("halt.toml"), text).unwrap();
-    let sig = sign_bytes(by, text.as_bytes(), "halt.pub");
-    std::fs::write(t.world.www.join("halt.toml.sig"), sig).unwrap();
-}
 
 /// The next halt file of `d`, valid for a day.
 fn next(d: &mut HaltDraft) -> String {
@@ -168,17 +135,7 @@ async fn a_halt_key_can_halt_and_nothing_else() {
     );
     assert_eq!(t.snapshot(), before);
     // It cannot make itself an index key: a root it signs is refused.
-    let evil = NewRoot {
-        version: 2,
-        index: &[halt.public()],
-        index_threshold: 1,
-        root: &[halt.public()],
-        root_threshold: 1,
-        time_floor: None,
-        halt: &[],
-        halt_threshold: 1,
-    }
-    .to_toml();
+    let evil = root_of(2, &halt, &halt, None);
     publish_root(&t, &evil, &[&halt]);
     let e = t.agent().update(UpdateMode::Install).await.unwrap_err();
     assert_eq!(e.exit_code(), EXIT_VERIFICATION, "{e}");
@@ -228,17 +185,7 @@ async fn the_next_root_revokes_the_halt_key() {
     held_back(&t, "the vendor halted it").await;
     // The halt key leaked: the next root has none. The halt it signed no longer holds,
     // though halt.toml is still served.
-    let next_root = NewRoot {
-        version: 2,
-        index: &[t.world.key.public()],
-        index_threshold: 1,
-        root: &[root.public()],
-        root_threshold: 1,
-        time_floor: None,
-        halt: &[],
-        halt_threshold: 1,
-    }
-    .to_toml();
+    let next_root = root_of(2, &t.world.key, root, None);
     publish_root(&t, &next_root, &[root]);
     publish(&t, &fresh(&t, 2, &["1.0", "1.1"]), &[&t.world.key]);
     installs(&t, "1.1").await;

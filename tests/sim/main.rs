@@ -30,6 +30,8 @@ mod uboot_ubi_root;
 mod approval;
 mod compat_rules;
 mod fleet_halt;
+#[cfg(feature = "fleet")]
+mod fleet_service;
 mod health_hostile;
 mod index_url;
 mod linksys_factory;

@@ -170,11 +170,12 @@ class Steps:
         self.step("U-Boot gives B up after bootlimit tries; A (1.0) boots")
 
     def reported(self, version, result):
-        """The vendor's report endpoint got exactly one outcome for `version`: `result`."""
-        got = [r for r in self.server.reports if r.get("release") == version]
-        check(len(got) == 1 and got[0].get("result") == result,
-              f"reports for {version}: {got} (expected one {result!r})")
-        self.step(f"the vendor's endpoint got one {result!r} report for {version}")
+        """The vendor's report endpoint got, for `version`, the install begun, the trial armed
+        (sent before the reboot into it) and exactly one outcome: `result`."""
+        got = [r.get("result") for r in self.server.reports if r.get("release") == version]
+        check(got == ["installing", "armed", result],
+              f"reports for {version}: {got} (expected installing, armed, {result})")
+        self.step(f"the vendor's endpoint got installing, armed and one {result!r} for {version}")
 
     def never_retried(self, version):
         """fwguard records the failed release and later checks pass it over."""

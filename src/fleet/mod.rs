@@ -1,0 +1,192 @@
+//! `fwguard-fleet`: the vendor's fleet service (feature `fleet`; never in a router build).
+//! Devices POST their signed reports (`[report] url`, docs/status-schema.md); the service
+//! stores them (SQLite, `store.rs`), counts each release's waves (`rule.rs`: installs begun,
+//! trials armed, committed, rolled back, given up by the bootloader, presumed failed), and
+//! when a wave's failures reach the rule it halts the release: the next version of
+//! `halt.toml` in the published index directory, signed with the halt key (`halt.rs`), which
+//! the devices of the later waves fetch with the index and honour.
+
+mod http;
+mod publish;
+pub mod rule;
+pub mod store;
+
+use crate::index::halt::HALT_FILE;
+use crate::index::sign::SecretKey;
+use crate::state::Outcome;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+pub use http::serve;
+use rule::{DeviceReports, Rule, Tally};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use store::{Added, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("database: {0}")]
+    Db(String),
+    #[error("report refused: {0}")]
+    BadReport(String),
+    #[error("report refused: device {device} reported with another key before")]
+    WrongKey { device: String },
+    #[error("{0}")]
+    Publish(String),
+}
+
+/// How the service runs.
+pub struct FleetConfig {
+    /// The published index directory: index.toml is read for the waves, halt.toml written.
+    pub index_dir: PathBuf,
+    /// The halt key (the trust root's halt role).
+    pub halt_key: SecretKey,
+    pub rule: Rule,
+    /// Seconds allowed for a reboot on top of a trial's `deadline_s`.
+    pub grace: u64,
+    /// How long a halt file is valid (it is signed again before that while halts stand).
+    pub halt_valid: u64,
+}
+
+/// One release as the service sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReleaseView {
+    pub release: String,
+    pub waves: Vec<Tally>,
+    /// The health checks failing in its rollbacks, most devices first.
+    pub failing_checks: Vec<(String, u32)>,
+    /// The halt published for it: the rule that fired, and when.
+    pub halted: Option<(String, u64)>,
+}
+
+pub struct Fleet {
+    cfg: FleetConfig,
+    store: Mutex<Store>,
+}
+
+impl Fleet {
+    pub fn new(cfg: FleetConfig, store: Store) -> Fleet {
+        Fleet {
+            cfg,
+            store: Mutex::new(store),
+        }
+    }
+
+    /// Take a report: its signature (by `key`, base64 Ed25519, over exactly `body`), then
+    /// the report, stored once; then judge its release. Returns whether it was new.
+    pub fn ingest(&self, body: &[u8], key: &str, sig: &str, now: u64) -> Result<Added, FleetError> {
+        let bad = |what: &str| FleetError::BadReport(what.to_string());
+        let k: [u8; 32] = B64
+            .decode(key)
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| bad("X-Fwguard-Key is not a base64 Ed25519 public key"))?;
+        let s: [u8; 64] = B64
+            .decode(sig)
+            .ok()
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| bad("X-Fwguard-Signature is not a base64 Ed25519 signature"))?;
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&k)
+            .map_err(|_| bad("the key is not a point"))?;
+        vk.verify_strict(body, &ed25519_dalek::Signature::from_bytes(&s))
+            .map_err(|_| bad("the signature does not match the body"))?;
+        let r: Outcome =
+            serde_json::from_slice(body).map_err(|e| bad(&format!("not a report: {e}")))?;
+        if r.id.is_empty() {
+            return Err(bad("the report has no id"));
+        }
+        let added = self.store.lock().expect("store").add(&r, key, now)?;
+        if added == Added::New {
+            self.judge(r.release.as_str(), now)?;
+        }
+        Ok(added)
+    }
+
+    /// The wave device `device` is in for `release`, by the index's rollout (1: the first; a
+    /// release without waves has one).
+    fn wave_of(&self, index: Option<&crate::index::IndexDoc>, device: &str, release: &str) -> u32 {
+        let Ok(v) = release.parse::<crate::version::Version>() else {
+            return 1;
+        };
+        let rollout = index
+            .and_then(|i| i.releases.iter().find(|r| r.version == v))
+            .and_then(|r| r.rollout.as_ref());
+        let Some(ro) = rollout else { return 1 };
+        let b = crate::index::rollout::bucket(device, &v);
+        ro.waves
+            .iter()
+            .position(|w| b < w.percent)
+            .map_or(ro.waves.len() as u32 + 1, |i| i as u32 + 1)
+    }
+
+    fn index(&self) -> Option<crate::index::IndexDoc> {
+        let text = std::fs::read_to_string(self.cfg.index_dir.join("index.toml")).ok()?;
+        toml::from_str(&text).ok()
+    }
+
+    /// Every release, with its waves' tallies at `now`.
+    pub fn view(&self, now: u64) -> Result<Vec<ReleaseView>, FleetError> {
+        let index = self.index();
+        let store = self.store.lock().expect("store");
+        let halts = store.halts()?;
+        let mut out = Vec::new();
+        for release in store.releases()? {
+            let devices: Vec<DeviceReports> = store
+                .reports_of(&release)?
+                .into_iter()
+                .map(|(device, reports, failing)| DeviceReports {
+                    wave: self.wave_of(index.as_ref(), &device, &release),
+                    device,
+                    reports,
+                    failing,
+                })
+                .collect();
+            let (waves, failing_checks) = rule::tally(&devices, now, self.cfg.grace);
+            let halted = halts
+                .iter()
+                .find(|(r, ..)| *r == release)
+                .map(|(_, why, at)| (why.clone(), *at));
+            out.push(ReleaseView {
+                release,
+                waves,
+                failing_checks,
+                halted,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Halt `release` if its waves reach the rule at `now` (and it is not halted yet).
+    pub fn judge(&self, release: &str, now: u64) -> Result<(), FleetError> {
+        let views = self.view(now)?;
+        let Some(v) = views.iter().find(|v| v.release == release) else {
+            return Ok(());
+        };
+        if v.halted.is_some() {
+            return Ok(());
+        }
+        let Some(why) = self.cfg.rule.fires(&v.waves) else {
+            return Ok(());
+        };
+        tracing::warn!("halting {release}: {why}");
+        let mut store = self.store.lock().expect("store");
+        store.record_halt(release, &why, now)?;
+        let halts = store.halts()?;
+        drop(store);
+        publish::write_halts(&self.cfg, &halts, now)
+    }
+
+    /// Judge every release again (presumed failures appear with time alone), and sign the
+    /// halt file again when half its validity has passed.
+    pub fn tick(&self, now: u64) -> Result<(), FleetError> {
+        for v in self.view(now)? {
+            self.judge(&v.release, now)?;
+        }
+        let halts = self.store.lock().expect("store").halts()?;
+        publish::refresh(&self.cfg, &halts, now)
+    }
+
+    /// The halt file the service keeps.
+    pub fn halt_path(&self) -> PathBuf {
+        self.cfg.index_dir.join(HALT_FILE)
+    }
+}

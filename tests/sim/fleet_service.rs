@@ -1,0 +1,271 @@
+//! The fleet service end to end (feature `fleet`): `fwguard-fleet`'s server on loopback with
+//! its SQLite database, fed the signed reports of the first wave's devices; a bad release is
+//! halted by the rule, the halt published next to the index signed with the halt key, and the
+//! real fwguard of a later wave's router sees it and does not install; a good release is not
+//! halted, and that router's own reports (signed by ring on the device, checked by the
+//! service) are counted.
+
+use super::common;
+
+use common::trust::{publish, use_root_with_halt};
+use common::TestWorld;
+use fwguard::agent::{Action, UpdateMode};
+use fwguard::fleet::rule::Rule;
+use fwguard::fleet::{store::Store, Fleet, FleetConfig};
+use fwguard::index::rollout::bucket;
+use fwguard::index::sign::SecretKey;
+use fwguard::time::unix_now;
+use std::sync::Arc;
+
+struct Service {
+    url: String,
+    fleet: Arc<Fleet>,
+    _db: tempfile::TempDir,
+}
+
+/// The service for `t`'s published directory, with the halt key `halt`.
+async fn service(t: &TestWorld, halt: &SecretKey) -> Service {
+    let db = tempfile::tempdir().unwrap();
+    let cfg = FleetConfig {
+        index_dir: t.world.www.clone(),
+        halt_key: SecretKey::parse(&halt.to_file("halt")).unwrap(),
+        rule: Rule::default(),
+        grace: 60,
+        halt_valid: 7 * 86_400,
+    };
+    let store = Store::open(&db.path().join("fleet.sqlite")).unwrap();
+    assert_eq!(store.version().unwrap(), 1);
+    let fleet = Arc::new(Fleet::new(cfg, store));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let f = fleet.clone();
+    tokio::spawn(async move {
+        fwguard::fleet::serve(f, listener, std::time::Duration::from_secs(3600))
+            .await
+            .unwrap()
+    });
+    Service {
+        url,
+        fleet,
+        _db: db,
+    }
+}
+
+/// A device of the fleet other than the router under test: its id and its report key.
+struct Peer {
+    id: String,
+    key: ed25519_dalek::SigningKey,
+}
+
+/// Devices whose bucket for `version` puts them in the first wave (below 10%).
+fn first_wave(version: &str, n: usize) -> Vec<Peer> {
+    let v = version.parse().unwrap();
+    (0..)
+        .map(|i| format!("peer-{i}"))
+        .filter(|id| bucket(id, &v) < 10)
+        .take(n)
+        .enumerate()
+        .map(|(i, id)| Peer {
+            id,
+            key: ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32]),
+        })
+        .collect()
+}
+
+/// POST `result` for `release` as `peer`; the HTTP status.
+async fn post(s: &Service, peer: &Peer, release: &str, result: &str, id: &str) -> u16 {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body = serde_json::json!({
+        "schema": 1, "device": peer.id, "board": "sim", "release": release, "result": result,
+        "failing": if result == "rolled-back" { vec!["wan-link"] } else { vec![] },
+        "detail": "", "at": unix_now(), "id": id,
+        "deadline_s": if result == "armed" { Some(600) } else { None },
+    })
+    .to_string();
+    let sig = peer.key.sign(body.as_bytes());
+    reqwest::Client::new()
+        .post(format!("{}/report", s.url))
+        .header("content-type", "application/json")
+        .header(
+            "x-fwguard-key",
+            b64.encode(peer.key.verifying_key().as_bytes()),
+        )
+        .header("x-fwguard-signature", b64.encode(sig.to_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The world's router, in the second wave of `version`, trusting a root with halt key `halt`,
+/// reporting to `s`; 1.1 published in two waves (10%, then everyone), both open.
+async fn router(halt: &SecretKey, version: &str) -> TestWorld {
+    let t = common::world("off").await;
+    let root = SecretKey::generate().unwrap();
+    use_root_with_halt(&t, &root, halt);
+    let mut d = common::trust::fresh(&t, 1, &["1.0", version]);
+    let v = version.parse().unwrap();
+    d.set_rollout(&v, None, unix_now() - 60, &[(0, 10), (0, 100)])
+        .unwrap();
+    publish(&t, &d, &[&t.world.key]);
+    t
+}
+
+/// Report to `s`, as a device of the second wave of 1.1 (its id chosen so).
+fn with_report(t: &TestWorld, s: &Service) {
+    let v = "1.1".parse().unwrap();
+    let id = (0..)
+        .map(|i| format!("router-{i}"))
+        .find(|id| bucket(id, &v) >= 10)
+        .unwrap();
+    let cfg = std::fs::read_to_string(&t.cfg).unwrap();
+    let cfg = cfg.replacen("[agent]\n", &format!("[agent]\ndevice_id = \"{id}\"\n"), 1);
+    assert!(cfg.contains(&id));
+    std::fs::write(
+        &t.cfg,
+        format!(
+            "{cfg}\n[report]\nurl = \"{}/report\"\ntimeout = \"2s\"\n",
+            s.url
+        ),
+    )
+    .unwrap();
+}
+
+async fn page(s: &Service) -> String {
+    reqwest::get(format!("{}/", s.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_waves_rollback_halts_the_release_and_a_later_wave_never_installs_it() {
+    let halt = SecretKey::generate().unwrap();
+    let t = router(&halt, "1.1").await;
+    let s = service(&t, &halt).await;
+    with_report(&t, &s);
+
+    // The first wave: two devices install; one rolls back (its WAN is down).
+    let peers = first_wave("1.1", 2);
+    for (p, outcome) in peers.iter().zip(["committed", "rolled-back"]) {
+        for (i, r) in ["installing", "armed", outcome].iter().enumerate() {
+            assert_eq!(post(&s, p, "1.1", r, &format!("{}-{i}", p.id)).await, 204);
+        }
+    }
+    // A retried report counts once; a forged one (another key for the same device) and a
+    // bad signature are refused.
+    assert_eq!(
+        post(
+            &s,
+            &peers[0],
+            "1.1",
+            "committed",
+            &format!("{}-2", peers[0].id)
+        )
+        .await,
+        200
+    );
+    let forger = Peer {
+        id: peers[0].id.clone(),
+        key: ed25519_dalek::SigningKey::from_bytes(&[99; 32]),
+    };
+    assert_eq!(
+        post(&s, &forger, "1.1", "rolled-back", "forged-1").await,
+        403
+    );
+
+    let view = s.fleet.view(unix_now()).unwrap();
+    let w1 = &view[0].waves[0];
+    assert_eq!(
+        (
+            w1.wave,
+            w1.installing,
+            w1.armed,
+            w1.committed,
+            w1.rolled_back
+        ),
+        (1, 2, 2, 1, 1)
+    );
+    let (why, _) = view[0].halted.clone().expect("halted by the rule");
+    assert!(why.contains("wave 1: 1 of 2 armed trials failed"), "{why}");
+    assert_eq!(view[0].failing_checks, vec![("wan-link".to_string(), 1)]);
+
+    // The halt is next to the index, signed with the halt key; the router honours it.
+    let halt_file = std::fs::read_to_string(t.world.www.join("halt.toml")).unwrap();
+    assert!(halt_file.contains("release = \"1.1\""), "{halt_file}");
+    let before = t.snapshot();
+    match t.agent().update(UpdateMode::Install).await.unwrap() {
+        Action::UpToDate(why) => assert!(why.contains("the vendor halted it"), "{why}"),
+        other => panic!("installed a halted release: {other:?}"),
+    }
+    assert_eq!(t.snapshot(), before);
+    let html = page(&s).await;
+    assert!(
+        html.contains("release 1.1") && html.contains("HALTED"),
+        "{html}"
+    );
+    assert!(html.contains("wan-link (1)"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_release_is_not_halted_and_the_routers_own_signed_reports_are_counted() {
+    let halt = SecretKey::generate().unwrap();
+    let mut t = router(&halt, "1.1").await;
+    let s = service(&t, &halt).await;
+    with_report(&t, &s);
+    for p in first_wave("1.1", 3) {
+        for (i, r) in ["installing", "armed", "committed"].iter().enumerate() {
+            assert_eq!(post(&s, &p, "1.1", r, &format!("{}-{i}", p.id)).await, 204);
+        }
+    }
+    // The router installs (its installing and armed reach the service before the reboot),
+    // boots the trial and commits.
+    let a = t.agent().update(UpdateMode::Install).await.unwrap();
+    assert!(matches!(a, Action::Reboot(_)), "{a:?}");
+    t.power_cycle().await;
+    t.settle_until(|st| common::history_has(st, "committed", "1.1") && st.outcomes.is_empty())
+        .await;
+    let view = s.fleet.view(unix_now()).unwrap();
+    assert_eq!(view[0].halted, None);
+    let committed: u32 = view[0].waves.iter().map(|w| w.committed).sum();
+    let armed: u32 = view[0].waves.iter().map(|w| w.armed).sum();
+    assert_eq!((armed, committed), (4, 4), "{:?}", view[0].waves);
+    assert!(!t.world.www.join("halt.toml").exists());
+    assert!(page(&s).await.contains("rolling out"));
+}
+
+/// The blind spot of report-counting services: a device bricked by the release never
+/// reports. An armed trial that stays silent past its deadline and the grace is a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_trial_is_presumed_failed_and_halts_the_release_in_time() {
+    let halt = SecretKey::generate().unwrap();
+    let t = router(&halt, "1.1").await;
+    let s = service(&t, &halt).await;
+    let p = &first_wave("1.1", 1)[0];
+    for (i, r) in ["installing", "armed"].iter().enumerate() {
+        assert_eq!(post(&s, p, "1.1", r, &format!("{}-{i}", p.id)).await, 204);
+    }
+    let now = unix_now();
+    // Within the trial's 600 s and the 60 s of grace: still armed, nothing halted.
+    s.fleet.tick(now + 600).unwrap();
+    let view = s.fleet.view(now + 600).unwrap();
+    assert_eq!(
+        (view[0].waves[0].armed, view[0].waves[0].presumed_failed),
+        (1, 0)
+    );
+    assert_eq!(view[0].halted, None);
+    assert!(!t.world.www.join("halt.toml").exists());
+    // Past them: presumed failed, and the release is halted.
+    s.fleet.tick(now + 700).unwrap();
+    let view = s.fleet.view(now + 700).unwrap();
+    assert_eq!(view[0].waves[0].presumed_failed, 1);
+    let (why, _) = view[0].halted.clone().expect("halted");
+    assert!(why.contains("1 presumed failed"), "{why}");
+    assert!(t.world.www.join("halt.toml.sig").exists());
+}
