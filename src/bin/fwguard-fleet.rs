@@ -40,6 +40,12 @@ struct Args {
     /// How often every release is judged again (presumed failures come with time alone)
     #[arg(long, default_value = "30s")]
     tick: String,
+    /// Reports taken a minute from one source address
+    #[arg(long, default_value_t = 600)]
+    per_source_minute: u32,
+    /// Reports taken a minute for one device
+    #[arg(long, default_value_t = 20)]
+    per_device_minute: u32,
 }
 
 fn secs(s: &str) -> anyhow::Result<u64> {
@@ -65,6 +71,8 @@ fn main() -> anyhow::Result<()> {
         },
         grace: secs(&a.grace)?,
         halt_valid: secs(&a.halt_valid)?,
+        per_source_minute: a.per_source_minute,
+        per_device_minute: a.per_device_minute,
     };
     let tick = std::time::Duration::from_secs(secs(&a.tick)?.max(1));
     let store = fwguard::fleet::store::Store::open(&a.db)?;

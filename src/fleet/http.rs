@@ -4,10 +4,11 @@
 
 use super::{Fleet, FleetError, ReleaseView};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,15 @@ fn now() -> u64 {
     crate::time::unix_now()
 }
 
-async fn report(State(f): State<Arc<Fleet>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn report(
+    State(f): State<Arc<Fleet>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = f.from_source(&peer.ip().to_string(), now()) {
+        return (StatusCode::TOO_MANY_REQUESTS, format!("{e}\n")).into_response();
+    }
     let header = |name: &str| {
         headers
             .get(name)
@@ -37,6 +46,9 @@ async fn report(State(f): State<Arc<Fleet>>, headers: HeaderMap, body: Bytes) ->
         }
         Ok(Err(e @ FleetError::WrongKey { .. })) => {
             (StatusCode::FORBIDDEN, format!("{e}\n")).into_response()
+        }
+        Ok(Err(e @ FleetError::TooMany(_))) => {
+            (StatusCode::TOO_MANY_REQUESTS, format!("{e}\n")).into_response()
         }
         Ok(Err(e)) => {
             tracing::error!("{e}");
@@ -141,5 +153,9 @@ pub async fn serve(
         .route("/api/releases", get(releases))
         .route("/", get(dashboard))
         .with_state(fleet);
-    axum::serve(listener, app).await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
 }

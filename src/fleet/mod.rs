@@ -7,6 +7,7 @@
 //! the devices of the later waves fetch with the index and honour.
 
 mod http;
+pub mod limit;
 mod publish;
 pub mod rule;
 pub mod store;
@@ -32,6 +33,8 @@ pub enum FleetError {
     WrongKey { device: String },
     #[error("{0}")]
     Publish(String),
+    #[error("too many reports: {0}")]
+    TooMany(String),
 }
 
 /// How the service runs.
@@ -45,6 +48,9 @@ pub struct FleetConfig {
     pub grace: u64,
     /// How long a halt file is valid (it is signed again before that while halts stand).
     pub halt_valid: u64,
+    /// Reports taken a minute from one source address, and for one device.
+    pub per_source_minute: u32,
+    pub per_device_minute: u32,
 }
 
 /// One release as the service sees it.
@@ -61,13 +67,25 @@ pub struct ReleaseView {
 pub struct Fleet {
     cfg: FleetConfig,
     store: Mutex<Store>,
+    sources: limit::Limiter,
+    devices: limit::Limiter,
 }
 
 impl Fleet {
     pub fn new(cfg: FleetConfig, store: Store) -> Fleet {
         Fleet {
+            sources: limit::Limiter::new(cfg.per_source_minute),
+            devices: limit::Limiter::new(cfg.per_device_minute),
             cfg,
             store: Mutex::new(store),
+        }
+    }
+
+    /// Whether one more report from address `source` is taken now.
+    pub fn from_source(&self, source: &str, now: u64) -> Result<(), FleetError> {
+        match self.sources.allow(source, now) {
+            true => Ok(()),
+            false => Err(FleetError::TooMany(format!("from {source} this minute"))),
         }
     }
 
@@ -93,6 +111,12 @@ impl Fleet {
             serde_json::from_slice(body).map_err(|e| bad(&format!("not a report: {e}")))?;
         if r.id.is_empty() {
             return Err(bad("the report has no id"));
+        }
+        if !self.devices.allow(&r.device, now) {
+            return Err(FleetError::TooMany(format!(
+                "for device {} this minute",
+                r.device
+            )));
         }
         let added = self.store.lock().expect("store").add(&r, key, now)?;
         if added == Added::New {

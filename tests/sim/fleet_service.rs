@@ -32,6 +32,8 @@ async fn service(t: &TestWorld, halt: &SecretKey) -> Service {
         rule: Rule::default(),
         grace: 60,
         halt_valid: 7 * 86_400,
+        per_source_minute: 1000,
+        per_device_minute: 5,
     };
     let store = Store::open(&db.path().join("fleet.sqlite")).unwrap();
     assert_eq!(store.version().unwrap(), 1);
@@ -179,6 +181,14 @@ async fn the_first_waves_rollback_halts_the_release_and_a_later_wave_never_insta
         post(&s, &forger, "1.1", "rolled-back", "forged-1").await,
         403
     );
+    // One device cannot flood the service: 5 reports a minute (it sent 3 just now).
+    for id in ["flood-1", "flood-2"] {
+        assert_eq!(post(&s, &peers[1], "1.1", "installing", id).await, 204);
+    }
+    assert_eq!(
+        post(&s, &peers[1], "1.1", "installing", "flood-3").await,
+        429
+    );
 
     let view = s.fleet.view(unix_now()).unwrap();
     let w1 = &view[0].waves[0];
@@ -211,6 +221,56 @@ async fn the_first_waves_rollback_halts_the_release_and_a_later_wave_never_insta
         "{html}"
     );
     assert!(html.contains("wan-link (1)"), "{html}");
+    in_a_browser(&s).await;
+}
+
+/// The dashboard as a real browser shows it: headless Chromium loads it, the DOM it built
+/// says the release is halted with its wave's counts, and its screenshot is kept
+/// (target/fleet-dashboard.png).
+async fn in_a_browser(s: &Service) {
+    let chromium = |args: Vec<String>| {
+        let url = format!("{}/", s.url);
+        tokio::task::spawn_blocking(move || {
+            let mut all = vec![
+                "--headless".to_string(),
+                "--no-sandbox".into(),
+                "--disable-gpu".into(),
+                "--no-first-run".into(),
+                "--window-size=1000,700".into(),
+            ];
+            all.extend(args);
+            all.push(url);
+            std::process::Command::new("chromium")
+                .args(&all)
+                .output()
+                .expect(
+                "chromium (Debian's package chromium) must be installed: tests/run.sh installs it",
+            )
+        })
+    };
+    let dom = chromium(vec!["--dump-dom".into()]).await.unwrap();
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("<h2>release 1.1</h2>"), "{dom}");
+    assert!(dom.contains("class=\"halted\">HALTED at "), "{dom}");
+    let row = "<tr class=\"wave\"><td>1</td><td>2</td><td>2</td><td>1</td><td>1</td><td>0</td><td>0</td></tr>";
+    assert!(dom.contains(row), "{dom}");
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fleet-dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let o = chromium(vec![format!("--screenshot={}", shot.display())])
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 5000,
+        "{} bytes",
+        png.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
