@@ -46,6 +46,10 @@ struct Args {
     /// Reports taken a minute for one device
     #[arg(long, default_value_t = 20)]
     per_device_minute: u32,
+    /// Count a device in a wave only if it was heard of before the wave began (it reported
+    /// on an earlier release): made-up devices cannot tip a wave under way
+    #[arg(long)]
+    known_before_wave: bool,
 }
 
 fn secs(s: &str) -> anyhow::Result<u64> {
@@ -73,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         halt_valid: secs(&a.halt_valid)?,
         per_source_minute: a.per_source_minute,
         per_device_minute: a.per_device_minute,
+        known_before_wave: a.known_before_wave,
     };
     let tick = std::time::Duration::from_secs(secs(&a.tick)?.max(1));
     let store = fwguard::fleet::store::Store::open(&a.db)?;

@@ -105,6 +105,12 @@ pub fn page(views: &[ReleaseView]) -> String {
             ));
         }
         h.push_str("</table>");
+        if v.uncounted > 0 {
+            h.push_str(&format!(
+                "<p class=\"uncounted\">{} device(s) not counted: first heard of after their wave began</p>",
+                v.uncounted
+            ));
+        }
         if !v.failing_checks.is_empty() {
             h.push_str("<p>failing checks: ");
             let list: Vec<String> = v

@@ -51,6 +51,9 @@ pub struct FleetConfig {
     /// Reports taken a minute from one source address, and for one device.
     pub per_source_minute: u32,
     pub per_device_minute: u32,
+    /// Count a device in a wave only if it was heard of before that wave began (made-up
+    /// devices, new ids with new keys, then cannot tip a wave that is under way).
+    pub known_before_wave: bool,
 }
 
 /// One release as the service sees it.
@@ -62,6 +65,9 @@ pub struct ReleaseView {
     pub failing_checks: Vec<(String, u32)>,
     /// The halt published for it: the rule that fired, and when.
     pub halted: Option<(String, u64)>,
+    /// Devices that reported on it but are not counted: first heard of after their wave began
+    /// (with `known_before_wave`).
+    pub uncounted: u32,
 }
 
 pub struct Fleet {
@@ -126,20 +132,28 @@ impl Fleet {
     }
 
     /// The wave device `device` is in for `release`, by the index's rollout (1: the first; a
-    /// release without waves has one).
-    fn wave_of(&self, index: Option<&crate::index::IndexDoc>, device: &str, release: &str) -> u32 {
+    /// release without waves has one), and when that wave began (None: not known).
+    fn wave_of(
+        &self,
+        index: Option<&crate::index::IndexDoc>,
+        device: &str,
+        release: &str,
+    ) -> (u32, Option<u64>) {
         let Ok(v) = release.parse::<crate::version::Version>() else {
-            return 1;
+            return (1, None);
         };
         let rollout = index
             .and_then(|i| i.releases.iter().find(|r| r.version == v))
             .and_then(|r| r.rollout.as_ref());
-        let Some(ro) = rollout else { return 1 };
+        let Some(ro) = rollout else { return (1, None) };
         let b = crate::index::rollout::bucket(device, &v);
-        ro.waves
-            .iter()
-            .position(|w| b < w.percent)
-            .map_or(ro.waves.len() as u32 + 1, |i| i as u32 + 1)
+        let Some(i) = ro.waves.iter().position(|w| b < w.percent) else {
+            return (ro.waves.len() as u32 + 1, None);
+        };
+        let start = crate::time::parse_time(&ro.start).ok();
+        let after = humantime::parse_duration(&ro.waves[i].after).ok();
+        let began = start.zip(after).map(|(s, a)| s + a.as_secs());
+        (i as u32 + 1, began)
     }
 
     fn index(&self) -> Option<crate::index::IndexDoc> {
@@ -152,18 +166,25 @@ impl Fleet {
         let index = self.index();
         let store = self.store.lock().expect("store");
         let halts = store.halts()?;
+        let first_seen = store.first_seen()?;
         let mut out = Vec::new();
         for release in store.releases()? {
-            let devices: Vec<DeviceReports> = store
-                .reports_of(&release)?
-                .into_iter()
-                .map(|(device, reports, failing)| DeviceReports {
-                    wave: self.wave_of(index.as_ref(), &device, &release),
+            let mut uncounted = 0;
+            let mut devices = Vec::new();
+            for (device, reports, failing) in store.reports_of(&release)? {
+                let (wave, began) = self.wave_of(index.as_ref(), &device, &release);
+                let seen = first_seen.get(&device).copied().unwrap_or(u64::MAX);
+                if self.cfg.known_before_wave && began.is_none_or(|b| seen >= b) {
+                    uncounted += 1;
+                    continue;
+                }
+                devices.push(DeviceReports {
+                    wave,
                     device,
                     reports,
                     failing,
-                })
-                .collect();
+                });
+            }
             let (waves, failing_checks) = rule::tally(&devices, now, self.cfg.grace);
             let halted = halts
                 .iter()
@@ -174,6 +195,7 @@ impl Fleet {
                 waves,
                 failing_checks,
                 halted,
+                uncounted,
             });
         }
         Ok(out)

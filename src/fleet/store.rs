@@ -202,6 +202,18 @@ impl Store {
         Ok(out)
     }
 
+    /// When each device was first heard of (its first report's arrival).
+    pub fn first_seen(&self) -> Result<std::collections::HashMap<String, u64>, FleetError> {
+        let mut q = self
+            .db
+            .prepare("SELECT device, first_seen FROM devices")
+            .map_err(db_err)?;
+        let rows = q
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)
+    }
+
     /// Record that `release` was halted, for `reason`, at `at`.
     pub fn record_halt(&mut self, release: &str, reason: &str, at: u64) -> Result<(), FleetError> {
         self.db

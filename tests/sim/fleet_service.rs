@@ -25,6 +25,11 @@ struct Service {
 
 /// The service for `t`'s published directory, with the halt key `halt`.
 async fn service(t: &TestWorld, halt: &SecretKey) -> Service {
+    service_with(t, halt, false).await
+}
+
+/// The same, counting only devices heard of before their wave began if `known`.
+async fn service_with(t: &TestWorld, halt: &SecretKey, known: bool) -> Service {
     let db = tempfile::tempdir().unwrap();
     let cfg = FleetConfig {
         index_dir: t.world.www.clone(),
@@ -34,6 +39,7 @@ async fn service(t: &TestWorld, halt: &SecretKey) -> Service {
         halt_valid: 7 * 86_400,
         per_source_minute: 1000,
         per_device_minute: 5,
+        known_before_wave: known,
     };
     let store = Store::open(&db.path().join("fleet.sqlite")).unwrap();
     assert_eq!(store.version().unwrap(), 1);
@@ -74,8 +80,8 @@ fn first_wave(version: &str, n: usize) -> Vec<Peer> {
         .collect()
 }
 
-/// POST `result` for `release` as `peer`; the HTTP status.
-async fn post(s: &Service, peer: &Peer, release: &str, result: &str, id: &str) -> u16 {
+/// A report of `result` for `release` by `peer`: (body, key, signature) as sent.
+fn signed(peer: &Peer, release: &str, result: &str, id: &str) -> (String, String, String) {
     use base64::Engine as _;
     use ed25519_dalek::Signer as _;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -87,14 +93,18 @@ async fn post(s: &Service, peer: &Peer, release: &str, result: &str, id: &str) -
     })
     .to_string();
     let sig = peer.key.sign(body.as_bytes());
+    let key = b64.encode(peer.key.verifying_key().as_bytes());
+    (body, key, b64.encode(sig.to_bytes()))
+}
+
+/// POST `result` for `release` as `peer`; the HTTP status.
+async fn post(s: &Service, peer: &Peer, release: &str, result: &str, id: &str) -> u16 {
+    let (body, key, sig) = signed(peer, release, result, id);
     reqwest::Client::new()
         .post(format!("{}/report", s.url))
         .header("content-type", "application/json")
-        .header(
-            "x-fwguard-key",
-            b64.encode(peer.key.verifying_key().as_bytes()),
-        )
-        .header("x-fwguard-signature", b64.encode(sig.to_bytes()))
+        .header("x-fwguard-key", key)
+        .header("x-fwguard-signature", sig)
         .body(body)
         .send()
         .await
@@ -328,4 +338,43 @@ async fn a_silent_trial_is_presumed_failed_and_halts_the_release_in_time() {
     let (why, _) = view[0].halted.clone().expect("halted");
     assert!(why.contains("1 presumed failed"), "{why}");
     assert!(t.world.www.join("halt.toml.sig").exists());
+}
+
+/// With `known_before_wave`, devices first heard of once the wave was under way (made-up ids
+/// with made-up keys, say) are shown but not counted; a device known from an earlier release
+/// is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_devices_known_before_their_wave_began_are_counted_when_asked() {
+    let halt = SecretKey::generate().unwrap();
+    let t = router(&halt, "1.1").await;
+    let s = service_with(&t, &halt, true).await;
+    let peers = first_wave("1.1", 2);
+    // peers[0] reported on 1.0 an hour ago, before 1.1's waves began (a minute ago).
+    let (body, key, sig) = signed(&peers[0], "1.0", "committed", "old-1");
+    s.fleet
+        .ingest(body.as_bytes(), &key, &sig, unix_now() - 3600)
+        .unwrap();
+    // peers[1] is new: its rollback is not counted, and nothing is halted.
+    for (i, r) in ["installing", "armed", "rolled-back"].iter().enumerate() {
+        assert_eq!(
+            post(&s, &peers[1], "1.1", r, &format!("new-{i}")).await,
+            204
+        );
+    }
+    let v = s.fleet.view(unix_now()).unwrap();
+    let v11 = v.iter().find(|v| v.release == "1.1").unwrap();
+    assert_eq!((v11.uncounted, v11.halted.clone()), (1, None));
+    assert!(v11.waves.is_empty(), "{:?}", v11.waves);
+    assert!(page(&s).await.contains("1 device(s) not counted"));
+    // peers[0]'s rollback counts, and halts.
+    for (i, r) in ["installing", "armed", "rolled-back"].iter().enumerate() {
+        assert_eq!(
+            post(&s, &peers[0], "1.1", r, &format!("known-{i}")).await,
+            204
+        );
+    }
+    let v = s.fleet.view(unix_now()).unwrap();
+    let v11 = v.iter().find(|v| v.release == "1.1").unwrap();
+    assert_eq!((v11.uncounted, v11.waves[0].rolled_back), (1, 1));
+    assert!(v11.halted.is_some());
 }
