@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 #   dnsmasq-base     the DNS server of the simulated internet
 #   openssl          makes the CA and server certificates of the https tests
 #   chromium         loads the fleet service's dashboard headless (its DOM and a screenshot)
-packages=(u-boot-tools device-tree-compiler squashfs-tools mtd-utils mount libubootenv-tool grub-common signify-openbsd iproute2 dnsmasq-base openssl chromium)
+#   postgresql       the fleet service's tests on a real PostgreSQL server (a cluster of their own)
+packages=(u-boot-tools device-tree-compiler squashfs-tools mtd-utils mount libubootenv-tool grub-common signify-openbsd iproute2 dnsmasq-base openssl chromium postgresql)
 command -v python3 >/dev/null || packages+=(python3)   # the simulated internet's web server
 bash tests/apt-install.sh "${packages[@]}"
 

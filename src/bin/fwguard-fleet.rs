@@ -10,9 +10,9 @@ use std::path::PathBuf;
     about = "Collect fwguard devices' reports, tally each release's waves, and halt a bad release with the halt key"
 )]
 struct Args {
-    /// The database (SQLite; created if missing)
+    /// The database: a SQLite file (created if missing), or postgres://USER@HOST/DB
     #[arg(long, default_value = "fleet.sqlite")]
-    db: PathBuf,
+    db: String,
     /// Where to listen (the devices' `[report] url` points here, at /report)
     #[arg(long, default_value = "127.0.0.1:8480")]
     listen: String,
@@ -80,11 +80,11 @@ fn main() -> anyhow::Result<()> {
         known_before_wave: a.known_before_wave,
     };
     let tick = std::time::Duration::from_secs(secs(&a.tick)?.max(1));
-    let store = fwguard::fleet::store::Store::open(&a.db)?;
-    let fleet = std::sync::Arc::new(fwguard::fleet::Fleet::new(cfg, store));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let store = fwguard::fleet::store::Store::open(&a.db, Some(rt.handle().clone()))?;
+    let fleet = std::sync::Arc::new(fwguard::fleet::Fleet::new(cfg, store));
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await

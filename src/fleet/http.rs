@@ -58,8 +58,17 @@ async fn report(
     }
 }
 
+/// The view now, from a blocking thread (the store blocks).
+async fn view(f: Arc<Fleet>) -> Result<Vec<ReleaseView>, String> {
+    match tokio::task::spawn_blocking(move || f.view(now())).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 async fn releases(State(f): State<Arc<Fleet>>) -> Response {
-    match f.view(now()) {
+    match view(f).await {
         Ok(v) => axum::Json(v).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
@@ -129,7 +138,7 @@ pub fn page(views: &[ReleaseView]) -> String {
 }
 
 async fn dashboard(State(f): State<Arc<Fleet>>) -> Response {
-    match f.view(now()) {
+    match view(f).await {
         Ok(v) => Html(page(&v)).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }

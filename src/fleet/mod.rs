@@ -10,6 +10,7 @@ mod http;
 pub mod limit;
 mod publish;
 pub mod rule;
+mod sql;
 pub mod store;
 
 use crate::index::halt::HALT_FILE;
@@ -164,7 +165,7 @@ impl Fleet {
     /// Every release, with its waves' tallies at `now`.
     pub fn view(&self, now: u64) -> Result<Vec<ReleaseView>, FleetError> {
         let index = self.index();
-        let store = self.store.lock().expect("store");
+        let mut store = self.store.lock().expect("store");
         let halts = store.halts()?;
         let first_seen = store.first_seen()?;
         let mut out = Vec::new();

@@ -1,15 +1,16 @@
-//! The service's database: SQLite, a file, nothing to set up. The schema is made by numbered
-//! migrations, each applied once in a transaction, so a database of any earlier version is
-//! brought up to date when the service starts.
+//! The service's database: SQLite by default (a file, nothing to set up), or PostgreSQL for a
+//! fleet (`--db postgres://...`), with the same schema: numbered migrations, each applied
+//! once in a transaction, so a database of any earlier version is brought up to date when the
+//! service starts. Both speak the same SQL here (`$N` parameters in order, `BIGINT`,
+//! `ON CONFLICT DO NOTHING`); `sql.rs` runs it on either.
 //!
 //! A device is bound to the first key it reported with: a report by the same device id under
 //! another key is refused (a forger cannot speak for a device it does not hold the key of).
 //! A report is stored once by its id: a retried report counts once.
 
+use super::sql::{Db, Val};
 use super::FleetError;
 use crate::state::Outcome;
-use rusqlite::{params, Connection, OptionalExtension};
-use std::path::Path;
 
 /// The schema, one migration per version.
 const MIGRATIONS: &[&str] = &[
@@ -18,7 +19,7 @@ const MIGRATIONS: &[&str] = &[
          device TEXT PRIMARY KEY,
          key TEXT NOT NULL,
          board TEXT NOT NULL,
-         first_seen INTEGER NOT NULL
+         first_seen BIGINT NOT NULL
      );
      CREATE TABLE reports (
          id TEXT PRIMARY KEY,
@@ -28,15 +29,15 @@ const MIGRATIONS: &[&str] = &[
          result TEXT NOT NULL,
          failing TEXT NOT NULL,
          detail TEXT NOT NULL,
-         at INTEGER NOT NULL,
-         received INTEGER NOT NULL,
-         deadline_s INTEGER
+         at BIGINT NOT NULL,
+         received BIGINT NOT NULL,
+         deadline_s BIGINT
      );
      CREATE INDEX reports_by_release ON reports(release, device);
      CREATE TABLE halts (
          release TEXT PRIMARY KEY,
          reason TEXT NOT NULL,
-         at INTEGER NOT NULL
+         at BIGINT NOT NULL
      );",
 ];
 
@@ -48,34 +49,43 @@ pub enum Added {
     Duplicate,
 }
 
+/// Each device's reports of one release: (device, [(result, received, deadline_s)], the
+/// checks that failed in its rollback).
+pub type DeviceRows = Vec<(String, Vec<(String, u64, Option<u64>)>, Vec<String>)>;
+
 pub struct Store {
-    db: Connection,
+    db: Db,
 }
 
-fn db_err(e: rusqlite::Error) -> FleetError {
-    FleetError::Db(e.to_string())
+fn int(v: &Val) -> u64 {
+    match v {
+        Val::I(i) => *i as u64,
+        _ => 0,
+    }
+}
+
+fn text(v: &Val) -> String {
+    match v {
+        Val::T(s) => s.clone(),
+        _ => String::new(),
+    }
 }
 
 impl Store {
-    /// Open (or create) the database at `path` and bring its schema up to date.
-    pub fn open(path: &Path) -> Result<Store, FleetError> {
-        let db = Connection::open(path)
-            .map_err(|e| FleetError::Db(format!("{}: {e}", path.display())))?;
-        let mut s = Store { db };
+    /// Open (or create) the database `at` (a path: SQLite; `postgres://...`: PostgreSQL) and
+    /// bring its schema up to date. PostgreSQL needs a tokio runtime (`handle`).
+    pub fn open(at: &str, handle: Option<tokio::runtime::Handle>) -> Result<Store, FleetError> {
+        let mut s = Store {
+            db: Db::open(at, handle)?,
+        };
         s.migrate()?;
         Ok(s)
     }
 
     fn migrate(&mut self) -> Result<(), FleetError> {
         self.db
-            .execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            .map_err(db_err)?;
-        let at: Option<i64> = self
-            .db
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-            .optional()
-            .map_err(db_err)?;
-        let at = at.unwrap_or(0) as usize;
+            .batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+        let at = self.version()? as usize;
         if at > MIGRATIONS.len() {
             return Err(FleetError::Db(format!(
                 "the database is of schema version {at}; this fwguard-fleet knows {} at most",
@@ -83,160 +93,138 @@ impl Store {
             )));
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(at) {
-            let tx = self.db.transaction().map_err(db_err)?;
-            tx.execute_batch(sql).map_err(db_err)?;
-            tx.execute("DELETE FROM schema_version", [])
-                .map_err(db_err)?;
-            tx.execute("INSERT INTO schema_version VALUES (?1)", [i as i64 + 1])
-                .map_err(db_err)?;
-            tx.commit().map_err(db_err)?;
+            self.db.transaction(|db| {
+                db.batch(sql)?;
+                db.exec("DELETE FROM schema_version", &[])?;
+                db.exec(
+                    "INSERT INTO schema_version (version) VALUES ($1)",
+                    &[Val::I(i as i64 + 1)],
+                )?;
+                Ok(())
+            })?;
         }
         Ok(())
     }
 
-    /// The schema version of the database.
-    pub fn version(&self) -> Result<u32, FleetError> {
-        self.db
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-            .map_err(db_err)
+    /// The schema version of the database (0: none yet).
+    pub fn version(&mut self) -> Result<u32, FleetError> {
+        let rows = self.db.query("SELECT version FROM schema_version", &[])?;
+        Ok(rows.first().map_or(0, |r| int(&r[0]) as u32))
     }
 
     /// Store report `r` signed by `key` (base64), received at `received`.
     pub fn add(&mut self, r: &Outcome, key: &str, received: u64) -> Result<Added, FleetError> {
-        let tx = self.db.transaction().map_err(db_err)?;
-        let bound: Option<String> = tx
-            .query_row(
-                "SELECT key FROM devices WHERE device = ?1",
-                [&r.device],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(db_err)?;
-        match bound {
-            Some(k) if k != key => {
-                return Err(FleetError::WrongKey {
-                    device: r.device.clone(),
-                })
+        self.db.transaction(|db| {
+            let bound = db.query(
+                "SELECT key FROM devices WHERE device = $1",
+                &[Val::T(r.device.clone())],
+            )?;
+            match bound.first().map(|row| text(&row[0])) {
+                Some(k) if k != key => {
+                    return Err(FleetError::WrongKey {
+                        device: r.device.clone(),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    db.exec(
+                        "INSERT INTO devices (device, key, board, first_seen) VALUES ($1, $2, $3, $4)",
+                        &[
+                            Val::T(r.device.clone()),
+                            Val::T(key.to_string()),
+                            Val::T(r.board.clone()),
+                            Val::I(received as i64),
+                        ],
+                    )?;
+                }
             }
-            Some(_) => {}
-            None => {
-                tx.execute(
-                    "INSERT INTO devices (device, key, board, first_seen) VALUES (?1, ?2, ?3, ?4)",
-                    params![r.device, key, r.board, received as i64],
-                )
-                .map_err(db_err)?;
-            }
-        }
-        let failing = r.failing.join("\n");
-        let n = tx
-            .execute(
-                "INSERT OR IGNORE INTO reports (id, device, board, release, result, failing, detail, at, received, deadline_s)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    r.id,
-                    r.device,
-                    r.board,
-                    r.release.as_str(),
-                    r.result,
-                    failing,
-                    r.detail,
-                    r.at as i64,
-                    received as i64,
-                    r.deadline_s.map(|d| d as i64)
+            let n = db.exec(
+                "INSERT INTO reports (id, device, board, release, result, failing, detail, at, received, deadline_s)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                &[
+                    Val::T(r.id.clone()),
+                    Val::T(r.device.clone()),
+                    Val::T(r.board.clone()),
+                    Val::T(r.release.to_string()),
+                    Val::T(r.result.clone()),
+                    Val::T(r.failing.join("\n")),
+                    Val::T(r.detail.clone()),
+                    Val::I(r.at as i64),
+                    Val::I(received as i64),
+                    r.deadline_s.map_or(Val::N, |d| Val::I(d as i64)),
                 ],
-            )
-            .map_err(db_err)?;
-        tx.commit().map_err(db_err)?;
-        Ok(if n == 0 { Added::Duplicate } else { Added::New })
+            )?;
+            Ok(if n == 0 { Added::Duplicate } else { Added::New })
+        })
     }
 
     /// The releases reported on, newest report first.
-    pub fn releases(&self) -> Result<Vec<String>, FleetError> {
-        let mut q = self
-            .db
-            .prepare(
-                "SELECT release FROM reports GROUP BY release ORDER BY MAX(received) DESC, release",
-            )
-            .map_err(db_err)?;
-        let rows = q.query_map([], |r| r.get(0)).map_err(db_err)?;
-        rows.collect::<Result<_, _>>().map_err(db_err)
+    pub fn releases(&mut self) -> Result<Vec<String>, FleetError> {
+        let rows = self.db.query(
+            "SELECT release FROM reports GROUP BY release ORDER BY MAX(received) DESC, release",
+            &[],
+        )?;
+        Ok(rows.iter().map(|r| text(&r[0])).collect())
     }
 
-    /// Each device's reports of `release`: (device, [(result, received, deadline_s)], the
-    /// checks that failed in its rollback), oldest report first.
-    #[allow(clippy::type_complexity)]
-    pub fn reports_of(
-        &self,
-        release: &str,
-    ) -> Result<Vec<(String, Vec<(String, u64, Option<u64>)>, Vec<String>)>, FleetError> {
-        let mut q = self
-            .db
-            .prepare(
-                "SELECT device, result, received, deadline_s, failing FROM reports
-                 WHERE release = ?1 ORDER BY device, received, rowid",
-            )
-            .map_err(db_err)?;
-        let rows = q
-            .query_map([release], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)? as u64,
-                    r.get::<_, Option<i64>>(3)?.map(|d| d as u64),
-                    r.get::<_, String>(4)?,
-                ))
-            })
-            .map_err(db_err)?;
-        let mut out: Vec<(String, Vec<(String, u64, Option<u64>)>, Vec<String>)> = Vec::new();
+    /// Each device's reports of `release`, oldest report first.
+    pub fn reports_of(&mut self, release: &str) -> Result<DeviceRows, FleetError> {
+        let rows = self.db.query(
+            "SELECT device, result, received, deadline_s, failing FROM reports
+             WHERE release = $1 ORDER BY device, received, at, id",
+            &[Val::T(release.to_string())],
+        )?;
+        let mut out: DeviceRows = Vec::new();
         for row in rows {
-            let (device, result, received, deadline, failing) = row.map_err(db_err)?;
+            let device = text(&row[0]);
             if out.last().is_none_or(|(d, ..)| *d != device) {
-                out.push((device.clone(), Vec::new(), Vec::new()));
+                out.push((device, Vec::new(), Vec::new()));
             }
             let last = out.last_mut().expect("pushed");
+            let result = text(&row[1]);
             if result == "rolled-back" {
-                last.2 = failing.lines().map(str::to_string).collect();
+                last.2 = text(&row[4]).lines().map(str::to_string).collect();
             }
-            last.1.push((result, received, deadline));
+            let deadline = match row[3] {
+                Val::I(d) => Some(d as u64),
+                _ => None,
+            };
+            last.1.push((result, int(&row[2]), deadline));
         }
         Ok(out)
     }
 
     /// When each device was first heard of (its first report's arrival).
-    pub fn first_seen(&self) -> Result<std::collections::HashMap<String, u64>, FleetError> {
-        let mut q = self
+    pub fn first_seen(&mut self) -> Result<std::collections::HashMap<String, u64>, FleetError> {
+        let rows = self
             .db
-            .prepare("SELECT device, first_seen FROM devices")
-            .map_err(db_err)?;
-        let rows = q
-            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
-            .map_err(db_err)?;
-        rows.collect::<Result<_, _>>().map_err(db_err)
+            .query("SELECT device, first_seen FROM devices", &[])?;
+        Ok(rows.iter().map(|r| (text(&r[0]), int(&r[1]))).collect())
     }
 
     /// Record that `release` was halted, for `reason`, at `at`.
     pub fn record_halt(&mut self, release: &str, reason: &str, at: u64) -> Result<(), FleetError> {
-        self.db
-            .execute(
-                "INSERT OR IGNORE INTO halts (release, reason, at) VALUES (?1, ?2, ?3)",
-                params![release, reason, at as i64],
-            )
-            .map_err(db_err)?;
+        self.db.exec(
+            "INSERT INTO halts (release, reason, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[
+                Val::T(release.to_string()),
+                Val::T(reason.to_string()),
+                Val::I(at as i64),
+            ],
+        )?;
         Ok(())
     }
 
     /// The halts published: (release, reason, at), oldest first.
-    pub fn halts(&self) -> Result<Vec<(String, String, u64)>, FleetError> {
-        let mut q = self
-            .db
-            .prepare("SELECT release, reason, at FROM halts ORDER BY at, release")
-            .map_err(db_err)?;
-        let rows = q
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
-            })
-            .map_err(db_err)?;
-        rows.collect::<Result<_, _>>().map_err(db_err)
+    pub fn halts(&mut self) -> Result<Vec<(String, String, u64)>, FleetError> {
+        let rows = self.db.query(
+            "SELECT release, reason, at FROM halts ORDER BY at, release",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (text(&r[0]), text(&r[1]), int(&r[2])))
+            .collect())
     }
 }
 
@@ -256,7 +244,8 @@ mod tests {
     fn a_database_is_migrated_once_keeps_its_data_and_a_newer_one_is_refused() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("f.sqlite");
-        let mut s = Store::open(&p).unwrap();
+        let at = p.to_str().unwrap();
+        let mut s = Store::open(at, None).unwrap();
         assert_eq!(s.add(&report("a"), "K", 10).unwrap(), Added::New);
         assert_eq!(s.add(&report("a"), "K", 11).unwrap(), Added::Duplicate);
         assert!(matches!(
@@ -264,17 +253,15 @@ mod tests {
             Err(FleetError::WrongKey { .. })
         ));
         drop(s);
-        let s = Store::open(&p).unwrap();
+        let mut s = Store::open(at, None).unwrap();
         assert_eq!(s.version().unwrap(), MIGRATIONS.len() as u32);
         let got = s.reports_of("2.0").unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].1, vec![("armed".to_string(), 10, Some(600))]);
-        drop(s);
-        let db = Connection::open(&p).unwrap();
-        db.execute("UPDATE schema_version SET version = 99", [])
+        s.db.exec("UPDATE schema_version SET version = 99", &[])
             .unwrap();
-        drop(db);
-        let e = Store::open(&p).err().unwrap().to_string();
+        drop(s);
+        let e = Store::open(at, None).err().unwrap().to_string();
         assert!(e.contains("schema version 99"), "{e}");
     }
 }

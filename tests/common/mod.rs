@@ -4,6 +4,8 @@
 
 pub mod linksys;
 pub mod linksys_router;
+#[cfg(feature = "fleet")]
+pub mod postgres;
 pub mod sysupgrade;
 pub mod tools;
 pub mod trust;

@@ -17,20 +17,47 @@ use fwguard::index::sign::SecretKey;
 use fwguard::time::unix_now;
 use std::sync::Arc;
 
+/// The database the service runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
 struct Service {
     url: String,
     fleet: Arc<Fleet>,
-    _db: tempfile::TempDir,
+    db: Db,
+    _dir: tempfile::TempDir,
+    _pg: Option<common::postgres::Postgres>,
 }
 
-/// The service for `t`'s published directory, with the halt key `halt`.
-async fn service(t: &TestWorld, halt: &SecretKey) -> Service {
-    service_with(t, halt, false).await
+impl Service {
+    /// The store blocks: the service's own calls, from a blocking thread.
+    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&Fleet) -> T + Send + 'static) -> T {
+        let fleet = self.fleet.clone();
+        tokio::task::spawn_blocking(move || f(&fleet))
+            .await
+            .unwrap()
+    }
+
+    async fn view(&self, now: u64) -> Vec<fwguard::fleet::ReleaseView> {
+        self.blocking(move |f| f.view(now).unwrap()).await
+    }
+
+    async fn tick(&self, now: u64) {
+        self.blocking(move |f| f.tick(now).unwrap()).await
+    }
+}
+
+/// The service for `t`'s published directory, with the halt key `halt`, on `db`.
+async fn service(t: &TestWorld, halt: &SecretKey, db: Db) -> Service {
+    service_with(t, halt, false, db).await
 }
 
 /// The same, counting only devices heard of before their wave began if `known`.
-async fn service_with(t: &TestWorld, halt: &SecretKey, known: bool) -> Service {
-    let db = tempfile::tempdir().unwrap();
+async fn service_with(t: &TestWorld, halt: &SecretKey, known: bool, db: Db) -> Service {
+    let dir = tempfile::tempdir().unwrap();
     let cfg = FleetConfig {
         index_dir: t.world.www.clone(),
         halt_key: SecretKey::parse(&halt.to_file("halt")).unwrap(),
@@ -41,8 +68,19 @@ async fn service_with(t: &TestWorld, halt: &SecretKey, known: bool) -> Service {
         per_device_minute: 5,
         known_before_wave: known,
     };
-    let store = Store::open(&db.path().join("fleet.sqlite")).unwrap();
-    assert_eq!(store.version().unwrap(), 1);
+    let pg = (db == Db::Postgres).then(common::postgres::Postgres::start);
+    let at = match &pg {
+        Some(pg) => pg.url.clone(),
+        None => dir.path().join("fleet.sqlite").display().to_string(),
+    };
+    let handle = tokio::runtime::Handle::current();
+    let store = tokio::task::spawn_blocking(move || {
+        let mut store = Store::open(&at, Some(handle)).unwrap();
+        assert_eq!(store.version().unwrap(), 1);
+        store
+    })
+    .await
+    .unwrap();
     let fleet = Arc::new(Fleet::new(cfg, store));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -55,7 +93,9 @@ async fn service_with(t: &TestWorld, halt: &SecretKey, known: bool) -> Service {
     Service {
         url,
         fleet,
-        _db: db,
+        db,
+        _dir: dir,
+        _pg: pg,
     }
 }
 
@@ -156,11 +196,10 @@ async fn page(s: &Service) -> String {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_first_waves_rollback_halts_the_release_and_a_later_wave_never_installs_it() {
+async fn the_first_waves_rollback_halts_the_release_and_a_later_wave_never_installs_it(db: Db) {
     let halt = SecretKey::generate().unwrap();
     let t = router(&halt, "1.1").await;
-    let s = service(&t, &halt).await;
+    let s = service(&t, &halt, db).await;
     with_report(&t, &s);
 
     // The first wave: two devices install; one rolls back (its WAN is down).
@@ -200,7 +239,7 @@ async fn the_first_waves_rollback_halts_the_release_and_a_later_wave_never_insta
         429
     );
 
-    let view = s.fleet.view(unix_now()).unwrap();
+    let view = s.view(unix_now()).await;
     let w1 = &view[0].waves[0];
     assert_eq!(
         (
@@ -236,7 +275,7 @@ async fn the_first_waves_rollback_halts_the_release_and_a_later_wave_never_insta
 
 /// The dashboard as a real browser shows it: headless Chromium loads it, the DOM it built
 /// says the release is halted with its wave's counts, and its screenshot is kept
-/// (target/fleet-dashboard.png).
+/// (target/fleet-dashboard-sqlite.png, -postgres.png).
 async fn in_a_browser(s: &Service) {
     let chromium = |args: Vec<String>| {
         let url = format!("{}/", s.url);
@@ -269,7 +308,8 @@ async fn in_a_browser(s: &Service) {
     assert!(dom.contains("class=\"halted\">HALTED at "), "{dom}");
     let row = "<tr class=\"wave\"><td>1</td><td>2</td><td>2</td><td>1</td><td>1</td><td>0</td><td>0</td></tr>";
     assert!(dom.contains(row), "{dom}");
-    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fleet-dashboard.png");
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("target/fleet-dashboard-{:?}.png", s.db).to_lowercase());
     let _ = std::fs::remove_file(&shot);
     let o = chromium(vec![format!("--screenshot={}", shot.display())])
         .await
@@ -283,11 +323,10 @@ async fn in_a_browser(s: &Service) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_good_release_is_not_halted_and_the_routers_own_signed_reports_are_counted() {
+async fn a_good_release_is_not_halted_and_the_routers_own_signed_reports_are_counted(db: Db) {
     let halt = SecretKey::generate().unwrap();
     let mut t = router(&halt, "1.1").await;
-    let s = service(&t, &halt).await;
+    let s = service(&t, &halt, db).await;
     with_report(&t, &s);
     for p in first_wave("1.1", 3) {
         for (i, r) in ["installing", "armed", "committed"].iter().enumerate() {
@@ -301,7 +340,7 @@ async fn a_good_release_is_not_halted_and_the_routers_own_signed_reports_are_cou
     t.power_cycle().await;
     t.settle_until(|st| common::history_has(st, "committed", "1.1") && st.outcomes.is_empty())
         .await;
-    let view = s.fleet.view(unix_now()).unwrap();
+    let view = s.view(unix_now()).await;
     assert_eq!(view[0].halted, None);
     let committed: u32 = view[0].waves.iter().map(|w| w.committed).sum();
     let armed: u32 = view[0].waves.iter().map(|w| w.armed).sum();
@@ -312,19 +351,18 @@ async fn a_good_release_is_not_halted_and_the_routers_own_signed_reports_are_cou
 
 /// The blind spot of report-counting services: a device bricked by the release never
 /// reports. An armed trial that stays silent past its deadline and the grace is a failure.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_trial_is_presumed_failed_and_halts_the_release_in_time() {
+async fn a_silent_trial_is_presumed_failed_and_halts_the_release_in_time(db: Db) {
     let halt = SecretKey::generate().unwrap();
     let t = router(&halt, "1.1").await;
-    let s = service(&t, &halt).await;
+    let s = service(&t, &halt, db).await;
     let p = &first_wave("1.1", 1)[0];
     for (i, r) in ["installing", "armed"].iter().enumerate() {
         assert_eq!(post(&s, p, "1.1", r, &format!("{}-{i}", p.id)).await, 204);
     }
     let now = unix_now();
     // Within the trial's 600 s and the 60 s of grace: still armed, nothing halted.
-    s.fleet.tick(now + 600).unwrap();
-    let view = s.fleet.view(now + 600).unwrap();
+    s.tick(now + 600).await;
+    let view = s.view(now + 600).await;
     assert_eq!(
         (view[0].waves[0].armed, view[0].waves[0].presumed_failed),
         (1, 0)
@@ -332,8 +370,8 @@ async fn a_silent_trial_is_presumed_failed_and_halts_the_release_in_time() {
     assert_eq!(view[0].halted, None);
     assert!(!t.world.www.join("halt.toml").exists());
     // Past them: presumed failed, and the release is halted.
-    s.fleet.tick(now + 700).unwrap();
-    let view = s.fleet.view(now + 700).unwrap();
+    s.tick(now + 700).await;
+    let view = s.view(now + 700).await;
     assert_eq!(view[0].waves[0].presumed_failed, 1);
     let (why, _) = view[0].halted.clone().expect("halted");
     assert!(why.contains("1 presumed failed"), "{why}");
@@ -343,17 +381,16 @@ async fn a_silent_trial_is_presumed_failed_and_halts_the_release_in_time() {
 /// With `known_before_wave`, devices first heard of once the wave was under way (made-up ids
 /// with made-up keys, say) are shown but not counted; a device known from an earlier release
 /// is.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_devices_known_before_their_wave_began_are_counted_when_asked() {
+async fn only_devices_known_before_their_wave_began_are_counted_when_asked(db: Db) {
     let halt = SecretKey::generate().unwrap();
     let t = router(&halt, "1.1").await;
-    let s = service_with(&t, &halt, true).await;
+    let s = service_with(&t, &halt, true, db).await;
     let peers = first_wave("1.1", 2);
     // peers[0] reported on 1.0 an hour ago, before 1.1's waves began (a minute ago).
     let (body, key, sig) = signed(&peers[0], "1.0", "committed", "old-1");
-    s.fleet
-        .ingest(body.as_bytes(), &key, &sig, unix_now() - 3600)
-        .unwrap();
+    let then = unix_now() - 3600;
+    s.blocking(move |f| f.ingest(body.as_bytes(), &key, &sig, then).unwrap())
+        .await;
     // peers[1] is new: its rollback is not counted, and nothing is halted.
     for (i, r) in ["installing", "armed", "rolled-back"].iter().enumerate() {
         assert_eq!(
@@ -361,7 +398,7 @@ async fn only_devices_known_before_their_wave_began_are_counted_when_asked() {
             204
         );
     }
-    let v = s.fleet.view(unix_now()).unwrap();
+    let v = s.view(unix_now()).await;
     let v11 = v.iter().find(|v| v.release == "1.1").unwrap();
     assert_eq!((v11.uncounted, v11.halted.clone()), (1, None));
     assert!(v11.waves.is_empty(), "{:?}", v11.waves);
@@ -373,8 +410,33 @@ async fn only_devices_known_before_their_wave_began_are_counted_when_asked() {
             204
         );
     }
-    let v = s.fleet.view(unix_now()).unwrap();
+    let v = s.view(unix_now()).await;
     let v11 = v.iter().find(|v| v.release == "1.1").unwrap();
     assert_eq!((v11.uncounted, v11.waves[0].rolled_back), (1, 1));
     assert!(v11.halted.is_some());
 }
+
+/// Every case above, on SQLite and on a real PostgreSQL server.
+macro_rules! on_both {
+    ($($case:ident),*) => {
+        mod on_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::$case(super::Db::Sqlite).await
+            })*
+        }
+        mod on_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::$case(super::Db::Postgres).await
+            })*
+        }
+    };
+}
+
+on_both!(
+    the_first_waves_rollback_halts_the_release_and_a_later_wave_never_installs_it,
+    a_good_release_is_not_halted_and_the_routers_own_signed_reports_are_counted,
+    a_silent_trial_is_presumed_failed_and_halts_the_release_in_time,
+    only_devices_known_before_their_wave_began_are_counted_when_asked
+);
