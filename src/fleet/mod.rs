@@ -202,7 +202,9 @@ impl Fleet {
         Ok(out)
     }
 
-    /// Halt `release` if its waves reach the rule at `now` (and it is not halted yet).
+    /// Halt `release` if its waves reach the rule at `now` (and it is not halted yet). The
+    /// decision and the publishing are made by one instance at a time (`Store::decide`);
+    /// another instance deciding now leaves it to the next report or tick.
     pub fn judge(&self, release: &str, now: u64) -> Result<(), FleetError> {
         let views = self.view(now)?;
         let Some(v) = views.iter().find(|v| v.release == release) else {
@@ -214,22 +216,31 @@ impl Fleet {
         let Some(why) = self.cfg.rule.fires(&v.waves) else {
             return Ok(());
         };
-        tracing::warn!("halting {release}: {why}");
         let mut store = self.store.lock().expect("store");
-        store.record_halt(release, &why, now)?;
-        let halts = store.halts()?;
-        drop(store);
-        publish::write_halts(&self.cfg, &halts, now)
+        let decided = store.decide(|s| {
+            // Another instance may have halted it since the view was taken.
+            if s.halts()?.iter().any(|(r, ..)| r == release) {
+                return Ok(());
+            }
+            tracing::warn!("halting {release}: {why}");
+            s.record_halt(release, &why, now)?;
+            publish::write_halts(&self.cfg, &s.halts()?, now)
+        })?;
+        if decided.is_none() {
+            tracing::info!("{release} reaches the rule; another instance is deciding now");
+        }
+        Ok(())
     }
 
     /// Judge every release again (presumed failures appear with time alone), and sign the
-    /// halt file again when half its validity has passed.
+    /// halt file again when half its validity has passed (by one instance at a time).
     pub fn tick(&self, now: u64) -> Result<(), FleetError> {
         for v in self.view(now)? {
             self.judge(&v.release, now)?;
         }
-        let halts = self.store.lock().expect("store").halts()?;
-        publish::refresh(&self.cfg, &halts, now)
+        let mut store = self.store.lock().expect("store");
+        store.decide(|s| publish::refresh(&self.cfg, &s.halts()?, now))?;
+        Ok(())
     }
 
     /// The halt file the service keeps.

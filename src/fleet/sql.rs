@@ -116,7 +116,11 @@ impl Db {
                         (0..row.len())
                             .map(|i| {
                                 let t = row.columns()[i].type_();
-                                Ok(if *t == Type::INT8 {
+                                Ok(if *t == Type::BOOL {
+                                    row.try_get::<_, Option<bool>>(i)
+                                        .map_err(pg)?
+                                        .map_or(Val::N, |b| Val::I(b as i64))
+                                } else if *t == Type::INT8 {
                                     row.try_get::<_, Option<i64>>(i)
                                         .map_err(pg)?
                                         .map_or(Val::N, Val::I)
@@ -133,6 +137,26 @@ impl Db {
                             .collect()
                     })
                     .collect()
+            }
+        }
+    }
+
+    /// Begin a transaction that will write (SQLite: take the file's write lock now).
+    pub fn begin_writing(&mut self) -> Result<(), FleetError> {
+        match self {
+            Db::Sqlite(_) => self.batch("BEGIN IMMEDIATE"),
+            Db::Postgres { .. } => self.batch("BEGIN"),
+        }
+    }
+
+    /// Within a transaction: take advisory lock `key` until it ends, if no other session
+    /// holds it (PostgreSQL); SQLite has no other writer, so: yes.
+    pub fn try_lock(&mut self, key: i64) -> Result<bool, FleetError> {
+        match self {
+            Db::Sqlite(_) => Ok(true),
+            Db::Postgres { .. } => {
+                let rows = self.query("SELECT pg_try_advisory_xact_lock($1)", &[Val::I(key)])?;
+                Ok(rows.first().is_some_and(|r| r[0] == Val::I(1)))
             }
         }
     }

@@ -41,6 +41,9 @@ const MIGRATIONS: &[&str] = &[
      );",
 ];
 
+/// The advisory lock of the instance that decides (PostgreSQL).
+pub const DECIDER_LOCK: i64 = 0x6677_6775_6172_6401;
+
 /// What became of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Added {
@@ -115,28 +118,26 @@ impl Store {
     /// Store report `r` signed by `key` (base64), received at `received`.
     pub fn add(&mut self, r: &Outcome, key: &str, received: u64) -> Result<Added, FleetError> {
         self.db.transaction(|db| {
+            // The first key wins, also when two instances take a new device's first reports
+            // at once.
+            db.exec(
+                "INSERT INTO devices (device, key, board, first_seen) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[
+                    Val::T(r.device.clone()),
+                    Val::T(key.to_string()),
+                    Val::T(r.board.clone()),
+                    Val::I(received as i64),
+                ],
+            )?;
             let bound = db.query(
                 "SELECT key FROM devices WHERE device = $1",
                 &[Val::T(r.device.clone())],
             )?;
-            match bound.first().map(|row| text(&row[0])) {
-                Some(k) if k != key => {
-                    return Err(FleetError::WrongKey {
-                        device: r.device.clone(),
-                    })
-                }
-                Some(_) => {}
-                None => {
-                    db.exec(
-                        "INSERT INTO devices (device, key, board, first_seen) VALUES ($1, $2, $3, $4)",
-                        &[
-                            Val::T(r.device.clone()),
-                            Val::T(key.to_string()),
-                            Val::T(r.board.clone()),
-                            Val::I(received as i64),
-                        ],
-                    )?;
-                }
+            if bound.first().map(|row| text(&row[0])).as_deref() != Some(key) {
+                return Err(FleetError::WrongKey {
+                    device: r.device.clone(),
+                });
             }
             let n = db.exec(
                 "INSERT INTO reports (id, device, board, release, result, failing, detail, at, received, deadline_s)
@@ -200,6 +201,31 @@ impl Store {
             .db
             .query("SELECT device, first_seen FROM devices", &[])?;
         Ok(rows.iter().map(|r| (text(&r[0]), int(&r[1]))).collect())
+    }
+
+    /// Run `f` as the one instance deciding (halting, publishing), in a transaction: on
+    /// PostgreSQL under an advisory lock that instances sharing the database take in turn
+    /// (None: another holds it now); on SQLite, whose file has one writer at a time, always.
+    pub fn decide<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, FleetError>,
+    ) -> Result<Option<T>, FleetError> {
+        self.db.begin_writing()?;
+        let r = match self.db.try_lock(DECIDER_LOCK) {
+            Ok(true) => f(self).map(Some),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(v) => {
+                self.db.batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.db.batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     /// Record that `release` was halted, for `reason`, at `at`.

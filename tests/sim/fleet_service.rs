@@ -73,6 +73,17 @@ async fn service_with(t: &TestWorld, halt: &SecretKey, known: bool, db: Db) -> S
         Some(pg) => pg.url.clone(),
         None => dir.path().join("fleet.sqlite").display().to_string(),
     };
+    instance(cfg, at, db, dir, pg).await
+}
+
+/// An instance of the service with `cfg` on database `at`, serving on a port of its own.
+async fn instance(
+    cfg: FleetConfig,
+    at: String,
+    db: Db,
+    dir: tempfile::TempDir,
+    pg: Option<common::postgres::Postgres>,
+) -> Service {
     let handle = tokio::runtime::Handle::current();
     let store = tokio::task::spawn_blocking(move || {
         let mut store = Store::open(&at, Some(handle)).unwrap();
@@ -440,3 +451,63 @@ on_both!(
     a_silent_trial_is_presumed_failed_and_halts_the_release_in_time,
     only_devices_known_before_their_wave_began_are_counted_when_asked
 );
+
+/// Several instances behind one address share one PostgreSQL: exactly one of them decides
+/// (and publishes) at a time, under an advisory lock, so a halt is published once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgresql_decide_one_at_a_time() {
+    let halt = SecretKey::generate().unwrap();
+    let t = router(&halt, "1.1").await;
+    let a = service(&t, &halt, Db::Postgres).await;
+    let url = a._pg.as_ref().unwrap().url.clone();
+    let cfg = FleetConfig {
+        index_dir: t.world.www.clone(),
+        halt_key: SecretKey::parse(&halt.to_file("halt")).unwrap(),
+        rule: Rule::default(),
+        grace: 60,
+        halt_valid: 7 * 86_400,
+        per_source_minute: 1000,
+        per_device_minute: 5,
+        known_before_wave: false,
+    };
+    let b = instance(
+        cfg,
+        url.clone(),
+        Db::Postgres,
+        tempfile::tempdir().unwrap(),
+        None,
+    )
+    .await;
+    // A third session holds the deciders' lock: neither instance may halt meanwhile.
+    let (holder, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    holder.batch_execute("BEGIN").await.unwrap();
+    let lock = fwguard::fleet::store::DECIDER_LOCK;
+    let got: bool = holder
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&lock])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(got);
+    let p = &first_wave("1.1", 1)[0];
+    // Reports reach both instances (one address, a balancer).
+    assert_eq!(post(&a, p, "1.1", "installing", "i").await, 204);
+    assert_eq!(post(&b, p, "1.1", "armed", "a").await, 204);
+    assert_eq!(post(&a, p, "1.1", "rolled-back", "r").await, 204);
+    let now = unix_now();
+    b.tick(now).await;
+    assert_eq!(a.view(now).await[0].halted, None, "halted without the lock");
+    assert!(!t.world.www.join("halt.toml").exists());
+    // The lock is free again: both instances tick at once; one halts, once.
+    holder.batch_execute("COMMIT").await.unwrap();
+    tokio::join!(a.tick(now), b.tick(now));
+    let text = std::fs::read_to_string(t.world.www.join("halt.toml")).unwrap();
+    let draft = fwguard::index::halt::HaltDraft::parse(&text).unwrap();
+    assert_eq!((draft.version, draft.entries.len()), (1, 1), "{text}");
+    for s in [&a, &b] {
+        let v = s.view(now).await;
+        assert!(v[0].halted.is_some());
+    }
+}
