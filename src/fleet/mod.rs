@@ -21,7 +21,7 @@ use base64::Engine as _;
 pub use http::serve;
 use rule::{DeviceReports, Rule, Tally};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use store::{Added, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,9 @@ pub struct ReleaseView {
 pub struct Fleet {
     cfg: FleetConfig,
     store: Mutex<Store>,
+    /// The index as last read, with its file's time.
+    #[allow(clippy::type_complexity)]
+    index: Mutex<Option<(std::time::SystemTime, Arc<crate::index::IndexDoc>)>>,
     sources: limit::Limiter,
     devices: limit::Limiter,
 }
@@ -85,6 +88,7 @@ impl Fleet {
             devices: limit::Limiter::new(cfg.per_device_minute),
             cfg,
             store: Mutex::new(store),
+            index: Mutex::new(None),
         }
     }
 
@@ -157,59 +161,75 @@ impl Fleet {
         (i as u32 + 1, began)
     }
 
-    fn index(&self) -> Option<crate::index::IndexDoc> {
-        let text = std::fs::read_to_string(self.cfg.index_dir.join("index.toml")).ok()?;
-        toml::from_str(&text).ok()
+    /// The published index, read again only when its file changed.
+    fn index(&self) -> Option<Arc<crate::index::IndexDoc>> {
+        let path = self.cfg.index_dir.join("index.toml");
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+        let mut cache = self.index.lock().expect("index cache");
+        if let Some((at, doc)) = cache.as_ref() {
+            if *at == mtime {
+                return Some(doc.clone());
+            }
+        }
+        let text = std::fs::read_to_string(&path).ok()?;
+        let doc = Arc::new(toml::from_str(&text).ok()?);
+        *cache = Some((mtime, Arc::clone(&doc)));
+        Some(doc)
     }
 
     /// Every release, with its waves' tallies at `now`.
     pub fn view(&self, now: u64) -> Result<Vec<ReleaseView>, FleetError> {
+        let releases = self.store.lock().expect("store").releases()?;
+        releases
+            .into_iter()
+            .map(|r| self.view_of(&r, now))
+            .collect()
+    }
+
+    /// One release, with its waves' tallies at `now`.
+    pub fn view_of(&self, release: &str, now: u64) -> Result<ReleaseView, FleetError> {
         let index = self.index();
         let mut store = self.store.lock().expect("store");
-        let halts = store.halts()?;
-        let first_seen = store.first_seen()?;
-        let mut out = Vec::new();
-        for release in store.releases()? {
-            let mut uncounted = 0;
-            let mut devices = Vec::new();
-            for (device, reports, failing) in store.reports_of(&release)? {
-                let (wave, began) = self.wave_of(index.as_ref(), &device, &release);
-                let seen = first_seen.get(&device).copied().unwrap_or(u64::MAX);
-                if self.cfg.known_before_wave && began.is_none_or(|b| seen >= b) {
-                    uncounted += 1;
-                    continue;
-                }
-                devices.push(DeviceReports {
-                    wave,
-                    device,
-                    reports,
-                    failing,
-                });
+        let halted = store
+            .halts()?
+            .into_iter()
+            .find(|(r, ..)| r == release)
+            .map(|(_, why, at)| (why, at));
+        let first_seen = match self.cfg.known_before_wave {
+            true => store.first_seen()?,
+            false => Default::default(),
+        };
+        let mut uncounted = 0;
+        let mut devices = Vec::new();
+        for (device, reports, failing) in store.reports_of(release)? {
+            let (wave, began) = self.wave_of(index.as_deref(), &device, release);
+            let seen = first_seen.get(&device).copied().unwrap_or(u64::MAX);
+            if self.cfg.known_before_wave && began.is_none_or(|b| seen >= b) {
+                uncounted += 1;
+                continue;
             }
-            let (waves, failing_checks) = rule::tally(&devices, now, self.cfg.grace);
-            let halted = halts
-                .iter()
-                .find(|(r, ..)| *r == release)
-                .map(|(_, why, at)| (why.clone(), *at));
-            out.push(ReleaseView {
-                release,
-                waves,
-                failing_checks,
-                halted,
-                uncounted,
+            devices.push(DeviceReports {
+                wave,
+                device,
+                reports,
+                failing,
             });
         }
-        Ok(out)
+        let (waves, failing_checks) = rule::tally(&devices, now, self.cfg.grace);
+        Ok(ReleaseView {
+            release: release.to_string(),
+            waves,
+            failing_checks,
+            halted,
+            uncounted,
+        })
     }
 
     /// Halt `release` if its waves reach the rule at `now` (and it is not halted yet). The
     /// decision and the publishing are made by one instance at a time (`Store::decide`);
     /// another instance deciding now leaves it to the next report or tick.
     pub fn judge(&self, release: &str, now: u64) -> Result<(), FleetError> {
-        let views = self.view(now)?;
-        let Some(v) = views.iter().find(|v| v.release == release) else {
-            return Ok(());
-        };
+        let v = self.view_of(release, now)?;
         if v.halted.is_some() {
             return Ok(());
         }
