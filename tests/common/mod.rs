@@ -2,6 +2,8 @@
 //! router, and a daemon runner that stops once the boot is settled.
 #![allow(dead_code)]
 
+#[cfg(feature = "fleet")]
+pub mod browser;
 pub mod linksys;
 pub mod linksys_router;
 #[cfg(feature = "fleet")]

@@ -288,50 +288,15 @@ async fn the_first_waves_rollback_halts_the_release_and_a_later_wave_never_insta
 /// says the release is halted with its wave's counts, and its screenshot is kept
 /// (target/fleet-dashboard-sqlite.png, -postgres.png).
 async fn in_a_browser(s: &Service) {
-    let chromium = |args: Vec<String>| {
-        let url = format!("{}/", s.url);
-        tokio::task::spawn_blocking(move || {
-            let mut all = vec![
-                "--headless".to_string(),
-                "--no-sandbox".into(),
-                "--disable-gpu".into(),
-                "--no-first-run".into(),
-                "--window-size=1000,700".into(),
-            ];
-            all.extend(args);
-            all.push(url);
-            std::process::Command::new("chromium")
-                .args(&all)
-                .output()
-                .expect(
-                "chromium (Debian's package chromium) must be installed: tests/run.sh installs it",
-            )
-        })
-    };
-    let dom = chromium(vec!["--dump-dom".into()]).await.unwrap();
-    assert!(
-        dom.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dom.stderr)
-    );
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let url = format!("{}/", s.url);
+    let dom = common::browser::dom(&url).await;
     assert!(dom.contains("<h2>release 1.1</h2>"), "{dom}");
     assert!(dom.contains("class=\"halted\">HALTED at "), "{dom}");
     let row = "<tr class=\"wave\"><td>1</td><td>2</td><td>2</td><td>1</td><td>1</td><td>0</td><td>0</td></tr>";
     assert!(dom.contains(row), "{dom}");
     let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("target/fleet-dashboard-{:?}.png", s.db).to_lowercase());
-    let _ = std::fs::remove_file(&shot);
-    let o = chromium(vec![format!("--screenshot={}", shot.display())])
-        .await
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let png = std::fs::read(&shot).expect("the screenshot");
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 5000,
-        "{} bytes",
-        png.len()
-    );
+    common::browser::screenshot(&url, &shot).await;
 }
 
 async fn a_good_release_is_not_halted_and_the_routers_own_signed_reports_are_counted(db: Db) {

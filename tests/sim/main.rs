@@ -32,6 +32,8 @@ mod compat_rules;
 mod fleet_halt;
 #[cfg(feature = "fleet")]
 mod fleet_service;
+#[cfg(feature = "fleet")]
+mod fleet_waves;
 mod health_hostile;
 mod index_url;
 mod linksys_factory;
