@@ -165,9 +165,13 @@ async fn post(s: &Service, peer: &Peer, release: &str, result: &str, id: &str) -
 }
 
 /// The world's router, in the second wave of `version`, trusting a root with halt key `halt`,
-/// reporting to `s`; 1.1 published in two waves (10%, then everyone), both open.
+/// reporting to `s`; `version` published in two waves (10%, then everyone), both open. The
+/// world has 1.1 (good) and 1.2 (breaks the WAN); 1.3 is made here: its kernel panics.
 async fn router(halt: &SecretKey, version: &str) -> TestWorld {
-    let t = common::world("off").await;
+    let mut t = common::world("off").await;
+    if version == "1.3" {
+        t.world.add_image("1.3", common::PANICS).unwrap();
+    }
     let root = SecretKey::generate().unwrap();
     use_root_with_halt(&t, &root, halt);
     let mut d = common::trust::fresh(&t, 1, &["1.0", version]);
@@ -180,7 +184,12 @@ async fn router(halt: &SecretKey, version: &str) -> TestWorld {
 
 /// Report to `s`, as a device of the second wave of 1.1 (its id chosen so).
 fn with_report(t: &TestWorld, s: &Service) {
-    let v = "1.1".parse().unwrap();
+    with_report_for(t, s, "1.1")
+}
+
+/// Report to `s`, as a device of the second wave of `version`.
+fn with_report_for(t: &TestWorld, s: &Service, version: &str) {
+    let v = version.parse().unwrap();
     let id = (0..)
         .map(|i| format!("router-{i}"))
         .find(|id| bucket(id, &v) >= 10)
@@ -392,25 +401,35 @@ async fn only_devices_known_before_their_wave_began_are_counted_when_asked(db: D
     assert!(v11.halted.is_some());
 }
 
-/// Every case above, on SQLite and on a real PostgreSQL server.
-macro_rules! on_both {
-    ($($case:ident),*) => {
-        mod on_sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::$case(super::Db::Sqlite).await
-            })*
-        }
-        mod on_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::$case(super::Db::Postgres).await
-            })*
-        }
+/// The commonest brick: a firmware that never reaches userspace. Its trial is presumed failed
+/// while nothing is heard of it, and counted as given up by the bootloader once the old
+/// firmware, running again, reports it.
+async fn a_trial_that_never_reaches_userspace_is_presumed_failed_then_counted_as_given_up(db: Db) {
+    let halt = SecretKey::generate().unwrap();
+    let mut t = router(&halt, "1.3").await;
+    let s = service(&t, &halt, db).await;
+    with_report_for(&t, &s, "1.3");
+    let a = t.agent().update(UpdateMode::Install).await.unwrap();
+    assert!(matches!(a, Action::Reboot(_)), "{a:?}");
+    let now = unix_now();
+    let wave = |v: &[fwguard::fleet::ReleaseView]| {
+        let w = &v.iter().find(|v| v.release == "1.3").unwrap().waves[0];
+        (w.armed, w.presumed_failed, w.trial_failed)
     };
+    assert_eq!(wave(&s.view(now).await), (1, 0, 0));
+    // Its deadline and the grace pass in silence: presumed failed.
+    assert_eq!(wave(&s.view(now + 120).await), (1, 1, 0));
+    // The bootloader gives it up; the old firmware's fwguard reports it.
+    let back = t.power_cycle().await;
+    assert_eq!(back.slot, fwguard::Slot::A);
+    t.settle_until(|st| common::history_has(st, "trial-failed", "1.3") && st.outcomes.is_empty())
+        .await;
+    assert_eq!(wave(&s.view(now + 120).await), (1, 0, 1));
 }
 
+// Every case above, on SQLite and on a real PostgreSQL server.
 on_both!(
+    a_trial_that_never_reaches_userspace_is_presumed_failed_then_counted_as_given_up,
     the_first_waves_rollback_halts_the_release_and_a_later_wave_never_installs_it,
     a_good_release_is_not_halted_and_the_routers_own_signed_reports_are_counted,
     a_silent_trial_is_presumed_failed_and_halts_the_release_in_time,

@@ -44,12 +44,12 @@ fn ids(version: &str) -> Vec<(u32, String)> {
 
 /// Twenty routers on the vendor's index, each with its device id (and its wave), all reporting
 /// to the service; the vendor's world last (wave 0); and the service.
-async fn fleet(version: &str) -> (Vec<(u32, TestWorld)>, Arc<Fleet>, String) {
+async fn fleet(version: &str, db: Db) -> (Vec<(u32, TestWorld)>, Service, String) {
     let halt = SecretKey::generate().unwrap();
     let root = SecretKey::generate().unwrap();
     let vendor = common::world("off").await;
     use_root_with_halt(&vendor, &root, &halt);
-    let db = vendor.world.root.join("fleet.sqlite");
+    let db_file = vendor.world.root.join("fleet.sqlite");
     let cfg = FleetConfig {
         index_dir: vendor.world.www.clone(),
         halt_key: SecretKey::parse(&halt.to_file("halt")).unwrap(),
@@ -60,7 +60,15 @@ async fn fleet(version: &str) -> (Vec<(u32, TestWorld)>, Arc<Fleet>, String) {
         per_device_minute: 20,
         known_before_wave: false,
     };
-    let store = Store::open(db.to_str().unwrap(), None).unwrap();
+    let pg = (db == Db::Postgres).then(common::postgres::Postgres::start);
+    let at = match &pg {
+        Some(pg) => pg.url.clone(),
+        None => db_file.display().to_string(),
+    };
+    let handle = tokio::runtime::Handle::current();
+    let store = tokio::task::spawn_blocking(move || Store::open(&at, Some(handle)).unwrap())
+        .await
+        .unwrap();
     let service = Arc::new(Fleet::new(cfg, store));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -100,7 +108,37 @@ async fn fleet(version: &str) -> (Vec<(u32, TestWorld)>, Arc<Fleet>, String) {
     // The vendor's own world stays alive as the index's server: kept as the last router, of
     // no wave (it does not report).
     routers.push((0, vendor));
-    (routers, service, url)
+    (
+        routers,
+        Service {
+            fleet: service,
+            _pg: pg,
+        },
+        url,
+    )
+}
+
+/// The database the service runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The service, with its PostgreSQL server if it has one.
+struct Service {
+    fleet: Arc<Fleet>,
+    _pg: Option<common::postgres::Postgres>,
+}
+
+impl Service {
+    /// The releases as the service counts them now (the store blocks: from a blocking thread).
+    async fn view(&self) -> Vec<fwguard::fleet::ReleaseView> {
+        let f = self.fleet.clone();
+        tokio::task::spawn_blocking(move || f.view(unix_now()).unwrap())
+            .await
+            .unwrap()
+    }
 }
 
 /// Publish `version` in three waves: the first open now, the others opening after an hour
@@ -144,10 +182,10 @@ async fn trial(t: &mut TestWorld, version: &str, good: bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_that_breaks_the_wan_is_halted_after_the_first_wave_and_later_waves_never_install_it(
+    db: Db,
 ) {
-    let (mut routers, service, url) = fleet("1.2").await;
+    let (mut routers, service, url) = fleet("1.2", db).await;
     let vendor_at = routers.len() - 1;
     assert_eq!(routers.iter().filter(|(w, _)| *w > 0).count(), 20);
     publish_waves(&routers[vendor_at].1, "1.2", 1, false);
@@ -168,7 +206,7 @@ async fn a_release_that_breaks_the_wan_is_halted_after_the_first_wave_and_later_
     for (_, t) in routers.iter_mut().filter(|(w, _)| *w == 1) {
         trial(t, "1.2", false).await;
     }
-    let v = service.view(unix_now()).unwrap();
+    let v = service.view().await;
     let r = v.iter().find(|v| v.release == "1.2").unwrap();
     let w1 = &r.waves[0];
     assert_eq!(
@@ -189,7 +227,7 @@ async fn a_release_that_breaks_the_wan_is_halted_after_the_first_wave_and_later_
         }
         assert_eq!(t.snapshot(), before);
     }
-    let v = service.view(unix_now()).unwrap();
+    let v = service.view().await;
     let r = v.iter().find(|v| v.release == "1.2").unwrap();
     assert_eq!(
         r.waves.len(),
@@ -209,13 +247,13 @@ async fn a_release_that_breaks_the_wan_is_halted_after_the_first_wave_and_later_
         dom.contains("failing checks: <span class=\"check\">internet (3)</span>"),
         "{dom}"
     );
-    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fleet-waves.png");
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("target/fleet-waves-{db:?}.png").to_lowercase());
     common::browser::screenshot(&format!("{url}/"), &shot).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_good_release_is_not_halted_and_every_wave_commits() {
-    let (mut routers, service, _) = fleet("1.1").await;
+async fn a_good_release_is_not_halted_and_every_wave_commits(db: Db) {
+    let (mut routers, service, _) = fleet("1.1", db).await;
     let vendor_at = routers.len() - 1;
     publish_waves(&routers[vendor_at].1, "1.1", 1, false);
     for (_, t) in routers.iter_mut().filter(|(w, _)| *w == 1) {
@@ -225,7 +263,7 @@ async fn a_good_release_is_not_halted_and_every_wave_commits() {
     for (_, t) in routers.iter_mut().filter(|(w, _)| *w > 1) {
         through_the_trial(t, "1.1", true).await;
     }
-    let v = service.view(unix_now()).unwrap();
+    let v = service.view().await;
     let r = v.iter().find(|v| v.release == "1.1").unwrap();
     assert_eq!(r.halted, None);
     let per_wave: Vec<(u32, u32, u32)> = r
@@ -236,3 +274,9 @@ async fn a_good_release_is_not_halted_and_every_wave_commits() {
     assert_eq!(per_wave, vec![(1, 3, 3), (2, 7, 7), (3, 10, 10)]);
     assert!(!routers[vendor_at].1.world.www.join("halt.toml").exists());
 }
+
+// Both cases on SQLite and on a real PostgreSQL server.
+on_both!(
+    a_release_that_breaks_the_wan_is_halted_after_the_first_wave_and_later_waves_never_install_it,
+    a_good_release_is_not_halted_and_every_wave_commits
+);

@@ -30,6 +30,26 @@ mod uboot_ubi_root;
 mod approval;
 mod compat_rules;
 mod fleet_halt;
+/// The fleet service's cases, each on SQLite and on a real PostgreSQL server: `on_both!(case,
+/// ...)` in a module whose `Db` has `Sqlite` and `Postgres` and whose cases take one.
+#[cfg(feature = "fleet")]
+macro_rules! on_both {
+    ($($case:ident),*) => {
+        mod on_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::$case(super::Db::Sqlite).await
+            })*
+        }
+        mod on_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::$case(super::Db::Postgres).await
+            })*
+        }
+    };
+}
+
 #[cfg(feature = "fleet")]
 mod fleet_service;
 #[cfg(feature = "fleet")]
