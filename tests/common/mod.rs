@@ -280,6 +280,19 @@ pub fn release(t: &TestWorld, version: &str) -> fwguard::index::build::NewReleas
     .unwrap()
 }
 
+/// An owner's `fwguard update` on `t` installs `version` and reboots into its trial.
+pub async fn installs(t: &TestWorld, version: &str) {
+    let a = t
+        .agent()
+        .update(fwguard::agent::UpdateMode::Install)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&a, fwguard::agent::Action::Reboot(why) if why.contains(version)),
+        "{a:?}"
+    );
+}
+
 pub fn history_has(st: &PersistedState, event: &str, version: &str) -> bool {
     st.history
         .iter()

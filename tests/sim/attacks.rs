@@ -4,6 +4,8 @@
 
 use super::common;
 
+use common::installs;
+
 use common::trust::{draft, fresh, keys, publish, publish_root, reconfigure, use_root, DAY};
 use common::{release, world, TestWorld};
 use fwguard::agent::{Action, UpdateMode};
@@ -26,14 +28,6 @@ async fn refused(t: &TestWorld, code: i32, words: &str) {
         "{err:?} does not mention {words:?}"
     );
     assert_eq!(t.snapshot(), before);
-}
-
-async fn installs(t: &TestWorld, version: &str) {
-    let a = t.agent().update(UpdateMode::Install).await.unwrap();
-    assert!(
-        matches!(&a, Action::Reboot(why) if why.contains(version)),
-        "{a:?}"
-    );
 }
 
 // ---- arbitrary software ----

@@ -5,6 +5,8 @@
 
 use super::common;
 
+use common::installs;
+
 use common::trust::{
     fresh, keys, publish, publish_halt, publish_root, root_of, use_root_with_halt, DAY,
 };
@@ -31,14 +33,6 @@ async fn held_back(t: &TestWorld, words: &str) {
         other => panic!("expected nothing installed, got {other:?}"),
     }
     assert_eq!(t.snapshot(), before, "slots or env written");
-}
-
-async fn installs(t: &TestWorld, version: &str) {
-    let a = t.agent().update(UpdateMode::Install).await.unwrap();
-    assert!(
-        matches!(&a, Action::Reboot(why) if why.contains(version)),
-        "{a:?}"
-    );
 }
 
 #[tokio::test]

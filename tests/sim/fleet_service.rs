@@ -50,15 +50,10 @@ impl Service {
     }
 }
 
-/// The service for `t`'s published directory, with the halt key `halt`, on `db`.
-async fn service(t: &TestWorld, halt: &SecretKey, db: Db) -> Service {
-    service_with(t, halt, false, db).await
-}
-
-/// The same, counting only devices heard of before their wave began if `known`.
-async fn service_with(t: &TestWorld, halt: &SecretKey, known: bool, db: Db) -> Service {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = FleetConfig {
+/// The service's settings for `t`'s published directory and the halt key `halt`: the
+/// default rule, 60 s of grace, 5 reports a minute per device.
+pub(super) fn config(t: &TestWorld, halt: &SecretKey, known: bool) -> FleetConfig {
+    FleetConfig {
         index_dir: t.world.www.clone(),
         halt_key: SecretKey::parse(&halt.to_file("halt")).unwrap(),
         rule: Rule::default(),
@@ -67,7 +62,18 @@ async fn service_with(t: &TestWorld, halt: &SecretKey, known: bool, db: Db) -> S
         per_source_minute: 1000,
         per_device_minute: 5,
         known_before_wave: known,
-    };
+    }
+}
+
+/// The service for `t`'s published directory, with the halt key `halt`, on `db`.
+async fn service(t: &TestWorld, halt: &SecretKey, db: Db) -> Service {
+    service_with(t, halt, false, db).await
+}
+
+/// The same, counting only devices heard of before their wave began if `known`.
+async fn service_with(t: &TestWorld, halt: &SecretKey, known: bool, db: Db) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(t, halt, known);
     let pg = (db == Db::Postgres).then(common::postgres::Postgres::start);
     let at = match &pg {
         Some(pg) => pg.url.clone(),
@@ -166,11 +172,20 @@ async fn post(s: &Service, peer: &Peer, release: &str, result: &str, id: &str) -
 
 /// The world's router, in the second wave of `version`, trusting a root with halt key `halt`,
 /// reporting to `s`; `version` published in two waves (10%, then everyone), both open. The
-/// world has 1.1 (good) and 1.2 (breaks the WAN); 1.3 is made here: its kernel panics.
+/// world has 1.1 (good) and 1.2 (breaks the WAN).
 async fn router(halt: &SecretKey, version: &str) -> TestWorld {
+    router_with(halt, version, None).await
+}
+
+/// The same, with `version`'s image made first, of behaviour `made` if given.
+async fn router_with(
+    halt: &SecretKey,
+    version: &str,
+    made: Option<fwguard::sim::Behaviour>,
+) -> TestWorld {
     let mut t = common::world("off").await;
-    if version == "1.3" {
-        t.world.add_image("1.3", common::PANICS).unwrap();
+    if let Some(b) = made {
+        t.world.add_image(version, b).unwrap();
     }
     let root = SecretKey::generate().unwrap();
     use_root_with_halt(&t, &root, halt);
@@ -406,7 +421,7 @@ async fn only_devices_known_before_their_wave_began_are_counted_when_asked(db: D
 /// firmware, running again, reports it.
 async fn a_trial_that_never_reaches_userspace_is_presumed_failed_then_counted_as_given_up(db: Db) {
     let halt = SecretKey::generate().unwrap();
-    let mut t = router(&halt, "1.3").await;
+    let mut t = router_with(&halt, "1.3", Some(common::PANICS)).await;
     let s = service(&t, &halt, db).await;
     with_report_for(&t, &s, "1.3");
     let a = t.agent().update(UpdateMode::Install).await.unwrap();
@@ -444,16 +459,7 @@ async fn two_instances_on_one_postgresql_decide_one_at_a_time() {
     let t = router(&halt, "1.1").await;
     let a = service(&t, &halt, Db::Postgres).await;
     let url = a._pg.as_ref().unwrap().url.clone();
-    let cfg = FleetConfig {
-        index_dir: t.world.www.clone(),
-        halt_key: SecretKey::parse(&halt.to_file("halt")).unwrap(),
-        rule: Rule::default(),
-        grace: 60,
-        halt_valid: 7 * 86_400,
-        per_source_minute: 1000,
-        per_device_minute: 5,
-        known_before_wave: false,
-    };
+    let cfg = config(&t, &halt, false);
     let b = instance(
         cfg,
         url.clone(),

@@ -11,7 +11,6 @@ use super::common;
 use common::trust::{publish, use_root_with_halt};
 use common::TestWorld;
 use fwguard::agent::{Action, UpdateMode};
-use fwguard::fleet::rule::Rule;
 use fwguard::fleet::{store::Store, Fleet, FleetConfig};
 use fwguard::index::rollout::bucket;
 use fwguard::index::sign::SecretKey;
@@ -50,15 +49,11 @@ async fn fleet(version: &str, db: Db) -> (Vec<(u32, TestWorld)>, Service, String
     let vendor = common::world("off").await;
     use_root_with_halt(&vendor, &root, &halt);
     let db_file = vendor.world.root.join("fleet.sqlite");
+    // As the other fleet tests run it, but 20 reports a minute per device and a day's halt.
     let cfg = FleetConfig {
-        index_dir: vendor.world.www.clone(),
-        halt_key: SecretKey::parse(&halt.to_file("halt")).unwrap(),
-        rule: Rule::default(),
-        grace: 60,
-        halt_valid: 86_400,
-        per_source_minute: 10_000,
         per_device_minute: 20,
-        known_before_wave: false,
+        halt_valid: 86_400,
+        ..super::fleet_service::config(&vendor, &halt, false)
     };
     let pg = (db == Db::Postgres).then(common::postgres::Postgres::start);
     let at = match &pg {
