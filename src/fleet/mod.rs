@@ -123,7 +123,9 @@ impl Fleet {
         if r.id.is_empty() {
             return Err(bad("the report has no id"));
         }
-        if !self.devices.allow(&r.device, now) {
+        // Per device and key: reports forged for a device under another key (refused below)
+        // do not use up the budget of the device that holds its key.
+        if !self.devices.allow(&format!("{} {key}", r.device), now) {
             return Err(FleetError::TooMany(format!(
                 "for device {} this minute",
                 r.device
