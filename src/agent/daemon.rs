@@ -73,9 +73,14 @@ impl Agent {
                 }
             }
         }
+        // The check-in of this start (`[report]`), tried each round until taken.
+        let mut said_hello = false;
         loop {
             // Outcomes of a commit or rollback to report (queued with them), sent first.
             self.send_outcomes().await;
+            if !said_hello {
+                said_hello = self.say_hello().await;
+            }
             // A known-good image not archived yet is copied before anything else is
             // installed, and again after a round that noted one (the factory firmware).
             self.archive_known_good().await;

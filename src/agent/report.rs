@@ -5,6 +5,12 @@
 //! firmware never runs), the rest by the daemon; whatever was not accepted is retried every
 //! round, and dropped from the state once delivered.
 //!
+//! The daemon also says `hello` when it starts (retried each round until taken): the device,
+//! its board and the release it runs, so that the vendor's service knows of it before a
+//! release's waves begin (`fwguard-fleet` counts in a wave only devices it knew before the
+//! wave began). Nothing is written for it; only a device whose identity (id and report key)
+//! is not in its state file yet saves it, once, first.
+//!
 //! Every report is signed by the device's own Ed25519 key (made on its first run, kept in the
 //! state, carried with a trial to the other slot): the headers `X-Fwguard-Key` (the public
 //! key, base64) and `X-Fwguard-Signature` (base64, over the exact body bytes), so a receiver
@@ -14,13 +20,35 @@
 use super::Agent;
 use crate::config::ReportSettings;
 use crate::state::{Note, Outcome, PersistedState};
+use crate::version::Version;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 
 /// The header with the device's public key.
 pub const KEY_HEADER: &str = "x-fwguard-key";
 /// The header with the signature over the body.
 pub const SIGNATURE_HEADER: &str = "x-fwguard-signature";
+
+/// The `result` of a hello.
+pub const HELLO: &str = "hello";
+
+/// The daemon's check-in (docs/status-schema.md): who the device is and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub schema: u32,
+    pub device: String,
+    pub board: String,
+    /// Always [`HELLO`].
+    pub result: String,
+    /// The release running (none while the running firmware is unidentified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<Version>,
+    /// Unix seconds (the device's clock).
+    pub at: u64,
+    /// Random, one per hello.
+    pub id: String,
+}
 
 /// The device's report key from its seed (hex, as the state keeps it).
 fn key_pair(seed_hex: &str) -> Option<ring::signature::Ed25519KeyPair> {
@@ -29,6 +57,24 @@ fn key_pair(seed_hex: &str) -> Option<ring::signature::Ed25519KeyPair> {
 }
 
 impl Agent {
+    /// POST `body` to the report url, signed with `key`.
+    async fn post_signed(
+        &self,
+        cfg: &ReportSettings,
+        key: &ring::signature::Ed25519KeyPair,
+        body: Vec<u8>,
+    ) -> Result<(), crate::fetch::FetchError> {
+        use ring::signature::KeyPair as _;
+        let headers = [
+            ("content-type", "application/json".to_string()),
+            (KEY_HEADER, B64.encode(key.public_key().as_ref())),
+            (SIGNATURE_HEADER, B64.encode(key.sign(&body).as_ref())),
+        ];
+        self.fetcher
+            .post(&cfg.url, body, &headers, cfg.timeout)
+            .await
+    }
+
     /// POST `outcomes` in order, signed with `st`'s report key, until one is refused; returns
     /// those delivered.
     async fn deliver(
@@ -37,25 +83,14 @@ impl Agent {
         st: &PersistedState,
         outcomes: &[Outcome],
     ) -> Vec<Outcome> {
-        use ring::signature::KeyPair as _;
         let Some(key) = key_pair(&st.report_key) else {
             tracing::warn!("the report key in the state is not an Ed25519 seed; not reporting");
             return Vec::new();
         };
-        let public = B64.encode(key.public_key().as_ref());
         let mut sent = Vec::new();
         for o in outcomes {
             let body = serde_json::to_vec(o).expect("outcome serialises");
-            let headers = [
-                ("content-type", "application/json".to_string()),
-                (KEY_HEADER, public.clone()),
-                (SIGNATURE_HEADER, B64.encode(key.sign(&body).as_ref())),
-            ];
-            match self
-                .fetcher
-                .post(&cfg.url, body, &headers, cfg.timeout)
-                .await
-            {
+            match self.post_signed(cfg, &key, body).await {
                 Ok(()) => {
                     tracing::info!("reported {} {} to {}", o.result, o.release, cfg.url);
                     sent.push(o.clone());
@@ -115,5 +150,63 @@ impl Agent {
         if let Err(e) = self.save(st) {
             tracing::warn!("cannot record the reports as sent: {e}");
         }
+    }
+
+    /// Say hello to the report url (when one is set): true once it was taken, or when there
+    /// is no url; false to try again next round. Writes nothing, but for a device whose
+    /// identity is not in its state file yet, which saves it first (once).
+    pub async fn say_hello(&self) -> bool {
+        let Some(cfg) = &self.settings.report else {
+            return true;
+        };
+        let st = match self.identity() {
+            Ok(st) => st,
+            Err(e) => {
+                tracing::warn!("cannot say hello to {} (tried next round): {e}", cfg.url);
+                return false;
+            }
+        };
+        let Some(key) = key_pair(&st.report_key) else {
+            tracing::warn!("the report key in the state is not an Ed25519 seed; not reporting");
+            return true;
+        };
+        let mut id = [0u8; 8];
+        getrandom::getrandom(&mut id).expect("the kernel provides randomness");
+        let hello = Hello {
+            schema: 1,
+            device: self.device_id(&st).to_string(),
+            board: self.board.id.clone(),
+            result: HELLO.to_string(),
+            release: self.booted().ok().and_then(|b| Agent::version_in(&st, b)),
+            at: self.now(),
+            id: hex::encode(id),
+        };
+        let body = serde_json::to_vec(&hello).expect("hello serialises");
+        match self.post_signed(cfg, &key, body).await {
+            Ok(()) => {
+                tracing::info!("said hello to {}", cfg.url);
+                true
+            }
+            Err(e) => {
+                tracing::warn!("cannot say hello to {} (tried next round): {e}", cfg.url);
+                false
+            }
+        }
+    }
+
+    /// The state, with the device's id and report key in its file: a device without them
+    /// there (its first run with reports, or a state of an fwguard before report keys) saves
+    /// them now, so that what it signs with is what it keeps.
+    fn identity(&self) -> crate::error::Result<PersistedState> {
+        if self.store.identity_saved()? {
+            return self.load();
+        }
+        let _lock = self.lock()?;
+        let st = self.load()?;
+        if !self.store.identity_saved()? {
+            tracing::info!("saving this device's id and report key (its first run with reports)");
+            self.save(&st)?;
+        }
+        Ok(st)
     }
 }

@@ -46,9 +46,10 @@ struct Args {
     /// Reports taken a minute for one device
     #[arg(long, default_value_t = 20)]
     per_device_minute: u32,
-    /// Count a device in a wave only if it was heard of before the wave began (it reported
-    /// on an earlier release): made-up devices cannot tip a wave under way
-    #[arg(long)]
+    /// Count a device in a wave only if it was heard of (its daemon's hello, or a report)
+    /// before the wave began, so made-up devices cannot tip a wave under way; false counts
+    /// every device that reports
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     known_before_wave: bool,
 }
 

@@ -1,4 +1,4 @@
-//! The service's HTTP side: `POST /report` (the devices' signed reports), `GET /api/releases`
+//! The service's HTTP side: `POST /report` (the devices' signed reports and hellos), `GET /api/releases`
 //! (the tallies as JSON) and `GET /` (the dashboard: read-only, no buttons; resuming a halted
 //! release is the vendor's `fwguard-index halt --resume` with the halt key).
 
@@ -37,7 +37,9 @@ async fn report(
     let f2 = f.clone();
     let r = tokio::task::spawn_blocking(move || f2.ingest(&body, &key, &sig, now())).await;
     match r {
-        Ok(Ok(super::store::Added::New)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Ok(super::store::Added::New | super::store::Added::Hello)) => {
+            StatusCode::NO_CONTENT.into_response()
+        }
         Ok(Ok(super::store::Added::Duplicate)) => {
             (StatusCode::OK, "a report with this id was taken before\n").into_response()
         }
@@ -58,9 +60,12 @@ async fn report(
     }
 }
 
-/// The view now, from a blocking thread (the store blocks).
-async fn view(f: Arc<Fleet>) -> Result<Vec<ReleaseView>, String> {
-    match tokio::task::spawn_blocking(move || f.view(now())).await {
+/// Run `f` on the fleet from a blocking thread (the store blocks).
+async fn blocking<T: Send + 'static>(
+    f: Arc<Fleet>,
+    call: impl FnOnce(&Fleet) -> Result<T, FleetError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(move || call(&f)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(e.to_string()),
@@ -68,7 +73,7 @@ async fn view(f: Arc<Fleet>) -> Result<Vec<ReleaseView>, String> {
 }
 
 async fn releases(State(f): State<Arc<Fleet>>) -> Response {
-    match view(f).await {
+    match blocking(f, |f| f.view(now())).await {
         Ok(v) => axum::Json(v).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
@@ -81,15 +86,28 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The dashboard page: releases × waves with their counts, the top failing checks, each halt
-/// with the rule that fired and when.
-pub fn page(views: &[ReleaseView]) -> String {
+/// The devices known, by what they run: (release, devices).
+pub type Running = [(Option<String>, u32)];
+
+/// The dashboard page: the devices known (by the release they run), then releases × waves
+/// with their counts, the top failing checks, each halt with the rule that fired and when.
+pub fn page(running: &Running, views: &[ReleaseView]) -> String {
     let mut h = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>fwguard fleet</title>\
          <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:.5em 0 1.5em}\
          td,th{border:1px solid #999;padding:.2em .6em;text-align:right}th{background:#eee}\
          .halted{color:#a00;font-weight:bold}</style></head><body><h1>fwguard fleet</h1>",
     );
+    let known: u32 = running.iter().map(|(_, n)| n).sum();
+    let by: Vec<String> = running
+        .iter()
+        .map(|(r, n)| format!("{} ({n})", esc(r.as_deref().unwrap_or("unidentified"))))
+        .collect();
+    h.push_str(&format!("<p id=\"devices\">{known} device(s) known"));
+    if !by.is_empty() {
+        h.push_str(&format!(", running: {}", by.join(", ")));
+    }
+    h.push_str("</p>");
     if views.is_empty() {
         h.push_str("<p id=\"empty\">No reports yet.</p>");
     }
@@ -138,8 +156,8 @@ pub fn page(views: &[ReleaseView]) -> String {
 }
 
 async fn dashboard(State(f): State<Arc<Fleet>>) -> Response {
-    match view(f).await {
-        Ok(v) => Html(page(&v)).into_response(),
+    match blocking(f, |f| Ok((f.running()?, f.view(now())?))).await {
+        Ok((running, v)) => Html(page(&running, &v)).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
 }

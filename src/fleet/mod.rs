@@ -1,10 +1,11 @@
 //! `fwguard-fleet`: the vendor's fleet service (feature `fleet`; never in a router build).
-//! Devices POST their signed reports (`[report] url`, docs/status-schema.md); the service
-//! stores them (SQLite, `store.rs`), counts each release's waves (`rule.rs`: installs begun,
-//! trials armed, committed, rolled back, given up by the bootloader, presumed failed), and
-//! when a wave's failures reach the rule it halts the release: the next version of
-//! `halt.toml` in the published index directory, signed with the halt key (`halt.rs`), which
-//! the devices of the later waves fetch with the index and honour.
+//! Devices POST their signed reports and their daemons' hellos (`[report] url`,
+//! docs/status-schema.md); the service stores them (SQLite or PostgreSQL, `store.rs`) and
+//! counts each release's waves (`rule.rs`: installs begun, trials armed, committed, rolled
+//! back, given up by the bootloader, presumed failed), by default only with the devices it
+//! knew before their wave began. When a wave's failures reach the rule it halts the release:
+//! the next version of `halt.toml` in the published index directory, signed with the halt key
+//! (`halt.rs`), which the devices of the later waves fetch with the index and honour.
 
 mod http;
 pub mod limit;
@@ -13,6 +14,7 @@ pub mod rule;
 mod sql;
 pub mod store;
 
+use crate::agent::report::{Hello, HELLO};
 use crate::index::halt::HALT_FILE;
 use crate::index::sign::SecretKey;
 use crate::state::Outcome;
@@ -52,8 +54,9 @@ pub struct FleetConfig {
     /// Reports taken a minute from one source address, and for one device.
     pub per_source_minute: u32,
     pub per_device_minute: u32,
-    /// Count a device in a wave only if it was heard of before that wave began (made-up
-    /// devices, new ids with new keys, then cannot tip a wave that is under way).
+    /// Count a device in a wave only if it was heard of (its hello, or a report) before that
+    /// wave began: made-up devices, new ids with new keys, cannot tip a wave under way. On by
+    /// default; off counts every device that reports.
     pub known_before_wave: bool,
 }
 
@@ -66,8 +69,8 @@ pub struct ReleaseView {
     pub failing_checks: Vec<(String, u32)>,
     /// The halt published for it: the rule that fired, and when.
     pub halted: Option<(String, u64)>,
-    /// Devices that reported on it but are not counted: first heard of after their wave began
-    /// (with `known_before_wave`).
+    /// Devices that reported on it but are not counted: first heard of after their wave began,
+    /// or in no wave that began (with `known_before_wave`).
     pub uncounted: u32,
 }
 
@@ -118,19 +121,27 @@ impl Fleet {
             .map_err(|_| bad("the key is not a point"))?;
         vk.verify_strict(body, &ed25519_dalek::Signature::from_bytes(&s))
             .map_err(|_| bad("the signature does not match the body"))?;
+        #[derive(serde::Deserialize)]
+        struct Kind {
+            result: String,
+        }
+        let kind: Kind =
+            serde_json::from_slice(body).map_err(|e| bad(&format!("not a report: {e}")))?;
+        if kind.result == HELLO {
+            let h: Hello =
+                serde_json::from_slice(body).map_err(|e| bad(&format!("not a hello: {e}")))?;
+            if h.device.is_empty() {
+                return Err(bad("the hello names no device"));
+            }
+            self.per_device(&h.device, key, now)?;
+            return self.store.lock().expect("store").hello(&h, key, now);
+        }
         let r: Outcome =
             serde_json::from_slice(body).map_err(|e| bad(&format!("not a report: {e}")))?;
         if r.id.is_empty() {
             return Err(bad("the report has no id"));
         }
-        // Per device and key: reports forged for a device under another key (refused below)
-        // do not use up the budget of the device that holds its key.
-        if !self.devices.allow(&format!("{} {key}", r.device), now) {
-            return Err(FleetError::TooMany(format!(
-                "for device {} this minute",
-                r.device
-            )));
-        }
+        self.per_device(&r.device, key, now)?;
         let added = self.store.lock().expect("store").add(&r, key, now)?;
         if added == Added::New {
             self.judge(r.release.as_str(), now)?;
@@ -138,11 +149,25 @@ impl Fleet {
         Ok(added)
     }
 
+    /// Whether one more report (or hello) is taken now for `device` under `key`. Per device
+    /// and key: reports forged for a device under another key (refused by the store) do not
+    /// use up the budget of the device that holds its key.
+    fn per_device(&self, device: &str, key: &str, now: u64) -> Result<(), FleetError> {
+        match self.devices.allow(&format!("{device} {key}"), now) {
+            true => Ok(()),
+            false => Err(FleetError::TooMany(format!(
+                "for device {device} this minute"
+            ))),
+        }
+    }
+
     /// The wave device `device` is in for `release`, by the index's rollout (1: the first; a
-    /// release without waves has one), and when that wave began (None: not known).
+    /// release without waves has one), and when that wave began: when the rollout says, but
+    /// never before the release was first seen listed (`listed`; a wave cannot begin before
+    /// its release is published). None: not known (not listed, or past the last wave).
     fn wave_of(
-        &self,
         index: Option<&crate::index::IndexDoc>,
+        listed: Option<u64>,
         device: &str,
         release: &str,
     ) -> (u32, Option<u64>) {
@@ -152,7 +177,9 @@ impl Fleet {
         let rollout = index
             .and_then(|i| i.releases.iter().find(|r| r.version == v))
             .and_then(|r| r.rollout.as_ref());
-        let Some(ro) = rollout else { return (1, None) };
+        let Some(ro) = rollout else {
+            return (1, listed);
+        };
         let b = crate::index::rollout::bucket(device, &v);
         let Some(i) = ro.waves.iter().position(|w| b < w.percent) else {
             return (ro.waves.len() as u32 + 1, None);
@@ -160,23 +187,55 @@ impl Fleet {
         let start = crate::time::parse_time(&ro.start).ok();
         let after = humantime::parse_duration(&ro.waves[i].after).ok();
         let began = start.zip(after).map(|(s, a)| s + a.as_secs());
-        (i as u32 + 1, began)
+        (i as u32 + 1, began.zip(listed).map(|(b, l)| b.max(l)))
     }
 
-    /// The published index, read again only when its file changed.
-    fn index(&self) -> Option<Arc<crate::index::IndexDoc>> {
+    /// The published index, read again only when its file changed; each release it lists is
+    /// recorded as listed as of the file's time (when it was published), the first time it
+    /// is seen.
+    fn index(&self, store: &mut Store) -> Result<Option<Arc<crate::index::IndexDoc>>, FleetError> {
         let path = self.cfg.index_dir.join("index.toml");
-        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+        let Ok(mtime) = std::fs::metadata(&path).and_then(|m| m.modified()) else {
+            return Ok(None);
+        };
         let mut cache = self.index.lock().expect("index cache");
         if let Some((at, doc)) = cache.as_ref() {
             if *at == mtime {
-                return Some(doc.clone());
+                return Ok(Some(doc.clone()));
             }
         }
-        let text = std::fs::read_to_string(&path).ok()?;
-        let doc = Arc::new(toml::from_str(&text).ok()?);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        let Ok(doc) = toml::from_str::<crate::index::IndexDoc>(&text) else {
+            tracing::warn!("{}: not an index; its waves are not known", path.display());
+            return Ok(None);
+        };
+        let published = mtime
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for r in &doc.releases {
+            store.list(&r.version.to_string(), published)?;
+        }
+        let doc = Arc::new(doc);
         *cache = Some((mtime, Arc::clone(&doc)));
-        Some(doc)
+        Ok(Some(doc))
+    }
+
+    /// When device `device` was first heard of (None: never).
+    pub fn known(&self, device: &str) -> Result<Option<u64>, FleetError> {
+        Ok(self
+            .store
+            .lock()
+            .expect("store")
+            .first_seen()?
+            .get(device)
+            .copied())
+    }
+
+    /// The devices known, by the release they said they run (None: not said), most first.
+    pub fn running(&self) -> Result<Vec<(Option<String>, u32)>, FleetError> {
+        self.store.lock().expect("store").running()
     }
 
     /// Every release, with its waves' tallies at `now`.
@@ -190,8 +249,9 @@ impl Fleet {
 
     /// One release, with its waves' tallies at `now`.
     pub fn view_of(&self, release: &str, now: u64) -> Result<ReleaseView, FleetError> {
-        let index = self.index();
         let mut store = self.store.lock().expect("store");
+        let index = self.index(&mut store)?;
+        let listed = store.listed_at(release)?;
         let halted = store
             .halts()?
             .into_iter()
@@ -204,7 +264,7 @@ impl Fleet {
         let mut uncounted = 0;
         let mut devices = Vec::new();
         for (device, reports, failing) in store.reports_of(release)? {
-            let (wave, began) = self.wave_of(index.as_deref(), &device, release);
+            let (wave, began) = Fleet::wave_of(index.as_deref(), listed, &device, release);
             let seen = first_seen.get(&device).copied().unwrap_or(u64::MAX);
             if self.cfg.known_before_wave && began.is_none_or(|b| seen >= b) {
                 uncounted += 1;
@@ -257,6 +317,9 @@ impl Fleet {
     /// Judge every release again (presumed failures appear with time alone), and sign the
     /// halt file again when half its validity has passed (by one instance at a time).
     pub fn tick(&self, now: u64) -> Result<(), FleetError> {
+        // The index is read each tick, so that a release is seen listed soon after it is
+        // published even while nobody reports.
+        self.index(&mut self.store.lock().expect("store"))?;
         for v in self.view(now)? {
             self.judge(&v.release, now)?;
         }

@@ -188,6 +188,27 @@ fn to_lite(v: &Val) -> rusqlite::types::Value {
     }
 }
 
+/// A NULL of whatever type the column has (an `Option<i64>` would be refused for a TEXT
+/// column).
+#[derive(Debug)]
+struct Null;
+
+impl tokio_postgres::types::ToSql for Null {
+    fn to_sql(
+        &self,
+        _: &tokio_postgres::types::Type,
+        _: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(tokio_postgres::types::IsNull::Yes)
+    }
+
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
 fn to_pg(params: &[Val]) -> Vec<Box<dyn tokio_postgres::types::ToSql + Sync>> {
     params
         .iter()
@@ -195,7 +216,7 @@ fn to_pg(params: &[Val]) -> Vec<Box<dyn tokio_postgres::types::ToSql + Sync>> {
             match v {
                 Val::I(i) => Box::new(*i),
                 Val::T(s) => Box::new(s.clone()),
-                Val::N => Box::new(Option::<i64>::None),
+                Val::N => Box::new(Null),
             }
         })
         .collect()

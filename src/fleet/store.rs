@@ -6,11 +6,40 @@
 //!
 //! A device is bound to the first key it reported with: a report by the same device id under
 //! another key is refused (a forger cannot speak for a device it does not hold the key of).
-//! A report is stored once by its id: a retried report counts once.
+//! A report is stored once by its id: a retried report counts once. A device's `hello` (its
+//! daemon's check-in) stores no report: it makes the device known (`first_seen`), or says it
+//! is still there and what it runs.
 
 use super::sql::{Db, Val};
 use super::FleetError;
+use crate::agent::report::Hello;
 use crate::state::Outcome;
+
+/// Make `device` known at `at`, bound to `key` (base64), unless it is known already; refused
+/// if it is bound to another key. The first key wins, also when two instances take a new
+/// device's first reports at once.
+fn bind(db: &mut Db, device: &str, board: &str, key: &str, at: u64) -> Result<(), FleetError> {
+    db.exec(
+        "INSERT INTO devices (device, key, board, first_seen) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING",
+        &[
+            Val::T(device.to_string()),
+            Val::T(key.to_string()),
+            Val::T(board.to_string()),
+            Val::I(at as i64),
+        ],
+    )?;
+    let bound = db.query(
+        "SELECT key FROM devices WHERE device = $1",
+        &[Val::T(device.to_string())],
+    )?;
+    if bound.first().map(|row| text(&row[0])).as_deref() != Some(key) {
+        return Err(FleetError::WrongKey {
+            device: device.to_string(),
+        });
+    }
+    Ok(())
+}
 
 /// The schema, one migration per version.
 const MIGRATIONS: &[&str] = &[
@@ -39,6 +68,14 @@ const MIGRATIONS: &[&str] = &[
          reason TEXT NOT NULL,
          at BIGINT NOT NULL
      );",
+    // 2: the devices' hellos (the release each said it runs, and when), and when each
+    // release was first seen listed in the published index.
+    "ALTER TABLE devices ADD COLUMN last_seen BIGINT;
+     ALTER TABLE devices ADD COLUMN running TEXT;
+     CREATE TABLE listed (
+         release TEXT PRIMARY KEY,
+         at BIGINT NOT NULL
+     );",
 ];
 
 /// The advisory lock of the instance that decides (PostgreSQL).
@@ -50,6 +87,8 @@ pub enum Added {
     New,
     /// Its id was stored before: counted once.
     Duplicate,
+    /// A hello: the device is known (now, or from before).
+    Hello,
 }
 
 /// Each device's reports of one release: (device, [(result, received, deadline_s)], the
@@ -118,27 +157,7 @@ impl Store {
     /// Store report `r` signed by `key` (base64), received at `received`.
     pub fn add(&mut self, r: &Outcome, key: &str, received: u64) -> Result<Added, FleetError> {
         self.db.transaction(|db| {
-            // The first key wins, also when two instances take a new device's first reports
-            // at once.
-            db.exec(
-                "INSERT INTO devices (device, key, board, first_seen) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT DO NOTHING",
-                &[
-                    Val::T(r.device.clone()),
-                    Val::T(key.to_string()),
-                    Val::T(r.board.clone()),
-                    Val::I(received as i64),
-                ],
-            )?;
-            let bound = db.query(
-                "SELECT key FROM devices WHERE device = $1",
-                &[Val::T(r.device.clone())],
-            )?;
-            if bound.first().map(|row| text(&row[0])).as_deref() != Some(key) {
-                return Err(FleetError::WrongKey {
-                    device: r.device.clone(),
-                });
-            }
+            bind(db, &r.device, &r.board, key, received)?;
             let n = db.exec(
                 "INSERT INTO reports (id, device, board, release, result, failing, detail, at, received, deadline_s)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
@@ -157,6 +176,62 @@ impl Store {
             )?;
             Ok(if n == 0 { Added::Duplicate } else { Added::New })
         })
+    }
+
+    /// Take device `h`'s hello, signed by `key`, received at `received`: the device is known
+    /// from its first (bound to that key), and runs `h.release` as of now.
+    pub fn hello(&mut self, h: &Hello, key: &str, received: u64) -> Result<Added, FleetError> {
+        self.db.transaction(|db| {
+            bind(db, &h.device, &h.board, key, received)?;
+            db.exec(
+                // Parameters are numbered in the order they appear (SQLite binds them so).
+                "UPDATE devices SET last_seen = $1, running = $2 WHERE device = $3",
+                &[
+                    Val::I(received as i64),
+                    h.release.as_ref().map_or(Val::N, |v| Val::T(v.to_string())),
+                    Val::T(h.device.clone()),
+                ],
+            )?;
+            Ok(Added::Hello)
+        })
+    }
+
+    /// The devices known, by the release they said they run (None: unidentified, or no hello
+    /// yet), most devices first.
+    pub fn running(&mut self) -> Result<Vec<(Option<String>, u32)>, FleetError> {
+        let rows = self.db.query(
+            "SELECT running, COUNT(*) FROM devices GROUP BY running ORDER BY COUNT(*) DESC, running",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let running = match &r[0] {
+                    Val::T(s) => Some(s.clone()),
+                    _ => None,
+                };
+                (running, int(&r[1]) as u32)
+            })
+            .collect())
+    }
+
+    /// Record that `release` is listed in the published index as of `at`, unless it was seen
+    /// listed before.
+    pub fn list(&mut self, release: &str, at: u64) -> Result<(), FleetError> {
+        self.db.exec(
+            "INSERT INTO listed (release, at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[Val::T(release.to_string()), Val::I(at as i64)],
+        )?;
+        Ok(())
+    }
+
+    /// When `release` was first seen listed in the published index (None: never).
+    pub fn listed_at(&mut self, release: &str) -> Result<Option<u64>, FleetError> {
+        let rows = self.db.query(
+            "SELECT at FROM listed WHERE release = $1",
+            &[Val::T(release.to_string())],
+        )?;
+        Ok(rows.first().map(|r| int(&r[0])))
     }
 
     /// The releases reported on, newest report first.
@@ -264,6 +339,80 @@ mod tests {
             "failing": [], "detail": "", "at": 5, "id": id, "deadline_s": 600
         }))
         .unwrap()
+    }
+
+    fn hello(device: &str, release: Option<&str>) -> Hello {
+        Hello {
+            schema: 1,
+            device: device.into(),
+            board: "b".into(),
+            result: "hello".into(),
+            release: release.map(|r| r.parse().unwrap()),
+            at: 1,
+            id: "h".into(),
+        }
+    }
+
+    #[test]
+    fn a_hello_makes_a_device_known_once_by_its_key_and_stores_no_report() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Store::open(d.path().join("f.sqlite").to_str().unwrap(), None).unwrap();
+        assert_eq!(
+            s.hello(&hello("d1", Some("1.0")), "K", 10).unwrap(),
+            Added::Hello
+        );
+        assert_eq!(
+            s.hello(&hello("d1", Some("1.1")), "K", 20).unwrap(),
+            Added::Hello
+        );
+        assert!(matches!(
+            s.hello(&hello("d1", None), "other", 30),
+            Err(FleetError::WrongKey { .. })
+        ));
+        s.hello(&hello("d2", None), "K2", 40).unwrap();
+        // Known from the first hello; running what the last one said.
+        assert_eq!(s.first_seen().unwrap().get("d1"), Some(&10));
+        assert_eq!(
+            s.running().unwrap(),
+            vec![(None, 1), (Some("1.1".to_string()), 1)]
+        );
+        assert!(s.releases().unwrap().is_empty());
+        // The device's reports are taken under the same key only.
+        assert_eq!(
+            s.add(&report("a"), "other", 50)
+                .err()
+                .map(|e| e.to_string()),
+            Some("report refused: device d1 reported with another key before".into())
+        );
+        assert_eq!(s.add(&report("a"), "K", 50).unwrap(), Added::New);
+        // A release is listed once: its first time stays.
+        assert_eq!(s.listed_at("2.0").unwrap(), None);
+        s.list("2.0", 100).unwrap();
+        s.list("2.0", 200).unwrap();
+        assert_eq!(s.listed_at("2.0").unwrap(), Some(100));
+    }
+
+    #[test]
+    fn a_database_of_the_first_schema_is_brought_up_to_date_with_its_devices() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f.sqlite");
+        {
+            let c = rusqlite::Connection::open(&p).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute_batch(
+                "CREATE TABLE schema_version (version BIGINT NOT NULL);
+                 INSERT INTO schema_version (version) VALUES (1);
+                 INSERT INTO devices (device, key, board, first_seen) VALUES ('d1', 'K', 'b', 7);",
+            )
+            .unwrap();
+        }
+        let mut s = Store::open(p.to_str().unwrap(), None).unwrap();
+        assert_eq!(s.version().unwrap(), 2);
+        assert_eq!(s.first_seen().unwrap().get("d1"), Some(&7));
+        assert_eq!(s.running().unwrap(), vec![(None, 1)]);
+        s.hello(&hello("d1", Some("1.0")), "K", 10).unwrap();
+        assert_eq!(s.first_seen().unwrap().get("d1"), Some(&7));
+        assert_eq!(s.running().unwrap(), vec![(Some("1.0".to_string()), 1)]);
     }
 
     #[test]

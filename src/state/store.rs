@@ -61,14 +61,12 @@ impl StateStore {
         }
     }
 
-    /// Load the state; a missing file is a fresh device.
-    pub fn load(&self) -> Result<PersistedState, StateError> {
+    /// The state file's bytes (None: there is none yet).
+    fn read(&self) -> Result<Option<Vec<u8>>, StateError> {
         let path = self.path();
         let root = match SafeDir::open_root(&self.dir) {
             Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(PersistedState::default())
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io(&self.dir, e)),
         };
         let mut bytes = Vec::new();
@@ -77,12 +75,19 @@ impl StateStore {
                 use std::io::Read;
                 (&f).read_to_end(&mut bytes)
                     .map_err(|e| self.io(&path, e))?;
+                Ok(Some(bytes))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(PersistedState::default())
-            }
-            Err(e) => return Err(self.io(&path, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(&path, e)),
         }
+    }
+
+    /// Load the state; a missing file is a fresh device.
+    pub fn load(&self) -> Result<PersistedState, StateError> {
+        let path = self.path();
+        let Some(bytes) = self.read()? else {
+            return Ok(PersistedState::default());
+        };
         // The schema first, so that a file of another schema is refused as that, whatever
         // else it holds; then the file itself, straight from its bytes (through a
         // `serde_json::Value` every record would need a second reader in the router build).
@@ -103,6 +108,25 @@ impl StateStore {
             });
         }
         serde_json::from_slice(&bytes).map_err(corrupt)
+    }
+
+    /// Whether the device's identity (its id and its report key) is in the state file: a
+    /// missing file, or one written by an fwguard that had no report key yet, gives a new
+    /// random one at every load until the state is next written.
+    pub fn identity_saved(&self) -> Result<bool, StateError> {
+        #[derive(serde::Deserialize)]
+        struct Identity {
+            device_id: Option<serde::de::IgnoredAny>,
+            report_key: Option<serde::de::IgnoredAny>,
+        }
+        let Some(bytes) = self.read()? else {
+            return Ok(false);
+        };
+        let i = serde_json::from_slice::<Identity>(&bytes).map_err(|e| StateError::Corrupt {
+            path: self.path(),
+            problem: e.to_string(),
+        })?;
+        Ok(i.device_id.is_some() && i.report_key.is_some())
     }
 
     /// Write the whole state atomically and durably.
@@ -141,6 +165,29 @@ mod tests {
         assert!(store.lock(false).unwrap().is_none());
         drop(held);
         assert!(store.lock(false).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_identity_counts_as_saved_only_once_it_is_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("s"));
+        // No file: a new id and key at each load.
+        assert!(!store.identity_saved().unwrap());
+        assert_ne!(
+            store.load().unwrap().report_key,
+            store.load().unwrap().report_key
+        );
+        let st = PersistedState::default();
+        store.save(&st).unwrap();
+        assert!(store.identity_saved().unwrap());
+        assert_eq!(store.load().unwrap().report_key, st.report_key);
+        // A file of an fwguard that had no report key yet.
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v.as_object_mut().unwrap().remove("report_key");
+        std::fs::write(store.path(), v.to_string()).unwrap();
+        assert!(!store.identity_saved().unwrap());
+        assert_ne!(store.load().unwrap().report_key, st.report_key);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `fwguard-fleet` as a vendor starts it (feature `fleet`): the README's command with its
-//! defaults, the dashboard served, and a missing halt key named.
+//! defaults, the dashboard served, and a missing halt key or a bad flag named.
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -34,6 +34,16 @@ fn the_service_starts_serves_its_dashboard_and_names_a_missing_key() {
         !d.join("fleet.sqlite").exists(),
         "a refused start created the database"
     );
+    // Counting only devices known before their wave is on unless turned off in so many words.
+    let o = fleet()
+        .args(["--index-dir", "www", "--halt-key", "halt.sec"])
+        .args(["--known-before-wave", "maybe"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--known-before-wave") && err.contains("maybe"), "{err}");
+    assert!(!d.join("fleet.sqlite").exists());
 
     let mut child = fleet()
         .args([
@@ -69,5 +79,6 @@ fn the_service_starts_serves_its_dashboard_and_names_a_missing_key() {
     child.wait().unwrap();
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("No reports yet."), "{page}");
+    assert!(page.contains("0 device(s) known"), "{page}");
     assert!(d.join("fleet.sqlite").exists());
 }

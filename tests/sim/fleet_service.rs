@@ -1,235 +1,16 @@
-//! The fleet service end to end (feature `fleet`): `fwguard-fleet`'s server on loopback with
-//! its SQLite database, fed the signed reports of the first wave's devices; a bad release is
-//! halted by the rule, the halt published next to the index signed with the halt key, and the
-//! real fwguard of a later wave's router sees it and does not install; a good release is not
-//! halted, and that router's own reports (signed by ring on the device, checked by the
-//! service) are counted.
+//! The fleet service end to end (feature `fleet`): `fwguard-fleet`'s server on loopback,
+//! on SQLite and on PostgreSQL, fed the signed reports of the first wave's devices; a bad
+//! release is halted by the rule, the halt published next to the index signed with the halt
+//! key, and the real fwguard of a later wave's router sees it and does not install; a good
+//! release is not halted, and that router's own reports (signed by ring on the device,
+//! checked by the service) are counted; only devices known before their wave began count.
 
 use super::common;
+use super::fleet_common::*;
 
-use common::trust::{publish, use_root_with_halt};
-use common::TestWorld;
 use fwguard::agent::{Action, UpdateMode};
-use fwguard::fleet::rule::Rule;
-use fwguard::fleet::{store::Store, Fleet, FleetConfig};
-use fwguard::index::rollout::bucket;
 use fwguard::index::sign::SecretKey;
 use fwguard::time::unix_now;
-use std::sync::Arc;
-
-/// The database the service runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-struct Service {
-    url: String,
-    fleet: Arc<Fleet>,
-    db: Db,
-    _dir: tempfile::TempDir,
-    _pg: Option<common::postgres::Postgres>,
-}
-
-impl Service {
-    /// The store blocks: the service's own calls, from a blocking thread.
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&Fleet) -> T + Send + 'static) -> T {
-        let fleet = self.fleet.clone();
-        tokio::task::spawn_blocking(move || f(&fleet))
-            .await
-            .unwrap()
-    }
-
-    async fn view(&self, now: u64) -> Vec<fwguard::fleet::ReleaseView> {
-        self.blocking(move |f| f.view(now).unwrap()).await
-    }
-
-    async fn tick(&self, now: u64) {
-        self.blocking(move |f| f.tick(now).unwrap()).await
-    }
-}
-
-/// The service's settings for `t`'s published directory and the halt key `halt`: the
-/// default rule, 60 s of grace, 5 reports a minute per device.
-pub(super) fn config(t: &TestWorld, halt: &SecretKey, known: bool) -> FleetConfig {
-    FleetConfig {
-        index_dir: t.world.www.clone(),
-        halt_key: SecretKey::parse(&halt.to_file("halt")).unwrap(),
-        rule: Rule::default(),
-        grace: 60,
-        halt_valid: 7 * 86_400,
-        per_source_minute: 1000,
-        per_device_minute: 5,
-        known_before_wave: known,
-    }
-}
-
-/// The service for `t`'s published directory, with the halt key `halt`, on `db`.
-async fn service(t: &TestWorld, halt: &SecretKey, db: Db) -> Service {
-    service_with(t, halt, false, db).await
-}
-
-/// The same, counting only devices heard of before their wave began if `known`.
-async fn service_with(t: &TestWorld, halt: &SecretKey, known: bool, db: Db) -> Service {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(t, halt, known);
-    let pg = (db == Db::Postgres).then(common::postgres::Postgres::start);
-    let at = match &pg {
-        Some(pg) => pg.url.clone(),
-        None => dir.path().join("fleet.sqlite").display().to_string(),
-    };
-    instance(cfg, at, db, dir, pg).await
-}
-
-/// An instance of the service with `cfg` on database `at`, serving on a port of its own.
-async fn instance(
-    cfg: FleetConfig,
-    at: String,
-    db: Db,
-    dir: tempfile::TempDir,
-    pg: Option<common::postgres::Postgres>,
-) -> Service {
-    let handle = tokio::runtime::Handle::current();
-    let store = tokio::task::spawn_blocking(move || {
-        let mut store = Store::open(&at, Some(handle)).unwrap();
-        assert_eq!(store.version().unwrap(), 1);
-        store
-    })
-    .await
-    .unwrap();
-    let fleet = Arc::new(Fleet::new(cfg, store));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let f = fleet.clone();
-    tokio::spawn(async move {
-        fwguard::fleet::serve(f, listener, std::time::Duration::from_secs(3600))
-            .await
-            .unwrap()
-    });
-    Service {
-        url,
-        fleet,
-        db,
-        _dir: dir,
-        _pg: pg,
-    }
-}
-
-/// A device of the fleet other than the router under test: its id and its report key.
-struct Peer {
-    id: String,
-    key: ed25519_dalek::SigningKey,
-}
-
-/// Devices whose bucket for `version` puts them in the first wave (below 10%).
-fn first_wave(version: &str, n: usize) -> Vec<Peer> {
-    let v = version.parse().unwrap();
-    (0..)
-        .map(|i| format!("peer-{i}"))
-        .filter(|id| bucket(id, &v) < 10)
-        .take(n)
-        .enumerate()
-        .map(|(i, id)| Peer {
-            id,
-            key: ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32]),
-        })
-        .collect()
-}
-
-/// A report of `result` for `release` by `peer`: (body, key, signature) as sent.
-fn signed(peer: &Peer, release: &str, result: &str, id: &str) -> (String, String, String) {
-    use base64::Engine as _;
-    use ed25519_dalek::Signer as _;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let body = serde_json::json!({
-        "schema": 1, "device": peer.id, "board": "sim", "release": release, "result": result,
-        "failing": if result == "rolled-back" { vec!["wan-link"] } else { vec![] },
-        "detail": "", "at": unix_now(), "id": id,
-        "deadline_s": if result == "armed" { Some(600) } else { None },
-    })
-    .to_string();
-    let sig = peer.key.sign(body.as_bytes());
-    let key = b64.encode(peer.key.verifying_key().as_bytes());
-    (body, key, b64.encode(sig.to_bytes()))
-}
-
-/// POST `result` for `release` as `peer`; the HTTP status.
-async fn post(s: &Service, peer: &Peer, release: &str, result: &str, id: &str) -> u16 {
-    let (body, key, sig) = signed(peer, release, result, id);
-    reqwest::Client::new()
-        .post(format!("{}/report", s.url))
-        .header("content-type", "application/json")
-        .header("x-fwguard-key", key)
-        .header("x-fwguard-signature", sig)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-/// The world's router, in the second wave of `version`, trusting a root with halt key `halt`,
-/// reporting to `s`; `version` published in two waves (10%, then everyone), both open. The
-/// world has 1.1 (good) and 1.2 (breaks the WAN).
-async fn router(halt: &SecretKey, version: &str) -> TestWorld {
-    router_with(halt, version, None).await
-}
-
-/// The same, with `version`'s image made first, of behaviour `made` if given.
-async fn router_with(
-    halt: &SecretKey,
-    version: &str,
-    made: Option<fwguard::sim::Behaviour>,
-) -> TestWorld {
-    let mut t = common::world("off").await;
-    if let Some(b) = made {
-        t.world.add_image(version, b).unwrap();
-    }
-    let root = SecretKey::generate().unwrap();
-    use_root_with_halt(&t, &root, halt);
-    let mut d = common::trust::fresh(&t, 1, &["1.0", version]);
-    let v = version.parse().unwrap();
-    d.set_rollout(&v, None, unix_now() - 60, &[(0, 10), (0, 100)])
-        .unwrap();
-    publish(&t, &d, &[&t.world.key]);
-    t
-}
-
-/// Report to `s`, as a device of the second wave of 1.1 (its id chosen so).
-fn with_report(t: &TestWorld, s: &Service) {
-    with_report_for(t, s, "1.1")
-}
-
-/// Report to `s`, as a device of the second wave of `version`.
-fn with_report_for(t: &TestWorld, s: &Service, version: &str) {
-    let v = version.parse().unwrap();
-    let id = (0..)
-        .map(|i| format!("router-{i}"))
-        .find(|id| bucket(id, &v) >= 10)
-        .unwrap();
-    let cfg = std::fs::read_to_string(&t.cfg).unwrap();
-    let cfg = cfg.replacen("[agent]\n", &format!("[agent]\ndevice_id = \"{id}\"\n"), 1);
-    assert!(cfg.contains(&id));
-    std::fs::write(
-        &t.cfg,
-        format!(
-            "{cfg}\n[report]\nurl = \"{}/report\"\ntimeout = \"2s\"\n",
-            s.url
-        ),
-    )
-    .unwrap();
-}
-
-async fn page(s: &Service) -> String {
-    reqwest::get(format!("{}/", s.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
 
 async fn the_first_waves_rollback_halts_the_release_and_a_later_wave_never_installs_it(db: Db) {
     let halt = SecretKey::generate().unwrap();
@@ -237,8 +18,10 @@ async fn the_first_waves_rollback_halts_the_release_and_a_later_wave_never_insta
     let s = service(&t, &halt, db).await;
     with_report(&t, &s);
 
-    // The first wave: two devices install; one rolls back (its WAN is down).
+    // The first wave: two devices, known since their hellos an hour ago, install; one rolls
+    // back (its WAN is down).
     let peers = first_wave("1.1", 2);
+    known(&s, &peers).await;
     for (p, outcome) in peers.iter().zip(["committed", "rolled-back"]) {
         for (i, r) in ["installing", "armed", outcome].iter().enumerate() {
             assert_eq!(post(&s, p, "1.1", r, &format!("{}-{i}", p.id)).await, 204);
@@ -327,6 +110,7 @@ async fn the_first_waves_rollback_halts_the_release_and_a_later_wave_never_insta
 async fn in_a_browser(s: &Service) {
     let url = format!("{}/", s.url);
     let dom = common::browser::dom(&url).await;
+    assert!(dom.contains("2 device(s) known, running: 1.0 (2)"), "{dom}");
     assert!(dom.contains("<h2>release 1.1</h2>"), "{dom}");
     assert!(dom.contains("class=\"halted\">HALTED at "), "{dom}");
     let row = "<tr class=\"wave\"><td>1</td><td>2</td><td>2</td><td>1</td><td>1</td><td>0</td><td>0</td></tr>";
@@ -338,10 +122,13 @@ async fn in_a_browser(s: &Service) {
 
 async fn a_good_release_is_not_halted_and_the_routers_own_signed_reports_are_counted(db: Db) {
     let halt = SecretKey::generate().unwrap();
-    let mut t = router(&halt, "1.1").await;
+    let mut t = router_with(&halt, None).await;
     let s = service(&t, &halt, db).await;
-    with_report(&t, &s);
-    for p in first_wave("1.1", 3) {
+    let id = with_report(&t, &s);
+    let peers = first_wave("1.1", 3);
+    known(&s, &peers).await;
+    known_then_published(&s, &t, &id, "1.1").await;
+    for p in peers {
         for (i, r) in ["installing", "armed", "committed"].iter().enumerate() {
             assert_eq!(post(&s, &p, "1.1", r, &format!("{}-{i}", p.id)).await, 204);
         }
@@ -369,6 +156,7 @@ async fn a_silent_trial_is_presumed_failed_and_halts_the_release_in_time(db: Db)
     let t = router(&halt, "1.1").await;
     let s = service(&t, &halt, db).await;
     let p = &first_wave("1.1", 1)[0];
+    known(&s, std::slice::from_ref(p)).await;
     for (i, r) in ["installing", "armed"].iter().enumerate() {
         assert_eq!(post(&s, p, "1.1", r, &format!("{}-{i}", p.id)).await, 204);
     }
@@ -391,31 +179,30 @@ async fn a_silent_trial_is_presumed_failed_and_halts_the_release_in_time(db: Db)
     assert!(t.world.www.join("halt.toml.sig").exists());
 }
 
-/// With `known_before_wave`, devices first heard of once the wave was under way (made-up ids
-/// with made-up keys, say) are shown but not counted; a device known from an earlier release
-/// is.
-async fn only_devices_known_before_their_wave_began_are_counted_when_asked(db: Db) {
+/// Devices first heard of once their wave was under way (made-up ids with made-up keys, say)
+/// are shown but not counted, whether they start with a report or with a hello; a device
+/// that said hello before the release was published is.
+async fn only_devices_known_before_their_wave_began_are_counted(db: Db) {
     let halt = SecretKey::generate().unwrap();
     let t = router(&halt, "1.1").await;
-    let s = service_with(&t, &halt, true, db).await;
-    let peers = first_wave("1.1", 2);
-    // peers[0] reported on 1.0 an hour ago, before 1.1's waves began (a minute ago).
-    let (body, key, sig) = signed(&peers[0], "1.0", "committed", "old-1");
-    let then = unix_now() - 3600;
-    s.blocking(move |f| f.ingest(body.as_bytes(), &key, &sig, then).unwrap())
-        .await;
-    // peers[1] is new: its rollback is not counted, and nothing is halted.
-    for (i, r) in ["installing", "armed", "rolled-back"].iter().enumerate() {
-        assert_eq!(
-            post(&s, &peers[1], "1.1", r, &format!("new-{i}")).await,
-            204
-        );
+    let s = service(&t, &halt, db).await;
+    let peers = first_wave("1.1", 3);
+    // peers[0] said hello an hour ago, before 1.1 was published (its waves began a minute
+    // ago, but it was published just now: its first wave began then).
+    known(&s, &peers[..1]).await;
+    // peers[1] is new, and peers[2] says hello only now: their rollbacks are not counted,
+    // and nothing is halted.
+    assert_eq!(post(&s, &peers[2], "1.0", "hello", "").await, 204);
+    for p in &peers[1..] {
+        for (i, r) in ["installing", "armed", "rolled-back"].iter().enumerate() {
+            assert_eq!(post(&s, p, "1.1", r, &format!("{}-{i}", p.id)).await, 204);
+        }
     }
     let v = s.view(unix_now()).await;
     let v11 = v.iter().find(|v| v.release == "1.1").unwrap();
-    assert_eq!((v11.uncounted, v11.halted.clone()), (1, None));
+    assert_eq!((v11.uncounted, v11.halted.clone()), (2, None));
     assert!(v11.waves.is_empty(), "{:?}", v11.waves);
-    assert!(page(&s).await.contains("1 device(s) not counted"));
+    assert!(page(&s).await.contains("2 device(s) not counted"));
     // peers[0]'s rollback counts, and halts.
     for (i, r) in ["installing", "armed", "rolled-back"].iter().enumerate() {
         assert_eq!(
@@ -425,8 +212,23 @@ async fn only_devices_known_before_their_wave_began_are_counted_when_asked(db: D
     }
     let v = s.view(unix_now()).await;
     let v11 = v.iter().find(|v| v.release == "1.1").unwrap();
-    assert_eq!((v11.uncounted, v11.waves[0].rolled_back), (1, 1));
+    assert_eq!((v11.uncounted, v11.waves[0].rolled_back), (2, 1));
     assert!(v11.halted.is_some());
+}
+
+/// With `known_before_wave` off, every device that reports counts, new or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_known_before_wave_off_a_new_device_counts() {
+    let halt = SecretKey::generate().unwrap();
+    let t = router(&halt, "1.1").await;
+    let s = service_with(&t, &halt, false, Db::Sqlite).await;
+    let p = &first_wave("1.1", 1)[0];
+    for (i, r) in ["installing", "armed", "rolled-back"].iter().enumerate() {
+        assert_eq!(post(&s, p, "1.1", r, &format!("new-{i}")).await, 204);
+    }
+    let v = s.view(unix_now()).await;
+    assert_eq!((v[0].uncounted, v[0].waves[0].rolled_back), (0, 1));
+    assert!(v[0].halted.is_some());
 }
 
 /// The commonest brick: a firmware that never reaches userspace. Its trial is presumed failed
@@ -434,9 +236,10 @@ async fn only_devices_known_before_their_wave_began_are_counted_when_asked(db: D
 /// firmware, running again, reports it.
 async fn a_trial_that_never_reaches_userspace_is_presumed_failed_then_counted_as_given_up(db: Db) {
     let halt = SecretKey::generate().unwrap();
-    let mut t = router_with(&halt, "1.3", Some(common::PANICS)).await;
+    let mut t = router_with(&halt, Some(("1.3", common::PANICS))).await;
     let s = service(&t, &halt, db).await;
-    with_report_for(&t, &s, "1.3");
+    let id = with_report_for(&t, &s, "1.3");
+    known_then_published(&s, &t, &id, "1.3").await;
     let a = t.agent().update(UpdateMode::Install).await.unwrap();
     assert!(matches!(a, Action::Reboot(_)), "{a:?}");
     let now = unix_now();
@@ -461,7 +264,7 @@ on_both!(
     the_first_waves_rollback_halts_the_release_and_a_later_wave_never_installs_it,
     a_good_release_is_not_halted_and_the_routers_own_signed_reports_are_counted,
     a_silent_trial_is_presumed_failed_and_halts_the_release_in_time,
-    only_devices_known_before_their_wave_began_are_counted_when_asked
+    only_devices_known_before_their_wave_began_are_counted
 );
 
 /// Several instances behind one address share one PostgreSQL: exactly one of them decides
@@ -472,7 +275,7 @@ async fn two_instances_on_one_postgresql_decide_one_at_a_time() {
     let t = router(&halt, "1.1").await;
     let a = service(&t, &halt, Db::Postgres).await;
     let url = a._pg.as_ref().unwrap().url.clone();
-    let cfg = config(&t, &halt, false);
+    let cfg = config(&t, &halt, true);
     let b = instance(
         cfg,
         url.clone(),
@@ -495,6 +298,7 @@ async fn two_instances_on_one_postgresql_decide_one_at_a_time() {
         .get(0);
     assert!(got);
     let p = &first_wave("1.1", 1)[0];
+    known(&a, std::slice::from_ref(p)).await;
     // Reports reach both instances (one address, a balancer).
     assert_eq!(post(&a, p, "1.1", "installing", "i").await, 204);
     assert_eq!(post(&b, p, "1.1", "armed", "a").await, 204);

@@ -7,6 +7,7 @@
 //! signed halt and never install it. A good release: no halt, every wave commits.
 
 use super::common;
+use super::fleet_common::Db;
 
 use common::trust::{publish, use_root_with_halt};
 use common::TestWorld;
@@ -42,7 +43,8 @@ fn ids(version: &str) -> Vec<(u32, String)> {
 }
 
 /// Twenty routers on the vendor's index, each with its device id (and its wave), all reporting
-/// to the service; the vendor's world last (wave 0); and the service.
+/// to the service and known to it (their daemons said hello) before anything is published;
+/// the vendor's world last (wave 0); and the service.
 async fn fleet(version: &str, db: Db) -> (Vec<(u32, TestWorld)>, Service, String) {
     let halt = SecretKey::generate().unwrap();
     let root = SecretKey::generate().unwrap();
@@ -53,7 +55,7 @@ async fn fleet(version: &str, db: Db) -> (Vec<(u32, TestWorld)>, Service, String
     let cfg = FleetConfig {
         per_device_minute: 20,
         halt_valid: 86_400,
-        ..super::fleet_service::config(&vendor, &halt, false)
+        ..super::fleet_common::config(&vendor, &halt, true)
     };
     let pg = (db == Db::Postgres).then(common::postgres::Postgres::start);
     let at = match &pg {
@@ -98,8 +100,12 @@ async fn fleet(version: &str, db: Db) -> (Vec<(u32, TestWorld)>, Service, String
             .replacen("[agent]\n", &format!("[agent]\ndevice_id = \"{id}\"\n"), 1);
         let text = format!("{text}\n[report]\nurl = \"{url}/report\"\ntimeout = \"2s\"\n");
         std::fs::write(&t.cfg, text).unwrap();
+        // Its daemon starts and says hello: known to the service before anything is
+        // published (a second before, at least).
+        super::fleet_common::says_hello(&service, &t, &id).await;
         routers.push((wave, t));
     }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     // The vendor's own world stays alive as the index's server: kept as the last router, of
     // no wave (it does not report).
     routers.push((0, vendor));
@@ -111,13 +117,6 @@ async fn fleet(version: &str, db: Db) -> (Vec<(u32, TestWorld)>, Service, String
         },
         url,
     )
-}
-
-/// The database the service runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Db {
-    Sqlite,
-    Postgres,
 }
 
 /// The service, with its PostgreSQL server if it has one.
@@ -236,6 +235,7 @@ async fn a_release_that_breaks_the_wan_is_halted_after_the_first_wave_and_later_
         dom.contains("<h2>release 1.2</h2>") && dom.contains(">HALTED at "),
         "{dom}"
     );
+    assert!(dom.contains("20 device(s) known"), "{dom}");
     let row = "<tr class=\"wave\"><td>1</td><td>3</td><td>3</td><td>0</td><td>3</td><td>0</td><td>0</td></tr>";
     assert!(dom.contains(row), "{dom}");
     assert!(

@@ -51,6 +51,8 @@ macro_rules! on_both {
 }
 
 #[cfg(feature = "fleet")]
+mod fleet_common;
+#[cfg(feature = "fleet")]
 mod fleet_service;
 #[cfg(feature = "fleet")]
 mod fleet_waves;

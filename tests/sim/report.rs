@@ -16,24 +16,33 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Of an accepted report: its body as sent, and its key and signature headers.
 type Signed = (Vec<u8>, String, String);
 
-/// The vendor's report endpoint on loopback: keeps the JSON bodies it accepts; answers 503
-/// to the first `refuse` requests.
+/// The vendor's report endpoint on loopback: keeps the JSON bodies it accepts (the daemon's
+/// hellos apart); answers 503 to the first `refuse` reports, and to the first
+/// `refuse_hellos` hellos.
 #[derive(Clone)]
 struct Receiver {
     addr: SocketAddr,
     accepted: Arc<Mutex<Vec<serde_json::Value>>>,
+    hellos: Arc<Mutex<Vec<serde_json::Value>>>,
     signed: Arc<Mutex<Vec<Signed>>>,
     attempts: Arc<AtomicUsize>,
+    hello_attempts: Arc<AtomicUsize>,
 }
 
 impl Receiver {
     async fn start(refuse: usize) -> Receiver {
+        Receiver::start_with(refuse, 0).await
+    }
+
+    async fn start_with(refuse: usize, refuse_hellos: usize) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let r = Receiver {
             addr: listener.local_addr().unwrap(),
             accepted: Arc::default(),
+            hellos: Arc::default(),
             signed: Arc::default(),
             attempts: Arc::default(),
+            hello_attempts: Arc::default(),
         };
         let me = r.clone();
         tokio::spawn(async move {
@@ -82,13 +91,17 @@ impl Receiver {
                     let n = conn.read(&mut chunk).await.unwrap();
                     buf.extend_from_slice(&chunk[..n]);
                 }
-                let n = me.attempts.fetch_add(1, Ordering::SeqCst);
-                let answer = if n < refuse {
+                let bytes = buf[head_end..head_end + len].to_vec();
+                let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                let hello = body["result"] == "hello";
+                let (n, limit, kept) = match hello {
+                    true => (&me.hello_attempts, refuse_hellos, &me.hellos),
+                    false => (&me.attempts, refuse, &me.accepted),
+                };
+                let answer = if n.fetch_add(1, Ordering::SeqCst) < limit {
                     "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
                 } else {
-                    let bytes = buf[head_end..head_end + len].to_vec();
-                    let body = serde_json::from_slice(&bytes).unwrap();
-                    me.accepted.lock().unwrap().push(body);
+                    kept.lock().unwrap().push(body);
                     me.signed.lock().unwrap().push((bytes, key, sig));
                     "HTTP/1.1 204 No Content\r\n\r\n"
                 };
@@ -100,6 +113,10 @@ impl Receiver {
 
     fn accepted(&self) -> Vec<serde_json::Value> {
         self.accepted.lock().unwrap().clone()
+    }
+
+    fn hellos(&self) -> Vec<serde_json::Value> {
+        self.hellos.lock().unwrap().clone()
     }
 
     /// The results of the accepted reports, in order.
@@ -116,8 +133,8 @@ impl Receiver {
             .collect()
     }
 
-    /// Every accepted report is signed over its exact body by one and the same key; returns
-    /// that key.
+    /// Every accepted report (and hello) is signed over its exact body by one and the same
+    /// key; returns that key.
     fn one_signer(&self) -> String {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD;
@@ -293,4 +310,80 @@ async fn a_trial_the_bootloader_gave_up_before_fwguard_ran_is_reported_once() {
         "{}",
         got[2]
     );
+}
+
+/// The public key (base64) of the report key in `t`'s state.
+fn state_key(t: &TestWorld) -> String {
+    use base64::Engine as _;
+    let seed: [u8; 32] = hex::decode(t.state().report_key)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes())
+}
+
+/// The daemon says hello at each start, signed with the key the state keeps: a fresh device
+/// (no state file yet) saves its identity first, once; a later start writes nothing at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_says_hello_at_each_start_and_writes_nothing_for_it() {
+    let mut t = world("off").await;
+    let r = Receiver::start(0).await;
+    with_report(&t, &r);
+    let state_file = t.settings().state_dir.join("state.json");
+    assert!(!state_file.exists(), "a fresh device");
+    common::run_daemon_until(t.agent(), || r.hellos().len() == 1).await;
+    // The identity it signed with is the one now in its state file.
+    let saved = std::fs::read(&state_file).expect("the identity saved");
+    assert_eq!(r.one_signer(), state_key(&t));
+    let h = &r.hellos()[0];
+    assert_eq!(h["schema"], 1);
+    assert_eq!(h["device"], t.state().device_id.as_str());
+    assert_eq!(h["board"], t.agent().board.id.as_str());
+    assert!(!h["id"].as_str().unwrap().is_empty(), "{h}");
+    assert!(r.accepted().is_empty(), "a hello is no report");
+    // The next start: hello again, same key, and not a byte written anywhere.
+    let before = t.snapshot();
+    common::run_daemon_until(t.agent(), || r.hellos().len() == 2).await;
+    assert_eq!(std::fs::read(&state_file).unwrap(), saved);
+    assert_eq!(t.snapshot(), before);
+    r.one_signer();
+    assert_ne!(r.hellos()[0]["id"], r.hellos()[1]["id"]);
+    // Once the running firmware is known (after a check), the hello says which it is.
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    t.agent().check().await.unwrap();
+    common::run_daemon_until(t.agent(), || r.hellos().len() == 3).await;
+    assert_eq!(r.hellos()[2]["release"], "1.0");
+}
+
+/// A state written by an fwguard that had no report key yet: the daemon saves the key it
+/// makes before saying hello with it, so what it signs with is what it keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_without_a_report_key_keeps_the_one_its_first_hello_is_signed_with() {
+    let mut t = world("off").await;
+    t.world.publish(&["1.0", "1.1"]).unwrap();
+    t.agent().check().await.unwrap();
+    let state_file = t.settings().state_dir.join("state.json");
+    let text = std::fs::read_to_string(&state_file).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v.as_object_mut().unwrap().remove("report_key");
+    std::fs::write(&state_file, v.to_string()).unwrap();
+    let r = Receiver::start(0).await;
+    with_report(&t, &r);
+    common::run_daemon_until(t.agent(), || r.hellos().len() == 1).await;
+    assert_eq!(r.one_signer(), state_key(&t));
+    assert_eq!(state_key(&t), state_key(&t), "kept in the file");
+}
+
+/// A hello not taken is said again the next round; once taken, not again until the next
+/// start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_not_taken_is_said_again_next_round_and_then_no_more() {
+    let t = world("off").await;
+    let r = Receiver::start_with(0, 1).await;
+    with_report(&t, &r);
+    // Rounds each second: the first refused, the second taken, then three more rounds.
+    common::run_daemon_for(t.agent(), 4500).await;
+    assert_eq!(r.hello_attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(r.hellos().len(), 1);
 }

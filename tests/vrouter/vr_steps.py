@@ -172,10 +172,14 @@ class Steps:
     def reported(self, version, result):
         """The vendor's report endpoint got, for `version`, the install begun, the trial armed
         (sent before the reboot into it) and exactly one outcome: `result`."""
-        got = [r.get("result") for r in self.server.reports if r.get("release") == version]
+        got = [r.get("result") for r in self.server.reports
+               if r.get("release") == version and r.get("result") != "hello"]
+        hellos = [r for r in self.server.reports if r.get("result") == "hello"]
+        check(hellos, "the board's daemon said no hello")
         check(got == ["installing", "armed", result],
               f"reports for {version}: {got} (expected installing, armed, {result})")
-        self.step(f"the vendor's endpoint got installing, armed and one {result!r} for {version}")
+        self.step(f"the vendor's endpoint got installing, armed and one {result!r} for {version}"
+                  f" (and {len(hellos)} hello(s))")
 
     def never_retried(self, version):
         """fwguard records the failed release and later checks pass it over."""
