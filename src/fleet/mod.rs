@@ -117,10 +117,7 @@ impl Fleet {
             .ok()
             .and_then(|s| s.try_into().ok())
             .ok_or_else(|| bad("X-Fwguard-Signature is not a base64 Ed25519 signature"))?;
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&k)
-            .map_err(|_| bad("the key is not a point"))?;
-        vk.verify_strict(body, &ed25519_dalek::Signature::from_bytes(&s))
-            .map_err(|_| bad("the signature does not match the body"))?;
+        crate::index::ed25519::check(&k, body, &s).map_err(|e| bad(e.as_str()))?;
         #[derive(serde::Deserialize)]
         struct Kind {
             result: String,
@@ -143,7 +140,8 @@ impl Fleet {
         }
         self.per_device(&r.device, key, now)?;
         let added = self.store.lock().expect("store").add(&r, key, now)?;
-        if added == Added::New {
+        // An install begun changes no wave's failures or armed trials: nothing to judge.
+        if added == Added::New && r.result != "installing" {
             self.judge(r.release.as_str(), now)?;
         }
         Ok(added)
@@ -224,13 +222,7 @@ impl Fleet {
 
     /// When device `device` was first heard of (None: never).
     pub fn known(&self, device: &str) -> Result<Option<u64>, FleetError> {
-        Ok(self
-            .store
-            .lock()
-            .expect("store")
-            .first_seen()?
-            .get(device)
-            .copied())
+        self.store.lock().expect("store").first_seen(device)
     }
 
     /// The devices known, by the release they said they run (None: not said), most first.
@@ -257,24 +249,19 @@ impl Fleet {
             .into_iter()
             .find(|(r, ..)| r == release)
             .map(|(_, why, at)| (why, at));
-        let first_seen = match self.cfg.known_before_wave {
-            true => store.first_seen()?,
-            false => Default::default(),
-        };
         let mut uncounted = 0;
         let mut devices = Vec::new();
-        for (device, reports, failing) in store.reports_of(release)? {
-            let (wave, began) = Fleet::wave_of(index.as_deref(), listed, &device, release);
-            let seen = first_seen.get(&device).copied().unwrap_or(u64::MAX);
-            if self.cfg.known_before_wave && began.is_none_or(|b| seen >= b) {
+        for d in store.reports_of(release)? {
+            let (wave, began) = Fleet::wave_of(index.as_deref(), listed, &d.device, release);
+            if self.cfg.known_before_wave && began.is_none_or(|b| d.first_seen >= b) {
                 uncounted += 1;
                 continue;
             }
             devices.push(DeviceReports {
                 wave,
-                device,
-                reports,
-                failing,
+                device: d.device,
+                reports: d.reports,
+                failing: d.failing,
             });
         }
         let (waves, failing_checks) = rule::tally(&devices, now, self.cfg.grace);
@@ -291,6 +278,11 @@ impl Fleet {
     /// decision and the publishing are made by one instance at a time (`Store::decide`);
     /// another instance deciding now leaves it to the next report or tick.
     pub fn judge(&self, release: &str, now: u64) -> Result<(), FleetError> {
+        // A halted release stays halted: its waves need not be counted again.
+        let halts = self.store.lock().expect("store").halts()?;
+        if halts.iter().any(|(r, ..)| r == release) {
+            return Ok(());
+        }
         let v = self.view_of(release, now)?;
         if v.halted.is_some() {
             return Ok(());

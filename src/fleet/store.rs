@@ -91,9 +91,17 @@ pub enum Added {
     Hello,
 }
 
-/// Each device's reports of one release: (device, [(result, received, deadline_s)], the
-/// checks that failed in its rollback).
-pub type DeviceRows = Vec<(String, Vec<(String, u64, Option<u64>)>, Vec<String>)>;
+/// One device's reports of one release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub device: String,
+    /// When the device was first heard of.
+    pub first_seen: u64,
+    /// (result, received, deadline_s) of each report, oldest first.
+    pub reports: Vec<(String, u64, Option<u64>)>,
+    /// The checks that failed in its rollback.
+    pub failing: Vec<String>,
+}
 
 pub struct Store {
     db: Db,
@@ -244,38 +252,45 @@ impl Store {
     }
 
     /// Each device's reports of `release`, oldest report first.
-    pub fn reports_of(&mut self, release: &str) -> Result<DeviceRows, FleetError> {
+    pub fn reports_of(&mut self, release: &str) -> Result<Vec<DeviceRow>, FleetError> {
         let rows = self.db.query(
-            "SELECT device, result, received, deadline_s, failing FROM reports
-             WHERE release = $1 ORDER BY device, received, at, id",
+            "SELECT r.device, r.result, r.received, r.deadline_s, r.failing, d.first_seen
+             FROM reports r JOIN devices d ON d.device = r.device
+             WHERE r.release = $1 ORDER BY r.device, r.received, r.at, r.id",
             &[Val::T(release.to_string())],
         )?;
-        let mut out: DeviceRows = Vec::new();
+        let mut out: Vec<DeviceRow> = Vec::new();
         for row in rows {
             let device = text(&row[0]);
-            if out.last().is_none_or(|(d, ..)| *d != device) {
-                out.push((device, Vec::new(), Vec::new()));
+            if out.last().is_none_or(|d| d.device != device) {
+                out.push(DeviceRow {
+                    device,
+                    first_seen: int(&row[5]),
+                    reports: Vec::new(),
+                    failing: Vec::new(),
+                });
             }
             let last = out.last_mut().expect("pushed");
             let result = text(&row[1]);
             if result == "rolled-back" {
-                last.2 = text(&row[4]).lines().map(str::to_string).collect();
+                last.failing = text(&row[4]).lines().map(str::to_string).collect();
             }
             let deadline = match row[3] {
                 Val::I(d) => Some(d as u64),
                 _ => None,
             };
-            last.1.push((result, int(&row[2]), deadline));
+            last.reports.push((result, int(&row[2]), deadline));
         }
         Ok(out)
     }
 
-    /// When each device was first heard of (its first report's arrival).
-    pub fn first_seen(&mut self) -> Result<std::collections::HashMap<String, u64>, FleetError> {
-        let rows = self
-            .db
-            .query("SELECT device, first_seen FROM devices", &[])?;
-        Ok(rows.iter().map(|r| (text(&r[0]), int(&r[1]))).collect())
+    /// When `device` was first heard of (None: never).
+    pub fn first_seen(&mut self, device: &str) -> Result<Option<u64>, FleetError> {
+        let rows = self.db.query(
+            "SELECT first_seen FROM devices WHERE device = $1",
+            &[Val::T(device.to_string())],
+        )?;
+        Ok(rows.first().map(|r| int(&r[0])))
     }
 
     /// Run `f` as the one instance deciding (halting, publishing), in a transaction: on
@@ -371,7 +386,7 @@ mod tests {
         ));
         s.hello(&hello("d2", None), "K2", 40).unwrap();
         // Known from the first hello; running what the last one said.
-        assert_eq!(s.first_seen().unwrap().get("d1"), Some(&10));
+        assert_eq!(s.first_seen("d1").unwrap(), Some(10));
         assert_eq!(
             s.running().unwrap(),
             vec![(None, 1), (Some("1.1".to_string()), 1)]
@@ -408,10 +423,10 @@ mod tests {
         }
         let mut s = Store::open(p.to_str().unwrap(), None).unwrap();
         assert_eq!(s.version().unwrap(), 2);
-        assert_eq!(s.first_seen().unwrap().get("d1"), Some(&7));
+        assert_eq!(s.first_seen("d1").unwrap(), Some(7));
         assert_eq!(s.running().unwrap(), vec![(None, 1)]);
         s.hello(&hello("d1", Some("1.0")), "K", 10).unwrap();
-        assert_eq!(s.first_seen().unwrap().get("d1"), Some(&7));
+        assert_eq!(s.first_seen("d1").unwrap(), Some(7));
         assert_eq!(s.running().unwrap(), vec![(Some("1.0".to_string()), 1)]);
     }
 
@@ -432,7 +447,8 @@ mod tests {
         assert_eq!(s.version().unwrap(), MIGRATIONS.len() as u32);
         let got = s.reports_of("2.0").unwrap();
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].1, vec![("armed".to_string(), 10, Some(600))]);
+        assert_eq!(got[0].reports, vec![("armed".to_string(), 10, Some(600))]);
+        assert_eq!(got[0].first_seen, 10);
         s.db.exec("UPDATE schema_version SET version = 99", &[])
             .unwrap();
         drop(s);

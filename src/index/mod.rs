@@ -8,7 +8,7 @@
 
 pub mod build;
 mod doc;
-mod ed25519;
+pub mod ed25519;
 pub mod extent;
 pub mod factory;
 pub mod halt;

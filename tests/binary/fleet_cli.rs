@@ -42,7 +42,10 @@ fn the_service_starts_serves_its_dashboard_and_names_a_missing_key() {
         .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("--known-before-wave") && err.contains("maybe"), "{err}");
+    assert!(
+        err.contains("--known-before-wave") && err.contains("maybe"),
+        "{err}"
+    );
     assert!(!d.join("fleet.sqlite").exists());
 
     let mut child = fleet()
