@@ -284,9 +284,6 @@ impl Fleet {
             return Ok(());
         }
         let v = self.view_of(release, now)?;
-        if v.halted.is_some() {
-            return Ok(());
-        }
         let Some(why) = self.cfg.rule.fires(&v.waves) else {
             return Ok(());
         };
