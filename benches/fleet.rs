@@ -59,20 +59,14 @@ fn reports(devices: usize) -> (Vec<Signed>, Vec<Signed>) {
 fn publish(dir: &std::path::Path) {
     let now = fwguard::time::unix_now();
     let mut d = fwguard::index::build::IndexDraft::new(1, now, now + 86_400);
-    d.add_release(fwguard::index::build::NewRelease {
-        version: "2.0".parse().unwrap(),
-        boards: vec!["b".into()],
-        channels: vec!["stable".into()],
-        urls: vec!["images/fw-2.0.img".into()],
-        size: 1,
-        sha256: [0; 32],
-        min_from: None,
-        compat_version: None,
-        compat_message: None,
-        boot: None,
-        parts: Vec::new(),
-        verify: Vec::new(),
-    })
+    d.add_release(fwguard::index::build::NewRelease::new(
+        "2.0".parse().unwrap(),
+        vec!["b".into()],
+        vec!["stable".into()],
+        vec!["images/fw-2.0.img".into()],
+        1,
+        [0; 32],
+    ))
     .unwrap();
     std::fs::write(dir.join("index.toml"), d.to_toml()).unwrap();
 }

@@ -28,21 +28,16 @@ fn index(releases: usize, key: &SecretKey, now: u64) -> UntrustedIndex {
         let version = version(i / BOARDS);
         let mut sha256 = [0u8; 32];
         sha256[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        let url = format!("images/{board}/fw-{version}.img");
         draft
-            .add_release(NewRelease {
-                urls: vec![format!("images/{board}/fw-{version}.img")],
+            .add_release(NewRelease::new(
                 version,
-                boards: vec![board],
-                channels: vec!["stable".into()],
-                size: 30_000_000 + i as u64,
+                vec![board],
+                vec!["stable".into()],
+                vec![url],
+                30_000_000 + i as u64,
                 sha256,
-                min_from: None,
-                compat_version: None,
-                compat_message: None,
-                boot: None,
-                parts: Vec::new(),
-                verify: Vec::new(),
-            })
+            ))
             .unwrap();
     }
     let bytes = draft.to_toml().into_bytes();

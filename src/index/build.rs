@@ -49,7 +49,21 @@ impl NewRelease {
         image: &Path,
     ) -> std::io::Result<NewRelease> {
         let (size, sha256) = hash_file(image)?;
-        Ok(NewRelease {
+        Ok(NewRelease::new(
+            version, boards, channels, urls, size, sha256,
+        ))
+    }
+
+    /// A release of one image of `size` bytes and hash `sha256`, nothing else set.
+    pub fn new(
+        version: Version,
+        boards: Vec<String>,
+        channels: Vec<String>,
+        urls: Vec<String>,
+        size: u64,
+        sha256: [u8; 32],
+    ) -> NewRelease {
+        NewRelease {
             version,
             boards,
             channels,
@@ -62,7 +76,7 @@ impl NewRelease {
             boot: None,
             parts: Vec::new(),
             verify: Vec::new(),
-        })
+        }
     }
 }
 
